@@ -1,0 +1,41 @@
+# trainboard: `make run` (the whole pipeline on this machine) and `make test` set up .venv themselves.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+LOCKS := requirements/tensorflow-cpu.txt requirements/runtime.lock requirements/test.lock
+
+.PHONY: run test lint compile lock clean
+
+run: $(VENV)/.installed
+	$(BIN)/trainboard local
+
+test: $(VENV)/.installed lint
+	$(BIN)/pytest
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+compile: $(VENV)/.installed
+	$(BIN)/trainboard compile -o pipeline.yaml
+
+# The environment: exact pins of everything, TensorFlow's CPU build; the project itself editable.
+$(VENV)/.installed: $(LOCKS) pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip==25.3
+	$(BIN)/pip install --quiet $(addprefix -r ,$(LOCKS))
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+# Re-resolve the pins from pyproject.toml (needs the package registry).
+lock:
+	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv
+	.lockvenv/bin/pip install --quiet -r requirements/tensorflow-cpu.txt '.[train]'
+	.lockvenv/bin/pip freeze --exclude trainboard | grep -viE '^tensorflow[-_]cpu==' > requirements/runtime.lock
+	.lockvenv/bin/pip install --quiet '.[test]'
+	.lockvenv/bin/pip freeze --exclude trainboard | grep -viE '^tensorflow[-_]cpu==' \
+		| grep -vxFf requirements/runtime.lock > requirements/test.lock
+	rm -rf .lockvenv
+
+clean:
+	rm -rf $(VENV) .trainboard trainboard-runs pipeline.yaml

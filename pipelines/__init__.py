@@ -1,0 +1,1 @@
+"""trainboard pipelines: the wiring of components into @dsl.pipeline definitions."""

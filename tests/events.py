@@ -1,0 +1,37 @@
+"""Read scalars out of TensorBoard event files (TFRecord framing + Event protos), without TensorFlow."""
+
+from __future__ import annotations
+
+import struct
+
+from tensorboard.compat.proto import event_pb2
+from tensorboard.util import tensor_util
+
+
+def records(data: bytes) -> list[bytes]:
+    """The payloads of a TFRecord stream; a torn record at the end (file still being written) is ignored."""
+    out, pos = [], 0
+    while pos + 12 <= len(data):
+        (length,) = struct.unpack("<Q", data[pos : pos + 8])
+        end = pos + 12 + length + 4
+        if end > len(data):
+            break
+        out.append(data[pos + 12 : pos + 12 + length])
+        pos = end
+    return out
+
+
+def scalars(data: bytes, tag: str) -> list[tuple[int, float]]:
+    """(step, value) of every scalar ``tag`` in one event file's bytes."""
+    points = []
+    for payload in records(data):
+        event = event_pb2.Event.FromString(payload)
+        for value in event.summary.value:
+            if value.tag == tag:
+                number = (
+                    value.simple_value
+                    if value.HasField("simple_value")
+                    else tensor_util.make_ndarray(value.tensor)
+                )
+                points.append((event.step, float(number)))
+    return points

@@ -1,0 +1,92 @@
+"""The CLI: bad input gets a clear error and exit code 2 before anything is written; fast start."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from conftest import BUCKET, trainboard
+
+from trainboard import storage
+
+BAD_LOCAL_INPUT = [
+    # (arguments, the option named, words the message must hold)
+    (["--model", "alexnet"], "--model", ["unknown model 'alexnet'", "small_cnn", "vgg16"]),
+    (["--epochs", "0"], "--epochs", ["greater than 0"]),
+    (["--epochs", "-3"], "--epochs", ["greater than 0"]),
+    (["--batch-size", "0"], "--batch-size", ["greater than 0"]),
+    (["--learning-rate", "0"], "--learning-rate", ["greater than 0"]),
+    (["--model", "vgg16", "--image-size", "16"], "--image-size", ["vgg16 accepts: 32 to 512"]),
+    (["--image-size", "4096"], "--image-size", ["small_cnn accepts: 16 to 512"]),
+    (["--root", "s3://bucket/x"], "--root", ["s3:// is not supported", "gs://BUCKET"]),
+    (["--root", "http://example.com/x"], "--root", ["http:// is not supported"]),
+    (["--root", "gs://"], "--root", ["no valid bucket name"]),
+    (["--root", "gs://B_/x"], "--root", ["no valid bucket name"]),
+    (["--root", "gs://bucket/../x"], "--root", ["'..'"]),
+    (["--root", ""], "--root", ["empty"]),
+    (["--run-name", "a/b"], "--run-name", ["no slashes"]),
+    (["--dataset", "imagenet"], "--dataset", ["unsupported source 'imagenet'", "demo"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "option", "words"), BAD_LOCAL_INPUT, ids=lambda v: " ".join(v) if isinstance(v, list) else None
+)
+def test_bad_local_input_exits_2_and_writes_nothing(tmp_path, args, option, words):
+    result = trainboard(
+        "local", "--no-serve", *(["--root", "root"] if "--root" not in args else []), *args, cwd=tmp_path
+    )
+    assert result.returncode == 2, result.stderr
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith(f"trainboard local: error: {option}: "), message
+    for word in words:
+        assert word in message
+    assert result.stdout == ""
+    assert list(tmp_path.iterdir()) == [], "nothing may be written before the input is checked"
+
+
+def test_bad_input_with_gcs_root_sends_nothing(gcs, tmp_path):
+    result = trainboard("local", "--no-serve", "--root", f"gs://{BUCKET}/x", "--epochs", "0", cwd=tmp_path)
+    assert result.returncode == 2
+    assert storage.list_files(f"gs://{BUCKET}") == []
+
+
+def test_argparse_type_errors_exit_2(tmp_path):
+    result = trainboard("local", "--epochs", "many", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "--epochs" in result.stderr and "invalid int value" in result.stderr
+
+
+def test_help_lists_commands():
+    result = trainboard("--help")
+    assert result.returncode == 0
+    for command in ("local", "compile", "tensorboard"):
+        assert command in result.stdout
+    local_help = trainboard("local", "--help").stdout
+    for option in (
+        "--dataset",
+        "--model",
+        "--epochs",
+        "--batch-size",
+        "--image-size",
+        "--root",
+        "--no-serve",
+        "--json",
+    ):
+        assert option in local_help
+
+
+def test_cli_and_pipeline_do_not_import_tensorflow():
+    code = (
+        "import sys, trainboard.cli, trainboard.local_run, trainboard.pipelines.training_pipeline;"
+        "heavy = [m for m in ('tensorflow', 'keras', 'tensorflow_datasets') if m in sys.modules];"
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_tensorboard_rejects_bad_logdir(tmp_path):
+    result = trainboard("tensorboard", "--logdir", "ftp://x/y", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "trainboard tensorboard: error: --logdir: scheme ftp:// is not supported" in result.stderr

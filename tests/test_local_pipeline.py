@@ -1,0 +1,82 @@
+"""End to end: `trainboard local` runs the whole pipeline through kfp.local, streams TensorBoard logs
+to the root while training, and a real TensorBoard over the root serves the run's curves."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+from conftest import BIN, BUCKET, last_json_line, trainboard
+from events import scalars
+
+from trainboard import storage
+from trainboard.config import TrainingConfig
+
+pytestmark = pytest.mark.slow
+EPOCHS = TrainingConfig().epochs  # the default local settings
+CHANCE = 1 / 4  # the demo data has four balanced classes
+
+
+def epoch_points(run_dir: str, split: str = "train") -> list[tuple[int, float]]:
+    """epoch_loss points in every event file of ``run_dir/split`` in the root."""
+    points = []
+    for uri in storage.list_files(storage.join(run_dir, split)):
+        if ".tfevents." in uri:
+            points += scalars(storage.read_bytes(uri), "epoch_loss")
+    return sorted(points)
+
+
+def check_run_in_root_and_tensorboard(result: dict, epochs: int, tensorboard_factory) -> None:
+    """One epoch_loss point per epoch for train and validation, in the root and in a real TensorBoard."""
+    run, logdir = result["run"], result["logdir"]
+    for split in ("train", "validation"):
+        assert [step for step, _ in epoch_points(logdir, split)] == list(range(epochs)), split
+    tb = tensorboard_factory(result["tensorboard_logdir"])
+    for split in ("train", "validation"):
+        points = tb.wait_for_scalars(f"{run}/{split}", "epoch_loss", epochs)
+        assert [int(step) for _, step, _ in points] == list(range(epochs)), split
+        assert points[-1][2] < points[0][2], f"{split} loss should fall"
+
+
+def test_gcs_root_live_logs_learnable_data_and_tensorboard(gcs, tmp_path, tensorboard_factory):
+    root = f"gs://{BUCKET}/x"
+    run = "20260101-000000-live"
+    proc = subprocess.Popen(
+        [str(BIN / "trainboard"), "local", "--no-serve", "--json", "--root", root, "--run-name", run],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # Live: the first epoch's loss reaches the bucket while training still has epochs to go.
+    run_dir = f"{root}/tensorboard/{run}"
+    seen_live = None
+    while proc.poll() is None and seen_live is None:
+        points = epoch_points(run_dir)
+        if points:
+            seen_live = (len(points), proc.poll())
+        time.sleep(0.3)
+    stdout, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stderr[-3000:]
+    assert seen_live is not None, "no epoch reached the bucket while the run was going"
+    assert seen_live[0] < EPOCHS and seen_live[1] is None, seen_live
+
+    result = last_json_line(stdout)
+    assert result["run"] == run
+    assert result["logdir"] == run_dir
+    assert result["metrics"]["test_accuracy"] > CHANCE + 0.4, result["metrics"]
+    assert result["metrics"]["test_loss"] > 0
+    assert storage.list_files(f"{root}/checkpoints/{run}"), "no checkpoint in the bucket"
+    check_run_in_root_and_tensorboard(result, EPOCHS, tensorboard_factory)
+
+
+def test_local_root(tmp_path, tensorboard_factory):
+    root = tmp_path / "root"
+    result = trainboard("local", "--no-serve", "--json", "--root", str(root), "--epochs", "3", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = last_json_line(result.stdout)
+    assert out["logdir"] == str(root / "tensorboard" / out["run"])
+    assert (tmp_path / out["model_uri"]).joinpath("model.keras").is_file()
+    assert (root / "checkpoints" / out["run"] / "model.keras").is_file()
+    check_run_in_root_and_tensorboard(out, 3, tensorboard_factory)

@@ -1,0 +1,73 @@
+"""The storage layer on a local directory and on a real GCS API (fake-gcs-server)."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import BUCKET
+
+from trainboard import layout, storage
+
+
+@pytest.fixture(params=["local", "gcs"])
+def root(request, tmp_path):
+    if request.param == "local":
+        return str(tmp_path / "root")
+    request.getfixturevalue("gcs")
+    return f"gs://{BUCKET}/prefix"
+
+
+def test_write_read_list_exists(root):
+    a, b = storage.join(root, "a.txt"), storage.join(root, "sub", "b.bin")
+    assert not storage.exists(a)
+    storage.write_bytes(a, b"hello")
+    storage.write_bytes(b, bytes(range(256)))
+    assert storage.read_bytes(a) == b"hello"
+    assert storage.read_bytes(b) == bytes(range(256))
+    assert storage.exists(a)
+    assert storage.list_files(root) == sorted([a, b])
+    assert storage.list_files(storage.join(root, "sub")) == [b]
+
+
+def test_upload_and_download_dir(root, tmp_path):
+    src = tmp_path / "src"
+    (src / "x").mkdir(parents=True)
+    (src / "x" / "f").write_bytes(b"1" * 1000)
+    (src / "g").write_bytes(b"2")
+    storage.upload_dir(src, storage.join(root, "d"))
+    back = storage.download_dir(storage.join(root, "d"), tmp_path / "back")
+    assert (back / "x" / "f").read_bytes() == b"1" * 1000
+    assert (back / "g").read_bytes() == b"2"
+
+
+def test_mirror_sends_only_new_bytes(root, tmp_path):
+    logs = tmp_path / "logs"
+    (logs / "train").mkdir(parents=True)
+    event = logs / "train" / "events.out.tfevents.1"
+    mirror = storage.DirectoryMirror(logs, storage.join(root, "tb"))
+    expected = b""
+    for i in range(5):
+        chunk = bytes([i]) * (100 + i)
+        expected += chunk
+        with event.open("ab") as f:
+            f.write(chunk)
+        assert mirror.sync() == len(chunk)
+        assert storage.read_bytes(storage.join(root, "tb", "train", "events.out.tfevents.1")) == expected
+    assert mirror.sync() == 0, "nothing changed, nothing sent"
+    assert mirror.bytes_uploaded == len(expected)
+    # No leftovers of the incremental upload.
+    assert storage.list_files(storage.join(root, "tb")) == [
+        storage.join(root, "tb", "train", "events.out.tfevents.1")
+    ]
+
+
+def test_check_uri_normalises():
+    assert storage.check_uri("gs://bucket/a/b/") == "gs://bucket/a/b"
+    assert storage.check_uri("gs://bucket") == "gs://bucket"
+    assert storage.check_uri("rel/dir").endswith("/rel/dir")
+
+
+def test_run_names_sort_by_time_and_are_unique():
+    names = [layout.new_run_name() for _ in range(50)]
+    assert len(set(names)) == 50
+    assert layout.new_run_name("ABCDEF0123456789").endswith("-abcdef01")
+    assert layout.tensorboard_dir("gs://b/r", names[0]) == f"gs://b/r/tensorboard/{names[0]}"

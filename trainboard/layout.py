@@ -1,0 +1,34 @@
+"""Where things live under the storage root, and how runs are named.
+
+    <root>/tensorboard/<run>/train/        Keras event files, streamed while training
+    <root>/tensorboard/<run>/validation/
+    <root>/tensorboard/<run>/evaluation/   test-split results
+    <root>/checkpoints/<run>/              per-epoch checkpoints
+
+One TensorBoard over ``<root>/tensorboard`` shows every run side by side.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+
+from trainboard import storage
+
+
+def new_run_name(unique: str = "") -> str:
+    """``YYYYMMDD-HHMMSS-xxxxxx`` in UTC: unique per execution, and runs sort by start time."""
+    suffix = (unique or secrets.token_hex(3))[:8].lower()
+    return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{suffix}"
+
+
+def tensorboard_root(root: str) -> str:
+    return storage.join(root, "tensorboard")
+
+
+def tensorboard_dir(root: str, run: str) -> str:
+    return storage.join(root, "tensorboard", run)
+
+
+def checkpoint_dir(root: str, run: str) -> str:
+    return storage.join(root, "checkpoints", run)

@@ -1,0 +1,95 @@
+"""Run the whole pipeline on this machine through kfp.local (one subprocess per task, no per-task venv)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from trainboard import layout, storage
+from trainboard.config import TrainingConfig
+
+
+@dataclass
+class LocalRunResult:
+    run: str
+    root: str
+    logdir: str
+    metrics: dict[str, float]
+    model_uri: str
+
+    def as_json(self) -> dict:
+        return {
+            "run": self.run,
+            "root": self.root,
+            "logdir": self.logdir,
+            "tensorboard_logdir": layout.tensorboard_root(self.root),
+            "metrics": self.metrics,
+            "model_uri": self.model_uri,
+        }
+
+
+def default_pipeline_root(root: str) -> str:
+    """Where kfp.local keeps task artifacts: beside the root when it is local (kfp.local cannot
+    write artifacts to gs://), else in the working directory."""
+    base = Path.cwd() / ".trainboard" if storage.is_gcs(root) else Path(root)
+    return str(base / "pipeline-root")
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Send everything written to fd 1 (task subprocesses included) to stderr, keeping stdout for JSON."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def run_local(
+    root: str,
+    run: str,
+    config: TrainingConfig,
+    dataset: str = "demo",
+    pipeline_root: str | None = None,
+    quiet_stdout: bool = False,
+) -> LocalRunResult:
+    """Run the pipeline with kfp.local; inputs are assumed checked (trainboard.config)."""
+    from kfp import local
+
+    from trainboard.pipelines.training_pipeline import training_pipeline
+
+    # The component image is for the cluster; here the tasks run this installed package on purpose.
+    warnings.filterwarnings("ignore", message=".*non-Python base image", category=RuntimeWarning)
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False),
+        pipeline_root=pipeline_root or default_pipeline_root(root),
+    )
+    with _stdout_to_stderr() if quiet_stdout else contextlib.nullcontext():
+        task = training_pipeline(
+            root=root,
+            dataset=dataset,
+            model=config.model,
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            image_size=config.image_size,
+            learning_rate=config.learning_rate,
+            seed=config.seed,
+            run_name=run,
+        )
+    metrics = task.outputs["metrics"].metadata
+    return LocalRunResult(
+        run=task.outputs["run"],
+        root=root,
+        logdir=layout.tensorboard_dir(root, run),
+        metrics={k: float(metrics[k]) for k in ("test_accuracy", "test_loss")},
+        model_uri=task.outputs["model"].uri,
+    )

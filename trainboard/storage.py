@@ -1,0 +1,206 @@
+"""The one module through which trainboard reads and writes the team's storage.
+
+Two kinds of URI: a local directory path and ``gs://BUCKET/PREFIX``. gs:// goes through
+google-cloud-storage, which honours ``STORAGE_EMULATOR_HOST``: the same code runs against
+fake-gcs-server in the tests and against real GCS (Workload Identity or any default credentials)
+on a cluster.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+GCS_SCHEME = "gs://"
+# GCS bucket naming rules (the common subset): 3-63 chars, lowercase letters, digits, - _ .
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
+_SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+class StorageURIError(ValueError):
+    """A URI that trainboard cannot store to; the message says what is allowed."""
+
+
+def is_gcs(uri: str) -> bool:
+    return uri.startswith(GCS_SCHEME)
+
+
+def split_gcs(uri: str) -> tuple[str, str]:
+    """``gs://bucket/a/b`` -> ``("bucket", "a/b")``."""
+    bucket, _, prefix = uri[len(GCS_SCHEME) :].partition("/")
+    return bucket, prefix.strip("/")
+
+
+def check_uri(uri: str) -> str:
+    """Return ``uri`` normalised, or raise StorageURIError saying what is wrong and what is allowed."""
+    allowed = "a local directory path or gs://BUCKET[/PREFIX]"
+    if not uri or not uri.strip():
+        raise StorageURIError(f"empty; expected {allowed}")
+    if is_gcs(uri):
+        bucket, prefix = split_gcs(uri)
+        if not _BUCKET_RE.match(bucket):
+            raise StorageURIError(
+                f"{uri!r} has no valid bucket name (3-63 of a-z 0-9 . _ -); expected {allowed}"
+            )
+        if ".." in prefix.split("/"):
+            raise StorageURIError(f"{uri!r} contains '..'; expected {allowed}")
+        return f"{GCS_SCHEME}{bucket}/{prefix}".rstrip("/")
+    if _SCHEME_RE.match(uri):
+        scheme = uri.split("://", 1)[0]
+        raise StorageURIError(f"scheme {scheme}:// is not supported in {uri!r}; expected {allowed}")
+    return str(Path(uri).expanduser().absolute())
+
+
+def join(uri: str, *parts: str) -> str:
+    if is_gcs(uri):
+        return "/".join([uri.rstrip("/"), *(p.strip("/") for p in parts)])
+    return str(Path(uri, *parts))
+
+
+@functools.cache
+def _client():
+    from google.cloud import storage
+
+    if os.environ.get("STORAGE_EMULATOR_HOST"):
+        from google.auth.credentials import AnonymousCredentials
+
+        return storage.Client(credentials=AnonymousCredentials(), project="trainboard-emulator")
+    return storage.Client()
+
+
+def _blob(uri: str):
+    bucket, name = split_gcs(uri)
+    return _client().bucket(bucket).blob(name)
+
+
+def read_bytes(uri: str) -> bytes:
+    if is_gcs(uri):
+        return _blob(uri).download_as_bytes()
+    return Path(uri).read_bytes()
+
+
+def write_bytes(uri: str, data: bytes) -> None:
+    if is_gcs(uri):
+        _blob(uri).upload_from_string(data)
+        return
+    path = Path(uri)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)  # readers never see half a file
+
+
+def exists(uri: str) -> bool:
+    if is_gcs(uri):
+        return _blob(uri).exists()
+    return Path(uri).exists()
+
+
+def list_files(uri: str) -> list[str]:
+    """Every file below ``uri`` (recursively), as full URIs, sorted."""
+    if is_gcs(uri):
+        bucket, prefix = split_gcs(uri)
+        prefix = prefix + "/" if prefix else ""
+        return sorted(f"{GCS_SCHEME}{bucket}/{b.name}" for b in _client().list_blobs(bucket, prefix=prefix))
+    root = Path(uri)
+    return sorted(str(p) for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
+
+
+def upload_file(local_path: str | Path, uri: str) -> None:
+    if is_gcs(uri):
+        _blob(uri).upload_from_filename(str(local_path))
+        return
+    write_bytes(uri, Path(local_path).read_bytes())
+
+
+def download_dir(uri: str, local_dir: str | Path) -> Path:
+    """Copy every file below ``uri`` into ``local_dir`` (keeping relative paths); return local_dir."""
+    local_dir = Path(local_dir)
+    for file_uri in list_files(uri):
+        rel = file_uri[len(uri.rstrip("/")) + 1 :]
+        dest = local_dir / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if is_gcs(file_uri):
+            _blob(file_uri).download_to_filename(str(dest))
+        else:
+            dest.write_bytes(Path(file_uri).read_bytes())
+    return local_dir
+
+
+def upload_dir(local_dir: str | Path, uri: str) -> None:
+    for path in sorted(Path(local_dir).rglob("*")):
+        if path.is_file():
+            upload_file(path, join(uri, path.relative_to(local_dir).as_posix()))
+
+
+# GCS allows at most 1024 components in a composite object; start over well before that.
+_MAX_COMPOSE_APPENDS = 1000
+
+
+@dataclass
+class _MirroredFile:
+    size: int = 0
+    mtime_ns: int = 0
+    appends: int = 0
+
+
+@dataclass
+class DirectoryMirror:
+    """Mirror a growing local directory (TensorBoard event files) to ``target`` incrementally.
+
+    Event files only grow, so a sync sends only the bytes added since the last sync: appended to a
+    local target file, or uploaded as a small object and composed onto the existing one on GCS (with a
+    generation precondition). Nothing already in the bucket is uploaded again, so a run's upload cost
+    stays close to the size of its logs however often it syncs.
+    """
+
+    local_dir: Path
+    target: str
+    bytes_uploaded: int = 0
+    _files: dict[str, _MirroredFile] = field(default_factory=dict)
+
+    def sync(self) -> int:
+        """Send what changed since the last call; return the number of bytes sent."""
+        sent = 0
+        for path in sorted(Path(self.local_dir).rglob("*")):
+            if not path.is_file():
+                continue
+            rel = path.relative_to(self.local_dir).as_posix()
+            stat = path.stat()
+            state = self._files.get(rel)
+            if state and (stat.st_size, stat.st_mtime_ns) == (state.size, state.mtime_ns):
+                continue
+            dest = join(self.target, rel)
+            if state and stat.st_size > state.size and state.appends < _MAX_COMPOSE_APPENDS:
+                with path.open("rb") as f:
+                    f.seek(state.size)
+                    tail = f.read(stat.st_size - state.size)
+                self._append(dest, tail, state.appends)
+                state.appends += 1
+                sent += len(tail)
+            else:
+                data = path.read_bytes()
+                write_bytes(dest, data)
+                state = self._files[rel] = _MirroredFile()
+                sent += len(data)
+            state.size, state.mtime_ns = stat.st_size, stat.st_mtime_ns
+        self.bytes_uploaded += sent
+        return sent
+
+    @staticmethod
+    def _append(dest: str, tail: bytes, seq: int) -> None:
+        if not is_gcs(dest):
+            with open(dest, "ab") as f:
+                f.write(tail)
+            return
+        blob = _blob(dest)
+        blob.reload()
+        part = blob.bucket.blob(f"{blob.name}.append-{seq}")
+        part.upload_from_string(tail)
+        try:
+            blob.compose([blob, part], if_generation_match=blob.generation)
+        finally:
+            part.delete()

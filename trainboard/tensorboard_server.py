@@ -1,0 +1,59 @@
+"""Serve TensorBoard over a trainboard root's ``tensorboard/`` folder, local or gs://.
+
+TensorBoard runs in its TensorFlow-free mode and reads gs:// through gcsfs: TensorFlow's own GCS file
+system has a fixed endpoint (no emulator) and is heavy to import; gcsfs honours STORAGE_EMULATOR_HOST
+and the default credentials (Workload Identity) alike.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import types
+
+from trainboard import storage
+
+# Re-read the bucket's listings each reload, so that runs started after TensorBoard show up.
+_GCSFS_SETTINGS = {"cache_timeout": 0}
+
+
+def tensorboard_argv(logdir: str, port: int, host: str = "127.0.0.1", reload_interval: int = 5) -> list[str]:
+    argv = [
+        "tensorboard",
+        f"--logdir={logdir}",
+        f"--host={host}",
+        f"--port={port}",
+        f"--reload_interval={reload_interval}",
+        # A resumed run has several event files in one folder; read them all, not just the newest.
+        "--reload_multifile=true",
+    ]
+    if storage.is_gcs(logdir):
+        # The Rust data server has its own GCS client with fixed endpoints.
+        argv.append("--load_fast=false")
+    return argv
+
+
+def free_port(start: int = 6006, host: str = "127.0.0.1") -> int:
+    """The first port from ``start`` that nothing listens on."""
+    for port in range(start, start + 100):
+        with socket.socket() as s:
+            if s.connect_ex((host, port)) != 0:
+                return port
+    raise RuntimeError(f"no free port in {start}-{start + 99}")
+
+
+def serve(logdir: str, port: int, host: str = "127.0.0.1") -> None:
+    """Run TensorBoard in this process until interrupted."""
+    settings = dict(_GCSFS_SETTINGS)
+    if os.environ.get("STORAGE_EMULATOR_HOST"):
+        settings["token"] = "anon"
+    os.environ["FSSPEC_GCS"] = json.dumps(settings)  # read when fsspec is first imported
+    os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+    # TensorBoard's own switch for running without TensorFlow, even where TensorFlow is installed.
+    sys.modules["tensorboard.compat.notf"] = types.ModuleType("tensorboard.compat.notf")
+    from tensorboard import main as tensorboard_main
+
+    sys.argv = tensorboard_argv(logdir, port, host)
+    tensorboard_main.run_main()
