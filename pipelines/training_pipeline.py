@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 from kfp import dsl
 from kfp.dsl import Metrics, Model
+
 from trainboard.components.evaluate.component import evaluate
 from trainboard.components.prepare_data.component import prepare_data
 from trainboard.components.start_run.component import start_run
@@ -34,6 +35,9 @@ def training_pipeline(
     image_size: int = 224,
     learning_rate: float = 0.001,
     seed: int = 0,
+    validation_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    tfds_data_dir: str = "",
     run_name: str = "",
     accelerator_type: str = "nvidia.com/gpu",
     accelerator_count: int = 1,
@@ -42,7 +46,13 @@ def training_pipeline(
     run.set_caching_options(False)  # a new name per execution, never a cached one
     run.set_display_name("start-run")
 
-    data = prepare_data(dataset=dataset, seed=seed)
+    data = prepare_data(
+        dataset=dataset,
+        seed=seed,
+        validation_fraction=validation_fraction,
+        test_fraction=test_fraction,
+        tfds_data_dir=tfds_data_dir,
+    )
     data.set_display_name("prepare-data")
 
     trained = train(

@@ -26,7 +26,15 @@ BAD_LOCAL_INPUT = [
     (["--root", "gs://bucket/../x"], "--root", ["'..'"]),
     (["--root", ""], "--root", ["empty"]),
     (["--run-name", "a/b"], "--run-name", ["no slashes"]),
-    (["--dataset", "imagenet"], "--dataset", ["unsupported source 'imagenet'", "demo"]),
+    (
+        ["--dataset", "imagenet"],
+        "--dataset",
+        ["unsupported source 'imagenet'", "demo, tfds:NAME", "folder:URI"],
+    ),
+    (["--dataset", "tfds:caltech10"], "--dataset", ["did you mean tfds:caltech101"]),
+    (["--dataset", "folder:missing-folder"], "--dataset", ["no files found"]),
+    (["--validation-fraction", "1.5"], "--validation-fraction", ["between 0 and 1"]),
+    (["--test-fraction", "0"], "--test-fraction", ["between 0 and 1"]),
 ]
 
 

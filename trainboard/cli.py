@@ -16,7 +16,6 @@ from trainboard.config import (
     TrainingConfig,
     UsageError,
     check_config,
-    check_dataset,
     check_root,
     check_run_name,
     model_spec,
@@ -34,7 +33,24 @@ def _add_local(commands) -> None:
         "logs stream to ROOT/tensorboard/RUN/ while training runs; at the end TensorBoard serves "
         "ROOT/tensorboard (every run side by side) on 127.0.0.1.",
     )
-    p.add_argument("--dataset", default="demo", help="data source (default: %(default)s, generated offline)")
+    p.add_argument(
+        "--dataset",
+        default="demo",
+        help="demo (generated offline), tfds:NAME[:CONFIG][@VERSION] or folder:URI (default: %(default)s)",
+    )
+    p.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=0.1,
+        help="share carved from train where the source has no validation split (default: %(default)s)",
+    )
+    p.add_argument(
+        "--test-fraction",
+        type=float,
+        default=0.1,
+        help="the same for a missing test split (default: %(default)s)",
+    )
+    p.add_argument("--tfds-data-dir", default="", help="where TFDS caches downloads and prepared data")
     p.add_argument(
         "--model", default=_DEFAULTS.model, help=f"one of {', '.join(MODELS)} (default: %(default)s)"
     )
@@ -81,7 +97,11 @@ def _local(args: argparse.Namespace) -> int:
         learning_rate=args.learning_rate,
         seed=args.seed,
     )
-    check_dataset(args.dataset)
+    from trainboard.components.prepare_data.sources import check_fraction, check_source
+
+    check_fraction("validation_fraction", args.validation_fraction)
+    check_fraction("test_fraction", args.test_fraction)
+    check_source(args.dataset, args.tfds_data_dir)
     check_config(config)
     root = check_root(args.root)
     run = args.run_name or layout.new_run_name()
@@ -92,7 +112,18 @@ def _local(args: argparse.Namespace) -> int:
     tensorboard_root = layout.tensorboard_root(root)
     _progress(f"trainboard: run {run}: TensorBoard logs stream to {layout.tensorboard_dir(root, run)}")
     _progress(f"trainboard: watch it live: trainboard tensorboard --logdir {tensorboard_root}")
-    result = run_local(root, run, config, dataset=args.dataset, quiet_stdout=args.json)
+    result = run_local(
+        root,
+        run,
+        config,
+        dataset=args.dataset,
+        data_options={
+            "validation_fraction": args.validation_fraction,
+            "test_fraction": args.test_fraction,
+            "tfds_data_dir": args.tfds_data_dir,
+        },
+        quiet_stdout=args.json,
+    )
     _progress(
         f"trainboard: run {run} finished: test accuracy {result.metrics['test_accuracy']:.3f}, "
         f"test loss {result.metrics['test_loss']:.3f}; model at {result.model_uri}"

@@ -36,7 +36,6 @@ MODELS: dict[str, ModelSpec] = {
     "efficientnet_b0": ModelSpec(32, 512, 224),
 }
 
-DATASET_SOURCES = "demo"
 _RUN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -69,11 +68,6 @@ def check_model(model: str, image_size: int) -> None:
 def check_positive(field: str, value: float) -> None:
     if not value > 0:
         raise UsageError(field, f"must be greater than 0, got {value}")
-
-
-def check_dataset(dataset: str) -> None:
-    if dataset != "demo":
-        raise UsageError("dataset", f"unsupported source {dataset!r}; allowed: {DATASET_SOURCES}")
 
 
 def check_run_name(run: str) -> None:

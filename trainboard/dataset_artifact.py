@@ -1,7 +1,11 @@
 """The Dataset artifact on disk: written by prepare_data, read by train and evaluate.
 
-    <dir>/dataset.json                           class names, examples per split, source
-    <dir>/<split>.tfrecord-00000-of-00002 ...    tf.train.Example {image: encoded PNG/JPEG, label: int64}
+A TFDS prepared dataset (`tfds.builder_from_directory(dir)` reads it without any builder class) plus
+trainboard's own summary:
+
+    <dir>/dataset.json                                 class names, examples per split, source, fingerprint
+    <dir>/dataset_info.json, features.json             TFDS metadata
+    <dir>/trainboard-<split>.tfrecord-00000-of-00002   tf.Example {image: JPEG/PNG bytes, label: int64}
 
 Images stay encoded (small artifact, decoded in parallel by tf.data at training time).
 """
@@ -14,9 +18,11 @@ from pathlib import Path
 
 import tensorflow as tf
 
-FORMAT = "trainboard-tfrecord/1"
+FORMAT = "trainboard-tfds/1"
 SPLITS = ("train", "validation", "test")
 _METADATA = "dataset.json"
+_TFDS_NAME = "trainboard"
+_SHARD_BYTES = 64 << 20  # several shards for large splits, so tf.data can read them in parallel
 
 
 @dataclass
@@ -37,22 +43,43 @@ def _example(encoded_image: bytes, label: int) -> bytes:
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
-def write_split(
-    out_dir: str | Path, split: str, images: list[bytes], labels: list[int], shards: int = 1
-) -> int:
-    """Write one split as ``shards`` TFRecord files; return the number of examples."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+def _write_split(out_dir: Path, split: str, images: list[bytes], labels: list[int]) -> list[int]:
+    """Write one split as TFRecord shards (examples dealt round-robin); return the shard lengths."""
+    shards = max(1, -(-sum(map(len, images)) // _SHARD_BYTES))
+    lengths = []
     for shard in range(shards):
-        path = out_dir / f"{split}.tfrecord-{shard:05d}-of-{shards:05d}"
+        path = out_dir / f"{_TFDS_NAME}-{split}.tfrecord-{shard:05d}-of-{shards:05d}"
         with tf.io.TFRecordWriter(str(path)) as writer:
             for i in range(shard, len(images), shards):
                 writer.write(_example(images[i], int(labels[i])))
-    return len(images)
+        lengths.append(len(range(shard, len(images), shards)))
+    return lengths
 
 
-def write_info(out_dir: str | Path, info: DatasetInfo) -> None:
-    (Path(out_dir) / _METADATA).write_text(json.dumps(asdict(info), indent=2))
+def write_dataset(
+    out_dir: str | Path, info: DatasetInfo, splits: dict[str, tuple[list[bytes], list[int]]]
+) -> None:
+    """Write every split, the TFDS metadata and dataset.json (last: it marks a complete artifact)."""
+    import tensorflow_datasets as tfds
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    split_infos = [
+        tfds.core.SplitInfo(
+            name=split,
+            shard_lengths=_write_split(out_dir, split, images, labels),
+            num_bytes=sum(map(len, images)),
+        )
+        for split, (images, labels) in splits.items()
+    ]
+    label = tfds.features.ClassLabel(names=info.class_names)
+    features = tfds.features.FeaturesDict(
+        {"image": tfds.features.Image(shape=(None, None, 3)), "label": label}
+    )
+    tfds.folder_dataset.write_metadata(
+        data_dir=out_dir, features=features, split_infos=split_infos, check_data=False
+    )
+    (out_dir / _METADATA).write_text(json.dumps(asdict(info), indent=2))
 
 
 def read_info(dataset_dir: str | Path) -> DatasetInfo:
@@ -79,7 +106,7 @@ def load_split(
     shuffle_seed: int | None = None,
 ) -> tf.data.Dataset:
     """Batches of (float32 images in [0, 255] resized to image_size, int labels)."""
-    files = sorted(str(p) for p in Path(dataset_dir).glob(f"{split}.tfrecord-*"))
+    files = sorted(str(p) for p in Path(dataset_dir).glob(f"{_TFDS_NAME}-{split}.tfrecord-*"))
     if not files:
         raise ValueError(f"{dataset_dir}: no {split} split")
 

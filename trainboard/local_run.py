@@ -59,6 +59,7 @@ def run_local(
     run: str,
     config: TrainingConfig,
     dataset: str = "demo",
+    data_options: dict | None = None,
     pipeline_root: str | None = None,
     quiet_stdout: bool = False,
 ) -> LocalRunResult:
@@ -84,6 +85,7 @@ def run_local(
             learning_rate=config.learning_rate,
             seed=config.seed,
             run_name=run,
+            **(data_options or {}),
         )
     metrics = task.outputs["metrics"].metadata
     return LocalRunResult(

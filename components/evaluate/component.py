@@ -1,5 +1,6 @@
 from kfp import dsl
 from kfp.dsl import ClassificationMetrics, Dataset, Input, Metrics, Model, Output
+
 from trainboard.components import IMAGE
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from trainboard.components.train.core import load_trained
 
+from trainboard.components.train.core import load_trained
 from trainboard.dataset_artifact import load_split, read_info
 
 

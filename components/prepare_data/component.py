@@ -1,20 +1,24 @@
 from kfp import dsl
 from kfp.dsl import Dataset, Markdown, Output
+
 from trainboard.components import IMAGE
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
-def prepare_data(dataset: str, seed: int, data: Output[Dataset], card: Output[Markdown]):
+def prepare_data(
+    dataset: str,
+    seed: int,
+    validation_fraction: float,
+    test_fraction: float,
+    tfds_data_dir: str,
+    data: Output[Dataset],
+    card: Output[Markdown],
+):
+    from dataclasses import asdict
+
     from trainboard.components.prepare_data.core import prepare_data as prepare
     from trainboard.components.prepare_data.core import write_card
 
-    info = prepare(dataset, data.path, seed)
-    data.metadata.update(
-        {
-            "class_names": info.class_names,
-            "examples": info.examples,
-            "source": info.source,
-            "fingerprint": info.fingerprint,
-        }
-    )
+    info = prepare(dataset, data.path, seed, validation_fraction, test_fraction, tfds_data_dir)
+    data.metadata.update(asdict(info))
     write_card(info, card.path)

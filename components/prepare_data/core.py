@@ -1,49 +1,338 @@
-"""prepare_data: turn a source into the Dataset artifact that train and evaluate read."""
+"""prepare_data: turn a source (demo, tfds:..., folder:...) into the Dataset artifact train and evaluate read.
+
+Images are checked (decoded once) but stored as the source's own encoded bytes: no re-encoding, so
+preparation runs at about the decode rate, and training resizes on the fly to whichever image size the
+model wants (see README, "Data preparation").
+"""
 
 from __future__ import annotations
 
+import difflib
 import hashlib
-import json
-from pathlib import Path
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
+import numpy as np
 import tensorflow as tf
+
+from trainboard import storage
 from trainboard.components.prepare_data import demo
+from trainboard.components.prepare_data.sources import (
+    SPLITS,
+    Source,
+    check_fraction,
+    parse_source,
+    scan_folder,
+)
+from trainboard.config import UsageError
+from trainboard.dataset_artifact import DatasetInfo, write_dataset
 
-from trainboard.config import check_dataset
-from trainboard.dataset_artifact import DatasetInfo, write_info, write_split
+MIN_IMAGE_SIDE = 8  # smaller images carry no usable signal for these models
+_PASS_THROUGH = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")  # JPEG and PNG are stored as they are
+_TFDS_SPLIT_NAMES = {"train": "train", "validation": "validation", "val": "validation", "valid": "validation",
+                     "test": "test"}  # fmt: skip
 
 
-def prepare_data(dataset: str, output_dir: str, seed: int = 0) -> DatasetInfo:
-    """Write ``dataset`` (for now the generated ``demo`` source) into ``output_dir``."""
-    check_dataset(dataset)
-    splits = demo.generate(seed)
-    examples = {}
-    for split, (images, labels) in splits.items():
-        encoded = [tf.io.encode_png(image).numpy() for image in images]
-        examples[split] = write_split(output_dir, split, encoded, labels)
-    source = {"dataset": dataset, "seed": seed, "examples": examples, "generator": "demo/1"}
+@dataclass
+class Examples:
+    """Encoded images and their labels, for one split."""
+
+    images: list[bytes] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)  # where each image came from, for the card
+
+    def take(self, indices: list[int]) -> Examples:
+        pick = lambda values: [values[i] for i in indices]  # noqa: E731
+        return Examples(pick(self.images), pick(self.labels), pick(self.names))
+
+
+@dataclass
+class Loaded:
+    splits: dict[str, Examples]
+    class_names: list[str]
+    fingerprint: str
+    skipped: dict[str, list[str]] = field(default_factory=dict)  # reason -> names
+
+
+def prepare_data(
+    dataset: str,
+    output_dir: str,
+    seed: int = 0,
+    validation_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    tfds_data_dir: str = "",
+) -> DatasetInfo:
+    """Write ``dataset`` into ``output_dir`` with train / validation / test splits.
+
+    Everything about the input is checked before anything is written.
+    """
+    check_fraction("validation_fraction", validation_fraction)
+    check_fraction("test_fraction", test_fraction)
+    if validation_fraction + test_fraction >= 1:
+        raise UsageError("test_fraction", "validation_fraction + test_fraction must stay below 1")
+    source = parse_source(dataset)  # the loaders check the rest before anything is written
+    if source.kind == "demo":
+        loaded = _load_demo(seed)
+    elif source.kind == "tfds":
+        loaded = _load_tfds(source, tfds_data_dir)
+    else:
+        loaded = _load_folder(source)
+    splits = complete_splits(loaded.splits, validation_fraction, test_fraction, seed)
+    _check_splits(splits, loaded.class_names if source.kind == "folder" else [], dataset)
     info = DatasetInfo(
-        class_names=list(demo.CLASS_NAMES),
-        examples=examples,
+        class_names=loaded.class_names,
+        examples={split: len(examples.labels) for split, examples in splits.items()},
         source=dataset,
-        fingerprint=hashlib.sha256(json.dumps(source, sort_keys=True).encode()).hexdigest()[:16],
-        extra={"image_size": demo.IMAGE_SIZE, "seed": seed},
+        fingerprint=loaded.fingerprint,
+        extra={
+            "image_size_policy": "source size, encoded as in the source; resized in training",
+            "seed": seed,
+            "per_class": {
+                s: np.bincount(e.labels, minlength=len(loaded.class_names)).tolist()
+                for s, e in splits.items()
+            },
+            "skipped": {reason: len(names) for reason, names in loaded.skipped.items()},
+            "skipped_examples": {reason: names[:5] for reason, names in loaded.skipped.items()},
+        },
     )
-    write_info(output_dir, info)
+    write_dataset(output_dir, info, {s: (e.images, e.labels) for s, e in splits.items()})
     return info
 
 
+def complete_splits(
+    splits: dict[str, Examples], validation_fraction: float, test_fraction: float, seed: int
+) -> dict[str, Examples]:
+    """Carve the missing validation / test splits out of train: seeded, stratified by class."""
+    splits = dict(splits)
+    left = 1.0  # the share of the source that train still holds
+    for split, fraction in (("test", test_fraction), ("validation", validation_fraction)):
+        if split not in splits:
+            kept, carved = stratified_split(splits["train"].labels, fraction / left, seed, split)
+            splits[split] = splits["train"].take(carved)
+            splits["train"] = splits["train"].take(kept)
+            left -= fraction
+    return {split: splits[split] for split in SPLITS}
+
+
+def stratified_split(labels: list[int], fraction: float, seed: int, salt: str) -> tuple[list[int], list[int]]:
+    """(kept, carved) indices: about ``fraction`` of each class carved (at least one where a class has two
+    or more), chosen by a generator seeded with ``seed`` and ``salt``; both lists sorted."""
+    rng = np.random.default_rng([seed, zlib.crc32(salt.encode())])
+    labels_array = np.asarray(labels)
+    carved: list[int] = []
+    for cls in np.unique(labels_array):
+        members = np.flatnonzero(labels_array == cls)
+        count = max(1, round(len(members) * fraction)) if len(members) >= 2 else 0
+        carved += rng.permutation(members)[:count].tolist()
+    carved_set = set(carved)
+    return [i for i in range(len(labels)) if i not in carved_set], sorted(carved)
+
+
+def _check_splits(splits: dict[str, Examples], folder_classes: list[str], dataset: str) -> None:
+    """No split may be empty, and no class folder may have lost all its images (corrupt files). A TFDS
+    label space may hold classes a dataset has no examples of: they are the dataset's to define."""
+    counts = np.bincount(splits["train"].labels, minlength=len(folder_classes))[: len(folder_classes)]
+    empty = [folder_classes[i] for i in np.flatnonzero(counts == 0)]
+    if empty:
+        raise UsageError("dataset", f"{dataset}: class {empty[0]!r} has no usable training images")
+    for split, examples in splits.items():
+        if not examples.labels:
+            raise UsageError(
+                "dataset", f"{dataset}: the {split} split is empty; add images or lower the fractions"
+            )
+
+
+def _load_demo(seed: int) -> Loaded:
+    splits = {
+        split: Examples([tf.io.encode_png(image).numpy() for image in images], labels, [])
+        for split, (images, labels) in demo.generate(seed).items()
+    }
+    for split, examples in splits.items():
+        examples.names = [f"{split}/{i}" for i in range(len(examples.labels))]
+    return Loaded(splits, list(demo.CLASS_NAMES), _digest(f"demo/1:{seed}".encode()))
+
+
+def _digest(*parts: bytes) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part)
+    return h.hexdigest()[:16]
+
+
+# --- tfds:NAME[:CONFIG][@VERSION] -------------------------------------------------------------------------
+
+
+def tfds_builder(source: Source, data_dir: str = ""):
+    """(builder, image key, label key) of a tfds: source; UsageError when it does not exist or is not
+    image classification. Reads only metadata (offline-safe)."""
+    import tensorflow_datasets as tfds
+
+    name = (
+        source.name
+        + (f"/{source.config}" if source.config else "")
+        + (f":{source.version}" if source.version else "")
+    )
+    if source.name not in tfds.list_builders():
+        close = difflib.get_close_matches(source.name, tfds.list_builders(), n=3, cutoff=0.6)
+        hint = f"; did you mean {', '.join('tfds:' + c for c in close)}?" if close else ""
+        raise UsageError("dataset", f"tfds:{source.name} is not a TFDS dataset{hint}")
+    try:
+        builder = tfds.builder(name, data_dir=data_dir or None)
+    except (ValueError, tfds.core.registered.DatasetNotFoundError) as e:
+        raise UsageError("dataset", f"tfds:{name}: {e}".splitlines()[0]) from None
+    try:
+        return (builder, *tfds_feature_keys(builder.info.features))
+    except UsageError as e:
+        raise UsageError("dataset", f"tfds:{source.name}: {e.problem}") from None
+
+
+def tfds_feature_keys(features) -> tuple[str, str]:
+    """(image key, label key) of a TFDS dataset's features; UsageError when it is not image classification."""
+    import tensorflow_datasets as tfds
+
+    images = [k for k, f in features.items() if isinstance(f, tfds.features.Image)]
+    labels = [k for k, f in features.items() if isinstance(f, tfds.features.ClassLabel)]
+    if not images or not labels:
+        raise UsageError(
+            "dataset",
+            f"not an image-classification dataset: it needs an Image and a ClassLabel feature, "
+            f"it has {', '.join(f'{k} ({type(f).__name__})' for k, f in features.items())}",
+        )
+    pick = lambda keys, preferred: preferred if preferred in keys else keys[0]  # noqa: E731
+    return pick(images, "image"), pick(labels, "label")
+
+
+def _load_tfds(source: Source, data_dir: str) -> Loaded:
+    import tensorflow_datasets as tfds
+
+    builder, image_key, label_key = tfds_builder(source, data_dir)
+    builder.download_and_prepare()  # a no-op when data_dir already holds the prepared dataset
+    # The split names come from the prepared metadata; where there is none (mocked builders), the usual ones.
+    names = list(builder.info.splits) or list(_TFDS_SPLIT_NAMES)
+    splits = {}
+    for name in names:
+        split = _TFDS_SPLIT_NAMES.get(name)
+        if split is None or split in splits:
+            continue
+        try:
+            ds = builder.as_dataset(
+                split=name, shuffle_files=False, decoders={image_key: tfds.decode.SkipDecoding()}
+            )
+        except (ValueError, KeyError):  # a usual name this dataset does not have
+            continue
+        examples = Examples()
+        for index, example in enumerate(ds.as_numpy_iterator()):
+            examples.images.append(bytes(example[image_key]))
+            examples.labels.append(int(example[label_key]))
+            examples.names.append(f"{name}[{index}]")
+        splits[split] = examples
+    if "train" not in splits:
+        raise UsageError(
+            "dataset", f"tfds:{source.name} has no train split (it has {', '.join(builder.info.splits)})"
+        )
+    skipped: dict[str, list[str]] = {}
+    splits = {s: check_images(e, skipped) for s, e in splits.items()}
+    class_names = list(builder.info.features[label_key].names)
+    return Loaded(splits, class_names, _digest(f"tfds:{builder.info.full_name}".encode()), skipped)
+
+
+# --- folder:URI --------------------------------------------------------------------------------------------
+
+
+def _load_folder(source: Source) -> Loaded:
+    folder = scan_folder(source.uri)
+    splits, digests = {}, []
+    with ThreadPoolExecutor(16) as pool:  # I/O bound: many small reads (gs:// or disk)
+        for split, classes in folder.splits.items():
+            uris = [
+                (uri, label) for label, cls in enumerate(folder.class_names) for uri in classes.get(cls, [])
+            ]
+            images = list(pool.map(storage.read_bytes, [uri for uri, _ in uris]))
+            names = [uri[len(source.uri) + 1 :] for uri, _ in uris]
+            digests += [
+                name.encode() + hashlib.sha1(image).digest()
+                for name, image in zip(names, images, strict=True)
+            ]
+            splits[split] = Examples(images, [label for _, label in uris], names)
+    skipped = {"not an image file": folder.not_images} if folder.not_images else {}
+    splits = {s: check_images(e, skipped) for s, e in splits.items()}
+    return Loaded(splits, folder.class_names, _digest(*digests), skipped)
+
+
+# --- checking images ---------------------------------------------------------------------------------------
+
+
+def image_sizes(images: list[bytes]) -> dict[int, tuple[int, int]]:
+    """{index: (height, width)} of every image that decodes; the others are left out.
+
+    tf.data decodes in parallel outside the GIL and drops the images that fail to decode.
+    """
+    if not images:
+        return {}
+
+    def decode(index, data):
+        return index, tf.shape(tf.io.decode_image(data, channels=3, expand_animations=False))[:2]
+
+    ds = tf.data.Dataset.from_tensor_slices((tf.range(len(images)), tf.constant(images)))
+    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False).ignore_errors()
+    sizes = {}
+    for indices, shapes in ds.batch(512).as_numpy_iterator():  # batches: Python sees few elements
+        sizes.update(zip(indices.tolist(), map(tuple, shapes.tolist()), strict=True))
+    return sizes
+
+
+def check_images(examples: Examples, skipped: dict[str, list[str]]) -> Examples:
+    """Keep the images that decode and are at least MIN_IMAGE_SIDE pixels; record the others in ``skipped``.
+    JPEG and PNG stay as they are; other formats (BMP, GIF) are stored as PNG."""
+    sizes = image_sizes(examples.images)
+    keep = []
+    for i, name in enumerate(examples.names):
+        if i not in sizes:
+            skipped.setdefault("corrupt or not decodable", []).append(name)
+        elif min(sizes[i]) < MIN_IMAGE_SIDE:
+            skipped.setdefault(f"smaller than {MIN_IMAGE_SIDE} px", []).append(name)
+        else:
+            keep.append(i)
+    kept = examples.take(keep)
+    kept.images = [image if image.startswith(_PASS_THROUGH) else _to_png(image) for image in kept.images]
+    return kept
+
+
+def _to_png(image: bytes) -> bytes:
+    return tf.io.encode_png(tf.io.decode_image(image, channels=3, expand_animations=False)).numpy()
+
+
+# --- the dataset card --------------------------------------------------------------------------------------
+
+
 def dataset_card(info: DatasetInfo) -> str:
-    """The Markdown card shown in the KFP UI."""
-    rows = "\n".join(f"| {split} | {count} |" for split, count in info.examples.items())
+    """The Markdown card shown in the KFP UI: where the data came from, counts per split and class,
+    class balance, and what was skipped."""
+    per_class = info.extra["per_class"]
+    header = "| class | " + " | ".join(per_class) + " |\n|---|" + "---|" * len(per_class) + "\n"
+    rows = "".join(
+        f"| {name} | " + " | ".join(str(per_class[s][i]) for s in per_class) + " |\n"
+        for i, name in enumerate(info.class_names)
+    )
+    train = [n for n in per_class["train"] if n] or [0]
+    skipped = info.extra["skipped"]
+    examples = info.extra["skipped_examples"]
+    skipped_lines = "".join(
+        f"- {count} {reason}: {', '.join(examples[reason])}{' ...' if count > 5 else ''}\n"
+        for reason, count in skipped.items()
+    )
     return (
         f"# Dataset `{info.source}`\n\n"
-        f"{len(info.class_names)} classes: {', '.join(info.class_names)}\n\n"
-        f"| split | examples |\n|---|---|\n{rows}\n\n"
-        f"Fingerprint `{info.fingerprint}`\n"
+        f"{len(info.class_names)} classes; examples: "
+        + ", ".join(f"{split} {count}" for split, count in info.examples.items())
+        + f".\n\nClass balance (train): smallest class {min(train)}, largest {max(train)} "
+        f"(ratio {max(train) / max(min(train), 1):.2f}).\n\n"
+        f"{header}{rows}\n"
+        f"Skipped files: {sum(skipped.values())}\n{skipped_lines}\n"
+        f"Images: {info.extra['image_size_policy']}. Fingerprint `{info.fingerprint}`.\n"
     )
 
 
-def write_card(info: DatasetInfo, path: str | Path) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(dataset_card(info))
+def write_card(info: DatasetInfo, path: str) -> None:
+    storage.write_bytes(path, dataset_card(info).encode())

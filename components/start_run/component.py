@@ -1,4 +1,5 @@
 from kfp import dsl
+
 from trainboard.components import IMAGE
 
 

@@ -1,5 +1,6 @@
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Model, Output
+
 from trainboard.components import IMAGE
 
 
@@ -19,7 +20,6 @@ def train(
     from dataclasses import asdict
 
     from trainboard.components.train.core import train as fit
-
     from trainboard.config import TrainingConfig
 
     config = TrainingConfig(

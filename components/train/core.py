@@ -10,9 +10,9 @@ from pathlib import Path
 
 import keras
 import tensorflow as tf
-from trainboard.components.train.models import build_model
 
 from trainboard import layout, storage
+from trainboard.components.train.models import build_model
 from trainboard.config import TrainingConfig, check_config, check_root, check_run_name
 from trainboard.dataset_artifact import load_split, read_info
 

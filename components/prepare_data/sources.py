@@ -1,0 +1,146 @@
+"""Data sources: parsing `--dataset` and finding the images of an image folder. TensorFlow-free.
+
+demo                          generated offline (demo.py)
+tfds:NAME[:CONFIG][@VERSION]  a TFDS image-classification dataset
+folder:URI                    URI/<split>/<class>/*.jpg|png or URI/<class>/* (local path or gs://)
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from trainboard import storage
+from trainboard.config import UsageError
+
+SPLITS = ("train", "validation", "test")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+ALLOWED = "demo, tfds:NAME[:CONFIG][@VERSION] or folder:URI (a local folder or gs://BUCKET/PREFIX)"
+_TFDS_RE = re.compile(
+    r"^(?P<name>[a-z0-9_]+)(?::(?P<config>[A-Za-z0-9_.-]+))?(?:@(?P<version>\d+\.\d+\.\d+))?$"
+)
+
+
+@dataclass(frozen=True)
+class Source:
+    kind: str  # demo | tfds | folder
+    name: str = ""  # tfds dataset name
+    config: str | None = None
+    version: str | None = None
+    uri: str = ""  # folder root
+
+
+def parse_source(spec: str) -> Source:
+    """The source ``spec`` names, or UsageError('dataset', ...) saying what is allowed."""
+    if spec == "demo":
+        return Source("demo")
+    kind, sep, rest = spec.partition(":")
+    if kind == "tfds" and sep:
+        match = _TFDS_RE.match(rest)
+        if not match:
+            raise UsageError(
+                "dataset",
+                f"{spec!r} is not tfds:NAME[:CONFIG][@VERSION] (e.g. tfds:caltech101, tfds:cifar10@3.0.2)",
+            )
+        return Source("tfds", match["name"], match["config"], match["version"])
+    if kind == "folder" and sep:
+        try:
+            return Source("folder", uri=storage.check_uri(rest))
+        except storage.StorageURIError as e:
+            raise UsageError("dataset", f"folder:{rest}: {e}") from None
+    raise UsageError("dataset", f"unsupported source {spec!r}; allowed: {ALLOWED}")
+
+
+@dataclass
+class ImageFolder:
+    """The image files of a folder source: {split: {class: [file URIs]}}, sorted, plus what was left out."""
+
+    splits: dict[str, dict[str, list[str]]]
+    class_names: list[str]
+    not_images: list[str] = field(default_factory=list)
+
+
+def _is_image(uri: str) -> bool:
+    return uri.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def _folders(uri: str, files: list[str]) -> set[str]:
+    """Relative paths of the folders under ``uri``: those holding files, and on a local disk the empty
+    ones too (GCS has no empty folders)."""
+    found = {"/".join(f.split("/")[:depth]) for f in files for depth in range(1, f.count("/") + 1)}
+    if not storage.is_gcs(uri):
+        found |= {p.relative_to(uri).as_posix() for p in Path(uri).rglob("*") if p.is_dir()}
+    return found
+
+
+def scan_folder(uri: str) -> ImageFolder:
+    """Find the classes and images under ``uri``; UsageError when the layout cannot be trained on."""
+    where = f"folder:{uri}"
+    files = [f[len(uri) + 1 :] for f in storage.list_files(uri)]
+    if not files:
+        raise UsageError("dataset", f"{where}: no files found; expected {uri}/<class>/<image> files")
+    folders = _folders(uri, files)
+    split_layout = "train" in folders
+    class_depth = 2 if split_layout else 1
+    tree: dict[str, dict[str, list[str]]] = {}
+    for folder in sorted(folders):
+        parts = folder.split("/")
+        if split_layout and parts[0] not in SPLITS:
+            continue
+        split = parts[0] if split_layout else "train"
+        if len(parts) == class_depth:
+            tree.setdefault(split, {}).setdefault(parts[-1], [])
+        elif len(parts) == 1:
+            tree.setdefault(split, {})
+    not_images = []
+    for rel in files:
+        parts = rel.split("/")
+        split = parts[0] if split_layout else "train"
+        if len(parts) != class_depth + 1 or split not in tree or not _is_image(rel):
+            not_images.append(rel)
+            continue
+        tree[split][parts[-2]].append(storage.join(uri, rel))
+
+    class_names = sorted(tree.get("train", {}))
+    if not class_names:
+        raise UsageError(
+            "dataset",
+            f"{where}: no class folders; expected {uri}/<class>/<image> or {uri}/train/<class>/<image>",
+        )
+    if len(class_names) < 2:
+        raise UsageError(
+            "dataset", f"{where}: only one class ({class_names[0]}); a classifier needs at least 2"
+        )
+    for split, classes in tree.items():
+        if not any(classes.values()):
+            raise UsageError("dataset", f"{where}: split {split!r} has no images; fill it or remove it")
+        empty = [c for c, images in classes.items() if not images]
+        if empty:
+            raise UsageError("dataset", f"{where}: class folder {split}/{empty[0]} has no images")
+        unknown = sorted(set(classes) - set(class_names))
+        if unknown:
+            raise UsageError(
+                "dataset",
+                f"{where}: {split} has classes that train has not: {', '.join(unknown)}; allowed: "
+                f"{', '.join(class_names)}",
+            )
+    return ImageFolder(splits=tree, class_names=class_names, not_images=not_images)
+
+
+def check_fraction(field_name: str, value: float) -> None:
+    if not 0 < value < 1:
+        raise UsageError(field_name, f"must be between 0 and 1 (exclusive), got {value}")
+
+
+def check_source(spec: str, tfds_data_dir: str = "") -> Source:
+    """Everything about a source that can be checked before preparing it: the spec, a folder's layout,
+    a TFDS dataset's name and features (this one imports TensorFlow Datasets)."""
+    source = parse_source(spec)
+    if source.kind == "folder":
+        scan_folder(source.uri)
+    elif source.kind == "tfds":
+        from trainboard.components.prepare_data.core import tfds_builder
+
+        tfds_builder(source, tfds_data_dir)
+    return source

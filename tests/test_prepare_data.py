@@ -1,0 +1,160 @@
+"""prepare_data on every source kind, read back by the training input pipeline; bad input refused early."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+from conftest import BUCKET
+from images import make_image_folder
+
+from trainboard import storage
+from trainboard.components.prepare_data.core import prepare_data, stratified_split
+from trainboard.config import UsageError
+from trainboard.dataset_artifact import load_split, read_info
+
+
+def read_back(dataset_dir, split: str) -> np.ndarray:
+    """Labels of ``split`` as the training input pipeline delivers them."""
+    labels = [y.numpy() for _, y in load_split(dataset_dir, split, image_size=32, batch_size=16)]
+    return np.concatenate(labels) if labels else np.array([], dtype=np.int64)
+
+
+def test_folder_with_all_splits_and_a_corrupt_file(tmp_path):
+    src = tmp_path / "images"
+    make_image_folder(src, {"train": 6, "validation": 2, "test": 3})
+    (src / "train" / "circle" / "broken.jpg").write_bytes(b"\xff\xd8\xff" + b"not really a jpeg" * 10)
+    (src / "train" / "square" / "notes.txt").write_text("not an image")
+    (src / "train" / "circle" / "tiny.png").write_bytes(
+        __import__("images").encode(np.zeros((1, 1, 3), np.uint8), "png")
+    )
+    out = tmp_path / "data"
+    info = prepare_data(f"folder:{src}", str(out))
+    assert info.class_names == ["circle", "square", "triangle"]
+    assert info.examples == {"train": 18, "validation": 6, "test": 9}
+    assert info.extra["skipped"] == {
+        "not an image file": 1,
+        "corrupt or not decodable": 1,
+        "smaller than 8 px": 1,
+    }
+    for split, per_class in (("train", 6), ("validation", 2), ("test", 3)):
+        assert np.bincount(read_back(out, split)).tolist() == [per_class] * 3
+    # The artifact is a TFDS prepared dataset, too.
+    builder = tfds.builder_from_directory(str(out))
+    assert builder.info.splits["train"].num_examples == 18
+    assert builder.info.features["label"].names == info.class_names
+
+
+def test_single_folder_is_split_stratified_and_deterministically(tmp_path):
+    src = tmp_path / "images"
+    make_image_folder(src, {"": 20})
+    first = prepare_data(
+        f"folder:{src}", str(tmp_path / "a"), seed=1, validation_fraction=0.2, test_fraction=0.1
+    )
+    prepare_data(f"folder:{src}", str(tmp_path / "b"), seed=1, validation_fraction=0.2, test_fraction=0.1)
+    other = prepare_data(
+        f"folder:{src}", str(tmp_path / "c"), seed=2, validation_fraction=0.2, test_fraction=0.1
+    )
+    assert first.examples == {"train": 42, "validation": 12, "test": 6}
+    assert first.extra["per_class"] == {"train": [14] * 3, "validation": [4] * 3, "test": [2] * 3}
+    files = lambda d, s: sorted(p.read_bytes() for p in (tmp_path / d).glob(f"trainboard-{s}.tfrecord-*"))  # noqa: E731
+    assert files("a", "validation") == files("b", "validation"), "same seed, same split"
+    assert files("a", "validation") != files("c", "validation"), "another seed, another split"
+    assert first.fingerprint == other.fingerprint, "the fingerprint is the source's, not the split's"
+
+
+def test_stratified_split_properties():
+    labels = [0] * 50 + [1] * 30 + [2] * 3 + [3]
+    kept, carved = stratified_split(labels, 0.2, seed=0, salt="validation")
+    assert sorted(kept + carved) == list(range(len(labels)))
+    assert np.bincount([labels[i] for i in carved], minlength=4).tolist() == [10, 6, 1, 0]
+    assert stratified_split(labels, 0.2, seed=0, salt="validation") == (kept, carved)
+
+
+def test_folder_in_a_bucket_matches_the_local_one(gcs, tmp_path):
+    src = tmp_path / "images"
+    make_image_folder(src, {"train": 5, "test": 2})
+    storage.upload_dir(src, f"gs://{BUCKET}/own-images")
+    local = prepare_data(f"folder:{src}", str(tmp_path / "local"))
+    remote = prepare_data(f"folder:gs://{BUCKET}/own-images", str(tmp_path / "remote"))
+    assert remote.examples == local.examples == {"train": 12, "validation": 3, "test": 6}
+    assert remote.fingerprint == local.fingerprint
+    assert (read_back(tmp_path / "remote", "train") == read_back(tmp_path / "local", "train")).all()
+
+
+def test_tfds_source_on_the_real_builder_with_mock_data(tmp_path):
+    # mock_data replaces the download and the records with random examples of caltech101's features; the
+    # builder, its metadata and trainboard's reading and writing are the real ones.
+    with tfds.testing.mock_data(num_examples=30):
+        info = prepare_data("tfds:caltech101", str(tmp_path / "data"))
+    assert len(info.class_names) == 102 and info.class_names[0] == "accordion"
+    # Random mock images of random size: the few under 8 px are skipped and counted.
+    assert set(info.extra["skipped"]) <= {"smaller than 8 px"}
+    assert sum(info.examples.values()) + sum(info.extra["skipped"].values()) == 3 * 30
+    for split in ("train", "validation", "test"):
+        assert len(read_back(tmp_path / "data", split)) == info.examples[split] > 20
+    card = json.loads((tmp_path / "data" / "dataset.json").read_text())
+    assert card["source"] == "tfds:caltech101"
+    assert read_info(tmp_path / "data").fingerprint == info.fingerprint
+
+
+def test_demo_source(tmp_path):
+    info = prepare_data("demo", str(tmp_path / "d"), seed=3)
+    assert info.examples == {"train": 960, "validation": 160, "test": 160}
+    assert np.bincount(read_back(tmp_path / "d", "test")).tolist() == [40] * 4
+
+
+def _folder(tmp_path, layout: dict[str, int] | None = None, classes=None):
+    src = tmp_path / "images"
+    if layout is not None:
+        make_image_folder(src, layout, classes=classes)
+    src.mkdir(exist_ok=True)
+    return src
+
+
+BAD_SOURCES = [
+    ("tfds:caltech10", {}, ["tfds:caltech10 is not a TFDS dataset", "did you mean tfds:caltech101"]),
+    ("tfds:imdb_reviews", {}, ["not an image-classification dataset", "Image and a ClassLabel"]),
+    ("tfds:Bad Name", {}, ["is not tfds:NAME[:CONFIG][@VERSION]"]),
+    ("s3://bucket/images", {}, ["unsupported source", "folder:URI"]),
+    ("folder:s3://bucket/images", {}, ["scheme s3:// is not supported"]),
+    ("demo", {"validation_fraction": 0.0}, ["between 0 and 1"]),
+    ("demo", {"test_fraction": 1.5}, ["between 0 and 1"]),
+    ("demo", {"validation_fraction": 0.6, "test_fraction": 0.5}, ["must stay below 1"]),
+]
+
+
+@pytest.mark.parametrize(("dataset", "options", "words"), BAD_SOURCES)
+def test_bad_sources_are_refused_before_writing(tmp_path, dataset, options, words):
+    out = tmp_path / "out"
+    with pytest.raises(UsageError) as error:
+        prepare_data(dataset, str(out), **options)
+    for word in words:
+        assert word in str(error.value)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("layout", "classes", "words"),
+    [
+        (None, None, ["no files found"]),
+        ({"": 3}, ["only"], ["only one class (only)"]),
+        ({"train": 3, "validation": 0}, None, ["split 'validation' has no images"]),
+        ({"train": 3}, None, []),  # filled below with an empty class folder
+    ],
+    ids=["no-classes", "single-class", "empty-split", "empty-class"],
+)
+def test_bad_folders_are_refused_before_writing(tmp_path, layout, classes, words):
+    src = _folder(tmp_path, layout, classes)
+    if not words:
+        (src / "train" / "hexagon").mkdir()
+        words = ["class folder train/hexagon has no images"]
+    out = tmp_path / "out"
+    with pytest.raises(UsageError) as error:
+        prepare_data(f"folder:{src}", str(out))
+    assert error.value.field == "dataset"
+    for word in words:
+        assert word in str(error.value)
+    assert not out.exists()
