@@ -9,10 +9,10 @@ import argparse
 import contextlib
 import json
 import sys
+from dataclasses import fields
 
 from trainboard import layout
 from trainboard.config import (
-    MODELS,
     TrainingConfig,
     UsageError,
     check_config,
@@ -22,7 +22,6 @@ from trainboard.config import (
 )
 
 DEFAULT_ROOT = "trainboard-runs"
-_DEFAULTS = TrainingConfig()
 
 
 def _add_local(commands) -> None:
@@ -51,21 +50,7 @@ def _add_local(commands) -> None:
         help="the same for a missing test split (default: %(default)s)",
     )
     p.add_argument("--tfds-data-dir", default="", help="where TFDS caches downloads and prepared data")
-    p.add_argument(
-        "--model", default=_DEFAULTS.model, help=f"one of {', '.join(MODELS)} (default: %(default)s)"
-    )
-    p.add_argument("--epochs", type=int, default=_DEFAULTS.epochs, help="default: %(default)s")
-    p.add_argument("--batch-size", type=int, default=_DEFAULTS.batch_size, help="default: %(default)s")
-    p.add_argument(
-        "--image-size",
-        type=int,
-        default=None,
-        help="square input size in pixels (default: the model's default)",
-    )
-    p.add_argument(
-        "--learning-rate", type=float, default=_DEFAULTS.learning_rate, help="default: %(default)s"
-    )
-    p.add_argument("--seed", type=int, default=_DEFAULTS.seed, help="default: %(default)s")
+    _add_training_options(p)
     p.add_argument(
         "--root",
         default=DEFAULT_ROOT,
@@ -87,25 +72,39 @@ def _add_local(commands) -> None:
     p.set_defaults(handler=_local)
 
 
+def _add_training_options(p: argparse.ArgumentParser) -> None:
+    """One option per TrainingConfig field, with its type, default and help."""
+    for option in fields(TrainingConfig):
+        flag = "--" + option.name.replace("_", "-")
+        default = None if option.name == "image_size" else option.default
+        if option.type == "bool":
+            p.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=default, help=option.metadata["help"]
+            )
+        else:
+            kind = {"int": int, "float": float, "str": str}[option.type]
+            shown = "" if default is None else " (default: %(default)s)"
+            p.add_argument(flag, type=kind, default=default, help=option.metadata["help"] + shown)
+
+
+def _training_config(args: argparse.Namespace) -> TrainingConfig:
+    values = {option.name: getattr(args, option.name) for option in fields(TrainingConfig)}
+    if values["image_size"] is None:
+        values["image_size"] = model_spec(values["model"]).default_image_size
+    return TrainingConfig(**values)
+
+
 def _local(args: argparse.Namespace) -> int:
-    image_size = args.image_size if args.image_size is not None else model_spec(args.model).default_image_size
-    config = TrainingConfig(
-        model=args.model,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        image_size=image_size,
-        learning_rate=args.learning_rate,
-        seed=args.seed,
-    )
     from trainboard.components.prepare_data.sources import check_fraction, check_source
 
-    check_fraction("validation_fraction", args.validation_fraction)
-    check_fraction("test_fraction", args.test_fraction)
-    check_source(args.dataset, args.tfds_data_dir)
+    config = _training_config(args)
     check_config(config)
     root = check_root(args.root)
     run = args.run_name or layout.new_run_name()
     check_run_name(run)
+    check_fraction("validation_fraction", args.validation_fraction)
+    check_fraction("test_fraction", args.test_fraction)
+    check_source(args.dataset, args.tfds_data_dir)  # last: a tfds: source loads TensorFlow Datasets
 
     from trainboard.local_run import run_local
 

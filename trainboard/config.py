@@ -6,7 +6,7 @@ TensorFlow-free on purpose: the CLI checks everything here before it writes or s
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from trainboard import storage
 
@@ -39,14 +39,34 @@ MODELS: dict[str, ModelSpec] = {
 _RUN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
+LR_SCHEDULES = ("constant", "cosine")
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")  # auto: mixed_float16 on GPUs
+
+
+def _option(default, help: str):
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass(frozen=True)
 class TrainingConfig:
-    model: str = "small_cnn"
-    epochs: int = 8
-    batch_size: int = 32
-    image_size: int = 32
-    learning_rate: float = 1e-3
-    seed: int = 0
+    """How a model is trained. Each field is a `trainboard local` option and a pipeline parameter."""
+
+    model: str = _option("small_cnn", f"one of {', '.join(MODELS)}")
+    epochs: int = _option(8, "epochs to train")
+    batch_size: int = _option(32, "examples per step (over all replicas)")
+    image_size: int = _option(32, "square input size in pixels; default: the model's own default")
+    learning_rate: float = _option(1e-3, "Adam's (initial) learning rate")
+    lr_schedule: str = _option("cosine", f"learning-rate schedule: {', '.join(LR_SCHEDULES)}")
+    label_smoothing: float = _option(0.0, "label smoothing in [0, 1)")
+    early_stopping_patience: int = _option(0, "stop after N epochs without a better val_loss; 0: never")
+    augment: bool = _option(False, "random flips, crops and colour changes of the training images")
+    precision: str = _option("auto", f"{', '.join(PRECISIONS)}; auto is mixed_float16 on GPUs, else float32")
+    weights_uri: str = _option("", "pretrained backbone weights file in the bucket (nothing is downloaded)")
+    seed: int = _option(0, "seed of data splits, shuffling and initial weights")
+    sync_seconds: float = _option(10.0, "the most TensorBoard logs in the root lag behind training")
+    batch_scalars_every: int = _option(0, "also log per-batch scalars every N batches; 0: per epoch only")
+    histograms: bool = _option(False, "log weight histograms every epoch")
+    profile_batches: str = _option("", "profile these training steps, START[,STOP] (e.g. 10,20)")
 
 
 def model_spec(model: str) -> ModelSpec:
@@ -79,11 +99,39 @@ def check_run_name(run: str) -> None:
         )
 
 
+def check_choice(field: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise UsageError(field, f"{value!r} is not one of: {', '.join(allowed)}")
+
+
+def check_non_negative(field: str, value: float) -> None:
+    if value < 0:
+        raise UsageError(field, f"must be 0 or more, got {value}")
+
+
 def check_config(config: TrainingConfig) -> None:
     check_model(config.model, config.image_size)
     check_positive("epochs", config.epochs)
     check_positive("batch_size", config.batch_size)
     check_positive("learning_rate", config.learning_rate)
+    check_choice("lr_schedule", config.lr_schedule, LR_SCHEDULES)
+    check_choice("precision", config.precision, PRECISIONS)
+    if not 0 <= config.label_smoothing < 1:
+        raise UsageError("label_smoothing", f"must be in [0, 1), got {config.label_smoothing}")
+    check_non_negative("early_stopping_patience", config.early_stopping_patience)
+    check_non_negative("batch_scalars_every", config.batch_scalars_every)
+    check_positive("sync_seconds", config.sync_seconds)
+    if config.profile_batches and not re.fullmatch(r"\d+(,\d+)?", config.profile_batches):
+        raise UsageError("profile_batches", f"{config.profile_batches!r} is not START[,STOP] (e.g. 10,20)")
+    if config.weights_uri:
+        if config.model == "small_cnn":
+            raise UsageError(
+                "weights_uri", "small_cnn has no pretrained weights; use it with weights_uri empty"
+            )
+        try:
+            storage.check_uri(config.weights_uri)
+        except storage.StorageURIError as e:
+            raise UsageError("weights_uri", str(e)) from None
 
 
 def check_root(root: str) -> str:

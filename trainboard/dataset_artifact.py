@@ -90,6 +90,9 @@ def read_info(dataset_dir: str | Path) -> DatasetInfo:
     return DatasetInfo(**data)
 
 
+_CACHE_BYTES = 2 << 30  # decoded, resized splits up to this size stay in memory after the first epoch
+
+
 def _parse(serialized):
     parsed = tf.io.parse_single_example(
         serialized,
@@ -98,24 +101,50 @@ def _parse(serialized):
     return parsed["image"], parsed["label"]
 
 
+def _augment(image, label):
+    """Random flip, crop (from a 15% larger resize) and colour jitter; pixels stay in [0, 255]."""
+    size = tf.shape(image)[0]
+    image = tf.image.random_flip_left_right(image)
+    larger = tf.cast(tf.cast(size, tf.float32) * 1.15, tf.int32)
+    image = tf.image.random_crop(tf.image.resize(image, (larger, larger)), (size, size, 3))
+    image = tf.image.random_brightness(image, 0.1 * 255)
+    image = tf.image.random_contrast(image, 0.8, 1.2)
+    image = tf.image.random_saturation(image, 0.8, 1.2)
+    return tf.clip_by_value(image, 0, 255), label
+
+
 def load_split(
     dataset_dir: str | Path,
     split: str,
     image_size: int,
     batch_size: int,
     shuffle_seed: int | None = None,
+    augment: bool = False,
+    cache: bool = True,
 ) -> tf.data.Dataset:
-    """Batches of (float32 images in [0, 255] resized to image_size, int labels)."""
+    """Batches of (float32 images in [0, 255] resized to image_size, int labels).
+
+    Records are read and decoded in parallel; a split that fits _CACHE_BYTES decoded is cached in memory
+    (as uint8) so later epochs skip decoding; shuffling and augmentation come after the cache.
+    """
     files = sorted(str(p) for p in Path(dataset_dir).glob(f"{_TFDS_NAME}-{split}.tfrecord-*"))
     if not files:
         raise ValueError(f"{dataset_dir}: no {split} split")
+    examples = read_info(dataset_dir).examples.get(split, 0)
 
-    def decode(encoded, label):
+    def decode(serialized):
+        encoded, label = _parse(serialized)
         image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
         image = tf.image.resize(image, (image_size, image_size))
-        return image, label
+        return tf.cast(tf.round(image), tf.uint8), label
 
-    ds = tf.data.TFRecordDataset(files, num_parallel_reads=tf.data.AUTOTUNE).map(_parse)
+    ds = tf.data.TFRecordDataset(files, num_parallel_reads=tf.data.AUTOTUNE)
+    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+    if cache and examples * image_size * image_size * 3 <= _CACHE_BYTES:
+        ds = ds.cache()
     if shuffle_seed is not None:
-        ds = ds.shuffle(10_000, seed=shuffle_seed, reshuffle_each_iteration=True)
-    return ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        ds = ds.shuffle(min(max(examples, 1), 10_000), seed=shuffle_seed, reshuffle_each_iteration=True)
+    ds = ds.map(lambda image, label: (tf.cast(image, tf.float32), label), num_parallel_calls=tf.data.AUTOTUNE)
+    if augment:
+        ds = ds.map(_augment, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

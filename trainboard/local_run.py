@@ -7,7 +7,7 @@ import os
 import sys
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from trainboard import layout, storage
@@ -75,18 +75,8 @@ def run_local(
         pipeline_root=pipeline_root or default_pipeline_root(root),
     )
     with _stdout_to_stderr() if quiet_stdout else contextlib.nullcontext():
-        task = training_pipeline(
-            root=root,
-            dataset=dataset,
-            model=config.model,
-            epochs=config.epochs,
-            batch_size=config.batch_size,
-            image_size=config.image_size,
-            learning_rate=config.learning_rate,
-            seed=config.seed,
-            run_name=run,
-            **(data_options or {}),
-        )
+        params = asdict(config)
+        task = training_pipeline(root=root, dataset=dataset, run_name=run, **params, **(data_options or {}))
     metrics = task.outputs["metrics"].metadata
     return LocalRunResult(
         run=task.outputs["run"],

@@ -99,6 +99,26 @@ def exists(uri: str) -> bool:
     return Path(uri).exists()
 
 
+def delete(uri: str) -> None:
+    if is_gcs(uri):
+        _blob(uri).delete()
+    else:
+        Path(uri).unlink(missing_ok=True)
+
+
+def truncate(uri: str, length: int) -> None:
+    """Cut the file at ``uri`` to its first ``length`` bytes (no-op when it is not longer)."""
+    if not is_gcs(uri):
+        with open(uri, "r+b") as f:
+            f.truncate(length)
+        return
+    blob = _blob(uri)
+    blob.reload()
+    if blob.size > length:
+        head = blob.download_as_bytes(end=length - 1) if length else b""
+        blob.upload_from_string(head, if_generation_match=blob.generation)
+
+
 def list_files(uri: str) -> list[str]:
     """Every file below ``uri`` (recursively), as full URIs, sorted."""
     if is_gcs(uri):
@@ -161,6 +181,10 @@ class DirectoryMirror:
     target: str
     bytes_uploaded: int = 0
     _files: dict[str, _MirroredFile] = field(default_factory=dict)
+
+    def lengths(self) -> dict[str, int]:
+        """{relative path: bytes sent so far} of every mirrored file."""
+        return {rel: state.size for rel, state in self._files.items()}
 
     def sync(self) -> int:
         """Send what changed since the last call; return the number of bytes sent."""

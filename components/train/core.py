@@ -1,9 +1,11 @@
-"""train: fit a Keras classifier on the Dataset artifact, streaming TensorBoard logs to the root."""
+"""train: fit a Keras classifier on the Dataset artifact, streaming TensorBoard logs to the root while it
+trains, committing a checkpoint every epoch and resuming from the last one when the task is restarted."""
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -13,12 +15,20 @@ import tensorflow as tf
 
 from trainboard import layout, storage
 from trainboard.components.train.models import build_model
-from trainboard.config import TrainingConfig, check_config, check_root, check_run_name
-from trainboard.dataset_artifact import load_split, read_info
+from trainboard.components.train.streaming import (
+    CommitEpoch,
+    StreamingTensorBoard,
+    load_state,
+    roll_back_logs,
+)
+from trainboard.components.train.summaries import write_run_summaries
+from trainboard.config import TrainingConfig, UsageError, check_config, check_root, check_run_name
+from trainboard.dataset_artifact import DatasetInfo, load_split, read_info
 
 log = logging.getLogger(__name__)
 MODEL_FILE = "model.keras"
 MODEL_INFO_FILE = "trainboard_model.json"
+SAVED_MODEL_DIR = "saved_model"
 
 
 @dataclass
@@ -26,47 +36,11 @@ class ModelInfo:
     model: str
     image_size: int
     class_names: list[str]
-    epochs: int
+    epochs: int  # epochs trained, resumed attempts included
     best_val_accuracy: float
     run: str
-
-
-class StreamingTensorBoard(keras.callbacks.TensorBoard):
-    """keras.callbacks.TensorBoard writing locally, mirrored to ``target`` after every epoch.
-
-    TensorFlow's own gs:// writer re-uploads the whole event file at each flush and cannot reach
-    an emulator; writing locally and mirroring the new bytes costs one small upload per epoch.
-    """
-
-    def __init__(self, log_dir: str, target: str, **kwargs):
-        super().__init__(log_dir=log_dir, **kwargs)
-        self.mirror = storage.DirectoryMirror(Path(log_dir), target)
-
-    def on_epoch_end(self, epoch, logs=None):
-        super().on_epoch_end(epoch, logs)
-        for writer in self._writers.values():
-            writer.flush()  # Keras leaves epoch scalars in the writer's buffer
-        self.mirror.sync()
-
-    def on_train_end(self, logs=None):
-        super().on_train_end(logs)  # closes (and so flushes) the writers
-        self.mirror.sync()
-
-
-class UploadCheckpoint(keras.callbacks.Callback):
-    """Keep the last completed epoch's model at ``<root>/checkpoints/<run>/``."""
-
-    def __init__(self, target: str, scratch: Path):
-        super().__init__()
-        self.target, self.scratch = target, scratch
-
-    def on_epoch_end(self, epoch, logs=None):
-        path = self.scratch / MODEL_FILE
-        self.model.save(path)
-        storage.upload_file(path, storage.join(self.target, MODEL_FILE))
-        storage.write_bytes(
-            storage.join(self.target, "state.json"), json.dumps({"epoch": epoch + 1}).encode()
-        )
+    log_bytes: int = 0  # TensorBoard log bytes this attempt wrote
+    log_bytes_uploaded: int = 0  # and sent to the root: close to log_bytes, however often it synced
 
 
 def _strategy() -> tf.distribute.Strategy:
@@ -77,50 +51,139 @@ def _strategy() -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
+def _precision(choice: str) -> str:
+    if choice != "auto":
+        return choice
+    return "mixed_float16" if tf.config.list_physical_devices("GPU") else "float32"
+
+
+def _fetch_weights(config: TrainingConfig, scratch: Path) -> str | None:
+    if not config.weights_uri:
+        return None
+    if not storage.exists(config.weights_uri):
+        raise UsageError("weights_uri", f"{config.weights_uri} does not exist")
+    local = scratch / Path(config.weights_uri).name
+    local.write_bytes(storage.read_bytes(config.weights_uri))
+    return str(local)
+
+
+def _new_model(config: TrainingConfig, info: DatasetInfo, weights: str | None, steps: int) -> keras.Model:
+    try:
+        model = build_model(config.model, len(info.class_names), config.image_size, weights=weights)
+    except ValueError as e:  # Keras's own message says which layer or shape did not match
+        raise UsageError("weights_uri", f"{config.weights_uri} does not match {config.model}: {e}") from None
+    learning_rate = config.learning_rate
+    if config.lr_schedule == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=steps)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def _one_hot(ds: tf.data.Dataset, classes: int) -> tf.data.Dataset:
+    return ds.map(lambda x, y: (x, tf.one_hot(y, classes)), num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _batch_scalar_frequency(requested: int, steps_per_epoch: int) -> int | str:
+    """Keras drops the epoch summaries unless steps per epoch is a multiple of an integer update_freq:
+    use the largest divisor of steps_per_epoch not above the request."""
+    if not requested:
+        return "epoch"
+    return max(d for d in range(1, min(requested, steps_per_epoch) + 1) if steps_per_epoch % d == 0)
+
+
 def train(dataset_dir: str, model_dir: str, root: str, run: str, config: TrainingConfig) -> ModelInfo:
-    """Train ``config.model`` on ``dataset_dir``; write the model to ``model_dir``, logs to the root."""
+    """Train ``config.model`` on ``dataset_dir``; the model goes to ``model_dir``, logs and checkpoints to
+    the root. Run again with the same ``run`` after a kill, it resumes from the last completed epoch."""
     check_config(config)
     check_run_name(run)
     root = check_root(root)
     info = read_info(dataset_dir)
+    tensorboard_dir, checkpoint_dir = layout.tensorboard_dir(root, run), layout.checkpoint_dir(root, run)
     keras.utils.set_random_seed(config.seed)
-
-    strategy = _strategy()
-    with strategy.scope():
-        model = build_model(config.model, len(info.class_names), config.image_size)
-        model.compile(
-            optimizer=keras.optimizers.Adam(config.learning_rate),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
-    train_ds = load_split(
-        dataset_dir, "train", config.image_size, config.batch_size, shuffle_seed=config.seed
-    )
-    val_ds = load_split(dataset_dir, "validation", config.image_size, config.batch_size)
+    keras.mixed_precision.set_global_policy(_precision(config.precision))
+    steps_per_epoch = math.ceil(info.examples["train"] / config.batch_size)
 
     with tempfile.TemporaryDirectory(prefix="trainboard-train-") as scratch:
         scratch = Path(scratch)
-        callbacks = [
-            StreamingTensorBoard(str(scratch / "logs"), layout.tensorboard_dir(root, run)),
-            UploadCheckpoint(layout.checkpoint_dir(root, run), scratch),
-        ]
-        history = model.fit(
-            train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks, verbose=2
+        weights = _fetch_weights(config, scratch)
+        state = load_state(checkpoint_dir)
+        roll_back_logs(tensorboard_dir, state)
+        with _strategy().scope():
+            if state.epoch:
+                log.info("resuming run %s after epoch %d", run, state.epoch)
+                local = scratch / state.checkpoint
+                local.write_bytes(storage.read_bytes(storage.join(checkpoint_dir, state.checkpoint)))
+                model = keras.models.load_model(local)
+            else:
+                model = _new_model(config, info, weights, steps_per_epoch * config.epochs)
+        classes = len(info.class_names)
+        train_ds = load_split(
+            dataset_dir, "train", config.image_size, config.batch_size, config.seed, config.augment
         )
+        val_ds = load_split(dataset_dir, "validation", config.image_size, config.batch_size)
+        logs = scratch / "logs"
+        if not state.epoch:
+            hparams = {**asdict(config), "dataset": info.source}
+            sample_ds = load_split(
+                dataset_dir, "train", config.image_size, 16, config.seed, config.augment, cache=False
+            )
+            samples = next(iter(sample_ds))
+            write_run_summaries(
+                logs, run, hparams, (samples[0].numpy(), samples[1].numpy()), info.class_names
+            )
+        tensorboard = StreamingTensorBoard(
+            str(logs),
+            tensorboard_dir,
+            config.sync_seconds,
+            initial_step=state.epoch * steps_per_epoch,
+            update_freq=_batch_scalar_frequency(config.batch_scalars_every, steps_per_epoch),
+            histogram_freq=1 if config.histograms else 0,
+            profile_batch=config.profile_batches or 0,
+        )
+        callbacks = [tensorboard, CommitEpoch(checkpoint_dir, scratch, tensorboard, state)]
+        if config.early_stopping_patience:
+            callbacks.append(
+                keras.callbacks.EarlyStopping(
+                    patience=config.early_stopping_patience, restore_best_weights=True
+                )
+            )
+        if state.epoch < config.epochs:
+            try:
+                model.fit(
+                    _one_hot(train_ds, classes),
+                    validation_data=_one_hot(val_ds, classes),
+                    epochs=config.epochs,
+                    initial_epoch=state.epoch,
+                    callbacks=callbacks,
+                    verbose=2,
+                )
+            finally:
+                tensorboard.close()  # also after a failure: every event written so far reaches the bucket
 
     result = ModelInfo(
         model=config.model,
         image_size=config.image_size,
         class_names=info.class_names,
-        epochs=len(history.history["loss"]),
-        best_val_accuracy=float(max(history.history["val_accuracy"])),
+        epochs=state.epoch,
+        best_val_accuracy=max(state.history.get("val_accuracy", [0.0])),
         run=run,
+        log_bytes=sum(tensorboard.mirror.lengths().values()),
+        log_bytes_uploaded=tensorboard.mirror.bytes_uploaded,
     )
-    out = Path(model_dir)
+    save_model(model, result, Path(model_dir))
+    return result
+
+
+def save_model(model: keras.Model, info: ModelInfo, out: Path) -> None:
+    """The Model artifact: ``model.keras``, a SavedModel for serving, and trainboard_model.json."""
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / MODEL_FILE)
-    (out / MODEL_INFO_FILE).write_text(json.dumps(asdict(result), indent=2))
-    return result
+    model.export(str(out / SAVED_MODEL_DIR), verbose=False)
+    (out / MODEL_INFO_FILE).write_text(json.dumps(asdict(info), indent=2))
 
 
 def load_trained(model_dir: str) -> tuple[keras.Model, ModelInfo]:

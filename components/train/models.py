@@ -27,8 +27,9 @@ def _small_cnn(inputs):
     return keras.layers.GlobalAveragePooling2D()(x)
 
 
-def build_model(name: str, num_classes: int, image_size: int) -> keras.Model:
-    """Untrained ``name`` (weights=None: nothing is downloaded) with a softmax head."""
+def build_model(name: str, num_classes: int, image_size: int, weights: str | None = None) -> keras.Model:
+    """``name`` with a softmax head for ``num_classes``. The backbone starts from ``weights`` (a local
+    weights file) or untrained: nothing is ever downloaded."""
     check_model(name, image_size)
     inputs = keras.Input((image_size, image_size, 3), name="image")
     if name == "small_cnn":
@@ -37,7 +38,7 @@ def build_model(name: str, num_classes: int, image_size: int) -> keras.Model:
         constructor, scaling = _APPLICATIONS[name]
         x = keras.layers.Rescaling(*scaling)(inputs) if scaling else inputs
         backbone = getattr(keras.applications, constructor)(
-            include_top=False, weights=None, input_shape=(image_size, image_size, 3), pooling="avg"
+            include_top=False, weights=weights, input_shape=(image_size, image_size, 3), pooling="avg"
         )
         features = backbone(x)
     x = keras.layers.Dropout(0.2)(features)

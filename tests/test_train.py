@@ -1,0 +1,181 @@
+"""The train component's core: models, TensorBoard content, streaming cost, resume after a kill, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+
+import keras
+import numpy as np
+import pytest
+from conftest import BUCKET
+from events import records, scalars
+from tensorboard.compat.proto import event_pb2
+
+from trainboard import storage
+from trainboard.components.prepare_data.core import prepare_data
+from trainboard.components.train.core import load_trained, train
+from trainboard.components.train.models import build_model
+from trainboard.config import MODELS, TrainingConfig, UsageError
+
+FAST = TrainingConfig(model="small_cnn", epochs=2, batch_size=64, image_size=16, sync_seconds=0.5)
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory) -> str:
+    out = tmp_path_factory.mktemp("demo") / "data"
+    prepare_data("demo", str(out))
+    return str(out)
+
+
+def event_files(run_dir: str, sub: str = "") -> list[str]:
+    return [
+        u for u in storage.list_files(storage.join(run_dir, sub) if sub else run_dir) if ".tfevents." in u
+    ]
+
+
+def epoch_steps(run_dir: str, split: str = "train", tag: str = "epoch_loss") -> list[int]:
+    return sorted(
+        step for uri in event_files(run_dir, split) for step, _ in scalars(storage.read_bytes(uri), tag)
+    )
+
+
+def plugins_and_tags(uri: str) -> set[tuple[str, str]]:
+    out = set()
+    for payload in records(storage.read_bytes(uri)):
+        for value in event_pb2.Event.FromString(payload).summary.value:
+            out.add((value.metadata.plugin_data.plugin_name, value.tag))
+    return out
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_model_builds_and_trains_a_step_at_its_smallest_size(name):
+    size = MODELS[name].min_image_size
+    model = build_model(name, num_classes=3, image_size=size)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    x = np.random.default_rng(0).uniform(0, 255, (4, size, size, 3)).astype("float32")
+    history = model.fit(x, np.array([0, 1, 2, 0]), epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert model.output_shape == (None, 3)
+
+
+def test_training_logs_scalars_hparams_and_samples_to_the_root(demo_data, tmp_path):
+    root = str(tmp_path / "root")
+    info = train(demo_data, str(tmp_path / "model"), root, "r1", FAST)
+    run_dir = f"{root}/tensorboard/r1"
+    assert epoch_steps(run_dir) == [0, 1]
+    assert epoch_steps(run_dir, "validation") == [0, 1]
+    assert epoch_steps(run_dir, "train", "epoch_learning_rate") == [0, 1]
+    top = set().union(
+        *(plugins_and_tags(u) for u in event_files(run_dir) if "/train/" not in u and "/validation/" not in u)
+    )
+    assert ("hparams", "_hparams_/session_start_info") in top
+    assert ("images", "training_samples") in top
+    # The Model artifact: .keras, a SavedModel and metadata that evaluate can use.
+    model, meta = load_trained(str(tmp_path / "model"))
+    assert (tmp_path / "model" / "saved_model" / "saved_model.pb").is_file()
+    assert meta.class_names == ["circle", "square", "triangle", "cross"] and meta.epochs == 2
+    assert model.input_shape == (None, 16, 16, 3)
+    assert 0 < info.best_val_accuracy <= 1
+
+
+def test_streaming_to_gcs_uploads_each_byte_about_once(gcs, demo_data, tmp_path):
+    config = replace(FAST, epochs=3, sync_seconds=0.05, batch_scalars_every=1)  # many syncs
+    info = train(demo_data, str(tmp_path / "model"), f"gs://{BUCKET}/r", "often", config)
+    assert epoch_steps(f"gs://{BUCKET}/r/tensorboard/often") == [0, 1, 2]
+    assert info.log_bytes > 0
+    assert info.log_bytes_uploaded / info.log_bytes <= 1.1, (info.log_bytes_uploaded, info.log_bytes)
+    assert storage.list_files(f"gs://{BUCKET}/r/checkpoints/often")[-1].endswith("state.json")
+
+
+TRAIN_SCRIPT = """
+import sys, json
+from trainboard.components.train.core import train
+from trainboard.config import TrainingConfig
+train(sys.argv[1], sys.argv[2], sys.argv[3], "resumed", TrainingConfig(**json.loads(sys.argv[4])))
+"""
+
+
+def test_resume_after_sigkill_mid_epoch(demo_data, tmp_path):
+    root = str(tmp_path / "root")
+    config = {"model": "small_cnn", "epochs": 4, "batch_size": 16, "image_size": 32, "sync_seconds": 0.2}
+    args = [sys.executable, "-c", TRAIN_SCRIPT, demo_data, str(tmp_path / "model"), root, json.dumps(config)]
+    state_file = tmp_path / "root" / "checkpoints" / "resumed" / "state.json"
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while not (state_file.exists() and json.loads(state_file.read_text())["epoch"] >= 1):
+            assert proc.poll() is None and time.monotonic() < deadline, (
+                "training ended before its first commit"
+            )
+            time.sleep(0.05)
+        time.sleep(1.0)  # into the second epoch: its batches are running, maybe some logs already sent
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    killed_at = json.loads(state_file.read_text())["epoch"]
+    assert killed_at < 4, "the kill came too late to test a resume"
+
+    done = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run_dir = f"{root}/tensorboard/resumed"
+    assert epoch_steps(run_dir) == [0, 1, 2, 3], "one point per epoch: no gap, no duplicate"
+    assert epoch_steps(run_dir, "validation") == [0, 1, 2, 3]
+    assert len(event_files(run_dir, "train")) == 2, "the killed attempt's file and the resumed one"
+    assert json.loads(state_file.read_text())["epoch"] == 4
+    checkpoints = sorted(p.name for p in state_file.parent.iterdir())
+    assert checkpoints == ["epoch-0004.keras", "state.json"]
+    assert json.loads((tmp_path / "model" / "trainboard_model.json").read_text())["epochs"] == 4
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        ({"model": "alexnet"}, "model", ["unknown model 'alexnet'", "vgg16", "efficientnet_b0"]),
+        ({"model": "vgg16", "image_size": 16}, "image_size", ["vgg16 accepts: 32 to 512"]),
+        ({"epochs": 0}, "epochs", ["greater than 0"]),
+        ({"batch_size": -1}, "batch_size", ["greater than 0"]),
+        ({"learning_rate": 0.0}, "learning_rate", ["greater than 0"]),
+        ({"lr_schedule": "step"}, "lr_schedule", ["constant, cosine"]),
+        ({"precision": "fp8"}, "precision", ["mixed_bfloat16"]),
+        ({"label_smoothing": 1.0}, "label_smoothing", ["[0, 1)"]),
+        ({"model": "vgg16", "image_size": 32, "weights_uri": "s3://x/w.h5"}, "weights_uri", ["s3://"]),
+        ({"weights_uri": "gs://bucket/w.h5"}, "weights_uri", ["small_cnn has no pretrained weights"]),
+    ],
+)
+def test_bad_training_input_is_refused_before_training(demo_data, tmp_path, change, field, words):
+    with pytest.raises(UsageError) as error:
+        train(demo_data, str(tmp_path / "model"), str(tmp_path / "root"), "bad", replace(FAST, **change))
+    assert error.value.field == field
+    for word in words:
+        assert word in str(error.value)
+    assert not (tmp_path / "root").exists() and not (tmp_path / "model").exists()
+
+
+def test_weights_from_the_bucket_load_and_must_match(gcs, demo_data, tmp_path):
+    backbone = keras.applications.MobileNetV3Small(
+        include_top=False, weights=None, input_shape=(32, 32, 3), pooling="avg"
+    )
+    local = tmp_path / "mobilenet_v3_small.weights.h5"
+    backbone.save_weights(local)
+    uri = f"gs://{BUCKET}/weights/{local.name}"
+    storage.upload_file(local, uri)
+    good = replace(FAST, model="mobilenet_v3_small", image_size=32, epochs=1, weights_uri=uri)
+    assert train(demo_data, str(tmp_path / "m1"), str(tmp_path / "root"), "pretrained", good).epochs == 1
+    with pytest.raises(UsageError, match="does not match vgg16"):
+        train(
+            demo_data, str(tmp_path / "m2"), str(tmp_path / "root"), "mismatch", replace(good, model="vgg16")
+        )
+    with pytest.raises(UsageError, match="does not exist"):
+        train(
+            demo_data,
+            str(tmp_path / "m3"),
+            str(tmp_path / "root"),
+            "missing",
+            replace(good, weights_uri=uri + ".x"),
+        )
