@@ -143,6 +143,22 @@ def test_settings_come_from_flag_then_environment_then_config_file(capsys, kfp, 
     assert len(submitted_runs(kfp)) == 2
 
 
+def test_config_file_given_with_config_is_checked(capsys, kfp, tmp_path):
+    config = tmp_path / "team.toml"
+    config.write_text(f'endpoint = "{kfp.url}"\ntoken = "t"\n')
+    code, _, err = cli(capsys, "submit", "--config", str(config), "--param", f"root={ROOT}")
+    assert code == 0, err
+    assert kfp.requests[-1].headers["authorization"] == "Bearer t"
+
+    sent = len(kfp.requests)
+    config.write_text(f'endpiont = "{kfp.url}"\n')
+    code, _, err = cli(capsys, "submit", "--config", str(config), "--param", f"root={ROOT}")
+    assert code == 2 and "--config: " in err and "unknown setting 'endpiont'" in err
+    code, _, err = cli(capsys, "submit", "--config", str(tmp_path / "none.toml"), "--param", f"root={ROOT}")
+    assert code == 2 and "none.toml does not exist" in err
+    assert len(kfp.requests) == sent
+
+
 def test_schedule_is_enabled_one_at_a_time_without_catchup(capsys, kfp):
     code, out, err = cli(
         capsys,

@@ -185,12 +185,17 @@ def _add_cluster_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--tensorboard-url", help="the team TensorBoard (default: $TRAINBOARD_TENSORBOARD_URL or config)"
     )
+    p.add_argument(
+        "--config",
+        help="TOML settings file (default: $TRAINBOARD_CONFIG or ~/.config/trainboard/config.toml)",
+    )
 
 
 def _cluster_settings(args: argparse.Namespace):
     from trainboard.settings import load_settings
 
     return load_settings(
+        config_file=args.config,
         endpoint=args.endpoint,
         token=args.token,
         experiment=args.experiment,

@@ -39,15 +39,20 @@ class ClusterSettings:
     tensorboard_url: str = ""
 
 
-def config_path() -> Path:
+def config_path(given: str | None = None) -> Path:
+    """``given`` (--config), else ``$TRAINBOARD_CONFIG``, else the per-user file."""
+    if given:
+        return Path(given)
     if os.environ.get(CONFIG_ENV):
         return Path(os.environ[CONFIG_ENV])
     config_home = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
     return Path(config_home) / "trainboard" / "config.toml"
 
 
-def _read_config(path: Path) -> dict[str, str]:
+def _read_config(path: Path, required: bool) -> dict[str, str]:
     if not path.is_file():
+        if required:
+            raise UsageError("config", f"{path} does not exist")
         return {}
     try:
         values = tomllib.loads(path.read_text())
@@ -70,10 +75,12 @@ def check_http_url(field: str, url: str) -> str:
     return url.rstrip("/")
 
 
-def load_settings(**flags: str | None) -> ClusterSettings:
+def load_settings(config_file: str | None = None, **flags: str | None) -> ClusterSettings:
     """Each setting from its flag (None when not given), else its environment variable, else the config
-    file, else the default. The endpoint is required; URLs are checked."""
-    config = _read_config(config_path())
+    file (``config_file`` must exist when given), else the default. The endpoint is required; URLs are
+    checked."""
+    path = config_path(config_file)
+    config = _read_config(path, required=bool(config_file))
     values = {}
     for f in fields(ClusterSettings):
         for candidate in (flags.get(f.name), os.environ.get(ENVIRONMENT.get(f.name, "")), config.get(f.name)):
@@ -85,7 +92,7 @@ def load_settings(**flags: str | None) -> ClusterSettings:
         raise UsageError(
             "endpoint",
             f"no Kubeflow Pipelines endpoint; pass --endpoint URL, set {ENVIRONMENT['endpoint']}, "
-            f'or put endpoint = "URL" in {config_path()}',
+            f'or put endpoint = "URL" in {path}',
         )
     return replace(
         settings,

@@ -27,7 +27,7 @@ from typing import Any
 from trainboard import layout, storage
 from trainboard.config import UsageError, check_root, check_run_name
 from trainboard.links import kfp_recurring_run_url, kfp_run_url, tensorboard_run_url
-from trainboard.settings import ENVIRONMENT, ClusterSettings, config_path
+from trainboard.settings import ENVIRONMENT, ClusterSettings
 
 HEALTHZ = "/apis/v2beta1/healthz"
 # KFP v2 run states after which a run does not change any more.
@@ -226,7 +226,7 @@ def check_server(settings: ClusterSettings) -> None:
     wrong at once."""
     url = settings.endpoint + HEALTHZ
     request = urllib.request.Request(url, headers=_auth_headers(settings.token))
-    token_hint = f'pass --token, set {ENVIRONMENT["token"]}, or put token = "..." in {config_path()}'
+    token_hint = f'pass --token, set {ENVIRONMENT["token"]}, or put token = "..." in the config file'
     try:
         with urllib.request.urlopen(request, timeout=15) as response:
             body = response.read()
