@@ -25,10 +25,12 @@ class Request:
 @dataclass
 class KFPServer:
     """``token``: when set, every route answers 401 unless the request carries ``Bearer <token>``.
-    ``final_state``: what GET runs/ID answers (the run has finished)."""
+    ``final_state``: what GET runs/ID answers (the run has finished).
+    ``refusal``: when set, creating a run or a recurring run answers 400 with it (a server-side check)."""
 
     token: str = ""
     final_state: str = "SUCCEEDED"
+    refusal: str = ""
     requests: list[Request] = field(default_factory=list)
     experiments: dict[str, dict] = field(default_factory=dict)
     runs: dict[str, dict] = field(default_factory=dict)
@@ -50,6 +52,8 @@ class KFPServer:
         if self.token and request.headers.get("authorization") != f"Bearer {self.token}":
             return 401, {"error": "Unauthorized", "code": 16}
         route = (request.method, request.path.removeprefix(API))
+        if self.refusal and route in (("POST", "/runs"), ("POST", "/recurringruns")):
+            return 400, {"error": self.refusal, "code": 3}
         if route == ("GET", "/healthz"):
             return 200, {"multi_user": False, "pipeline_store": "database"}
         if route == ("GET", "/experiments"):

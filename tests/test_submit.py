@@ -143,6 +143,17 @@ def test_settings_come_from_flag_then_environment_then_config_file(capsys, kfp, 
     assert len(submitted_runs(kfp)) == 2
 
 
+def test_a_refusal_by_the_server_exits_1_with_its_reason(capsys):
+    server = KFPServer(refusal="Invalid input error: service account not found")
+    try:
+        code, out, err = cli(capsys, "submit", "--endpoint", server.url, "--param", f"root={ROOT}")
+    finally:
+        server.stop()
+    assert code == 1 and out == ""
+    assert err.startswith(f"trainboard submit: error: {server.url} answered 400 Bad Request: ")
+    assert "service account not found" in err
+
+
 def test_config_file_given_with_config_is_checked(capsys, kfp, tmp_path):
     config = tmp_path / "team.toml"
     config.write_text(f'endpoint = "{kfp.url}"\ntoken = "t"\n')
