@@ -192,16 +192,12 @@ def _add_cluster_options(p: argparse.ArgumentParser) -> None:
 
 
 def _cluster_settings(args: argparse.Namespace):
-    from trainboard.settings import load_settings
+    """The settings from the flags (each named like its setting), the environment and the config file."""
+    from dataclasses import fields
 
-    return load_settings(
-        config_file=args.config,
-        endpoint=args.endpoint,
-        token=args.token,
-        experiment=args.experiment,
-        service_account=args.service_account,
-        tensorboard_url=args.tensorboard_url,
-    )
+    from trainboard.settings import ClusterSettings, load_settings
+
+    return load_settings(args.config, **{f.name: getattr(args, f.name) for f in fields(ClusterSettings)})
 
 
 def _add_submit(commands) -> None:
