@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 LOCKS := requirements/tensorflow-cpu.txt requirements/runtime.lock requirements/test.lock
 
-.PHONY: run test lint compile lock clean
+.PHONY: run test lint compile image lock clean
 
 run: $(VENV)/.installed
 	$(BIN)/trainboard local
@@ -18,6 +18,17 @@ lint: $(VENV)/.installed
 
 compile: $(VENV)/.installed
 	$(BIN)/trainboard compile -o pipeline.yaml
+
+# The component image, tagged with the package version (the tag the compiled pipeline uses by default).
+# Push it where your cluster pulls from: make image IMAGE=REGISTRY/trainboard:$(VERSION); then compile
+# with TRAINBOARD_IMAGE set to the printed digest to pin it.
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGE ?= ghcr.io/trainboard/trainboard:$(VERSION)
+image:
+	@docker info >/dev/null 2>&1 || { echo "make image: no Docker engine reachable here" >&2; exit 1; }
+	docker build -t $(IMAGE) .
+	docker push $(IMAGE)
+	docker inspect --format '{{index .RepoDigests 0}}' $(IMAGE)
 
 # The environment: exact pins of everything, TensorFlow's CPU build; the project itself editable.
 $(VENV)/.installed: $(LOCKS) pyproject.toml

@@ -5,7 +5,7 @@ TensorFlow-free to import: compile, submit and schedule load this module on a la
 
 from typing import NamedTuple
 
-from kfp import dsl
+from kfp import dsl, kubernetes
 from kfp.dsl import Metrics, Model
 
 from trainboard.components.evaluate.component import evaluate
@@ -14,6 +14,12 @@ from trainboard.components.start_run.component import start_run
 from trainboard.components.train.component import train
 
 PIPELINE_NAME = "trainboard"
+# Transient failures (a preempted GPU node, a storage hiccup) should not cost the nightly run.
+RETRIES = 2
+RETRY_BACKOFF = {"backoff_duration": "60s", "backoff_factor": 2.0, "backoff_max_duration": "600s"}
+# GKE and the NVIDIA GPU operator taint GPU nodes with nvidia.com/gpu:NoSchedule; without this toleration
+# the train pod waits forever on such clusters. Harmless where GPU nodes are not tainted.
+GPU_TOLERATIONS = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
 
 
 class Outputs(NamedTuple):
@@ -51,10 +57,51 @@ def training_pipeline(
     run_name: str = "",
     accelerator_type: str = "nvidia.com/gpu",
     accelerator_count: int = 1,
+    gpu_node_selector: dict = {},  # noqa: B006 (a pipeline parameter default, never mutated)
+    gpu_tolerations: list = GPU_TOLERATIONS,
+    tensorboard_url: str = "",
 ) -> Outputs:
-    run = start_run(root=root, run_name=run_name, job_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER)
+    """Train a Keras image classifier; TensorBoard logs stream to <root>/tensorboard/<run>/ while it trains.
+
+    Args:
+        root: The team's storage root, gs://BUCKET/PREFIX; logs and checkpoints go under it.
+        dataset: Data source: tfds:NAME[:CONFIG][@VERSION], folder:gs://BUCKET/IMAGES (<class>/<image> or
+            <split>/<class>/<image>), or demo (generated).
+        model: Keras architecture: small_cnn, vgg16, resnet50, mobilenet_v3_small, mobilenet_v3_large
+            or efficientnet_b0.
+        epochs: Training epochs.
+        batch_size: Examples per training step (over all GPUs).
+        image_size: Square input size in pixels.
+        learning_rate: Adam's (initial) learning rate.
+        lr_schedule: Learning-rate schedule: constant or cosine.
+        label_smoothing: Label smoothing in [0, 1).
+        early_stopping_patience: Stop after this many epochs without a better val_loss; 0 never stops early.
+        augment: Random flips, crops and colour changes of the training images.
+        precision: auto (mixed_float16 on GPUs, else float32), float32, mixed_float16 or mixed_bfloat16.
+        weights_uri: Pretrained backbone weights file in the bucket; empty to start untrained.
+        seed: Seed for data splits, shuffling and initial weights.
+        sync_seconds: The most TensorBoard logs in the bucket lag behind training.
+        batch_scalars_every: Also log per-batch scalars every N batches; 0 logs per epoch only.
+        histograms: Log weight histograms every epoch.
+        profile_batches: Profile these training steps, START[,STOP]; empty for no profile.
+        validation_fraction: Share of the data carved (stratified) for validation where the source has none.
+        test_fraction: The same for a missing test split.
+        tfds_data_dir: Where TFDS caches downloads and prepared data (a gs:// prefix on a cluster).
+        run_name: Name of the run under <root>; empty for a unique UTC-time name per execution.
+        accelerator_type: Accelerator the train task requests: nvidia.com/gpu on Kubeflow Pipelines,
+            a machine accelerator such as NVIDIA_L4 on Vertex AI.
+        accelerator_count: How many accelerators the train task requests.
+        gpu_node_selector: Node labels the train pod must match, e.g.
+            {"cloud.google.com/gke-accelerator": "nvidia-l4"}; {} for any node with the accelerator.
+        gpu_tolerations: Kubernetes tolerations of the train pod, for taints on GPU nodes.
+        tensorboard_url: The team TensorBoard over <root>/tensorboard; the run card links to this run in it.
+    """
+    run = start_run(
+        root=root, run_name=run_name, job_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, tensorboard_url=tensorboard_url
+    )
     run.set_caching_options(False)  # a new name per execution, never a cached one
     run.set_display_name("start-run")
+    run_output = run.outputs["Output"]
 
     data = prepare_data(
         dataset=dataset,
@@ -64,11 +111,14 @@ def training_pipeline(
         tfds_data_dir=tfds_data_dir,
     )
     data.set_display_name("prepare-data")
+    # Safe to cache: the output is a function of the inputs (source and seed), which form the cache key.
+    data.set_caching_options(True)
+    data.set_retry(num_retries=RETRIES, **RETRY_BACKOFF)
 
     trained = train(
         data=data.outputs["data"],
         root=root,
-        run=run.output,
+        run=run_output,
         model_name=model,
         epochs=epochs,
         batch_size=batch_size,
@@ -89,7 +139,13 @@ def training_pipeline(
     trained.set_display_name("train")
     trained.set_caching_options(False)  # it writes the run's logs and checkpoints to the root
     trained.set_accelerator_type(accelerator_type).set_accelerator_limit(accelerator_count)
+    trained.set_retry(num_retries=RETRIES, **RETRY_BACKOFF)
+    kubernetes.add_node_selector_json(trained, gpu_node_selector)
+    kubernetes.add_toleration_json(trained, gpu_tolerations)
 
     evaluated = evaluate(data=data.outputs["data"], model=trained.outputs["model"])
     evaluated.set_display_name("evaluate")
-    return Outputs(run=run.output, model=trained.outputs["model"], metrics=evaluated.outputs["metrics"])
+    # A fresh model every run, so a cache hit is impossible; caching off says so plainly.
+    evaluated.set_caching_options(False)
+    evaluated.set_retry(num_retries=RETRIES, **RETRY_BACKOFF)
+    return Outputs(run=run_output, model=trained.outputs["model"], metrics=evaluated.outputs["metrics"])

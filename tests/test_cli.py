@@ -69,7 +69,7 @@ def test_argparse_type_errors_exit_2(tmp_path):
 def test_help_lists_commands():
     result = trainboard("--help")
     assert result.returncode == 0
-    for command in ("local", "compile", "tensorboard"):
+    for command in ("local", "compile", "tensorboard", "submit", "schedule"):
         assert command in result.stdout
     local_help = trainboard("local", "--help").stdout
     for option in (
@@ -83,14 +83,26 @@ def test_help_lists_commands():
         "--json",
     ):
         assert option in local_help
+    shared = ["--endpoint", "--token", "--experiment", "--param", "--service-account", "--tensorboard-url"]
+    for command, options in (("submit", ["--run-name", "--wait"]), ("schedule", ["--name", "--cron"])):
+        command_help = trainboard(command, "--help").stdout
+        for option in shared + options:
+            assert option in command_help, (command, option)
 
 
 def test_cli_and_pipeline_do_not_import_tensorflow():
     code = (
         "import sys, trainboard.cli, trainboard.local_run, trainboard.pipelines.training_pipeline;"
+        "import trainboard.submit, trainboard.settings; trainboard.submit.compiled_pipeline();"
         "heavy = [m for m in ('tensorflow', 'keras', 'tensorflow_datasets') if m in sys.modules];"
         "assert not heavy, heavy"
     )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_cli_starts_without_kfp():
+    """`trainboard --help` stays fast: kfp (about a second to import) loads only when a command runs."""
+    code = "import sys, trainboard.cli; trainboard.cli.build_parser(); assert 'kfp' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -1,26 +1,128 @@
-"""`trainboard compile` writes a KFP v2 pipeline YAML that asks for a GPU on the train task."""
+"""`trainboard compile` writes a pipeline YAML for Kubeflow Pipelines 2.x: it loads back with the kfp SDK,
+and a golden check holds what matters on a cluster (GPU request, node selector, toleration, retries,
+caching, image, parameters), failing on drift. Parameters added later do not break it: the golden names
+the parameters it checks."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 import yaml
 from conftest import trainboard
 
+from trainboard.components import DEFAULT_IMAGE
 
-def test_compile_requests_accelerator_on_train(tmp_path):
-    out = tmp_path / "pipeline.yaml"
-    result = trainboard("compile", "-o", str(out))
-    assert result.returncode == 0, result.stderr
-    spec = yaml.safe_load(out.read_text())
-    executors = spec["deploymentSpec"]["executors"]
-    train = executors["exec-train"]["container"]
-    accelerator = train["resources"]["accelerator"]
-    assert accelerator["resourceType"] == "{{$.inputs.parameters['pipelinechannel--accelerator_type']}}"
-    assert accelerator["resourceCount"] == "{{$.inputs.parameters['pipelinechannel--accelerator_count']}}"
-    params = spec["root"]["inputDefinitions"]["parameters"]
-    assert params["accelerator_type"]["defaultValue"] == "nvidia.com/gpu"
-    assert params["accelerator_count"]["defaultValue"] == 1
-    assert "root" in params and not params["root"].get("isOptional")
-    # Only training asks for an accelerator.
-    assert [
-        name for name, e in executors.items() if "accelerator" in e["container"].get("resources", {})
-    ] == ["exec-train"]
+CHANNEL = "{{$.inputs.parameters['pipelinechannel--%s']}}"
+RETRY = {"maxRetryCount": 2, "backoffDuration": "60s", "backoffFactor": 2.0, "backoffMaxDuration": "600s"}
+GOLDEN = {
+    "train resources": {
+        "accelerator": {
+            "resourceType": CHANNEL % "accelerator_type",
+            "resourceCount": CHANNEL % "accelerator_count",
+        }
+    },
+    "executors with an accelerator": ["exec-train"],
+    "train kubernetes": {
+        "nodeSelector": {"nodeSelectorJson": {"componentInputParameter": "gpu_node_selector"}},
+        "tolerations": [{"tolerationJson": {"componentInputParameter": "gpu_tolerations"}}],
+    },
+    # Caching only where it is safe: data preparation, keyed on its inputs (source, seed).
+    "caching": {"start-run": False, "prepare-data": True, "train": False, "evaluate": False},
+    "retry": {"start-run": None, "prepare-data": RETRY, "train": RETRY, "evaluate": RETRY},
+    # The run card is written by start_run, which train waits for: the link exists before training.
+    "start-run outputs": {"card": "system.Markdown"},
+    "train waits for": ["prepare-data", "start-run"],
+    "parameters": {  # name: (type, default); None: required
+        "root": ("STRING", None),
+        "accelerator_type": ("STRING", "nvidia.com/gpu"),
+        "accelerator_count": ("NUMBER_INTEGER", 1),
+        "gpu_node_selector": ("STRUCT", {}),
+        "gpu_tolerations": (
+            "LIST",
+            [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        ),
+        "tensorboard_url": ("STRING", ""),
+        "run_name": ("STRING", ""),
+    },
+}
+
+
+def compile_to(path: Path, **env: str) -> tuple[int, str]:
+    import os
+
+    result = trainboard("compile", "-o", str(path), env={**os.environ, **env})
+    return result.returncode, result.stderr
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("compile") / "pipeline.yaml"
+    code, stderr = compile_to(path)
+    assert code == 0, stderr
+    return path
+
+
+def what_matters(path: Path) -> dict:
+    pipeline, platform = yaml.safe_load_all(path.read_text())
+    executors = pipeline["deploymentSpec"]["executors"]
+    tasks = pipeline["root"]["dag"]["tasks"]
+    mine = GOLDEN["caching"]  # the tasks this check is about; tasks added later are not
+    parameters = pipeline["root"]["inputDefinitions"]["parameters"]
+    return {
+        "train resources": executors["exec-train"]["container"]["resources"],
+        "executors with an accelerator": [
+            name for name, e in executors.items() if "accelerator" in e["container"].get("resources", {})
+        ],
+        "train kubernetes": platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-train"],
+        "caching": {name: tasks[name]["cachingOptions"].get("enableCache", False) for name in mine},
+        "retry": {name: tasks[name].get("retryPolicy") for name in mine},
+        "start-run outputs": {
+            name: a["artifactType"]["schemaTitle"]
+            for name, a in pipeline["components"]["comp-start-run"]["outputDefinitions"]["artifacts"].items()
+        },
+        "train waits for": sorted(tasks["train"]["dependentTasks"]),
+        "parameters": {
+            name: (parameters[name]["parameterType"], parameters[name].get("defaultValue"))
+            for name in GOLDEN["parameters"]
+        },
+    }
+
+
+def test_compiled_pipeline_matches_the_golden(compiled):
+    assert what_matters(compiled) == GOLDEN
+
+
+def test_compiled_pipeline_loads_back_with_the_kfp_sdk(compiled):
+    from kfp import components
+
+    pipeline = components.load_component_from_file(str(compiled))
+    assert pipeline.name == "trainboard"
+    inputs = pipeline.component_spec.inputs
+    assert set(GOLDEN["parameters"]) <= set(inputs)
+    assert not inputs["root"].optional and inputs["epochs"].optional
+    # The checked parameters say what they are in the KFP UI.
+    parameters = next(yaml.safe_load_all(compiled.read_text()))["root"]["inputDefinitions"]["parameters"]
+    assert [name for name in GOLDEN["parameters"] if not parameters[name].get("description")] == []
+
+
+def test_every_task_runs_the_pinned_image(compiled, tmp_path):
+    def images(path: Path) -> set[str]:
+        executors = next(yaml.safe_load_all(path.read_text()))["deploymentSpec"]["executors"]
+        return {e["container"]["image"] for e in executors.values()}
+
+    assert images(compiled) == {DEFAULT_IMAGE}
+    digest = "registry.example.com:5000/ml/trainboard@sha256:" + "0123456789abcdef" * 4
+    code, stderr = compile_to(tmp_path / "digest.yaml", TRAINBOARD_IMAGE=digest)
+    assert code == 0, stderr
+    assert images(tmp_path / "digest.yaml") == {digest}
+
+
+@pytest.mark.parametrize(
+    "image", ["registry.example.com/trainboard:latest", "registry.example.com:5000/trainboard"]
+)
+def test_an_unpinned_image_is_refused(tmp_path, image):
+    code, stderr = compile_to(tmp_path / "pipeline.yaml", TRAINBOARD_IMAGE=image)
+    assert code != 0
+    assert f"TRAINBOARD_IMAGE={image!r} does not pin the component image" in stderr
+    assert not (tmp_path / "pipeline.yaml").exists()

@@ -185,15 +185,132 @@ def _tensorboard(args: argparse.Namespace) -> int:
 
 
 def _serve(logdir: str, port: int, run: str = "", host: str = "127.0.0.1") -> None:
+    from trainboard.links import tensorboard_run_url
     from trainboard.tensorboard_server import free_port, serve
 
     port = free_port(port, host)
     url = f"http://{host}:{port}/"
     _progress(f"trainboard: TensorBoard over {logdir} at {url} (Ctrl-C to stop)")
     if run:
-        _progress(f"trainboard: this run only: {url}?runFilter={run}#timeseries")
+        _progress(f"trainboard: this run only: {tensorboard_run_url(url, run)}")
     with contextlib.suppress(KeyboardInterrupt):
         serve(logdir, port, host)
+
+
+def _add_cluster_options(p: argparse.ArgumentParser) -> None:
+    """What submit and schedule share: where the cluster is, and the pipeline's parameters."""
+    p.add_argument(
+        "--endpoint", help="Kubeflow Pipelines URL (default: $KF_PIPELINES_ENDPOINT or the config file)"
+    )
+    p.add_argument("--token", help="bearer token (default: $KF_PIPELINES_TOKEN or the config file)")
+    p.add_argument("--experiment", help="KFP experiment, created when missing (default: trainboard)")
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a pipeline parameter (repeatable), e.g. --param root=gs://BUCKET/trainboard --param epochs=20; "
+        "names and types are the pipeline's own (`trainboard compile` and read the YAML)",
+    )
+    p.add_argument("--service-account", help="Kubernetes service account the run's pods use")
+    p.add_argument(
+        "--tensorboard-url", help="the team TensorBoard (default: $TRAINBOARD_TENSORBOARD_URL or config)"
+    )
+    p.add_argument(
+        "--config",
+        help="TOML settings file (default: $TRAINBOARD_CONFIG or ~/.config/trainboard/config.toml)",
+    )
+
+
+def _cluster_settings(args: argparse.Namespace):
+    """The settings from the flags (each named like its setting), the environment and the config file."""
+    from dataclasses import fields
+
+    from trainboard.settings import ClusterSettings, load_settings
+
+    return load_settings(args.config, **{f.name: getattr(args, f.name) for f in fields(ClusterSettings)})
+
+
+def _add_submit(commands) -> None:
+    p = commands.add_parser(
+        "submit",
+        help="run the pipeline once on Kubeflow Pipelines; prints the KFP run and its TensorBoard link",
+        description="Compile the pipeline and start one run on Kubeflow Pipelines. Parameters are checked "
+        "against the pipeline's own before anything is sent; the run gets a unique name (also its name "
+        "under ROOT/tensorboard), and its KFP URL and team TensorBoard link are printed.",
+    )
+    _add_cluster_options(p)
+    p.add_argument("--run-name", default="", help="name of the run (default: UTC time + random suffix)")
+    p.add_argument(
+        "--wait", action="store_true", help="wait for the run to finish; exit 1 unless it succeeded"
+    )
+    p.set_defaults(handler=_submit)
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from trainboard import submit
+
+    settings = _cluster_settings(args)
+    try:
+        submitted = submit.submit(settings, args.param, args.run_name)
+        print(f"trainboard: submitted run {submitted.run} to experiment {settings.experiment}")
+        print(f"KFP run:     {submitted.run_url}")
+        print(
+            f"TensorBoard: {submitted.tensorboard_url or '(no team TensorBoard URL set: --tensorboard-url)'}"
+        )
+        if not args.wait:
+            return 0
+        state = submit.wait(settings, submitted.run_id)
+    except submit.ServerError as e:
+        return _server_error("submit", e)
+    print(f"trainboard: run {submitted.run} {state}")
+    return 0 if state == "SUCCEEDED" else 1
+
+
+def _add_schedule(commands) -> None:
+    p = commands.add_parser(
+        "schedule",
+        help="create an enabled recurring run on Kubeflow Pipelines (one at a time, no catch-up)",
+        description="Compile the pipeline and create an enabled recurring run: max concurrency 1 and no "
+        "catch-up unless told otherwise; every execution gets its own run name.",
+    )
+    _add_cluster_options(p)
+    p.add_argument("--name", required=True, help="name of the recurring run")
+    p.add_argument(
+        "--cron",
+        required=True,
+        help="6 fields, seconds first: second minute hour day-of-month month day-of-week, "
+        "e.g. '0 0 3 * * *' (03:00 UTC daily)",
+    )
+    p.add_argument("--max-concurrency", type=int, default=1, help="runs at once (default: %(default)s)")
+    p.add_argument("--catchup", action="store_true", help="backfill missed intervals (default: no catch-up)")
+    p.set_defaults(handler=_schedule)
+
+
+def _schedule(args: argparse.Namespace) -> int:
+    from trainboard import submit
+
+    settings = _cluster_settings(args)
+    try:
+        scheduled = submit.schedule(
+            settings, args.param, args.name, args.cron, args.max_concurrency, args.catchup
+        )
+    except submit.ServerError as e:
+        return _server_error("schedule", e)
+    catchup = "catch-up" if args.catchup else "no catch-up"
+    print(
+        f"trainboard: schedule {scheduled.name} enabled: cron '{args.cron}', "
+        f"max concurrency {args.max_concurrency}, {catchup}"
+    )
+    print(f"KFP recurring run: {scheduled.url}")
+    if settings.tensorboard_url:
+        print(f"TensorBoard:       {settings.tensorboard_url}")
+    return 0
+
+
+def _server_error(command: str, error: Exception) -> int:
+    print(f"trainboard {command}: error: {error}", file=sys.stderr)
+    return 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -207,6 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_local(commands)
     _add_compile(commands)
     _add_tensorboard(commands)
+    _add_submit(commands)
+    _add_schedule(commands)
     return parser
 
 

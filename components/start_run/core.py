@@ -1,9 +1,13 @@
-"""start_run: fix the run's name before anything is written, so every step files under it."""
+"""start_run: fix the run's name before anything is written, so every step files under it, and write the
+run card: the link from the KFP UI to the run's live curves, there before training starts."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from trainboard import layout
 from trainboard.config import check_root, check_run_name
+from trainboard.links import tensorboard_run_url
 
 
 def start_run(root: str, run_name: str, job_id: str) -> str:
@@ -12,3 +16,30 @@ def start_run(root: str, run_name: str, job_id: str) -> str:
     run = run_name or layout.new_run_name(job_id.replace("-", ""))
     check_run_name(run)
     return run
+
+
+def run_card(run: str, root: str, tensorboard_url: str) -> str:
+    """The Markdown the KFP UI shows for the run: where its curves are, live while it trains."""
+    logdir = layout.tensorboard_dir(root, run)
+    if tensorboard_url:
+        watch = (
+            f"**[Open this run in TensorBoard]({tensorboard_run_url(tensorboard_url, run)})**: "
+            "its curves appear there epoch by epoch while training runs.\n\n"
+            f"All the team's runs: [{tensorboard_url}]({tensorboard_url})"
+        )
+    else:
+        watch = (
+            "No team TensorBoard was given (pipeline parameter `tensorboard_url`). Watch this run with\n\n"
+            f"    trainboard tensorboard --logdir {layout.tensorboard_root(root)}"
+        )
+    return (
+        f"# trainboard run `{run}`\n\n{watch}\n\n"
+        f"| what | where |\n|---|---|\n"
+        f"| TensorBoard logs | `{logdir}/` |\n"
+        f"| checkpoints | `{layout.checkpoint_dir(root, run)}/` |\n"
+    )
+
+
+def write_run_card(path: str | Path, run: str, root: str, tensorboard_url: str) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(run_card(run, root, tensorboard_url))

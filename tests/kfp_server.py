@@ -1,0 +1,111 @@
+"""A loopback Kubeflow Pipelines API: the v2beta1 routes kfp.Client and the kfp CLI call to submit and
+schedule, answering like the real server and recording every request for the tests to assert on."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.parse
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+API = "/apis/v2beta1"
+CREATED_AT = "2026-01-01T00:00:00Z"
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: dict | None
+
+
+@dataclass
+class KFPServer:
+    """``token``: when set, every route answers 401 unless the request carries ``Bearer <token>``.
+    ``final_state``: what GET runs/ID answers (the run has finished).
+    ``refusal``: when set, creating a run or a recurring run answers 400 with it (a server-side check)."""
+
+    token: str = ""
+    final_state: str = "SUCCEEDED"
+    refusal: str = ""
+    requests: list[Request] = field(default_factory=list)
+    experiments: dict[str, dict] = field(default_factory=dict)
+    runs: dict[str, dict] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._http = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self.url = f"http://127.0.0.1:{self._http.server_port}"
+        # A short poll interval: shutdown() waits for it, once per test.
+        threading.Thread(target=self._http.serve_forever, args=(0.02,), daemon=True).start()
+
+    def stop(self) -> None:
+        self._http.shutdown()
+        self._http.server_close()
+
+    def bodies(self, method: str, path: str) -> list[dict]:
+        return [r.body for r in self.requests if r.method == method and r.path == API + path]
+
+    def answer(self, request: Request) -> tuple[int, dict]:
+        if self.token and request.headers.get("authorization") != f"Bearer {self.token}":
+            return 401, {"error": "Unauthorized", "code": 16}
+        route = (request.method, request.path.removeprefix(API))
+        if self.refusal and route in (("POST", "/runs"), ("POST", "/recurringruns")):
+            return 400, {"error": self.refusal, "code": 3}
+        if route == ("GET", "/healthz"):
+            return 200, {"multi_user": False, "pipeline_store": "database"}
+        if route == ("GET", "/experiments"):
+            wanted = json.loads(request.query.get("filter", '{"predicates": []}'))["predicates"]
+            names = [p["stringValue"] for p in wanted if p["key"] == "display_name"]
+            found = [e for e in self.experiments.values() if not names or e["display_name"] in names]
+            return 200, {"experiments": found, "total_size": len(found)} if found else {}
+        if route == ("POST", "/experiments"):
+            experiment = {**request.body, "experiment_id": f"exp-{len(self.experiments) + 1}"}
+            experiment.update(created_at=CREATED_AT, storage_state="AVAILABLE")
+            self.experiments[experiment["experiment_id"]] = experiment
+            return 200, experiment
+        if route == ("POST", "/runs"):
+            run = {**request.body, "run_id": f"run-{len(self.runs) + 1}", "state": "PENDING"}
+            run.update(created_at=CREATED_AT)
+            self.runs[run["run_id"]] = run
+            return 200, run
+        if request.method == "GET" and request.path.startswith(f"{API}/runs/"):
+            run = self.runs.get(request.path.rsplit("/", 1)[-1])
+            return (200, {**run, "state": self.final_state}) if run else (404, {"error": "no such run"})
+        if route == ("POST", "/recurringruns"):
+            recurring = {**request.body, "recurring_run_id": "recurring-1", "status": "ENABLED"}
+            recurring.update(created_at=CREATED_AT)
+            return 200, recurring
+        return 404, {"error": f"no route {request.method} {request.path}"}
+
+
+def _handler(server: KFPServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def _serve(self) -> None:
+            url = urllib.parse.urlsplit(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            request = Request(
+                method=self.command,
+                path=url.path,
+                query=dict(urllib.parse.parse_qsl(url.query)),
+                headers={k.lower(): v for k, v in self.headers.items()},
+                body=json.loads(raw) if raw else None,
+            )
+            server.requests.append(request)
+            status, answer = server.answer(request)
+            payload = json.dumps(answer).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_POST = _serve
+
+        def log_message(self, *args) -> None:  # keep test output clean
+            pass
+
+    return Handler

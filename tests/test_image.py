@@ -1,0 +1,71 @@
+"""The component image, checked without Docker (none runs here): hadolint, and what the Dockerfile must
+hold: the GPU TensorFlow base pinned to the version the CPU environment tests, the locked packages (kfp
+among them), no build stage left in the image, a non-root user; `make image` builds and pushes the tag
+the compiled pipeline uses."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+from conftest import BIN
+
+from trainboard.components import DEFAULT_IMAGE
+
+REPO = Path(__file__).resolve().parent.parent
+DOCKERFILE = REPO / "Dockerfile"
+
+
+def instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) per instruction, continuation lines joined, comments dropped."""
+    logical = re.sub(
+        r"\\\n\s*", " ", "\n".join(line for line in text.splitlines() if not line.startswith("#"))
+    )
+    return [
+        (line.split()[0].upper(), line.split(None, 1)[1]) for line in logical.splitlines() if line.strip()
+    ]
+
+
+def final_stage(steps: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    last_from = max(i for i, (op, _) in enumerate(steps) if op == "FROM")
+    return steps[last_from:]
+
+
+def test_hadolint_finds_nothing():
+    result = subprocess.run([str(BIN / "hadolint"), str(DOCKERFILE)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_base_is_the_gpu_build_of_the_tested_tensorflow():
+    steps = instructions(DOCKERFILE.read_text())
+    [base] = [args.split("=", 1)[1] for op, args in steps if op == "ARG" and args.startswith("BASE_IMAGE=")]
+    tested = re.search(
+        r"^tensorflow-cpu==(\S+)$", (REPO / "requirements/tensorflow-cpu.txt").read_text(), re.M
+    )
+    assert base == f"tensorflow/tensorflow:{tested[1]}-gpu"
+    assert [args for op, args in steps if op == "FROM"] == ["${BASE_IMAGE} AS wheel", "${BASE_IMAGE}"]
+
+
+def test_final_image_installs_the_locked_packages_and_runs_as_a_user():
+    steps = final_stage(instructions(DOCKERFILE.read_text()))
+    run = " && ".join(args for op, args in steps if op == "RUN")
+    assert "pip install --no-cache-dir -r /tmp/runtime.lock" in run
+    assert "pip install --no-cache-dir --no-deps /tmp/wheels/" in run
+    assert "rm -rf /tmp/runtime.lock /tmp/wheels" in run
+    assert "import kfp" in run  # the tasks skip the per-task kfp install (install_kfp_package=False)
+    locked = (REPO / "requirements/runtime.lock").read_text().splitlines()
+    assert "kfp==2.17.3" in locked and "kfp-kubernetes==2.17.3" in locked
+    # Only the wheel comes from the build stage: sources and build backend stay behind.
+    assert [args for op, args in steps if op == "COPY" and "--from" in args] == [
+        "--from=wheel /wheels /tmp/wheels"
+    ]
+    assert not re.search(r"apt-get|apk |gcc|build-essential", run)
+    users = [args for op, args in steps if op == "USER"]
+    assert users and users[-1] not in ("root", "0"), users
+
+
+def test_make_image_builds_and_pushes_the_default_tag():
+    result = subprocess.run(["make", "-n", "image"], cwd=REPO, capture_output=True, text=True, check=True)
+    assert f"docker build -t {DEFAULT_IMAGE} ." in result.stdout
+    assert f"docker push {DEFAULT_IMAGE}" in result.stdout

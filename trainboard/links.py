@@ -1,0 +1,27 @@
+"""Links a person clicks: a run in the KFP UI, a run's curves in the team TensorBoard.
+
+TensorFlow-free and KFP-free: the CLI prints them after submit, start_run writes them into the run card.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+
+
+def tensorboard_run_url(tensorboard_url: str, run: str) -> str:
+    """The team TensorBoard showing only ``run``'s curves.
+
+    TensorBoard (2.21) reads the ``runFilter`` query parameter as a regular expression over run names;
+    a run's TensorBoard runs are ``<run>/train``, ``<run>/validation``, ... so ``^<run>/`` selects exactly
+    them (run names hold letters, digits, '.', '_', '-': only '.' needs escaping).
+    """
+    run_filter = "^" + run.replace(".", r"\.") + "/"
+    return f"{tensorboard_url.rstrip('/')}/?{urllib.parse.urlencode({'runFilter': run_filter})}#timeseries"
+
+
+def kfp_run_url(endpoint: str, run_id: str) -> str:
+    return f"{endpoint.rstrip('/')}/#/runs/details/{run_id}"
+
+
+def kfp_recurring_run_url(endpoint: str, recurring_run_id: str) -> str:
+    return f"{endpoint.rstrip('/')}/#/recurringrun/details/{recurring_run_id}"

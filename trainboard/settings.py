@@ -1,0 +1,102 @@
+"""Where trainboard finds the team's Kubeflow Pipelines and TensorBoard: flags, then environment, then
+a config file, then defaults.
+
+The config file is TOML, ``$TRAINBOARD_CONFIG`` or ``~/.config/trainboard/config.toml``
+(``$XDG_CONFIG_HOME`` honoured)::
+
+    endpoint = "https://kubeflow.example.com/pipeline"
+    token = "..."
+    experiment = "trainboard"
+    service_account = "trainboard-runner"
+    tensorboard_url = "https://tensorboard.example.com"
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+import urllib.parse
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+from trainboard.config import UsageError
+
+# The environment variable kfp's own Client and CLI read for the endpoint; the others are trainboard's.
+ENVIRONMENT = {
+    "endpoint": "KF_PIPELINES_ENDPOINT",
+    "token": "KF_PIPELINES_TOKEN",
+    "tensorboard_url": "TRAINBOARD_TENSORBOARD_URL",
+}
+CONFIG_ENV = "TRAINBOARD_CONFIG"
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    endpoint: str = ""
+    token: str = ""
+    experiment: str = "trainboard"
+    service_account: str = ""
+    tensorboard_url: str = ""
+
+
+def config_path(given: str | None = None) -> Path:
+    """``given`` (--config), else ``$TRAINBOARD_CONFIG``, else the per-user file."""
+    if given:
+        return Path(given)
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV])
+    config_home = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(config_home) / "trainboard" / "config.toml"
+
+
+def _read_config(path: Path, required: bool) -> dict[str, str]:
+    if not path.is_file():
+        if required:
+            raise UsageError("config", f"{path} does not exist")
+        return {}
+    try:
+        values = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise UsageError("config", f"{path} is not valid TOML: {e}") from None
+    known = [f.name for f in fields(ClusterSettings)]
+    for key, value in values.items():
+        if key not in known:
+            raise UsageError("config", f"{path}: unknown setting {key!r}; allowed: {', '.join(known)}")
+        if not isinstance(value, str):
+            raise UsageError("config", f"{path}: {key} must be a string, got {value!r}")
+    return values
+
+
+def check_http_url(field: str, url: str) -> str:
+    """``url`` without a trailing slash, or UsageError unless it is http(s)://HOST[...]."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise UsageError(field, f"{url!r} is not an http:// or https:// URL with a host")
+    return url.rstrip("/")
+
+
+def load_settings(config_file: str | None = None, **flags: str | None) -> ClusterSettings:
+    """Each setting from its flag (None when not given), else its environment variable, else the config
+    file (``config_file`` must exist when given), else the default. The endpoint is required; URLs are
+    checked."""
+    path = config_path(config_file)
+    config = _read_config(path, required=bool(config_file))
+    values = {}
+    for f in fields(ClusterSettings):
+        for candidate in (flags.get(f.name), os.environ.get(ENVIRONMENT.get(f.name, "")), config.get(f.name)):
+            if candidate:
+                values[f.name] = candidate
+                break
+    settings = ClusterSettings(**values)
+    if not settings.endpoint:
+        raise UsageError(
+            "endpoint",
+            f"no Kubeflow Pipelines endpoint; pass --endpoint URL, set {ENVIRONMENT['endpoint']}, "
+            f'or put endpoint = "URL" in {path}',
+        )
+    return replace(
+        settings,
+        endpoint=check_http_url("endpoint", settings.endpoint),
+        tensorboard_url=settings.tensorboard_url
+        and check_http_url("tensorboard_url", settings.tensorboard_url),
+    )
