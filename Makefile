@@ -3,13 +3,15 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 LOCKS := requirements/tensorflow-cpu.txt requirements/runtime.lock requirements/test.lock
+# Tools the tests run besides Python (see their rules below).
+TEST_TOOLS := /usr/bin/kubectl /usr/bin/chromium
 
 .PHONY: run test lint compile image lock clean
 
 run: $(VENV)/.installed
 	$(BIN)/trainboard local
 
-test: $(VENV)/.installed lint
+test: $(VENV)/.installed lint $(TEST_TOOLS)
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed
@@ -37,6 +39,13 @@ $(VENV)/.installed: $(LOCKS) pyproject.toml
 	$(BIN)/pip install --quiet $(addprefix -r ,$(LOCKS))
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
+
+# What the manifests and browser tests run besides Python: kubectl (kustomize v5) and Debian's chromium.
+# Installed as root with apt when missing (kubectl from the google-cloud-cli apt repository); else skipped.
+/usr/bin/kubectl:
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubectl
+/usr/bin/chromium:
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
 # Re-resolve the pins from pyproject.toml (needs the package registry).
 lock:

@@ -50,30 +50,19 @@ class GCSServer:
         return {**os.environ, "STORAGE_EMULATOR_HOST": self.url}
 
 
+def fake_gcs_command(port: int) -> list[str]:
+    """fake-gcs-server, in memory, on 127.0.0.1:port (also bench/tensorboard_bucket.py's bucket)."""
+    url = f"http://127.0.0.1:{port}"
+    return [str(_get_binary_path()), "-scheme", "http", "-backend", "memory", "-host", "127.0.0.1",
+            "-port", str(port), "-external-url", url, "-log-level", "error"]  # fmt: skip
+
+
 @pytest.fixture
 def gcs(monkeypatch: pytest.MonkeyPatch) -> Iterator[GCSServer]:
     """A fake-gcs-server (in memory) on a free port, with bucket BUCKET, and STORAGE_EMULATOR_HOST set."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [
-            str(_get_binary_path()),
-            "-scheme",
-            "http",
-            "-backend",
-            "memory",
-            "-host",
-            "127.0.0.1",
-            "-port",
-            str(port),
-            "-external-url",
-            url,
-            "-log-level",
-            "error",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = subprocess.Popen(fake_gcs_command(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_http(f"{url}/storage/v1/b", proc=proc)
         monkeypatch.setenv("STORAGE_EMULATOR_HOST", url)

@@ -76,10 +76,13 @@ def _blob(uri: str):
     return _client().bucket(bucket).blob(name)
 
 
-def read_bytes(uri: str) -> bytes:
+def read_bytes(uri: str, start: int = 0) -> bytes:
+    """The file's bytes from offset ``start`` to its end (on GCS one ranged request)."""
     if is_gcs(uri):
-        return _blob(uri).download_as_bytes()
-    return Path(uri).read_bytes()
+        return _blob(uri).download_as_bytes(start=start or None)
+    with Path(uri).open("rb") as f:
+        f.seek(start)
+        return f.read()
 
 
 def write_bytes(uri: str, data: bytes) -> None:
@@ -127,6 +130,28 @@ def list_files(uri: str) -> list[str]:
         return sorted(f"{GCS_SCHEME}{bucket}/{b.name}" for b in _client().list_blobs(bucket, prefix=prefix))
     root = Path(uri)
     return sorted(str(p) for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
+
+
+def list_versions(uri: str) -> dict[str, tuple[int, int]]:
+    """Every file below ``uri`` as ``{relative path: (size, version)}``; version changes on every write.
+
+    On GCS this is one listing request per 1000 objects (the version is the object's generation);
+    locally the version is the modification time.
+    """
+    if is_gcs(uri):
+        bucket, prefix = split_gcs(uri)
+        prefix = prefix + "/" if prefix else ""
+        fields = "items(name,size,generation),nextPageToken"
+        return {
+            b.name[len(prefix) :]: (b.size, b.generation)
+            for b in _client().list_blobs(bucket, prefix=prefix, fields=fields)
+        }
+    root = Path(uri)
+    return {
+        p.relative_to(root).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in root.rglob("*")
+        if p.is_file()
+    }
 
 
 def upload_file(local_path: str | Path, uri: str) -> None:

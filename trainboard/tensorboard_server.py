@@ -3,10 +3,14 @@
 TensorBoard runs in its TensorFlow-free mode and reads gs:// through gcsfs: TensorFlow's own GCS file
 system has a fixed endpoint (no emulator) and is heavy to import; gcsfs honours STORAGE_EMULATOR_HOST
 and the default credentials (Workload Identity) alike.
+
+``python -m trainboard.tensorboard_server --logdir DIR`` is the command of the TensorBoard container in
+``manifests/`` (and what the tests run from the rendered manifest).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import socket
@@ -44,7 +48,7 @@ def free_port(start: int = 6006, host: str = "127.0.0.1") -> int:
     raise RuntimeError(f"no free port in {start}-{start + 99}")
 
 
-def serve(logdir: str, port: int, host: str = "127.0.0.1") -> None:
+def serve(logdir: str, port: int, host: str = "127.0.0.1", reload_interval: int = 5) -> None:
     """Run TensorBoard in this process until interrupted."""
     settings = dict(_GCSFS_SETTINGS)
     if os.environ.get("STORAGE_EMULATOR_HOST"):
@@ -55,5 +59,22 @@ def serve(logdir: str, port: int, host: str = "127.0.0.1") -> None:
     sys.modules["tensorboard.compat.notf"] = types.ModuleType("tensorboard.compat.notf")
     from tensorboard import main as tensorboard_main
 
-    sys.argv = tensorboard_argv(logdir, port, host)
+    sys.argv = tensorboard_argv(logdir, port, host, reload_interval)
     tensorboard_main.run_main()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The container's entry point: serve ``--logdir`` on exactly ``--host``:``--port``."""
+    parser = argparse.ArgumentParser(prog="python -m trainboard.tensorboard_server", description=main.__doc__)
+    parser.add_argument("--logdir", required=True, help="a local folder or gs://BUCKET/PREFIX/tensorboard")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=6006, help="default: %(default)s")
+    parser.add_argument(
+        "--reload-interval", type=int, default=5, help="seconds between re-reads of the logdir (default: 5)"
+    )
+    args = parser.parse_args(argv)
+    serve(storage.check_uri(args.logdir), args.port, args.host, args.reload_interval)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,261 @@
+"""manifests/: every overlay renders, validates strictly (built-in kinds against Kubernetes' schemas, custom
+resources against their CRD schemas), and holds together where schemas cannot tell."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+from conftest import BIN, trainboard
+
+from trainboard.manifests import MANIFESTS_DIR, OVERLAYS, render
+
+KUBERNETES_VERSION = "1.32"  # the schemas validated against; GKE's regular channel and kubectl here
+BUCKET_ROOT = "gs://team-bucket/trainboard"
+LOGDIR = f"{BUCKET_ROOT}/tensorboard"
+CRD_SCHEMAS = Path(__file__).parent / "crd_schemas"
+# Secrets the README tells an operator to create (they hold credentials, so never in the repository).
+OUT_OF_BAND_SECRETS = {"basic": {"trainboard-gcp-key"}, "gke": {"trainboard-iap-oauth"}, "kubeflow": set()}
+
+
+def rendered(overlay: str, **options: str) -> list[dict]:
+    return list(yaml.safe_load_all(render(BUCKET_ROOT, overlay, **options)))
+
+
+@pytest.fixture(scope="module", params=OVERLAYS)
+def overlay(request) -> tuple[str, list[dict]]:
+    return request.param, rendered(request.param)
+
+
+def of_kind(objects: list[dict], kind: str) -> list[dict]:
+    return [o for o in objects if o["kind"] == kind]
+
+
+def named(objects: list[dict], kind: str, name: str) -> dict:
+    matches = [o for o in of_kind(objects, kind) if o["metadata"]["name"] == name]
+    assert len(matches) == 1, f"{kind}/{name}: {len(matches)} rendered"
+    return matches[0]
+
+
+def matches(selector: dict, labels: dict) -> bool:
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def pods(objects: list[dict]) -> list[dict]:
+    return [d["spec"]["template"] for d in of_kind(objects, "Deployment")]
+
+
+def has_port(containers: list[dict], port: int | str) -> bool:
+    """Whether one of ``containers`` declares ``port`` (a number or a port name)."""
+    return any(port in (p["containerPort"], p.get("name")) for c in containers for p in c.get("ports", []))
+
+
+def containers_of(templates: list[dict]) -> list[dict]:
+    return [c for t in templates for c in t["spec"]["containers"]]
+
+
+def crd_schemas() -> dict[tuple[str, str], dict]:
+    schemas = {}
+    for path in CRD_SCHEMAS.glob("*.yaml"):
+        doc = yaml.safe_load(path.read_text())
+        schemas[doc["apiVersion"], doc["kind"]] = doc["openAPIV3Schema"]
+    return schemas
+
+
+def test_every_object_validates_strictly(overlay):
+    name, objects = overlay
+    schemas = crd_schemas()
+    custom = []
+    for obj in objects:
+        key = (obj["apiVersion"], obj["kind"])
+        if key in schemas:
+            jsonschema.validate(obj, schemas[key])
+            custom.append(obj["kind"])
+        else:
+            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+    expected = {"gke": ["BackendConfig", "ManagedCertificate"], "kubeflow": ["PodDefault", "Tensorboard"]}
+    assert sorted(custom) == expected.get(name, [])
+
+
+def test_strict_validation_rejects_what_it_should():
+    deployment = named(rendered("basic"), "Deployment", "trainboard-tensorboard")
+    deployment["spec"]["template"]["spec"]["containers"][0]["securityContex"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, KUBERNETES_VERSION, strict=True)
+    tensorboard = named(rendered("kubeflow"), "Tensorboard", "trainboard")
+    del tensorboard["spec"]["logspath"]
+    with pytest.raises(jsonschema.ValidationError, match="logspath"):
+        jsonschema.validate(tensorboard, crd_schemas()["tensorboard.kubeflow.org/v1alpha1", "Tensorboard"])
+
+
+def test_selectors_ports_and_names_hold_together(overlay):
+    name, objects = overlay
+    deployments = of_kind(objects, "Deployment")
+    assert len(deployments) == 1
+    for deployment in deployments:
+        template = deployment["spec"]["template"]
+        assert matches(deployment["spec"]["selector"]["matchLabels"], template["metadata"]["labels"])
+        spec = template["spec"]
+        named(objects, "ServiceAccount", spec["serviceAccountName"])
+        volumes = {v["name"] for v in spec["volumes"]}
+        for container in spec["containers"]:
+            assert {m["name"] for m in container.get("volumeMounts", [])} <= volumes
+            for probe in ("readinessProbe", "livenessProbe"):
+                if probe in container:
+                    assert has_port([container], container[probe]["httpGet"]["port"])
+        secrets = {v["secret"]["secretName"] for v in spec["volumes"] if "secret" in v}
+        rendered_secrets = {s["metadata"]["name"] for s in of_kind(objects, "Secret")}
+        assert secrets <= rendered_secrets | OUT_OF_BAND_SECRETS[name]
+    for service in of_kind(objects, "Service"):
+        selected = [t for t in pods(objects) if matches(service["spec"]["selector"], t["metadata"]["labels"])]
+        assert selected, f"Service {service['metadata']['name']} selects no pod"
+        for port in service["spec"]["ports"]:
+            assert has_port(containers_of(selected), port["targetPort"])
+    for policy in of_kind(objects, "NetworkPolicy"):
+        selected = [
+            t
+            for t in pods(objects)
+            if matches(policy["spec"]["podSelector"]["matchLabels"], t["metadata"]["labels"])
+        ]
+        assert selected
+        assert policy["spec"]["policyTypes"] == ["Ingress"]
+        assert policy["spec"]["ingress"], "the overlay must say where ingress comes from"
+        for rule in policy["spec"]["ingress"]:
+            assert rule["from"], "a rule without `from` would let everyone in"
+            for port in rule["ports"]:
+                assert has_port(containers_of(selected), port["port"])
+    for poddefault in of_kind(objects, "PodDefault"):
+        named(objects, "ServiceAccount", poddefault["spec"]["serviceAccountName"])
+
+
+def test_security_settings_in_every_pod(overlay):
+    _, objects = overlay
+    for template in pods(objects):
+        spec = template["spec"]
+        assert spec["automountServiceAccountToken"] is False
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        assert spec["securityContext"]["runAsUser"] > 0
+        for container in spec["containers"]:
+            context = container["securityContext"]
+            assert context["runAsNonRoot"] is True
+            assert context["readOnlyRootFilesystem"] is True
+            assert context["allowPrivilegeEscalation"] is False
+            assert context["capabilities"] == {"drop": ["ALL"]}
+            assert context["seccompProfile"] == {"type": "RuntimeDefault"}
+            for kind in ("requests", "limits"):
+                assert set(container["resources"][kind]) == {"cpu", "memory"}
+            if container.get("ports"):
+                assert "readinessProbe" in container and "livenessProbe" in container
+
+
+def test_bucket_is_set_in_one_place(overlay):
+    name, objects = overlay
+    text = yaml.safe_dump_all(objects)
+    assert "YOUR-BUCKET" not in text
+    mirror = next(c for t in pods(objects) for c in t["spec"]["containers"] if c["name"] == "bucket-mirror")
+    assert {"name": "TRAINBOARD_LOGDIR", "value": LOGDIR} in mirror["env"]
+    assert "--source=$(TRAINBOARD_LOGDIR)" in mirror["args"]
+    if name == "kubeflow":
+        assert named(objects, "Tensorboard", "trainboard")["spec"]["logspath"] == LOGDIR
+    assert text.count("gs://") == (2 if name == "kubeflow" else 1)
+    assert of_kind(objects, "ConfigMap") == [], "kustomize-only settings must not be applied"
+    settings = (MANIFESTS_DIR / "base" / "settings.yaml").read_text()
+    assert "gs://YOUR-BUCKET/" in settings
+
+
+def test_gke_workload_identity_iap_and_no_key():
+    objects = rendered("gke", project="team-project-1", domain="tensorboard.team.example")
+    account = named(objects, "ServiceAccount", "trainboard-tensorboard")
+    assert account["metadata"]["annotations"] == {
+        "iam.gke.io/gcp-service-account": "trainboard-tensorboard@team-project-1.iam.gserviceaccount.com"
+    }
+    assert of_kind(objects, "Secret") == []
+    assert "GOOGLE_APPLICATION_CREDENTIALS" not in yaml.safe_dump_all(objects)
+    ingress = named(objects, "Ingress", "trainboard-tensorboard")
+    assert ingress["metadata"]["annotations"]["kubernetes.io/ingress.allow-http"] == "false"
+    certificate = named(
+        objects,
+        "ManagedCertificate",
+        ingress["metadata"]["annotations"]["networking.gke.io/managed-certificates"],
+    )
+    assert certificate["spec"]["domains"] == ["tensorboard.team.example"]
+    backend = ingress["spec"]["defaultBackend"]["service"]
+    service = named(objects, "Service", backend["name"])
+    assert backend["port"]["name"] in {p["name"] for p in service["spec"]["ports"]}
+    config_name = yaml.safe_load(service["metadata"]["annotations"]["cloud.google.com/backend-config"])[
+        "default"
+    ]
+    backend_config = named(objects, "BackendConfig", config_name)
+    assert backend_config["spec"]["iap"]["enabled"] is True
+    assert has_port(containers_of(pods(objects)), backend_config["spec"]["healthCheck"]["port"])
+
+
+def test_kubeflow_tensorboard_gets_workload_identity_not_a_key():
+    objects = rendered("kubeflow", project="team-project-1")
+    tensorboard = named(objects, "Tensorboard", "trainboard")
+    poddefault = of_kind(objects, "PodDefault")[0]
+    # The controller copies the resource's labels onto its pod: the PodDefault and the policy select it.
+    assert matches(poddefault["spec"]["selector"]["matchLabels"], tensorboard["metadata"]["labels"])
+    policy = named(objects, "NetworkPolicy", "trainboard-tensorboard")
+    assert matches(policy["spec"]["podSelector"]["matchLabels"], tensorboard["metadata"]["labels"])
+    account = named(objects, "ServiceAccount", poddefault["spec"]["serviceAccountName"])
+    assert "iam.gke.io/gcp-service-account" in account["metadata"]["annotations"]
+    # The controller mounts user-gcp-sa for gs://; it exists so the pod starts, and holds no key.
+    secret = named(objects, "Secret", "user-gcp-sa")
+    assert not secret.get("data") and not secret.get("stringData")
+
+
+def test_namespace_applies_to_every_object():
+    objects = rendered("basic", namespace="ml-team")
+    assert {o["metadata"].get("namespace") for o in objects} == {"ml-team"}
+
+
+def test_cli_prints_what_kubectl_applies(tmp_path):
+    result = trainboard("manifests", "--bucket", BUCKET_ROOT, "--overlay", "basic", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == render(BUCKET_ROOT, "basic")
+
+
+BAD_MANIFESTS_INPUT = [
+    # (arguments, after --bucket BUCKET_ROOT unless they name one; the option named; words of the message)
+    (["--bucket", "s3://team-bucket/x", "--overlay", "gke"], "--bucket", "not a gs:// URI"),
+    (["--bucket", "/local/path", "--overlay", "gke"], "--bucket", "not a gs:// URI"),
+    (["--bucket", "gs://B/x", "--overlay", "gke"], "--bucket", "no valid bucket name"),
+    (["--overlay", "aks"], "--overlay", "unknown overlay 'aks'; choose one of: gke"),
+    (["--overlay", "gke", "--kubectl", "no-such-kubectl"], "--kubectl", "not found"),
+    (["--overlay", "basic", "--project", "team-project-1"], "--project", "gke and kubeflow"),
+    (["--overlay", "gke", "--project", "X"], "--project", "not a Google Cloud project"),
+    (["--overlay", "gke", "--namespace", "Team_A"], "--namespace", "not a Kubernetes"),
+    (["--overlay", "kubeflow", "--domain", "a.example"], "--domain", "gke overlay only"),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "option", "words"),
+    BAD_MANIFESTS_INPUT,
+    ids=lambda v: " ".join(v) if isinstance(v, list) else None,
+)
+def test_bad_manifests_input_exits_2_with_one_line(tmp_path, args, option, words):
+    bucket = [] if "--bucket" in args else ["--bucket", BUCKET_ROOT]
+    result = trainboard("manifests", *bucket, *args, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert (
+        len(lines) == 1
+        and lines[0].startswith(f"trainboard manifests: error: {option}: ")
+        and words in lines[0]
+    )
+
+
+def test_image_dockerfile_is_hadolint_clean():
+    dockerfile = MANIFESTS_DIR / "image" / "Dockerfile"
+    result = subprocess.run([str(BIN / "hadolint"), str(dockerfile)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = dockerfile.read_text()
+    assert "USER 10001:10001" in text  # the Deployment's runAsUser
+    assert ":latest" not in text

@@ -1,0 +1,162 @@
+"""The team TensorBoard as manifests/ deploys it, run here: the containers' command, args and env taken from
+the rendered manifest, against fake-gcs-server holding a real Keras run's logs; then in a real browser."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import BUCKET, TensorBoard, free_port, wait_for_http
+from events import scalars
+from local_pod import LocalPod
+
+from trainboard import layout, storage
+from trainboard.manifests import render
+
+pytestmark = pytest.mark.slow
+
+ROOT = f"gs://{BUCKET}/team"
+RUN = "20261126-101500-keras"
+# Seconds from an epoch's event file landing in the bucket to its scalar in TensorBoard's HTTP API: the
+# mirror's and TensorBoard's 5 s intervals back to back, plus slack for this 2-core machine
+# (bench/tensorboard_bucket.py measures it; README "The team TensorBoard on Kubernetes").
+NEW_EPOCH_BOUND_S = 20
+TEST_OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def keras_logs(tmp_path_factory) -> tuple[Path, Path]:
+    """A real Keras run's logs after 2 epochs, and the same run resumed for a third (new event files)."""
+    base = tmp_path_factory.mktemp("keras")
+    logdir = base / "run"
+    script = Path(__file__).with_name("keras_run.py")
+    subprocess.run([sys.executable, str(script), str(logdir), "2"], check=True, capture_output=True)
+    first = shutil.copytree(logdir, base / "first")
+    subprocess.run([sys.executable, str(script), str(logdir), "3", "2"], check=True, capture_output=True)
+    return first, logdir
+
+
+class PodTensorBoard(TensorBoard):
+    """The local pod's TensorBoard container, queried like the `trainboard tensorboard` one."""
+
+    def __init__(self, pod: LocalPod):
+        self.pod, self.port, self.url = pod, pod.port, f"http://127.0.0.1:{pod.port}"
+        self.process = pod.processes["tensorboard"]
+        wait_for_http(f"{self.url}/data/runs", proc=self.process)
+
+    def stop(self) -> None:
+        self.pod.stop()
+
+
+@pytest.fixture
+def team_tensorboard(gcs, keras_logs, tmp_path):
+    """(TensorBoard of the gke overlay's pod, the run's uploader, its local folder) over the fake bucket."""
+    first, _ = keras_logs
+    local_run = shutil.copytree(first, tmp_path / "training")
+    uploader = storage.DirectoryMirror(local_run, layout.tensorboard_dir(ROOT, RUN))
+    uploader.sync()
+    objects = list(yaml.safe_load_all(render(ROOT, "gke")))
+    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    pod = LocalPod(deployment, tmp_path / "pod", free_port(), env={"STORAGE_EMULATOR_HOST": gcs.url})
+    tb = PodTensorBoard(pod)
+    yield tb, uploader, local_run
+    tb.stop()
+
+
+def keras_scalars(folder: Path, tag: str) -> list[tuple[int, float]]:
+    return sorted(p for f in folder.glob("*tfevents*") for p in scalars(f.read_bytes(), tag))
+
+
+def test_rendered_pod_serves_the_bucket_and_a_new_epoch_in_bound(team_tensorboard, keras_logs):
+    tb, uploader, local_run = team_tensorboard
+    assert set(tb.get("/data/runs")) >= {f"{RUN}/train", f"{RUN}/validation"}
+    for split in ("train", "validation"):
+        points = tb.wait_for_scalars(f"{RUN}/{split}", "epoch_loss", 2)
+        expected = keras_scalars(keras_logs[0] / split, "epoch_loss")
+        assert [(step, pytest.approx(value)) for _, step, value in points] == expected
+        assert [s for s, _ in expected] == [0, 1]
+
+    # The run resumes for a third epoch: Keras adds a new event file to each folder, streamed as in training.
+    for split in ("train", "validation"):
+        for f in (keras_logs[1] / split).glob("*tfevents*"):
+            if not (local_run / split / f.name).exists():
+                shutil.copy(f, local_run / split / f.name)
+    started = time.monotonic()
+    uploader.sync()
+    points = tb.wait_for_scalars(f"{RUN}/validation", "epoch_loss", 3, timeout=NEW_EPOCH_BOUND_S)
+    elapsed = time.monotonic() - started
+    assert [step for _, step, _ in points] == [0, 1, 2]
+    assert elapsed <= NEW_EPOCH_BOUND_S
+    assert len(tb.scalars(f"{RUN}/train", "epoch_loss")) == 3
+    assert "bytes from gs://" in tb.pod.logs["bucket-mirror"].read_text()
+
+
+def chromium(*args: str, profile: Path) -> str:
+    """Headless Debian chromium on a fresh profile; its stdout."""
+    result = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            "--window-size=1400,1000",
+            "--hide-scrollbars",
+            "--virtual-time-budget=30000",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def test_browser_shows_the_runs_epoch_loss_chart(team_tensorboard, tmp_path):
+    tb, _, _ = team_tensorboard
+    tb.wait_for_scalars(f"{RUN}/validation", "epoch_loss", 2)
+    # Time series dashboard, this run, the epoch_loss card; SVG lines, as a headless browser has no GPU.
+    page = f"{tb.url}/?runFilter={RUN}&tagFilter=epoch_loss&forceSVG=true#timeseries"
+    # The card's title, then its chart with a series drawn through at least two points.
+    card, title, line = 'class="tag" ', 'title="epoch_loss"', r'<path d="M[-\d.]+,[-\d.]+L[-\d.]+,[-\d.]+"'
+    deadline = time.monotonic() + 90
+    while True:
+        dom = chromium("--dump-dom", page, profile=tmp_path / f"profile-{time.monotonic_ns()}")
+        chart = re.search(rf"{card}[^>]*{title}.*?<line-chart.*?{line}", dom, re.DOTALL)
+        if chart or time.monotonic() > deadline:
+            break
+    TEST_OUTPUT.mkdir(exist_ok=True)
+    (TEST_OUTPUT / "team-tensorboard.html").write_text(dom)
+    assert chart, "no epoch_loss card with a drawn line"
+    assert f"{RUN}/train" in dom and f"{RUN}/validation" in dom
+    screenshot = TEST_OUTPUT / "team-tensorboard.png"
+    for attempt in range(4):  # the card draws once it is on screen; a busy machine may need another go
+        screenshot.unlink(missing_ok=True)
+        chromium(f"--screenshot={screenshot}", page, profile=tmp_path / f"profile-shot-{attempt}")
+        if painted_series(screenshot) >= 50:
+            break
+    assert painted_series(screenshot) >= 50, "the epoch_loss chart is not painted in the screenshot"
+
+
+def painted_series(png: Path) -> int:
+    """Pixels of the validation series' colour in the dashboard's main panel (right of the run list)."""
+    from PIL import Image
+
+    image = Image.open(png).convert("RGB")
+    main = image.crop((300, 0, image.width, image.height))
+    return sum(
+        n for n, (r, g, b) in main.getcolors(1 << 24) if abs(r - 18) + abs(g - 181) + abs(b - 203) < 60
+    )
