@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -247,7 +248,9 @@ class DirectoryMirror:
             return
         blob = _blob(dest)
         blob.reload()
-        part = blob.bucket.blob(f"{blob.name}.append-{seq}")
+        # The part's name must not contain "tfevents": TensorBoard would read it as an event file.
+        folder, _, name = blob.name.rpartition("/")
+        part = blob.bucket.blob(f"{folder}/.append-{zlib.crc32(name.encode()):08x}-{seq}")
         part.upload_from_string(tail)
         try:
             blob.compose([blob, part], if_generation_match=blob.generation)

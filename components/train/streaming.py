@@ -47,6 +47,7 @@ class StreamingTensorBoard(keras.callbacks.TensorBoard):
         self.sync_seconds = sync_seconds
         self.initial_step = initial_step  # batches done before a resume: per-batch steps go on from there
         self._lock = threading.Lock()
+        self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -59,7 +60,11 @@ class StreamingTensorBoard(keras.callbacks.TensorBoard):
             return self.mirror.lengths()
 
     def _sync_periodically(self) -> None:
-        while not self._stop.wait(self.sync_seconds):
+        while True:
+            self._wake.wait(self.sync_seconds)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             try:
                 self.sync()
             except Exception:  # the next epoch end syncs again; a storage hiccup must not stop training
@@ -74,16 +79,21 @@ class StreamingTensorBoard(keras.callbacks.TensorBoard):
 
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)
-        self.sync()
+        self._wake.set()  # upload now, beside training: the next epoch does not wait for it
+
+    def _close_writers(self):
+        # Keras closes the writers at the end of fit; the sync thread must not flush a closed one.
+        with self._lock:
+            super()._close_writers()
+            self._writers.clear()
 
     def close(self) -> None:
         """Stop the periodic sync, close the writers and send everything: after training or a failure."""
         self._stop.set()
+        self._wake.set()
         if self._thread:
             self._thread.join()
-        with self._lock:
-            self._close_writers()
-            self._writers.clear()
+        self._close_writers()
         self.sync()
 
 
