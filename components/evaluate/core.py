@@ -6,14 +6,14 @@ from __future__ import annotations
 import numpy as np
 
 from trainboard import layout
-from trainboard.components.evaluate.metrics import TestMetrics, compute_metrics
+from trainboard.components.evaluate.metrics import Evaluation, compute_metrics
 from trainboard.components.evaluate.summaries import write_evaluation_logs
 from trainboard.components.train.core import load_trained
 from trainboard.config import check_root, check_run_name
 from trainboard.dataset_artifact import load_split, read_info
 
 
-def evaluate(dataset_dir: str, model_dir: str, root: str, run: str, batch_size: int = 64) -> TestMetrics:
+def evaluate(dataset_dir: str, model_dir: str, root: str, run: str, batch_size: int = 64) -> Evaluation:
     root = check_root(root)
     check_run_name(run)
     model, model_info = load_trained(model_dir)

@@ -28,7 +28,7 @@ class Averages:
 
 
 @dataclass
-class TestMetrics:
+class Evaluation:
     loss: float  # mean categorical cross-entropy
     accuracy: float
     top5_accuracy: float | None  # None with TOP_K classes or fewer: it would always be 1
@@ -65,7 +65,7 @@ class TestMetrics:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict) -> TestMetrics:
+    def from_json(cls, data: dict) -> Evaluation:
         return cls(
             **{
                 **data,
@@ -81,7 +81,7 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     return np.divide(numerator, denominator, out=np.zeros(len(numerator)), where=denominator > 0)
 
 
-def compute_metrics(labels: np.ndarray, probabilities: np.ndarray, class_names: list[str]) -> TestMetrics:
+def compute_metrics(labels: np.ndarray, probabilities: np.ndarray, class_names: list[str]) -> Evaluation:
     """Metrics of predictions ``probabilities`` (N x classes) against integer ``labels`` (N)."""
     labels = np.asarray(labels, dtype=np.int64)
     probabilities = np.asarray(probabilities, dtype=np.float64)
@@ -108,7 +108,7 @@ def compute_metrics(labels: np.ndarray, probabilities: np.ndarray, class_names: 
     if classes > TOP_K:
         best = np.argsort(-probabilities, axis=1, kind="stable")[:, :TOP_K]
         top5 = float(np.mean((best == labels[:, None]).any(axis=1)))
-    return TestMetrics(
+    return Evaluation(
         loss=float(-np.log(picked).mean()),
         accuracy=float(true_positives.sum() / len(labels)),
         top5_accuracy=top5,

@@ -10,7 +10,7 @@ import tensorflow as tf
 from PIL import Image, ImageDraw
 
 from trainboard import storage
-from trainboard.components.evaluate.metrics import TestMetrics
+from trainboard.components.evaluate.metrics import Evaluation
 
 EVALUATION = "evaluation"
 _LABEL_CHARS = 16
@@ -47,7 +47,7 @@ def confusion_matrix_image(matrix: list[list[int]], class_names: list[str]) -> n
     return np.asarray(image)
 
 
-def write_evaluation_logs(run_dir: str, metrics: TestMetrics, step: int) -> str:
+def write_evaluation_logs(run_dir: str, metrics: Evaluation, step: int) -> str:
     """Write the event file locally, then upload it whole to ``run_dir/evaluation`` (replacing what an
     earlier attempt of the task left there, so a retry adds no second point); return that folder."""
     target = storage.join(run_dir, EVALUATION)

@@ -21,12 +21,12 @@ def promote(
     from collections import namedtuple
     from pathlib import Path
 
-    from trainboard.components.evaluate.metrics import TestMetrics
+    from trainboard.components.evaluate.metrics import Evaluation
     from trainboard.components.promote.core import promote as gate
     from trainboard.components.promote.core import report as write_report
     from trainboard.config import PromotionRule
 
-    metrics = TestMetrics.from_json(json.loads(Path(evaluation.path).read_text()))
+    metrics = Evaluation.from_json(json.loads(Path(evaluation.path).read_text()))
     rule = PromotionRule(min_accuracy, min_improvement, force_promote)
     decision = gate(root, run, model.path, metrics, rule)
     Path(report.path).write_text(write_report(run, metrics, decision, root))

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from trainboard import layout, storage
-from trainboard.components.evaluate.metrics import TestMetrics
+from trainboard.components.evaluate.metrics import Evaluation
 from trainboard.config import PromotionRule, check_promotion_rule, check_root, check_run_name
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,7 @@ def sync_champion_model(root: str) -> None:
     raise RuntimeError(f"{layout.champion_record(root)} kept changing while its model was copied")
 
 
-def promote(root: str, run: str, model_dir: str, metrics: TestMetrics, rule: PromotionRule) -> Decision:
+def promote(root: str, run: str, model_dir: str, metrics: Evaluation, rule: PromotionRule) -> Decision:
     """Decide, and when promoted: copy the model to ``<root>/models/<run>/``, point the record at it (a
     compare-and-swap, decided again after each lost race), then refresh ``<root>/models/champion/``."""
     root = check_root(root)
@@ -168,7 +168,7 @@ def promote(root: str, run: str, model_dir: str, metrics: TestMetrics, rule: Pro
     return decision
 
 
-def report(run: str, metrics: TestMetrics, decision: Decision, root: str) -> str:
+def report(run: str, metrics: Evaluation, decision: Decision, root: str) -> str:
     """The Markdown the KFP UI shows: the decision and why, the headline numbers, per-class scores and the
     worst-confused pairs."""
     verdict = "**promoted**" if decision.promoted else "**not promoted**"
