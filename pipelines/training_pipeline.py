@@ -23,6 +23,14 @@ RETRY_BACKOFF = {"backoff_duration": "60s", "backoff_factor": 2.0, "backoff_max_
 GPU_TOLERATIONS = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
 
 
+def _settle(task: dsl.PipelineTask, name: str, cache: bool) -> None:
+    """Name the task in the UI, set its caching and the retries every task that can fail for a transient
+    reason gets."""
+    task.set_display_name(name)
+    task.set_caching_options(cache)
+    task.set_retry(num_retries=RETRIES, **RETRY_BACKOFF)
+
+
 class Outputs(NamedTuple):
     run: str
     model: Model
@@ -121,10 +129,8 @@ def training_pipeline(
         test_fraction=test_fraction,
         tfds_data_dir=tfds_data_dir,
     )
-    data.set_display_name("prepare-data")
     # Safe to cache: the output is a function of the inputs (source and seed), which form the cache key.
-    data.set_caching_options(True)
-    data.set_retry(num_retries=RETRIES, **RETRY_BACKOFF)
+    _settle(data, "prepare-data", cache=True)
 
     trained = train(
         data=data.outputs["data"],
@@ -147,18 +153,14 @@ def training_pipeline(
         histograms=histograms,
         profile_batches=profile_batches,
     )
-    trained.set_display_name("train")
-    trained.set_caching_options(False)  # it writes the run's logs and checkpoints to the root
+    _settle(trained, "train", cache=False)  # it writes the run's logs and checkpoints to the root
     trained.set_accelerator_type(accelerator_type).set_accelerator_limit(accelerator_count)
-    trained.set_retry(num_retries=RETRIES, **RETRY_BACKOFF)
     kubernetes.add_node_selector_json(trained, gpu_node_selector)
     kubernetes.add_toleration_json(trained, gpu_tolerations)
 
     evaluated = evaluate(data=data.outputs["data"], model=trained.outputs["model"], root=root, run=run_output)
-    evaluated.set_display_name("evaluate")
     # A fresh model every run, so a cache hit is impossible; caching off says so plainly.
-    evaluated.set_caching_options(False)
-    evaluated.set_retry(num_retries=RETRIES, **RETRY_BACKOFF)
+    _settle(evaluated, "evaluate", cache=False)
 
     promoted = promote(
         model=trained.outputs["model"],
@@ -169,10 +171,9 @@ def training_pipeline(
         min_improvement=min_improvement,
         force_promote=force_promote,
     )
-    promoted.set_display_name("promote")
-    promoted.set_caching_options(False)  # it reads and writes the champion record
-    # Safe to retry: an attempt that finds its own run in the record takes the same decision again.
-    promoted.set_retry(num_retries=RETRIES, **RETRY_BACKOFF)
+    # No cache: it reads and writes the champion record. Safe to retry: an attempt that finds its own run
+    # in the record takes the same decision again.
+    _settle(promoted, "promote", cache=False)
     # Steps for promoted models only (a deploy step) go under
     #     with dsl.If(promoted.outputs["promoted"] == True):
     return Outputs(

@@ -190,6 +190,11 @@ def test_two_promotions_at_once_leave_one_consistent_champion(
     assert record.accuracy == best
     assert champion_folder_run(root) == record.run
     assert decisions[record.run].promoted and decisions[record.run].champion == record.run
+    promoted_runs = sorted(name for name, decision in decisions.items() if decision.promoted)
+    kept = {
+        uri.split("/models/")[1].split("/")[0] for uri in storage.list_files(storage.join(root, "models"))
+    }
+    assert kept == {"champion", *promoted_runs}, "a run that lost the race leaves no model folder"
     other = "b" if record.run == "a" else "a"
     loser = decisions[other]
     if loser.promoted:  # it won the first write, then the better run replaced it: both were true

@@ -165,6 +165,9 @@ def promote(root: str, run: str, model_dir: str, metrics: Evaluation, rule: Prom
         raise RuntimeError(f"{record_uri} changed {MAX_ATTEMPTS} times while run {run} tried to promote")
     if decision.promoted:
         sync_champion_model(root)
+    elif copied:  # lost the race to a better or equal model: models/ keeps promoted runs only
+        for file_uri in storage.list_files(run_model):
+            storage.delete(file_uri)
     return decision
 
 
