@@ -92,6 +92,7 @@ def test_local_root(tmp_path, tensorboard_factory):
     out = last_json_line(result.stdout)
     assert out["logdir"] == str(root / "tensorboard" / out["run"])
     assert (tmp_path / out["model_uri"]).joinpath("model.keras").is_file()
-    assert (root / "checkpoints" / out["run"] / "model.keras").is_file()
+    checkpoints = sorted(p.name for p in (root / "checkpoints" / out["run"]).iterdir())
+    assert checkpoints == ["epoch-0003.keras", "state.json"], "the last epoch's checkpoint and its state"
     check_run_in_root_and_tensorboard(out, 3, tensorboard_factory)
     check_first_run_is_the_champion(out)
