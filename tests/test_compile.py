@@ -3,8 +3,6 @@ and a golden check holds what matters on a cluster (GPU request, node selector, 
 caching, image, parameters), failing on drift. Parameters added later do not break it: the golden names
 the parameters it checks."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import pytest
@@ -28,8 +26,14 @@ GOLDEN = {
         "tolerations": [{"tolerationJson": {"componentInputParameter": "gpu_tolerations"}}],
     },
     # Caching only where it is safe: data preparation, keyed on its inputs (source, seed).
-    "caching": {"start-run": False, "prepare-data": True, "train": False, "evaluate": False},
-    "retry": {"start-run": None, "prepare-data": RETRY, "train": RETRY, "evaluate": RETRY},
+    "caching": {
+        "start-run": False,
+        "prepare-data": True,
+        "train": False,
+        "evaluate": False,
+        "promote": False,
+    },
+    "retry": {"start-run": None, "prepare-data": RETRY, "train": RETRY, "evaluate": RETRY, "promote": RETRY},
     # The run card is written by start_run, which train waits for: the link exists before training.
     "start-run outputs": {"card": "system.Markdown"},
     "train waits for": ["prepare-data", "start-run"],
@@ -44,7 +48,12 @@ GOLDEN = {
         ),
         "tensorboard_url": ("STRING", ""),
         "run_name": ("STRING", ""),
+        "min_accuracy": ("NUMBER_DOUBLE", 0.0),
+        "min_improvement": ("NUMBER_DOUBLE", 0.0),
+        "force_promote": ("BOOLEAN", False),
     },
+    # The decision is a pipeline output, for a `with dsl.If(...)` deploy step or a caller.
+    "outputs": {"promoted": "BOOLEAN", "champion": "STRING"},
 }
 
 
@@ -86,6 +95,11 @@ def what_matters(path: Path) -> dict:
             name: (parameters[name]["parameterType"], parameters[name].get("defaultValue"))
             for name in GOLDEN["parameters"]
         },
+        "outputs": {
+            name: p["parameterType"]
+            for name, p in pipeline["root"]["outputDefinitions"]["parameters"].items()
+            if name in GOLDEN["outputs"]
+        },
     }
 
 
@@ -126,3 +140,27 @@ def test_an_unpinned_image_is_refused(tmp_path, image):
     assert code != 0
     assert f"TRAINBOARD_IMAGE={image!r} does not pin the component image" in stderr
     assert not (tmp_path / "pipeline.yaml").exists()
+
+
+def test_a_deploy_step_can_run_for_promoted_models_only(tmp_path):
+    """What the README tells a team to do: nest the pipeline and put its step under dsl.If on `promoted`."""
+    from kfp import compiler, dsl
+
+    from trainboard.pipelines.training_pipeline import training_pipeline
+
+    @dsl.component
+    def deploy(champion: str):
+        print(champion)
+
+    @dsl.pipeline(name="train-and-deploy")
+    def train_and_deploy(root: str):
+        trained = training_pipeline(root=root)
+        with dsl.If(trained.outputs["promoted"] == True):  # noqa: E712 (a pipeline condition, not Python)
+            deploy(champion=trained.outputs["champion"])
+
+    compiler.Compiler().compile(train_and_deploy, str(tmp_path / "pipeline.yaml"))
+    tasks = next(yaml.safe_load_all((tmp_path / "pipeline.yaml").read_text()))["root"]["dag"]["tasks"]
+    (condition,) = [task for name, task in tasks.items() if name.startswith("condition")]
+    assert condition["triggerPolicy"]["condition"] == (
+        "inputs.parameter_values['pipelinechannel--trainboard-promoted'] == true"
+    )

@@ -3,6 +3,7 @@ to the root while training, and a real TensorBoard over the root serves the run'
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 
@@ -37,6 +38,18 @@ def check_run_in_root_and_tensorboard(result: dict, epochs: int, tensorboard_fac
         points = tb.wait_for_scalars(f"{run}/{split}", "epoch_loss", epochs)
         assert [int(step) for _, step, _ in points] == list(range(epochs)), split
         assert points[-1][2] < points[0][2], f"{split} loss should fall"
+    (evaluated,) = tb.wait_for_scalars(f"{run}/evaluation", "test_accuracy", 1)
+    assert evaluated[2] == pytest.approx(result["metrics"]["test_accuracy"], abs=1e-6)
+
+
+def check_first_run_is_the_champion(result: dict) -> None:
+    """A fresh root has no champion: the first run meets the default min_accuracy 0 and is promoted."""
+    assert (result["promoted"], result["champion"]) == (True, result["run"])
+    record = json.loads(storage.read_bytes(storage.join(result["root"], "champion.json")))
+    assert (
+        record["run"] == result["run"] and record["model_uri"] == f"{result['root']}/models/{result['run']}"
+    )
+    assert storage.exists(storage.join(result["root"], "models", "champion", "model.keras"))
 
 
 def test_gcs_root_live_logs_learnable_data_and_tensorboard(gcs, tmp_path, tensorboard_factory):
@@ -69,6 +82,7 @@ def test_gcs_root_live_logs_learnable_data_and_tensorboard(gcs, tmp_path, tensor
     assert result["metrics"]["test_loss"] > 0
     assert storage.list_files(f"{root}/checkpoints/{run}"), "no checkpoint in the bucket"
     check_run_in_root_and_tensorboard(result, EPOCHS, tensorboard_factory)
+    check_first_run_is_the_champion(result)
 
 
 def test_local_root(tmp_path, tensorboard_factory):
@@ -78,5 +92,7 @@ def test_local_root(tmp_path, tensorboard_factory):
     out = last_json_line(result.stdout)
     assert out["logdir"] == str(root / "tensorboard" / out["run"])
     assert (tmp_path / out["model_uri"]).joinpath("model.keras").is_file()
-    assert (root / "checkpoints" / out["run"] / "model.keras").is_file()
+    checkpoints = sorted(p.name for p in (root / "checkpoints" / out["run"]).iterdir())
+    assert checkpoints == ["epoch-0003.keras", "state.json"], "the last epoch's checkpoint and its state"
     check_run_in_root_and_tensorboard(out, 3, tensorboard_factory)
+    check_first_run_is_the_champion(out)

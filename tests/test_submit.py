@@ -206,6 +206,7 @@ BAD_INPUT = [
     (["submit", "--param", "root=/data/runs"], "--param", ["local path", "gs://BUCKET"]),
     (["submit", "--param", "root=s3://b/x"], "--param", ["s3:// is not supported"]),
     (["submit", "--param", "run_name=x"], "--param", ["--run-name"]),
+    (["submit", "--param", "min_accuracy=1.2"], "--param", ["min_accuracy=1.2: must be in [0, 1]"]),
     (["submit", "--run-name", "a/b"], "--run-name", ["no slashes"]),
     (["submit", "--tensorboard-url", "tb.example.com"], "--tensorboard-url", ["not an http:// or https://"]),
     (["schedule", "--name", "n", "--cron", "0 3 * * *"], "--cron", ["has 5 fields", "6 fields", "second"]),

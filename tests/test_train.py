@@ -13,24 +13,14 @@ from dataclasses import replace
 import keras
 import numpy as np
 import pytest
-from conftest import BUCKET
+from conftest import BUCKET, FAST
 from events import records, scalars
 from tensorboard.compat.proto import event_pb2
 
 from trainboard import storage
-from trainboard.components.prepare_data.core import prepare_data
 from trainboard.components.train.core import load_trained, train
 from trainboard.components.train.models import build_model
-from trainboard.config import MODELS, TrainingConfig, UsageError
-
-FAST = TrainingConfig(model="small_cnn", epochs=2, batch_size=64, image_size=16, sync_seconds=0.5)
-
-
-@pytest.fixture(scope="session")
-def demo_data(tmp_path_factory) -> str:
-    out = tmp_path_factory.mktemp("demo") / "data"
-    prepare_data("demo", str(out))
-    return str(out)
+from trainboard.config import MODELS, UsageError
 
 
 def event_files(run_dir: str, sub: str = "") -> list[str]:

@@ -13,9 +13,11 @@ from dataclasses import fields
 
 from trainboard import layout
 from trainboard.config import (
+    PromotionRule,
     TrainingConfig,
     UsageError,
     check_config,
+    check_promotion_rule,
     check_root,
     check_run_name,
     model_spec,
@@ -50,7 +52,8 @@ def _add_local(commands) -> None:
         help="the same for a missing test split (default: %(default)s)",
     )
     p.add_argument("--tfds-data-dir", default="", help="where TFDS caches downloads and prepared data")
-    _add_training_options(p)
+    _add_dataclass_options(p, TrainingConfig)
+    _add_dataclass_options(p, PromotionRule)
     p.add_argument(
         "--root",
         default=DEFAULT_ROOT,
@@ -72,9 +75,9 @@ def _add_local(commands) -> None:
     p.set_defaults(handler=_local)
 
 
-def _add_training_options(p: argparse.ArgumentParser) -> None:
-    """One option per TrainingConfig field, with its type, default and help."""
-    for option in fields(TrainingConfig):
+def _add_dataclass_options(p: argparse.ArgumentParser, options: type) -> None:
+    """One option per field of the dataclass ``options``, with its type, default and help."""
+    for option in fields(options):
         flag = "--" + option.name.replace("_", "-")
         default = None if option.name == "image_size" else option.default
         if option.type == "bool":
@@ -87,8 +90,12 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
             p.add_argument(flag, type=kind, default=default, help=option.metadata["help"] + shown)
 
 
+def _option_values(args: argparse.Namespace, options: type) -> dict:
+    return {option.name: getattr(args, option.name) for option in fields(options)}
+
+
 def _training_config(args: argparse.Namespace) -> TrainingConfig:
-    values = {option.name: getattr(args, option.name) for option in fields(TrainingConfig)}
+    values = _option_values(args, TrainingConfig)
     if values["image_size"] is None:
         values["image_size"] = model_spec(values["model"]).default_image_size
     return TrainingConfig(**values)
@@ -99,6 +106,8 @@ def _local(args: argparse.Namespace) -> int:
 
     config = _training_config(args)
     check_config(config)
+    rule = PromotionRule(**_option_values(args, PromotionRule))
+    check_promotion_rule(rule)
     root = check_root(args.root)
     run = args.run_name or layout.new_run_name()
     check_run_name(run)
@@ -115,6 +124,7 @@ def _local(args: argparse.Namespace) -> int:
         root,
         run,
         config,
+        rule,
         dataset=args.dataset,
         data_options={
             "validation_fraction": args.validation_fraction,
@@ -127,6 +137,8 @@ def _local(args: argparse.Namespace) -> int:
         f"trainboard: run {run} finished: test accuracy {result.metrics['test_accuracy']:.3f}, "
         f"test loss {result.metrics['test_loss']:.3f}; model at {result.model_uri}"
     )
+    promotion = "promoted: it is the champion" if result.promoted else "not promoted"
+    _progress(f"trainboard: run {run} {promotion}; champion: {result.champion or 'none'}")
     if args.json:
         print(json.dumps(result.as_json()), flush=True)
     if args.serve:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from trainboard import storage
+from trainboard import layout, storage
 
 
 class UsageError(ValueError):
@@ -97,6 +97,8 @@ def check_run_name(run: str) -> None:
             f"{run!r} is not a valid run name; use 1-100 of letters, digits, '.', '_', '-' "
             "(no slashes), starting with a letter or digit",
         )
+    if run == layout.CHAMPION:
+        raise UsageError("run_name", f"{run!r} is reserved: <root>/models/{run}/ holds the champion's model")
 
 
 def check_choice(field: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -107,6 +109,25 @@ def check_choice(field: str, value: str, allowed: tuple[str, ...]) -> None:
 def check_non_negative(field: str, value: float) -> None:
     if value < 0:
         raise UsageError(field, f"must be 0 or more, got {value}")
+
+
+@dataclass(frozen=True)
+class PromotionRule:
+    """When a new model replaces the champion. Each field is a `trainboard local` option and a pipeline
+    parameter."""
+
+    min_accuracy: float = _option(0.0, "promote only models with at least this test accuracy, in [0, 1]")
+    min_improvement: float = _option(
+        0.0, "and only when they beat the champion's test accuracy by more than 0 and at least this"
+    )
+    force_promote: bool = _option(False, "promote this run's model whatever its metrics (the report says so)")
+
+
+def check_promotion_rule(rule: PromotionRule) -> None:
+    for name in ("min_accuracy", "min_improvement"):
+        value = getattr(rule, name)
+        if not 0 <= value <= 1:
+            raise UsageError(name, f"must be in [0, 1] (an accuracy), got {value}")
 
 
 def check_config(config: TrainingConfig) -> None:

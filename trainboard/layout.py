@@ -4,6 +4,9 @@
     <root>/tensorboard/<run>/validation/
     <root>/tensorboard/<run>/evaluation/   test-split results
     <root>/checkpoints/<run>/              per-epoch checkpoints
+    <root>/models/<run>/                   the model of every run that was promoted (kept for rollbacks)
+    <root>/models/champion/                a copy of the current champion's model: what serving loads
+    <root>/champion.json                   the champion record: run, model URI, metrics, time
 
 One TensorBoard over ``<root>/tensorboard`` shows every run side by side.
 """
@@ -32,3 +35,18 @@ def tensorboard_dir(root: str, run: str) -> str:
 
 def checkpoint_dir(root: str, run: str) -> str:
     return storage.join(root, "checkpoints", run)
+
+
+CHAMPION = "champion"  # the name of the champion's model folder, so no run may be called that
+
+
+def model_dir(root: str, run: str) -> str:
+    return storage.join(root, "models", run)
+
+
+def champion_model_dir(root: str) -> str:
+    return model_dir(root, CHAMPION)
+
+
+def champion_record(root: str) -> str:
+    return storage.join(root, "champion.json")

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from trainboard import layout, storage
-from trainboard.config import TrainingConfig
+from trainboard.config import PromotionRule, TrainingConfig
 
 
 @dataclass
@@ -21,6 +21,8 @@ class LocalRunResult:
     logdir: str
     metrics: dict[str, float]
     model_uri: str
+    promoted: bool
+    champion: str
 
     def as_json(self) -> dict:
         return {
@@ -30,6 +32,8 @@ class LocalRunResult:
             "tensorboard_logdir": layout.tensorboard_root(self.root),
             "metrics": self.metrics,
             "model_uri": self.model_uri,
+            "promoted": self.promoted,
+            "champion": self.champion,
         }
 
 
@@ -58,6 +62,7 @@ def run_local(
     root: str,
     run: str,
     config: TrainingConfig,
+    rule: PromotionRule,
     dataset: str = "demo",
     data_options: dict | None = None,
     pipeline_root: str | None = None,
@@ -75,8 +80,8 @@ def run_local(
         pipeline_root=pipeline_root or default_pipeline_root(root),
     )
     with _stdout_to_stderr() if quiet_stdout else contextlib.nullcontext():
-        params = asdict(config)
-        task = training_pipeline(root=root, dataset=dataset, run_name=run, **params, **(data_options or {}))
+        params = {**asdict(config), **asdict(rule), **(data_options or {})}
+        task = training_pipeline(root=root, dataset=dataset, run_name=run, **params)
     metrics = task.outputs["metrics"].metadata
     return LocalRunResult(
         run=task.outputs["run"],
@@ -84,4 +89,6 @@ def run_local(
         logdir=layout.tensorboard_dir(root, run),
         metrics={k: float(metrics[k]) for k in ("test_accuracy", "test_loss")},
         model_uri=task.outputs["model"].uri,
+        promoted=task.outputs["promoted"],
+        champion=task.outputs["champion"],
     )

@@ -8,10 +8,14 @@ on a cluster.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
+import hashlib
 import os
 import re
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -123,6 +127,71 @@ def truncate(uri: str, length: int) -> None:
         blob.upload_from_string(head, if_generation_match=blob.generation)
 
 
+class PreconditionFailed(Exception):
+    """A conditional write lost: the file changed (or appeared) since its generation was read."""
+
+
+def _local_generation(data: bytes) -> int:
+    """A local file's generation is a hash of its content: a compare-and-swap on the content itself, so it
+    cannot be fooled by coarse timestamps or reused inode numbers (and equal content is an equal state)."""
+    return int.from_bytes(hashlib.sha256(data).digest()[:8], "big") or 1  # 0 means "absent"
+
+
+@contextlib.contextmanager
+def _local_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock beside ``path`` (``path.lock``), held while a local compare-and-swap runs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def read_versioned(uri: str) -> tuple[bytes | None, int]:
+    """The file's bytes and generation, read as one consistent pair; ``(None, 0)`` when it does not exist.
+
+    Pass the generation to write_if_generation to write only if nobody wrote in between.
+    """
+    if not is_gcs(uri):
+        path = Path(uri)
+        if not path.exists():
+            return None, 0
+        data = path.read_bytes()
+        return data, _local_generation(data)
+    from google.api_core import exceptions
+
+    bucket, name = split_gcs(uri)
+    while True:
+        blob = _client().bucket(bucket).get_blob(name)
+        if blob is None:
+            return None, 0
+        try:
+            return blob.download_as_bytes(if_generation_match=blob.generation), blob.generation
+        except (exceptions.PreconditionFailed, exceptions.NotFound):
+            continue  # replaced or deleted between the metadata and the download: read again
+
+
+def write_if_generation(uri: str, data: bytes, generation: int) -> None:
+    """Write ``data`` only if the file is still at ``generation`` (0: only if it does not exist);
+    PreconditionFailed otherwise. On GCS the server checks it (``if_generation_match``); locally a lock
+    file serialises the compare and the atomic replace."""
+    if is_gcs(uri):
+        from google.api_core import exceptions
+
+        try:
+            _blob(uri).upload_from_string(data, if_generation_match=generation)
+        except exceptions.PreconditionFailed as e:
+            raise PreconditionFailed(f"{uri} is no longer at generation {generation}") from e
+        return
+    path = Path(uri)
+    with _local_lock(path):
+        if read_versioned(uri)[1] != generation:
+            raise PreconditionFailed(f"{uri} is no longer at generation {generation}")
+        write_bytes(uri, data)
+
+
 def list_files(uri: str) -> list[str]:
     """Every file below ``uri`` (recursively), as full URIs, sorted."""
     if is_gcs(uri):
@@ -180,6 +249,33 @@ def upload_dir(local_dir: str | Path, uri: str) -> None:
     for path in sorted(Path(local_dir).rglob("*")):
         if path.is_file():
             upload_file(path, join(uri, path.relative_to(local_dir).as_posix()))
+
+
+def copy_file(source: str, dest: str) -> None:
+    """Copy one file; bucket to bucket on the server side, without the bytes passing through here."""
+    if is_gcs(source) and is_gcs(dest):
+        src = _blob(source)
+        dest_bucket, dest_name = split_gcs(dest)
+        src.bucket.copy_blob(src, _client().bucket(dest_bucket), dest_name)
+        return
+    if is_gcs(source):
+        write_bytes(dest, read_bytes(source))
+    else:
+        upload_file(source, dest)
+
+
+def sync_dir(source: str, dest: str) -> None:
+    """Make ``dest`` hold exactly the files below ``source``: copy each, then delete the files that
+    ``source`` does not have. Readers of ``dest`` may see a mix while it runs (no directory is atomic on
+    an object store)."""
+    prefix = source.rstrip("/") + "/"
+    wanted = {file_uri[len(prefix) :] for file_uri in list_files(source)}
+    for rel in sorted(wanted):
+        copy_file(join(source, rel), join(dest, rel))
+    dest_prefix = dest.rstrip("/") + "/"
+    for file_uri in list_files(dest):
+        if file_uri[len(dest_prefix) :] not in wanted:
+            delete(file_uri)
 
 
 # GCS allows at most 1024 components in a composite object; start over well before that.

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from trainboard import layout, storage
-from trainboard.config import UsageError, check_root, check_run_name
+from trainboard.config import PromotionRule, UsageError, check_promotion_rule, check_root, check_run_name
 from trainboard.links import kfp_recurring_run_url, kfp_run_url, tensorboard_run_url
 from trainboard.settings import ENVIRONMENT, ClusterSettings
 
@@ -143,7 +143,8 @@ def parse_params(pairs: list[str], parameters: dict[str, PipelineParameter]) -> 
 
 
 def check_cluster_arguments(arguments: dict[str, Any], parameters: dict[str, PipelineParameter]) -> None:
-    """Every required parameter given; the root a gs:// URI (a local path exists only on this machine)."""
+    """Every required parameter given; the root a gs:// URI (a local path exists only on this machine);
+    promotion thresholds in [0, 1]."""
     missing = [name for name, p in parameters.items() if p.required and name not in arguments]
     if missing:
         raise UsageError("param", f"missing required {', '.join(missing)}; add --param NAME=VALUE for each")
@@ -159,6 +160,12 @@ def check_cluster_arguments(arguments: dict[str, Any], parameters: dict[str, Pip
                 "storage every task and the team TensorBoard can reach",
             )
         arguments["root"] = root
+    for name in ("min_accuracy", "min_improvement"):
+        if name in arguments:
+            try:
+                check_promotion_rule(PromotionRule(**{name: arguments[name]}))
+            except UsageError as e:
+                raise UsageError("param", f"{name}={arguments[name]!r}: {e.problem}") from None
 
 
 # robfig/cron (what the KFP scheduler uses) with seconds: six fields, seconds first.

@@ -1,0 +1,215 @@
+"""promote: the champion / challenger gate of scheduled retraining.
+
+``<root>/champion.json`` records the current champion (run, model URI, metrics, time). A new model is
+promoted when its test accuracy reaches ``min_accuracy`` and beats the champion's by more than 0 and by at
+least ``min_improvement`` (an equal accuracy keeps the champion: no redeploy for no gain); the first model
+needs only ``min_accuracy``; ``force_promote`` overrides both. The record changes by compare-and-swap
+(a generation precondition on GCS), so of two runs finishing at once one wins and the other reads the new
+record and decides again. TensorFlow-free: it runs on the evaluation's JSON and copies files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+from trainboard import layout, storage
+from trainboard.components.evaluate.metrics import Evaluation
+from trainboard.config import PromotionRule, check_promotion_rule, check_root, check_run_name
+
+log = logging.getLogger(__name__)
+# Accuracies are ratios of counts; compare them with a tolerance so 0.9 - 0.8 counts as an improvement of 0.1.
+_TOLERANCE = 1e-9
+# Each lost compare-and-swap means another run promoted in between; this many in a row means something is
+# wrong (a writer that ignores preconditions), not bad luck.
+MAX_ATTEMPTS = 10
+
+
+class ChampionRecordError(ValueError):
+    """The champion record cannot be read; nothing was written."""
+
+
+@dataclass
+class ChampionRecord:
+    run: str
+    model_uri: str
+    metrics: dict[str, float]
+    promoted_at: str  # ISO 8601, UTC
+    reason: str
+
+    @property
+    def accuracy(self) -> float:
+        return self.metrics["test_accuracy"]
+
+
+@dataclass
+class Decision:
+    promoted: bool
+    reason: str
+    forced: bool
+    champion: str  # the champion's run after this decision ("" when there is none)
+    previous: ChampionRecord | None  # the champion this run was measured against
+
+
+def parse_record(data: bytes, uri: str) -> ChampionRecord:
+    """The record in ``data``, or ChampionRecordError naming what is wrong and how to recover."""
+    try:
+        fields = json.loads(data)
+        record = ChampionRecord(**fields)
+        accuracy = record.accuracy
+        if not (isinstance(record.run, str) and isinstance(record.model_uri, str) and 0 <= accuracy <= 1):
+            raise ValueError(
+                f"run {record.run!r}, model_uri {record.model_uri!r}, test_accuracy {accuracy!r}"
+            )
+    except (ValueError, TypeError, KeyError) as e:
+        raise ChampionRecordError(
+            f"{uri} is not a valid champion record ({type(e).__name__}: {e}); nothing was overwritten. "
+            "Restore it (its run, model_uri, metrics.test_accuracy, promoted_at and reason), or delete it "
+            "to let the next model that meets min_accuracy become the champion"
+        ) from None
+    return record
+
+
+def decide(champion: ChampionRecord | None, run: str, accuracy: float, rule: PromotionRule) -> Decision:
+    """The gate, a pure function of the current champion, this run's test accuracy and the rule."""
+
+    def verdict(promoted: bool, reason: str, forced: bool = False) -> Decision:
+        new_champion = run if promoted else (champion.run if champion else "")
+        return Decision(promoted, reason, forced, new_champion, champion)
+
+    if champion is not None and champion.run == run:
+        # A retried task whose earlier attempt already won: the same decision, not a comparison with itself.
+        return verdict(
+            True, f"run {run} is already the champion (an earlier attempt of this task promoted it)"
+        )
+    if rule.force_promote:
+        return verdict(True, f"forced (force_promote); test accuracy {accuracy:.4f}", forced=True)
+    if accuracy < rule.min_accuracy - _TOLERANCE:
+        return verdict(False, f"test accuracy {accuracy:.4f} is below min_accuracy {rule.min_accuracy:.4f}")
+    if champion is None:
+        return verdict(
+            True,
+            f"first model: no champion yet, and test accuracy {accuracy:.4f} meets "
+            f"min_accuracy {rule.min_accuracy:.4f}",
+        )
+    improvement = accuracy - champion.accuracy
+    against = f"test accuracy {accuracy:.4f} vs champion {champion.run}'s {champion.accuracy:.4f}"
+    if improvement <= _TOLERANCE:
+        return verdict(False, f"{against}: {'equal' if improvement >= -_TOLERANCE else 'worse'}, not better")
+    if improvement < rule.min_improvement - _TOLERANCE:
+        return verdict(
+            False,
+            f"{against}: better by {improvement:.4f}, less than min_improvement {rule.min_improvement:.4f}",
+        )
+    return verdict(
+        True, f"{against}: better by {improvement:.4f} (min_improvement {rule.min_improvement:.4f})"
+    )
+
+
+def read_champion(root: str) -> tuple[ChampionRecord | None, int]:
+    """The current record (None when there is none) and its generation."""
+    uri = layout.champion_record(root)
+    data, generation = storage.read_versioned(uri)
+    return (parse_record(data, uri) if data is not None else None), generation
+
+
+def sync_champion_model(root: str) -> None:
+    """Make ``<root>/models/champion/`` a copy of the model the record names.
+
+    Runs promoted at about the same time may copy at once; each copies again until the record did not
+    change while it copied, so the run that wrote the newest record copies last and the folder ends up
+    holding exactly its model.
+    """
+    for _ in range(MAX_ATTEMPTS):
+        champion, generation = read_champion(root)
+        if champion is None:
+            return
+        storage.sync_dir(champion.model_uri, layout.champion_model_dir(root))
+        if read_champion(root)[1] == generation:
+            return
+    raise RuntimeError(f"{layout.champion_record(root)} kept changing while its model was copied")
+
+
+def promote(root: str, run: str, model_dir: str, metrics: Evaluation, rule: PromotionRule) -> Decision:
+    """Decide, and when promoted: copy the model to ``<root>/models/<run>/``, point the record at it (a
+    compare-and-swap, decided again after each lost race), then refresh ``<root>/models/champion/``."""
+    root = check_root(root)
+    check_run_name(run)
+    check_promotion_rule(rule)
+    record_uri = layout.champion_record(root)
+    run_model = layout.model_dir(root, run)
+    copied = False
+    for _ in range(MAX_ATTEMPTS):
+        champion, generation = read_champion(root)  # a corrupt record stops here, before any write
+        decision = decide(champion, run, metrics.accuracy, rule)
+        if not decision.promoted or (champion is not None and champion.run == run):
+            break
+        if not copied:  # the model is in place before any record can point at it
+            storage.upload_dir(model_dir, run_model)
+            copied = True
+        record = ChampionRecord(
+            run=run,
+            model_uri=run_model,
+            metrics=metrics.headline(),
+            promoted_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            reason=decision.reason,
+        )
+        try:
+            storage.write_if_generation(record_uri, json.dumps(asdict(record), indent=2).encode(), generation)
+            break
+        except storage.PreconditionFailed:
+            log.info("another run changed %s while run %s decided; deciding again", record_uri, run)
+    else:
+        raise RuntimeError(f"{record_uri} changed {MAX_ATTEMPTS} times while run {run} tried to promote")
+    if decision.promoted:
+        sync_champion_model(root)
+    elif copied:  # lost the race to a better or equal model: models/ keeps promoted runs only
+        for file_uri in storage.list_files(run_model):
+            storage.delete(file_uri)
+    return decision
+
+
+def report(run: str, metrics: Evaluation, decision: Decision, root: str) -> str:
+    """The Markdown the KFP UI shows: the decision and why, the headline numbers, per-class scores and the
+    worst-confused pairs."""
+    verdict = "**promoted**" if decision.promoted else "**not promoted**"
+    if decision.forced:
+        verdict += " (forced by force_promote: the gate was not applied)"
+    previous = decision.previous
+    champion_line = "Champion before: none"
+    if previous:
+        champion_line = (
+            f"Champion before: `{previous.run}` (test accuracy {previous.accuracy:.4f}, "
+            f"since {previous.promoted_at})"
+        )
+    lines = [
+        f"# Evaluation of run `{run}`",
+        "",
+        f"Promotion: {verdict}: {decision.reason}.",
+        "",
+        champion_line + f"; champion now: `{decision.champion or 'none'}` "
+        f"(record `{layout.champion_record(root)}`, model `{layout.champion_model_dir(root)}/`).",
+        "",
+        f"## Test split ({metrics.examples} examples)",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        *(f"| {name} | {value:.4f} |" for name, value in metrics.headline().items()),
+        "",
+        "## Per class",
+        "",
+        "| class | precision | recall | F1 | support |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {c.name} | {c.precision:.4f} | {c.recall:.4f} | {c.f1:.4f} | {c.support} |"
+            for c in metrics.per_class
+        ),
+        "",
+        "## Most confused (true -> predicted)",
+        "",
+    ]
+    confusions = metrics.worst_confusions()
+    lines += [f"- {true} -> {predicted}: {count}" for true, predicted, count in confusions] or ["- none"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,127 @@
+"""evaluate: the metric math on a hand-computed example, the evaluation in TensorBoard (event files in the
+root and a real TensorBoard listing the run), and bad input: wrong classes, an empty test split."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import FAST
+from events import records, scalars
+from tensorboard.compat.proto import event_pb2
+
+from trainboard import storage
+from trainboard.components.evaluate.core import evaluate
+from trainboard.components.evaluate.metrics import compute_metrics
+from trainboard.components.train.core import MODEL_INFO_FILE, train
+
+RUN = "tiny"
+
+
+def test_metrics_match_a_hand_computed_example():
+    labels = [0, 0, 1, 2]
+    probabilities = [
+        [0.7, 0.2, 0.1],  # a -> a
+        [0.4, 0.5, 0.1],  # a -> b
+        [0.1, 0.8, 0.1],  # b -> b
+        [0.5, 0.25, 0.25],  # c -> a
+    ]
+    m = compute_metrics(np.array(labels), np.array(probabilities), ["a", "b", "c"])
+    assert m.confusion_matrix == [[1, 1, 0], [0, 1, 0], [1, 0, 0]]
+    assert m.accuracy == 0.5
+    assert m.loss == pytest.approx(-(math.log(0.7) + math.log(0.4) + math.log(0.8) + math.log(0.25)) / 4)
+    assert m.top5_accuracy is None, "3 classes: top-5 would always be 1"
+    # precision: a 1 of 2 predicted, b 1 of 2, c never predicted; recall: a 1 of 2, b 1 of 1, c 0 of 1
+    assert [(c.name, c.precision, c.recall, c.support) for c in m.per_class] == [
+        ("a", 0.5, 0.5, 2),
+        ("b", 0.5, 1.0, 1),
+        ("c", 0.0, 0.0, 1),
+    ]
+    assert [c.f1 for c in m.per_class] == pytest.approx([0.5, 2 / 3, 0.0])
+    assert (m.macro.precision, m.macro.recall) == pytest.approx((1 / 3, 0.5))
+    assert m.macro.f1 == pytest.approx((0.5 + 2 / 3) / 3)
+    # weighted by support 2, 1, 1
+    assert (m.weighted.precision, m.weighted.recall) == pytest.approx((0.375, 0.5))
+    assert m.weighted.f1 == pytest.approx(0.5 * 0.5 + 0.25 * 2 / 3)
+    assert m.worst_confusions() == [("a", "b", 1), ("c", "a", 1)]
+    assert m.examples == 4
+    assert set(m.headline()) == {
+        "test_loss", "test_accuracy", "test_macro_precision", "test_macro_recall", "test_macro_f1",
+        "test_weighted_precision", "test_weighted_recall", "test_weighted_f1",
+    }  # fmt: skip
+    assert type(m).from_json(json.loads(json.dumps(m.to_json()))) == m
+
+
+def test_top5_accuracy_with_more_than_five_classes():
+    probabilities = [
+        [0.3, 0.2, 0.15, 0.15, 0.1, 0.06, 0.04],  # true class 6 ranks 7th: a miss
+        [0.1, 0.3, 0.2, 0.15, 0.12, 0.08, 0.05],  # true class 0 ranks 5th: a hit
+    ]
+    m = compute_metrics(np.array([6, 0]), np.array(probabilities), list("abcdefg"))
+    assert (m.accuracy, m.top5_accuracy) == (0.0, 0.5)
+    assert m.headline()["test_top5_accuracy"] == 0.5
+
+
+def test_no_examples_is_an_error():
+    with pytest.raises(ValueError, match="test split is empty"):
+        compute_metrics(np.zeros(0), np.zeros((0, 2)), ["a", "b"])
+
+
+@pytest.fixture(scope="module")
+def tiny_model(demo_data, tmp_path_factory) -> str:
+    """A small_cnn trained for two epochs on the demo data, once for this module."""
+    out = tmp_path_factory.mktemp("tiny")
+    train(demo_data, str(out / "model"), str(out / "root"), RUN, FAST)
+    return str(out / "model")
+
+
+def evaluation_events(root: str) -> list[str]:
+    return [u for u in storage.list_files(f"{root}/tensorboard/{RUN}/evaluation") if ".tfevents." in u]
+
+
+def test_evaluation_goes_to_tensorboard_beside_the_curves(
+    demo_data, tiny_model, tmp_path, tensorboard_factory
+):
+    root = str(tmp_path / "root")
+    evaluate(demo_data, tiny_model, root, RUN)
+    result = evaluate(demo_data, tiny_model, root, RUN)  # a retried task replaces its events, adds none
+    (events,) = evaluation_events(root)
+    data = storage.read_bytes(events)
+    for name, value in result.headline().items():
+        assert scalars(data, name) == [(FAST.epochs, pytest.approx(value))], name
+    assert scalars(data, "test_f1/circle") == [(FAST.epochs, pytest.approx(result.per_class[0].f1))]
+    images = [
+        value
+        for payload in records(data)
+        for value in event_pb2.Event.FromString(payload).summary.value
+        if value.tag == "confusion_matrix"
+    ]
+    assert [v.metadata.plugin_data.plugin_name for v in images] == ["images"]
+    assert sum(map(sum, result.confusion_matrix)) == result.examples > 0
+    assert 0 <= result.accuracy <= 1 and result.loss > 0
+
+    tb = tensorboard_factory(f"{root}/tensorboard")
+    points = tb.wait_for_scalars(f"{RUN}/evaluation", "test_accuracy", 1)
+    assert points[0][2] == pytest.approx(result.accuracy)
+
+
+def test_a_model_of_other_classes_is_refused(demo_data, tiny_model, tmp_path):
+    model = shutil.copytree(tiny_model, tmp_path / "model")
+    info = json.loads((model / MODEL_INFO_FILE).read_text())
+    (model / MODEL_INFO_FILE).write_text(json.dumps({**info, "class_names": ["cat", "dog", "bird", "fish"]}))
+    with pytest.raises(ValueError, match=r"model classes \['cat'.* do not match the dataset's \['circle'"):
+        evaluate(demo_data, str(model), str(tmp_path / "root"), RUN)
+    assert not (tmp_path / "root").exists(), "nothing is written for a refused model"
+
+
+def test_an_empty_test_split_is_refused(demo_data, tiny_model, tmp_path):
+    data = shutil.copytree(demo_data, tmp_path / "data")
+    for shard in Path(data).glob("*-test.tfrecord-*"):
+        shard.write_bytes(b"")
+    with pytest.raises(ValueError, match="the test split is empty"):
+        evaluate(str(data), tiny_model, str(tmp_path / "root"), RUN)
+    assert not (tmp_path / "root").exists()

@@ -1,0 +1,242 @@
+"""promote: the gate's decisions, the champion record and model folders, a race of two promotions against
+fake-gcs-server and a local root, bad input (thresholds, a corrupt record). TensorFlow-free and fast."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import BUCKET
+
+from trainboard import layout, storage
+from trainboard.components.evaluate.metrics import Evaluation, compute_metrics
+from trainboard.components.promote.core import (
+    ChampionRecord,
+    ChampionRecordError,
+    decide,
+    promote,
+    read_champion,
+    report,
+)
+from trainboard.config import PromotionRule, UsageError
+
+CLASSES = ["circle", "square", "triangle", "cross"]
+
+
+def metrics_with_accuracy(accuracy: float) -> Evaluation:
+    """Test metrics of 20 examples, ``accuracy`` of them right (the mistakes: circle taken for square)."""
+    labels = np.arange(20) % 4
+    right = round(accuracy * 20)
+    predicted = np.where(np.arange(20) < right, labels, (labels + 1) % 4)
+    return compute_metrics(labels, np.eye(4)[predicted], CLASSES)
+
+
+def champion(run: str, accuracy: float) -> ChampionRecord:
+    return ChampionRecord(run, f"/models/{run}", {"test_accuracy": accuracy}, "2026-01-01T00:00:00+00:00", "")
+
+
+@pytest.mark.parametrize(
+    ("current", "accuracy", "rule", "promoted", "words"),
+    [
+        (None, 0.6, PromotionRule(), True, "first model"),
+        (None, 0.6, PromotionRule(min_accuracy=0.6), True, "meets min_accuracy 0.6000"),
+        (None, 0.5, PromotionRule(min_accuracy=0.6), False, "below min_accuracy 0.6000"),
+        (champion("old", 0.8), 0.9, PromotionRule(), True, "better by 0.1000"),
+        (champion("old", 0.8), 0.7, PromotionRule(), False, "worse, not better"),
+        (champion("old", 0.8), 0.8, PromotionRule(), False, "equal, not better"),
+        (champion("old", 0.8), 0.9, PromotionRule(min_improvement=0.1), True, "better by 0.1000"),
+        (champion("old", 0.8), 0.85, PromotionRule(min_improvement=0.1), False, "less than min_improvement"),
+        (champion("old", 0.8), 0.9, PromotionRule(min_accuracy=0.95), False, "below min_accuracy"),
+        (champion("old", 0.8), 0.1, PromotionRule(min_accuracy=0.5, force_promote=True), True, "forced"),
+        (champion("new", 0.3), 0.3, PromotionRule(min_accuracy=0.9), True, "already the champion"),
+    ],
+    ids=[
+        "first",
+        "first-at-floor",
+        "first-below-floor",
+        "better",
+        "worse",
+        "equal",
+        "better-by-margin",
+        "better-under-margin",
+        "better-below-floor",
+        "forced",
+        "retry-of-the-champion",
+    ],
+)
+def test_gate_decisions(current, accuracy, rule, promoted, words):
+    decision = decide(current, "new", accuracy, rule)
+    assert decision.promoted is promoted
+    assert words in decision.reason
+    assert decision.forced is (words == "forced")
+    assert decision.champion == ("new" if promoted else current.run if current else "")
+    assert decision.previous is current
+
+
+def model_folder(tmp_path: Path, run: str) -> str:
+    """A stand-in Model artifact: what promote copies, whatever the bytes."""
+    out = tmp_path / f"model-{run}"
+    (out / "saved_model").mkdir(parents=True)
+    (out / "model.keras").write_text(f"weights of {run}")
+    (out / "saved_model" / "saved_model.pb").write_text(f"graph of {run}")
+    (out / "trainboard_model.json").write_text(json.dumps({"run": run}))
+    return str(out)
+
+
+def champion_folder_run(root: str) -> str:
+    """Which run's model ``<root>/models/champion/`` holds (every file must agree)."""
+    folder = layout.champion_model_dir(root)
+    files = {uri[len(folder) + 1 :]: storage.read_bytes(uri).decode() for uri in storage.list_files(folder)}
+    assert sorted(files) == ["model.keras", "saved_model/saved_model.pb", "trainboard_model.json"]
+    run = json.loads(files["trainboard_model.json"])["run"]
+    assert (
+        files["model.keras"] == f"weights of {run}"
+        and files["saved_model/saved_model.pb"] == f"graph of {run}"
+    )
+    return run
+
+
+@pytest.fixture(params=["local", "gcs"])
+def root(request, tmp_path) -> str:
+    if request.param == "gcs":
+        request.getfixturevalue("gcs")
+        return f"gs://{BUCKET}/team"
+    return str(tmp_path / "root")
+
+
+def test_first_then_worse_then_better(root, tmp_path):
+    first = promote(root, "r1", model_folder(tmp_path, "r1"), metrics_with_accuracy(0.8), PromotionRule())
+    assert (first.promoted, first.champion) == (True, "r1")
+    record, _ = read_champion(root)
+    assert (record.run, record.model_uri, record.accuracy) == ("r1", layout.model_dir(root, "r1"), 0.8)
+    assert record.metrics == metrics_with_accuracy(0.8).headline() and "first model" in record.reason
+    assert champion_folder_run(root) == "r1"
+
+    worse = promote(root, "r2", model_folder(tmp_path, "r2"), metrics_with_accuracy(0.7), PromotionRule())
+    assert (worse.promoted, worse.champion) == (False, "r1")
+    assert read_champion(root)[0] == record, "a worse model changes nothing"
+    assert not storage.list_files(layout.model_dir(root, "r2")), "nor is its model copied"
+
+    better = promote(root, "r3", model_folder(tmp_path, "r3"), metrics_with_accuracy(0.9), PromotionRule())
+    assert (better.promoted, better.champion, better.previous) == (True, "r3", record)
+    assert read_champion(root)[0].run == "r3"
+    assert champion_folder_run(root) == "r3"
+    assert storage.list_files(layout.model_dir(root, "r1")), "earlier champions stay, for a rollback"
+
+
+def test_report_tells_the_decision_the_scores_and_the_confusions(tmp_path):
+    root = str(tmp_path / "root")
+    promote(root, "r1", model_folder(tmp_path, "r1"), metrics_with_accuracy(0.9), PromotionRule())
+    metrics = metrics_with_accuracy(0.5)
+    decision = promote(root, "r2", model_folder(tmp_path, "r2"), metrics, PromotionRule(force_promote=True))
+    text = report("r2", metrics, decision, root)
+    assert "Promotion: **promoted** (forced by force_promote: the gate was not applied)" in text
+    assert "Champion before: `r1` (test accuracy 0.9000" in text and "champion now: `r2`" in text
+    assert "| test_accuracy | 0.5000 |" in text
+    assert "| circle | 0.5000 | 0.6000 | 0.5455 | 5 |" in text  # 3 of 5 right; 3 of 6 circle guesses
+    assert "- circle -> square: 2" in text
+
+
+@pytest.mark.parametrize(("accuracy_a", "accuracy_b"), [(0.8, 0.8), (0.7, 0.9), (0.9, 0.7)])
+def test_two_promotions_at_once_leave_one_consistent_champion(
+    root, tmp_path, monkeypatch, accuracy_a, accuracy_b
+):
+    """Both runs read "no champion" before either writes: one record write wins, the other run reads the
+    new record and decides again. The record, the champion folder and both decisions agree."""
+    both_read = threading.Barrier(2, timeout=30)
+    first_read = threading.local()
+    read_versioned = storage.read_versioned
+
+    def read_then_wait(uri: str):
+        result = read_versioned(uri)
+        if uri.endswith("champion.json") and not getattr(first_read, "done", False):
+            first_read.done = True
+            both_read.wait()
+        return result
+
+    lost_writes = []
+    write_if_generation = storage.write_if_generation
+
+    def counting_write(uri: str, data: bytes, generation: int) -> None:
+        try:
+            write_if_generation(uri, data, generation)
+        except storage.PreconditionFailed:
+            lost_writes.append(uri)
+            raise
+
+    monkeypatch.setattr(storage, "read_versioned", read_then_wait)
+    monkeypatch.setattr(storage, "write_if_generation", counting_write)
+    accuracies = {"a": accuracy_a, "b": accuracy_b}
+    decisions = {}
+
+    def run(name: str) -> None:
+        metrics = metrics_with_accuracy(accuracies[name])
+        decisions[name] = promote(root, name, model_folder(tmp_path, name), metrics, PromotionRule())
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in accuracies]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(decisions) == ["a", "b"], "a promotion failed"
+    monkeypatch.setattr(storage, "read_versioned", read_versioned)
+    assert lost_writes == [layout.champion_record(root)], "both wrote on 'no champion': exactly one lost"
+
+    record, _ = read_champion(root)
+    best = max(accuracies.values())
+    assert record.accuracy == best
+    assert champion_folder_run(root) == record.run
+    assert decisions[record.run].promoted and decisions[record.run].champion == record.run
+    promoted_runs = sorted(name for name, decision in decisions.items() if decision.promoted)
+    kept = {
+        uri.split("/models/")[1].split("/")[0] for uri in storage.list_files(storage.join(root, "models"))
+    }
+    assert kept == {"champion", *promoted_runs}, "a run that lost the race leaves no model folder"
+    other = "b" if record.run == "a" else "a"
+    loser = decisions[other]
+    if loser.promoted:  # it won the first write, then the better run replaced it: both were true
+        assert accuracies[other] < best and "first model" in loser.reason
+        assert decisions[record.run].previous.run == other
+    else:  # it lost the write, read the winner's record and was measured against it
+        assert loser.previous.run == record.run and loser.champion == record.run
+        assert ("equal" if accuracies[other] == best else "worse") in loser.reason
+
+
+CORRUPT_RECORDS = {
+    "not-json": b"{not json",
+    "not-an-object": b"[]",
+    "fields-missing": b'{"run": "r1"}',
+    "accuracy-out-of-range": json.dumps(
+        {"run": "r1", "model_uri": "x", "metrics": {"test_accuracy": 7}, "promoted_at": "", "reason": ""}
+    ).encode(),
+}
+
+
+@pytest.mark.parametrize("corrupt", CORRUPT_RECORDS.values(), ids=CORRUPT_RECORDS.keys())
+def test_a_corrupt_record_is_a_clear_error_and_nothing_is_overwritten(root, tmp_path, corrupt):
+    storage.write_bytes(layout.champion_record(root), corrupt)
+    with pytest.raises(
+        ChampionRecordError, match=r"is not a valid champion record .*nothing was overwritten"
+    ):
+        promote(root, "r1", model_folder(tmp_path, "r1"), metrics_with_accuracy(0.9), PromotionRule())
+    assert storage.read_bytes(layout.champion_record(root)) == corrupt
+    assert storage.list_files(storage.join(root, "models")) == []
+
+
+@pytest.mark.parametrize(
+    ("rule", "field"),
+    [
+        (PromotionRule(min_accuracy=1.5), "min_accuracy"),
+        (PromotionRule(min_accuracy=-0.1), "min_accuracy"),
+        (PromotionRule(min_improvement=2.0), "min_improvement"),
+        (PromotionRule(min_improvement=-0.01), "min_improvement"),
+    ],
+)
+def test_thresholds_outside_0_1_are_refused(tmp_path, rule, field):
+    with pytest.raises(UsageError, match=r"must be in \[0, 1\]") as error:
+        promote(str(tmp_path / "root"), "r1", model_folder(tmp_path, "r1"), metrics_with_accuracy(0.9), rule)
+    assert error.value.field == field
+    assert not (tmp_path / "root").exists()
