@@ -99,7 +99,7 @@ def _local(args: argparse.Namespace) -> int:
 
     config = _training_config(args)
     check_config(config)
-    root = check_root(args.root)
+    root = check_root(args.root, must_exist=True)
     run = args.run_name or layout.new_run_name()
     check_run_name(run)
     check_fraction("validation_fraction", args.validation_fraction)

@@ -134,9 +134,18 @@ def check_config(config: TrainingConfig) -> None:
             raise UsageError("weights_uri", str(e)) from None
 
 
-def check_root(root: str) -> str:
-    """The storage root, normalised; UsageError when it is neither a local path nor gs://."""
+def check_root(root: str, must_exist: bool = False) -> str:
+    """The storage root, normalised; UsageError when it is neither a local path nor gs://, or, with
+    ``must_exist`` (this machine writes there next), when its bucket does not exist."""
     try:
-        return storage.check_uri(root)
+        root = storage.check_uri(root)
     except storage.StorageURIError as e:
         raise UsageError("root", str(e)) from None
+    if must_exist and not storage.bucket_exists(root):
+        bucket = storage.split_gcs(root)[0]
+        raise UsageError(
+            "root",
+            f"bucket {bucket} does not exist or these credentials cannot see it; expected an existing "
+            f"bucket (create it: gcloud storage buckets create gs://{bucket}) or a local directory",
+        )
+    return root
