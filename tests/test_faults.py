@@ -190,9 +190,8 @@ def test_sigkilled_trainer_resumes_exactly(request, demo_data, tmp_path, point):
     env.pop(storage.FAULT_PAUSE_ENV, None)
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert f"resuming run {run} after epoch {killed_at}" in done.stderr or killed_at == 0
     assert_finished_exactly(root, run, model_dir)
-    assert len(event_files(storage.join(root, "tensorboard", run), "train")) == 2, "killed + resumed"
+    assert len(event_files(storage.join(root, "tensorboard", run), "train")) == 2, "killed, then resumed"
 
 
 # --- TensorBoard restart -----------------------------------------------------------------------------------
