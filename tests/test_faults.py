@@ -165,10 +165,12 @@ def test_sigkilled_trainer_resumes_exactly(request, demo_data, tmp_path, point):
         root, env = str(tmp_path / "root"), dict(os.environ)
     else:
         root, env = f"gs://{BUCKET}/root", request.getfixturevalue("gcs").env()
-        # The second commit and the third append: the first epoch is committed, the kill loses work.
-        env[storage.FAULT_PAUSE_ENV] = {"checkpoint": "checkpoint:2", "upload": "upload:3"}[point]
+        # The second commit, and the first append (with syncs at epoch ends only: epoch 2's end): the
+        # first epoch is committed, the kill loses work.
+        env[storage.FAULT_PAUSE_ENV] = {"checkpoint": "checkpoint:2", "upload": "upload:1"}[point]
+    config = {**CONFIG, "sync_seconds": 60} if point == "upload" else CONFIG
     run, model_dir = "resumed", tmp_path / "model"
-    command = train_command(demo_data, model_dir, root, run, CONFIG)
+    command = train_command(demo_data, model_dir, root, run, config)
     checkpoint_dir = storage.join(root, "checkpoints", run)
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
