@@ -6,13 +6,17 @@ LOCKS := requirements/tensorflow-cpu.txt requirements/runtime.lock requirements/
 # Tools the tests run besides Python (see their rules below).
 TEST_TOOLS := /usr/bin/kubectl /usr/bin/chromium
 
-.PHONY: run test lint compile image lock clean
+.PHONY: run test lint bench compile image lock clean
 
 run: $(VENV)/.installed
 	$(BIN)/trainboard local
 
 test: $(VENV)/.installed lint $(TEST_TOOLS)
 	$(BIN)/pytest
+
+# Every benchmark, one table (about 10 minutes on 2 cores); the README's "Benchmarks" holds the results.
+bench: $(VENV)/.installed
+	$(BIN)/python bench/run_all.py
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

@@ -54,10 +54,14 @@ class GCSServer:
         return {**os.environ, "STORAGE_EMULATOR_HOST": self.url}
 
 
-def fake_gcs_command(port: int) -> list[str]:
-    """fake-gcs-server, in memory, on 127.0.0.1:port (also bench/tensorboard_bucket.py's bucket)."""
+def fake_gcs_command(port: int, data_dir: Path | None = None) -> list[str]:
+    """fake-gcs-server on 127.0.0.1:port (also bench/tensorboard_bucket.py's bucket): in memory, or with
+    ``data_dir`` on disk there, so that a server restarted on the same port and folder has the same data."""
     url = f"http://127.0.0.1:{port}"
-    return [str(_get_binary_path()), "-scheme", "http", "-backend", "memory", "-host", "127.0.0.1",
+    backend = (
+        ["-backend", "filesystem", "-filesystem-root", str(data_dir)] if data_dir else ["-backend", "memory"]
+    )
+    return [str(_get_binary_path()), "-scheme", "http", *backend, "-host", "127.0.0.1",
             "-port", str(port), "-external-url", url, "-log-level", "error"]  # fmt: skip
 
 
@@ -107,8 +111,8 @@ def last_json_line(stdout: str) -> dict:
 class TensorBoard:
     """`trainboard tensorboard` in a subprocess, queried over HTTP."""
 
-    def __init__(self, logdir: str, env: dict | None = None):
-        self.port = free_port()
+    def __init__(self, logdir: str, env: dict | None = None, port: int = 0):
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
             [str(BIN / "trainboard"), "tensorboard", "--logdir", logdir, "--port", str(self.port)],
@@ -143,7 +147,8 @@ class TensorBoard:
         )
 
     def stop(self) -> None:
-        self.process.terminate()
+        if self.process.poll() is None:
+            self.process.terminate()
         self.process.wait(10)
 
 
@@ -151,10 +156,23 @@ class TensorBoard:
 def tensorboard_factory() -> Iterator:
     started: list[TensorBoard] = []
 
-    def start(logdir: str, env: dict | None = None) -> TensorBoard:
-        started.append(TensorBoard(logdir, env))
+    def start(logdir: str, env: dict | None = None, port: int = 0) -> TensorBoard:
+        started.append(TensorBoard(logdir, env, port))
         return started[-1]
 
     yield start
     for tb in started:
         tb.stop()
+
+
+TRAIN_SCRIPT = """
+import sys, json
+from trainboard.components.train.core import train
+from trainboard.config import TrainingConfig
+train(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], TrainingConfig(**json.loads(sys.argv[5])))
+"""
+
+
+def train_command(dataset: str, model_dir: Path, root: str, run: str, config: dict) -> list[str]:
+    """train() in a fresh Python process, for tests that kill it or run several at once."""
+    return [sys.executable, "-c", TRAIN_SCRIPT, dataset, str(model_dir), root, run, json.dumps(config)]

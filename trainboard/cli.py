@@ -108,7 +108,7 @@ def _local(args: argparse.Namespace) -> int:
     check_config(config)
     rule = PromotionRule(**_option_values(args, PromotionRule))
     check_promotion_rule(rule)
-    root = check_root(args.root)
+    root = check_root(args.root, must_exist=True)
     run = args.run_name or layout.new_run_name()
     check_run_name(run)
     check_fraction("validation_fraction", args.validation_fraction)

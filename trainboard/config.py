@@ -5,6 +5,7 @@ TensorFlow-free on purpose: the CLI checks everything here before it writes or s
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -39,6 +40,7 @@ MODELS: dict[str, ModelSpec] = {
 _RUN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
+MAX_EPOCHS, MAX_BATCH_SIZE, MAX_LEARNING_RATE, MAX_SYNC_SECONDS = 10_000, 65_536, 10.0, 3600.0
 LR_SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")  # auto: mixed_float16 on GPUs
 
@@ -85,9 +87,11 @@ def check_model(model: str, image_size: int) -> None:
         )
 
 
-def check_positive(field: str, value: float) -> None:
+def check_positive(field: str, value: float, at_most: float = math.inf) -> None:
     if not value > 0:
         raise UsageError(field, f"must be greater than 0, got {value}")
+    if value > at_most:
+        raise UsageError(field, f"must be at most {at_most}, got {value}")
 
 
 def check_run_name(run: str) -> None:
@@ -132,16 +136,17 @@ def check_promotion_rule(rule: PromotionRule) -> None:
 
 def check_config(config: TrainingConfig) -> None:
     check_model(config.model, config.image_size)
-    check_positive("epochs", config.epochs)
-    check_positive("batch_size", config.batch_size)
-    check_positive("learning_rate", config.learning_rate)
+    # Upper bounds far above any sensible run: a typo (an extra digit or three) fails here, not overnight.
+    check_positive("epochs", config.epochs, MAX_EPOCHS)
+    check_positive("batch_size", config.batch_size, MAX_BATCH_SIZE)
+    check_positive("learning_rate", config.learning_rate, MAX_LEARNING_RATE)
     check_choice("lr_schedule", config.lr_schedule, LR_SCHEDULES)
     check_choice("precision", config.precision, PRECISIONS)
     if not 0 <= config.label_smoothing < 1:
         raise UsageError("label_smoothing", f"must be in [0, 1), got {config.label_smoothing}")
     check_non_negative("early_stopping_patience", config.early_stopping_patience)
     check_non_negative("batch_scalars_every", config.batch_scalars_every)
-    check_positive("sync_seconds", config.sync_seconds)
+    check_positive("sync_seconds", config.sync_seconds, MAX_SYNC_SECONDS)
     if config.profile_batches and not re.fullmatch(r"\d+(,\d+)?", config.profile_batches):
         raise UsageError("profile_batches", f"{config.profile_batches!r} is not START[,STOP] (e.g. 10,20)")
     if config.weights_uri:
@@ -155,9 +160,18 @@ def check_config(config: TrainingConfig) -> None:
             raise UsageError("weights_uri", str(e)) from None
 
 
-def check_root(root: str) -> str:
-    """The storage root, normalised; UsageError when it is neither a local path nor gs://."""
+def check_root(root: str, must_exist: bool = False) -> str:
+    """The storage root, normalised; UsageError when it is neither a local path nor gs://, or, with
+    ``must_exist`` (this machine writes there next), when its bucket does not exist."""
     try:
-        return storage.check_uri(root)
+        root = storage.check_uri(root)
     except storage.StorageURIError as e:
         raise UsageError("root", str(e)) from None
+    if must_exist and not storage.bucket_exists(root):
+        bucket = storage.split_gcs(root)[0]
+        raise UsageError(
+            "root",
+            f"bucket {bucket} does not exist or these credentials cannot see it; expected an existing "
+            f"bucket (create it: gcloud storage buckets create gs://{bucket}) or a local directory",
+        )
+    return root

@@ -12,17 +12,29 @@ import contextlib
 import fcntl
 import functools
 import hashlib
+import logging
 import os
 import re
+import sys
+import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 GCS_SCHEME = "gs://"
 # GCS bucket naming rules (the common subset): 3-63 chars, lowercase letters, digits, - _ .
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
 _SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Bounded retries of the writes training depends on: a storage outage of up to about two minutes
+# delays training instead of killing it. Delays double from 0.5 s up to 8 s (0.5+1+2+4+8+8...).
+RETRY_DEADLINE_SECONDS = 120.0
+_FIRST_DELAY, _MAX_DELAY = 0.5, 8.0
+FAULT_PAUSE_ENV = "TRAINBOARD_FAULT_PAUSE"
 
 
 class StorageURIError(ValueError):
@@ -76,6 +88,60 @@ def _client():
     return storage.Client()
 
 
+@functools.cache
+def _transient_errors() -> tuple[type[BaseException], ...]:
+    """What a retry can cure: no connection, a timeout, a 429 or 5xx answer."""
+    import requests
+    from google.api_core import exceptions as api
+    from google.auth.exceptions import TransportError
+
+    return (
+        requests.ConnectionError,
+        requests.Timeout,
+        requests.exceptions.ChunkedEncodingError,
+        TransportError,
+        api.TooManyRequests,
+        api.InternalServerError,
+        api.BadGateway,
+        api.ServiceUnavailable,
+        api.GatewayTimeout,
+    )
+
+
+def _retrying(what: str, fn: Callable[[], T], deadline: float = RETRY_DEADLINE_SECONDS) -> T:
+    """``fn()``, retried on transient errors with exponential backoff until ``deadline`` seconds have
+    passed; each retry is logged (attempt, error). ``fn`` must be safe to run again after a failure."""
+    transient = _transient_errors()
+    start, delay, attempt = time.monotonic(), _FIRST_DELAY, 1
+    while True:
+        try:
+            return fn()
+        except transient as e:
+            waited = time.monotonic() - start
+            if waited + delay > deadline:
+                log.error("storage: %s failed after %d attempts in %.0f s: %s", what, attempt, waited, e)
+                raise
+            log.warning("storage: %s: attempt %d failed (%s); retrying in %.1f s", what, attempt, e, delay)
+            time.sleep(delay)
+            delay, attempt = min(delay * 2, _MAX_DELAY), attempt + 1
+
+
+def fault_pause(point: str) -> None:
+    """Fault injection for the tests: with TRAINBOARD_FAULT_PAUSE=POINT[:N], the Nth time (default 1)
+    execution reaches ``point`` it says so on stderr and sleeps, for the test to kill the process there.
+    Points: ``checkpoint`` (uploaded, not yet committed), ``upload`` (log tail uploaded, not yet composed)."""
+    wanted, _, nth = os.environ.get(FAULT_PAUSE_ENV, "").partition(":")
+    if wanted != point:
+        return
+    _fault_counts[point] = _fault_counts.get(point, 0) + 1
+    if _fault_counts[point] == int(nth or 1):
+        print(f"trainboard: fault pause at {point}", file=sys.stderr, flush=True)
+        time.sleep(3600)
+
+
+_fault_counts: dict[str, int] = {}
+
+
 def _blob(uri: str):
     bucket, name = split_gcs(uri)
     return _client().bucket(bucket).blob(name)
@@ -91,8 +157,8 @@ def read_bytes(uri: str, start: int = 0) -> bytes:
 
 
 def write_bytes(uri: str, data: bytes) -> None:
-    if is_gcs(uri):
-        _blob(uri).upload_from_string(data)
+    if is_gcs(uri):  # a whole-object write: running it again is harmless
+        _retrying(f"write {uri}", lambda: _blob(uri).upload_from_string(data, retry=None))
         return
     path = Path(uri)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -109,9 +175,22 @@ def exists(uri: str) -> bool:
 
 def delete(uri: str) -> None:
     if is_gcs(uri):
-        _blob(uri).delete()
+        _retrying(f"delete {uri}", lambda: _delete_blob(_blob(uri)))
     else:
         Path(uri).unlink(missing_ok=True)
+
+
+def _delete_blob(blob) -> None:
+    """Delete; already gone counts as done (an earlier attempt may have deleted it without an answer)."""
+    from google.api_core.exceptions import NotFound
+
+    with contextlib.suppress(NotFound):
+        blob.delete(retry=None)
+
+
+def bucket_exists(uri: str) -> bool:
+    """Whether the bucket of a gs:// URI exists (True for a local path)."""
+    return not is_gcs(uri) or _client().bucket(split_gcs(uri)[0]).exists()
 
 
 def truncate(uri: str, length: int) -> None:
@@ -226,7 +305,7 @@ def list_versions(uri: str) -> dict[str, tuple[int, int]]:
 
 def upload_file(local_path: str | Path, uri: str) -> None:
     if is_gcs(uri):
-        _blob(uri).upload_from_filename(str(local_path))
+        _retrying(f"upload {uri}", lambda: _blob(uri).upload_from_filename(str(local_path), retry=None))
         return
     write_bytes(uri, Path(local_path).read_bytes())
 
@@ -278,6 +357,10 @@ def sync_dir(source: str, dest: str) -> None:
             delete(file_uri)
 
 
+class MirrorConflict(RuntimeError):
+    """The mirrored object changed under the mirror: appending would corrupt it."""
+
+
 # GCS allows at most 1024 components in a composite object; start over well before that.
 _MAX_COMPOSE_APPENDS = 1000
 
@@ -324,7 +407,7 @@ class DirectoryMirror:
                 with path.open("rb") as f:
                     f.seek(state.size)
                     tail = f.read(stat.st_size - state.size)
-                self._append(dest, tail, state.appends)
+                self._append(dest, tail, state.size, state.appends)
                 state.appends += 1
                 sent += len(tail)
             else:
@@ -337,18 +420,32 @@ class DirectoryMirror:
         return sent
 
     @staticmethod
-    def _append(dest: str, tail: bytes, seq: int) -> None:
+    def _append(dest: str, tail: bytes, sent: int, seq: int) -> None:
+        """Append ``tail`` to ``dest``, which holds the ``sent`` bytes mirrored so far."""
         if not is_gcs(dest):
             with open(dest, "ab") as f:
                 f.write(tail)
             return
         blob = _blob(dest)
-        blob.reload()
         # The part's name must not contain "tfevents": TensorBoard would read it as an event file.
         folder, _, name = blob.name.rpartition("/")
         part = blob.bucket.blob(f"{folder}/.append-{zlib.crc32(name.encode()):08x}-{seq}")
-        part.upload_from_string(tail)
+
+        def attempt() -> None:
+            # Idempotent on retry: a compose whose answer was lost has already made the object sent+tail
+            # long, and is not run again; the generation precondition stops a compose onto anything else.
+            blob.reload(retry=None)
+            if blob.size == sent + len(tail):
+                return
+            if blob.size != sent:
+                raise MirrorConflict(
+                    f"{dest} is {blob.size} bytes, expected {sent}: written by another writer"
+                )
+            part.upload_from_string(tail, retry=None)
+            fault_pause("upload")
+            blob.compose([blob, part], if_generation_match=blob.generation, retry=None)
+
         try:
-            blob.compose([blob, part], if_generation_match=blob.generation)
+            _retrying(f"append to {dest}", attempt)
         finally:
-            part.delete()
+            _retrying(f"delete {part.name}", lambda: _delete_blob(part))

@@ -20,12 +20,20 @@ import urllib.error
 import urllib.request
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from trainboard import layout, storage
-from trainboard.config import PromotionRule, UsageError, check_promotion_rule, check_root, check_run_name
+from trainboard.config import (
+    PromotionRule,
+    TrainingConfig,
+    UsageError,
+    check_config,
+    check_promotion_rule,
+    check_root,
+    check_run_name,
+)
 from trainboard.links import kfp_recurring_run_url, kfp_run_url, tensorboard_run_url
 from trainboard.settings import ENVIRONMENT, ClusterSettings
 
@@ -166,6 +174,23 @@ def check_cluster_arguments(arguments: dict[str, Any], parameters: dict[str, Pip
                 check_promotion_rule(PromotionRule(**{name: arguments[name]}))
             except UsageError as e:
                 raise UsageError("param", f"{name}={arguments[name]!r}: {e.problem}") from None
+    _check_training_values(arguments, parameters)
+
+
+def _check_training_values(arguments: dict[str, Any], parameters: dict[str, PipelineParameter]) -> None:
+    """The checks `trainboard local` makes, here before sending: a bad value would fail on the cluster."""
+    from trainboard.components.prepare_data.sources import check_fraction, parse_source
+
+    values = {name: arguments.get(name, p.default) for name, p in parameters.items()}
+    config_values = {f.name: values[f.name] for f in fields(TrainingConfig) if f.name in values}
+    try:
+        check_config(TrainingConfig(**config_values))
+        check_fraction("validation_fraction", values.get("validation_fraction", 0.1))
+        check_fraction("test_fraction", values.get("test_fraction", 0.1))
+        if "dataset" in values:
+            parse_source(values["dataset"])
+    except UsageError as e:
+        raise UsageError("param", f"{e.field}={values[e.field]!r}: {e.problem}") from None
 
 
 # robfig/cron (what the KFP scheduler uses) with seconds: six fields, seconds first.

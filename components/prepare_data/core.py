@@ -19,6 +19,7 @@ import tensorflow as tf
 from trainboard import storage
 from trainboard.components.prepare_data import demo
 from trainboard.components.prepare_data.sources import (
+    IMAGE_EXTENSIONS,
     SPLITS,
     Source,
     check_fraction,
@@ -135,7 +136,11 @@ def _check_splits(splits: dict[str, Examples], folder_classes: list[str], datase
     counts = np.bincount(splits["train"].labels, minlength=len(folder_classes))[: len(folder_classes)]
     empty = [folder_classes[i] for i in np.flatnonzero(counts == 0)]
     if empty:
-        raise UsageError("dataset", f"{dataset}: class {empty[0]!r} has no usable training images")
+        raise UsageError(
+            "dataset",
+            f"{dataset}: class {empty[0]!r} has no usable training images; each must decode as "
+            f"{', '.join(IMAGE_EXTENSIONS)} and be at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} px",
+        )
     for split, examples in splits.items():
         if not examples.labels:
             raise UsageError(

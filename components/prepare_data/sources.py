@@ -7,6 +7,7 @@ folder:URI                    URI/<split>/<class>/*.jpg|png or URI/<class>/* (lo
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,6 +75,19 @@ def _folders(uri: str, files: list[str]) -> set[str]:
     return found
 
 
+def _check_utf8(where: str, rel: str) -> None:
+    """A local name that is not UTF-8 (a str with surrogate escapes) cannot become a class name or go
+    into the card: name it, so that it can be renamed, instead of failing later or silently skipping it."""
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(
+            "dataset",
+            f"{where}: the name {os.fsencode(rel)!r} is not UTF-8; rename it: folder and file names must be "
+            "UTF-8 text (class names come from them)",
+        ) from None
+
+
 def scan_folder(uri: str) -> ImageFolder:
     """Find the classes and images under ``uri``; UsageError when the layout cannot be trained on."""
     where = f"folder:{uri}"
@@ -81,6 +95,8 @@ def scan_folder(uri: str) -> ImageFolder:
     if not files:
         raise UsageError("dataset", f"{where}: no files found; expected {uri}/<class>/<image> files")
     folders = _folders(uri, files)
+    for rel in sorted(folders) + files:
+        _check_utf8(where, rel)
     split_layout = "train" in folders
     class_depth = 2 if split_layout else 1
     tree: dict[str, dict[str, list[str]]] = {}

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,6 +31,8 @@ log = logging.getLogger(__name__)
 MODEL_FILE = "model.keras"
 MODEL_INFO_FILE = "trainboard_model.json"
 SAVED_MODEL_DIR = "saved_model"
+# Debugging: copy this attempt's local TensorBoard logs (a temporary folder) to this directory at the end.
+KEEP_LOGS_ENV = "TRAINBOARD_KEEP_LOGS"
 
 
 @dataclass
@@ -100,7 +104,7 @@ def train(dataset_dir: str, model_dir: str, root: str, run: str, config: Trainin
     the root. Run again with the same ``run`` after a kill, it resumes from the last completed epoch."""
     check_config(config)
     check_run_name(run)
-    root = check_root(root)
+    root = check_root(root, must_exist=True)
     info = read_info(dataset_dir)
     tensorboard_dir, checkpoint_dir = layout.tensorboard_dir(root, run), layout.checkpoint_dir(root, run)
     keras.utils.set_random_seed(config.seed)
@@ -163,6 +167,9 @@ def train(dataset_dir: str, model_dir: str, root: str, run: str, config: Trainin
                 )
             finally:
                 tensorboard.close()  # also after a failure: every event written so far reaches the bucket
+        keep_logs = os.environ.get(KEEP_LOGS_ENV)
+        if keep_logs and logs.is_dir():  # for comparing the bucket with what the trainer wrote
+            shutil.copytree(logs, keep_logs, dirs_exist_ok=True)
 
     result = ModelInfo(
         model=config.model,

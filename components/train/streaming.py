@@ -117,6 +117,7 @@ class CommitEpoch(keras.callbacks.Callback):
         self.model.save(local)
         storage.upload_file(local, storage.join(self.checkpoint_dir, name))
         local.unlink()
+        storage.fault_pause("checkpoint")
         previous = self.state.checkpoint
         for key, value in (logs or {}).items():
             self.state.history.setdefault(key, []).append(float(value))

@@ -1,0 +1,271 @@
+"""Every benchmark behind one command (`make bench`), printed as one table.
+
+    .venv/bin/python bench/run_all.py [--only e2e,tensorboard,memory,prepare_data,tensorboard_bucket,train]
+
+Its own measurements:
+  e2e          wall time of `trainboard local` on the demo data over the sum of the three components'
+               own work (each core timed alone, imports excluded): the orchestration's overhead. Goal <= 1.2.
+  tensorboard  50 runs x 30 epochs in a fake-gcs-server bucket behind a counting proxy, served by
+               `trainboard tensorboard`: seconds until every run is listed, scalars request latency,
+               storage requests per reload while nothing changes, TensorBoard's peak RSS.
+  memory       peak RSS of training on the demo data (the train core alone, in its own process).
+and, in quick settings so that the whole command stays under about 10 minutes on 2 cores, the other
+scripts in bench/ (bench/train.py is run when it exists). Their own lines become rows of the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH.parent / "tests"))
+sys.path.insert(0, str(BENCH))
+
+from conftest import fake_gcs_command, free_port, train_command, wait_for_http  # noqa: E402
+from tensorboard_bucket import CountingProxy  # noqa: E402
+
+Row = tuple[str, str, str]  # measurement, value, goal
+DEMO_CONFIG = {"model": "small_cnn", "epochs": 8, "batch_size": 32, "image_size": 32}
+# The other scripts in bench/, in settings that keep each to a minute or two here.
+QUICK = {
+    "prepare_data": ["--images", "500", "--repeats", "2"],
+    "tensorboard_bucket": ["--runs", "5", "--samples", "2", "--idle-seconds", "10", "--reload", "2"],
+    "train": ["--repeats", "1", "--model", "small_cnn", "--image-size", "32"],
+}
+COMPONENT_SCRIPT = """
+import json, sys, time
+from trainboard.components.prepare_data.core import prepare_data
+from trainboard.components.train.core import train
+from trainboard.components.evaluate.core import evaluate
+from trainboard.config import TrainingConfig
+work, config = sys.argv[1], TrainingConfig(**json.loads(sys.argv[2]))
+seconds = {}
+for name, call in [
+    ("prepare_data", lambda: prepare_data("demo", f"{work}/data")),
+    ("train", lambda: train(f"{work}/data", f"{work}/model", f"{work}/root", "bench", config)),
+    ("evaluate", lambda: evaluate(f"{work}/data", f"{work}/model")),
+]:
+    started = time.perf_counter()
+    call()
+    seconds[name] = time.perf_counter() - started
+print(json.dumps(seconds))
+"""
+
+
+def run_measured(command: list[str], env: dict | None = None) -> tuple[str, float, int]:
+    """(stdout, wall seconds, peak RSS in MiB) of a child process."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    stdout = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise RuntimeError(f"{command[:3]} exited {proc.returncode}")
+    return stdout, time.perf_counter() - started, usage.ru_maxrss // 1024
+
+
+def bench_e2e(work: Path) -> list[Row]:
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in DEMO_CONFIG.items()]
+    trainboard = str(Path(sys.executable).parent / "trainboard")
+    command = [trainboard, "local", "--no-serve", "--json", f"--root={work / 'root'}", *flags]
+    _, total, _ = run_measured(command)
+    out, _, _ = run_measured(
+        [sys.executable, "-c", COMPONENT_SCRIPT, str(work / "cores"), json.dumps(DEMO_CONFIG)]
+    )
+    seconds = json.loads(out.strip().splitlines()[-1])
+    own = sum(seconds.values())
+    parts = ", ".join(f"{name} {s:.1f} s" for name, s in seconds.items())
+    return [
+        ("e2e: `trainboard local` demo, wall time", f"{total:.1f} s", ""),
+        ("e2e: components' own work", f"{own:.1f} s ({parts})", ""),
+        ("e2e: wall / own work", f"{total / own:.2f}", "<= 1.2"),
+    ]
+
+
+def bench_memory(work: Path) -> list[Row]:
+    data = work / "cores" / "data"
+    if not data.exists():  # e2e prepared it already when it ran
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                f"from trainboard.components.prepare_data.core import prepare_data; "
+                f"prepare_data('demo', {str(data)!r})",
+            ],
+            check=True,
+            capture_output=True,
+        )
+    command = train_command(str(data), work / "mem-model", str(work / "mem-root"), "mem", DEMO_CONFIG)
+    _, seconds, rss = run_measured(command)
+    return [("memory: peak RSS, training on demo data (8 epochs, 32 px)", f"{rss} MiB ({seconds:.0f} s)", "")]
+
+
+def write_runs(folder: Path, runs: int, epochs: int) -> None:
+    """RUNS runs of EPOCHS epochs: train/ and validation/ event files of epoch_loss and epoch_accuracy."""
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    for run in range(runs):
+        for split in ("train", "validation"):
+            writer = EventFileWriter(str(folder / f"run-{run:02d}" / split))
+            for step in range(epochs):
+                values = [
+                    summary_pb2.Summary.Value(tag="epoch_loss", simple_value=1.0 / (step + 1)),
+                    summary_pb2.Summary.Value(tag="epoch_accuracy", simple_value=step / epochs),
+                ]
+                event = event_pb2.Event(
+                    wall_time=time.time(), step=step, summary=summary_pb2.Summary(value=values)
+                )
+                writer.add_event(event)
+            writer.close()
+
+
+def get_json(url: str) -> object:
+    with urllib.request.urlopen(url, timeout=60) as response:
+        return json.loads(response.read())
+
+
+def bench_tensorboard(work: Path, runs: int = 50, epochs: int = 30, reload_seconds: int = 5) -> list[Row]:
+    port = free_port()
+    server = subprocess.Popen(fake_gcs_command(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proxy = CountingProxy(f"http://127.0.0.1:{port}")
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    tensorboard = None
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/storage/v1/b", proc=server)
+        os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"  # uploads are not counted
+        from trainboard import storage
+
+        storage._client().create_bucket("bench")
+        write_runs(work / "runs", runs, epochs)
+        storage.upload_dir(work / "runs", "gs://bench/root/tensorboard")
+        tb_port = free_port()
+        command = [
+            sys.executable,
+            "-m",
+            "trainboard.tensorboard_server",
+            "--logdir=gs://bench/root/tensorboard",
+            f"--port={tb_port}",
+            f"--reload-interval={reload_seconds}",
+        ]
+        started = time.perf_counter()
+        tensorboard = subprocess.Popen(
+            command,
+            env={**os.environ, "STORAGE_EMULATOR_HOST": proxy.url},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        url = f"http://127.0.0.1:{tb_port}"
+        wait_for_http(f"{url}/data/runs", proc=tensorboard)
+        while len(get_json(f"{url}/data/runs")) < 2 * runs:
+            if time.perf_counter() - started > 300:
+                raise TimeoutError(f"not every run listed after 300 s: {len(get_json(f'{url}/data/runs'))}")
+            time.sleep(0.2)
+        listed = time.perf_counter() - started
+        # Wait until the last run's scalars are in, then time scalars requests for every run.
+        last = f"{url}/data/plugin/scalars/scalars?run=run-{runs - 1:02d}/validation&tag=epoch_loss"
+        while True:
+            try:
+                if len(get_json(last)) == epochs:
+                    break
+            except urllib.error.HTTPError:
+                pass
+            time.sleep(0.5)
+        latencies = []
+        for run in range(runs):
+            request_started = time.perf_counter()
+            points = get_json(f"{url}/data/plugin/scalars/scalars?run=run-{run:02d}/train&tag=epoch_loss")
+            latencies.append(time.perf_counter() - request_started)
+            assert len(points) == epochs, (run, len(points))
+        time.sleep(reload_seconds + 1)  # whatever the load started has settled
+        reloads = 4
+        before = proxy.count
+        time.sleep(reloads * reload_seconds)
+        per_reload = (proxy.count - before) / reloads
+    finally:
+        rss = _peak_rss_mib(tensorboard.pid) if tensorboard else 0
+        if tensorboard:
+            tensorboard.terminate()
+            tensorboard.wait(10)
+        proxy.shutdown()
+        server.terminate()
+        server.wait(10)
+        os.environ.pop("STORAGE_EMULATOR_HOST", None)
+    label = f"tensorboard ({runs} runs x {epochs} epochs, gs://, reload {reload_seconds} s)"
+    return [
+        (f"{label}: start until every run is listed", f"{listed:.1f} s", ""),
+        (
+            f"{label}: scalars request, median / max",
+            f"{statistics.median(latencies) * 1000:.0f} / {max(latencies) * 1000:.0f} ms",
+            "",
+        ),
+        (f"{label}: storage requests per reload, nothing changed", f"{per_reload:.0f}", ""),
+        (f"{label}: TensorBoard peak RSS", f"{rss} MiB", ""),
+    ]
+
+
+def _peak_rss_mib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) // 1024
+    return 0
+
+
+def bench_script(name: str) -> Callable[[Path], list[Row]]:
+    """Another script of bench/, quick settings; each line it prints becomes a row."""
+
+    def run(_: Path) -> list[Row]:
+        script = BENCH / f"{name}.py"
+        if not script.exists():
+            return [(f"{name}: skipped", f"bench/{name}.py is not in this checkout", "")]
+        out, seconds, _ = run_measured([sys.executable, str(script), *QUICK[name]])
+        rows = [(f"{name}: {' '.join(QUICK[name])}", f"({seconds:.0f} s)", "")]
+        return rows + [(f"{name}: {line.strip()}", "", "") for line in out.splitlines() if line.strip()]
+
+    return run
+
+
+BENCHES: dict[str, Callable[[Path], list[Row]]] = {
+    "e2e": bench_e2e,
+    "memory": bench_memory,
+    "tensorboard": bench_tensorboard,
+    **{name: bench_script(name) for name in QUICK},
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default=",".join(BENCHES), help="comma-separated (default: all)")
+    args = parser.parse_args(argv)
+    rows: list[Row] = []
+    work = Path(tempfile.mkdtemp(prefix="trainboard-bench-"))
+    try:
+        for name in args.only.split(","):
+            started = time.perf_counter()
+            rows += BENCHES[name](work)
+            print(f"bench {name}: {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    width = max(len(r[0]) for r in rows)
+    value_width = max(len(r[1]) for r in rows)
+    print(f"{'measurement':{width}}  {'value':{value_width}}  goal")
+    for measurement, value, goal in rows:
+        print(f"{measurement:{width}}  {value:{value_width}}  {goal}".rstrip())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

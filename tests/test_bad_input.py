@@ -1,0 +1,291 @@
+"""Bad input across every way in: `trainboard local`, `submit` / `schedule` (pipeline parameters, cron, the
+config file), `manifests`, data sources and the training config. Each case exits 2 (a core raises
+UsageError) with a message naming the field and what is allowed, and nothing reaches the root or the
+Kubeflow Pipelines endpoint."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import BUCKET
+from images import encode, make_image_folder
+from kfp_server import KFPServer
+
+from trainboard import storage
+from trainboard.cli import main
+from trainboard.components.prepare_data.core import prepare_data
+from trainboard.config import UsageError
+
+CLUSTER_ROOT = "gs://team-bucket/trainboard"
+CRON = ["--name", "nightly", "--cron", "0 0 3 * * *"]
+
+
+def non_utf8_class(tmp: Path) -> str:
+    """An image folder whose second class folder is named with Latin-1 bytes (b'caf\\xe9')."""
+    make_image_folder(tmp / "images", {"": 2}, classes=["tea", "coffee"])
+    os.rename(tmp / "images" / "coffee", os.fsencode(tmp / "images") + b"/caf\xe9")
+    return f"folder:{tmp / 'images'}"
+
+
+def class_with_only(tmp: Path, image: bytes) -> str:
+    """Two good classes and a third whose every image is ``image``."""
+    make_image_folder(tmp / "images", {"": 4}, classes=["circle", "square"])
+    (tmp / "images" / "dot").mkdir()
+    for i in range(4):
+        (tmp / "images" / "dot" / f"{i}.jpg").write_bytes(image)
+    return f"folder:{tmp / 'images'}"
+
+
+def config_file(tmp: Path, text: str) -> str:
+    (tmp / "config.toml").write_text(text)
+    return str(tmp / "config.toml")
+
+
+def one_pixel_png() -> bytes:
+    return encode(np.zeros((1, 1, 3), np.uint8), "png")
+
+
+def truncated_jpeg() -> bytes:
+    data = tf.io.encode_jpeg(np.full((64, 64, 3), 200, np.uint8)).numpy()
+    return data[: len(data) // 2]
+
+
+@dataclass
+class Case:
+    """``command``: the CLI's arguments, or ["prepare_data", DATASET] for the core; "{data}" is replaced
+    by what ``data`` prepares in the test's folder. ``gcs``: the root's bucket server is needed."""
+
+    id: str
+    command: list[str]
+    field: str
+    words: list[str]
+    data: Callable[[Path], str] | None = None
+    gcs: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+CASES = [
+    # trainboard local: training config, root, run name, data source
+    Case("local-empty-model", ["local", "--model", ""], "model", ["unknown model ''", "small_cnn"]),
+    Case("local-huge-epochs", ["local", "--epochs", "1000000"], "epochs", ["at most 10000"]),
+    Case("local-huge-batch", ["local", "--batch-size", "99999999"], "batch_size", ["at most 65536"]),
+    Case("local-negative-lr", ["local", "--learning-rate", "-0.1"], "learning_rate", ["greater than 0"]),
+    Case("local-huge-lr", ["local", "--learning-rate", "1e9"], "learning_rate", ["at most 10.0"]),
+    Case("local-negative-size", ["local", "--image-size", "-32"], "image_size", ["16 to 512"]),
+    Case("local-negative-smoothing", ["local", "--label-smoothing", "-0.5"], "label_smoothing", ["[0, 1)"]),
+    Case(
+        "local-negative-patience",
+        ["local", "--early-stopping-patience", "-2"],
+        "early_stopping_patience",
+        ["0 or more"],
+    ),
+    Case("local-zero-sync", ["local", "--sync-seconds", "0"], "sync_seconds", ["greater than 0"]),
+    Case("local-profile-words", ["local", "--profile-batches", "ten"], "profile_batches", ["START[,STOP]"]),
+    Case("local-unknown-precision", ["local", "--precision", "float64"], "precision", ["mixed_bfloat16"]),
+    Case("local-blank-root", ["local", "--root", "   "], "root", ["empty", "gs://BUCKET"]),
+    Case("local-file-scheme", ["local", "--root", "file:///tmp/x"], "root", ["file:// is not supported"]),
+    Case("local-dotdot-root", ["local", "--root", f"gs://{BUCKET}/a/../../b"], "root", ["'..'"]),
+    Case(
+        "local-missing-bucket",
+        ["local", "--root", "gs://missing-bucket/x"],
+        "root",
+        ["bucket missing-bucket does not exist", "existing bucket"],
+        gcs=True,
+    ),
+    Case("local-run-slashes", ["local", "--run-name", "nightly/2026-01-01"], "run_name", ["no slashes"]),
+    Case("local-run-dotdot", ["local", "--run-name", ".."], "run_name", ["starting with a letter or digit"]),
+    Case(
+        "local-empty-dataset", ["local", "--dataset", ""], "dataset", ["unsupported source ''", "folder:URI"]
+    ),
+    Case("local-empty-folder", ["local", "--dataset", "folder:"], "dataset", ["empty", "gs://BUCKET"]),
+    Case(
+        "local-folder-scheme",
+        ["local", "--dataset", "folder:http://example.com/images"],
+        "dataset",
+        ["http:// is not supported"],
+    ),
+    Case(
+        "local-negative-fraction",
+        ["local", "--validation-fraction", "-0.2"],
+        "validation_fraction",
+        ["between 0 and 1"],
+    ),
+    Case(
+        "local-non-utf8-class",
+        ["local", "--dataset", "{data}"],
+        "dataset",
+        ["b'caf\\xe9' is not UTF-8", "rename it"],
+        data=non_utf8_class,
+    ),
+    # submit / schedule: pipeline parameters, cron, settings
+    Case(
+        "submit-negative-epochs",
+        ["submit", "--param", "epochs=-5"],
+        "param",
+        ["epochs=-5: must be greater than 0"],
+    ),
+    Case(
+        "submit-unknown-model",
+        ["submit", "--param", "model=alexnet"],
+        "param",
+        ["model='alexnet': unknown model", "efficientnet_b0"],
+    ),
+    Case(
+        "submit-empty-root",
+        ["submit", "--param", "root="],
+        "param",
+        ["root='': empty"],
+        extra={"root": False},
+    ),
+    Case(
+        "submit-bad-dataset",
+        ["submit", "--param", "dataset=ftp://x"],
+        "param",
+        ["dataset='ftp://x': unsupported source", "tfds:NAME"],
+    ),
+    Case(
+        "submit-huge-fraction",
+        ["submit", "--param", "test_fraction=1e300"],
+        "param",
+        ["test_fraction=1e+300: must be between 0 and 1"],
+    ),
+    Case("submit-run-dot", ["submit", "--run-name=.hidden"], "run_name", ["starting with a letter or digit"]),
+    Case(
+        "submit-endpoint-scheme",
+        ["submit", "--endpoint", "ftp://kfp.example.com"],
+        "endpoint",
+        ["not an http:// or https:// URL"],
+        extra={"endpoint": False},
+    ),
+    Case(
+        "submit-config-unknown",
+        ["submit", "--config", "{data}"],
+        "config",
+        ["unknown setting 'endpiont'", "allowed: endpoint"],
+        data=lambda tmp: config_file(tmp, 'endpiont = "x"\n'),
+    ),
+    Case(
+        "schedule-cron-5-fields",
+        ["schedule", "--name", "n", "--cron", "*/5 * * * *"],
+        "cron",
+        ["has 5 fields", "6 fields: second minute"],
+    ),
+    Case(
+        "schedule-negative-concurrency",
+        ["schedule", *CRON, "--max-concurrency", "-1"],
+        "max_concurrency",
+        ["at least 1"],
+    ),
+    Case(
+        "schedule-negative-lr",
+        ["schedule", *CRON, "--param", "learning_rate=-1"],
+        "param",
+        ["learning_rate=-1.0: must be greater than 0"],
+    ),
+    # manifests
+    Case(
+        "manifests-empty-bucket",
+        ["manifests", "--bucket", "", "--overlay", "gke"],
+        "bucket",
+        ["not a gs:// URI"],
+    ),
+    Case(
+        "manifests-dotdot",
+        ["manifests", "--bucket", "gs://team-bucket/../x", "--overlay", "basic"],
+        "bucket",
+        ["'..'"],
+    ),
+    Case(
+        "manifests-empty-overlay",
+        ["manifests", "--bucket", CLUSTER_ROOT, "--overlay", ""],
+        "overlay",
+        ["unknown overlay ''", "choose one of"],
+    ),
+    # prepare_data (the core: images are decoded there, not by the CLI)
+    Case(
+        "data-1x1-images",
+        ["prepare_data", "{data}"],
+        "dataset",
+        ["class 'dot' has no usable training images", "at least 8x8 px"],
+        data=lambda tmp: class_with_only(tmp, one_pixel_png()),
+    ),
+    Case(
+        "data-truncated-jpeg",
+        ["prepare_data", "{data}"],
+        "dataset",
+        ["class 'dot' has no usable training images", ".jpg"],
+        data=lambda tmp: class_with_only(tmp, truncated_jpeg()),
+    ),
+]
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No settings from the developer's machine; the working directory is the test's (the default root)."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "home" / "config"))
+    for name in (
+        "KF_PIPELINES_ENDPOINT",
+        "KF_PIPELINES_TOKEN",
+        "TRAINBOARD_TENSORBOARD_URL",
+        "TRAINBOARD_CONFIG",
+    ):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
+def test_bad_input_is_refused_naming_the_field_and_nothing_is_written_or_sent(
+    request, tmp_path, monkeypatch, capsys, case
+):
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    data = case.data(inputs) if case.data else ""
+    command = [data if arg == "{data}" else arg for arg in case.command]
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    if case.gcs:
+        request.getfixturevalue("gcs")
+
+    if command[0] == "prepare_data":
+        with pytest.raises(UsageError) as error:
+            prepare_data(command[1], str(work / "out"))
+        assert error.value.field == case.field
+        message = str(error.value)
+    else:
+        kfp = KFPServer()
+        if command[0] in ("submit", "schedule"):
+            command += ["--endpoint", kfp.url] if case.extra.get("endpoint", True) else []
+            command += ["--param", f"root={CLUSTER_ROOT}"] if case.extra.get("root", True) else []
+        elif command[0] == "local":
+            command.insert(1, "--no-serve")
+        try:
+            with pytest.raises(SystemExit) as exit_:
+                main(command)
+        finally:
+            kfp.stop()
+        out, err = capsys.readouterr()
+        assert exit_.value.code == 2
+        [message] = err.strip().splitlines()
+        assert message.startswith(f"trainboard {command[0]}: error: --{case.field.replace('_', '-')}: "), (
+            message
+        )
+        assert out == ""
+        assert kfp.requests == [], "nothing may be sent before the input is checked"
+    for word in case.words:
+        assert word in message, message
+    assert list(work.iterdir()) == [], "nothing may be written before the input is checked"
+    if case.gcs:
+        assert [b.name for b in storage._client().list_buckets()] == [BUCKET], "no bucket may be created"
+        assert storage.list_files(f"gs://{BUCKET}") == []
+
+
+def test_the_matrix_covers_every_way_in():
+    assert len(CASES) >= 25
+    assert {case.command[0] for case in CASES} == {"local", "submit", "schedule", "manifests", "prepare_data"}

@@ -1,0 +1,254 @@
+"""Faults a nightly run meets: a storage outage mid-training, preemption at three points, a TensorBoard
+restart, two runs writing into one root at once. Each trains small_cnn at 16 px in real subprocesses."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from conftest import BUCKET, fake_gcs_command, free_port, train_command, wait_for_http
+from events import records
+from test_train import epoch_steps, event_files
+
+from trainboard import storage
+
+EPOCHS = 4
+CONFIG = {"model": "small_cnn", "epochs": EPOCHS, "batch_size": 16, "image_size": 16, "sync_seconds": 0.2}
+STEPS = list(range(EPOCHS))
+
+
+def run_state(checkpoint_dir: str) -> dict:
+    uri = storage.join(checkpoint_dir, "state.json")
+    return json.loads(storage.read_bytes(uri)) if storage.exists(uri) else {"epoch": 0}
+
+
+def wait_for_commit(proc: subprocess.Popen, checkpoint_dir: str, epoch: int, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while run_state(checkpoint_dir)["epoch"] < epoch:
+        assert proc.poll() is None, f"training ended before committing epoch {epoch}"
+        assert time.monotonic() < deadline, f"no commit of epoch {epoch} within {timeout}s"
+        time.sleep(0.05)
+
+
+def wait_for_line(proc: subprocess.Popen, text: str) -> None:
+    """Read the process's stderr until ``text`` (the pipe's own end stops it when the process dies)."""
+    for line in proc.stderr:
+        if text in line:
+            return
+    raise AssertionError(f"the trainer exited ({proc.wait()}) before printing {text!r}")
+
+
+def assert_finished_exactly(root: str, run: str, model_dir: Path) -> None:
+    """Every epoch once in TensorBoard, the last commit complete, no leftovers of a killed attempt."""
+    run_dir = storage.join(root, "tensorboard", run)
+    assert epoch_steps(run_dir) == STEPS, "one point per epoch: no gap, no duplicate"
+    assert epoch_steps(run_dir, "validation") == STEPS
+    checkpoint_dir = storage.join(root, "checkpoints", run)
+    assert run_state(checkpoint_dir)["epoch"] == EPOCHS
+    names = [uri.rsplit("/", 1)[-1] for uri in storage.list_files(checkpoint_dir)]
+    assert names == [f"epoch-{EPOCHS:04d}.keras", "state.json"]
+    assert not [u for u in storage.list_files(run_dir) if ".append-" in u], "a compose part was left behind"
+    assert json.loads((model_dir / "trainboard_model.json").read_text())["epochs"] == EPOCHS
+
+
+# --- storage outage ----------------------------------------------------------------------------------------
+
+
+def test_unit_retry_is_bounded_and_logged(caplog):
+    calls = []
+
+    def refused():
+        calls.append(time.monotonic())
+        raise requests.ConnectionError("connection refused")
+
+    with caplog.at_level(logging.WARNING, "trainboard.storage"), pytest.raises(requests.ConnectionError):
+        storage._retrying("write gs://b/x", refused, deadline=2.0)
+    assert len(calls) == 3, "0.5 s + 1 s of backoff fit in 2 s, the next 2 s do not"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings[0] == "storage: write gs://b/x: attempt 1 failed (connection refused); retrying in 0.5 s"
+    assert len(warnings) == 2 and "failed after 3 attempts" in caplog.records[-1].getMessage()
+
+
+def test_append_whose_compose_answer_was_lost_is_not_applied_twice(gcs, tmp_path, monkeypatch):
+    """The compose reached the bucket but its answer did not: the retry must see that, not compose again."""
+    from google.cloud.storage import Blob
+
+    local = tmp_path / "logs"
+    local.mkdir()
+    events = local / "events.out.tfevents.1"
+    events.write_bytes(b"first-")
+    mirror = storage.DirectoryMirror(local, f"gs://{BUCKET}/tb")
+    mirror.sync()
+    real_compose, lost = Blob.compose, []
+
+    def compose_then_lose_the_answer(self, *args, **kwargs):
+        real_compose(self, *args, **kwargs)
+        if not lost:
+            lost.append(True)
+            raise requests.ConnectionError("connection reset by peer")
+
+    monkeypatch.setattr(Blob, "compose", compose_then_lose_the_answer)
+    with events.open("ab") as f:
+        f.write(b"second")
+    mirror.sync()
+    assert lost and storage.read_bytes(f"gs://{BUCKET}/tb/events.out.tfevents.1") == b"first-second"
+    assert storage.list_files(f"gs://{BUCKET}/tb") == [f"gs://{BUCKET}/tb/events.out.tfevents.1"]
+
+
+@pytest.mark.slow
+def test_20s_storage_outage_mid_training_every_byte_reaches_the_bucket(demo_data, tmp_path, monkeypatch):
+    port, data = free_port(), tmp_path / "gcs-data"
+    data.mkdir()
+    url = f"http://127.0.0.1:{port}"
+
+    def start_server() -> subprocess.Popen:
+        server = subprocess.Popen(fake_gcs_command(port, data), stderr=subprocess.DEVNULL)
+        wait_for_http(f"{url}/storage/v1/b", proc=server)
+        return server
+
+    server = start_server()
+    env = {**os.environ, "STORAGE_EMULATOR_HOST": url, "TRAINBOARD_KEEP_LOGS": str(tmp_path / "written")}
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", url)  # this process reads the bucket too
+    storage._client.cache_clear()
+    root, run = f"gs://{BUCKET}/root", "outage"
+    trainer = None
+    try:
+        storage._client().create_bucket(BUCKET)
+        config = {**CONFIG, "epochs": 6}
+        command = train_command(demo_data, tmp_path / "model", root, run, config)
+        trainer = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+        wait_for_commit(trainer, storage.join(root, "checkpoints", run), 1)
+        server.terminate()
+        server.wait(10)
+        time.sleep(20)
+        server = start_server()
+        _, stderr = trainer.communicate(timeout=300)
+        assert trainer.returncode == 0, stderr[-3000:]
+
+        written = {p.relative_to(tmp_path / "written").as_posix(): p.read_bytes()
+                   for p in (tmp_path / "written").rglob("*") if p.is_file()}  # fmt: skip
+        run_dir = storage.join(root, "tensorboard", run)
+        in_bucket = {uri[len(run_dir) + 1 :]: storage.read_bytes(uri) for uri in storage.list_files(run_dir)}
+        assert in_bucket.keys() == written.keys()
+        for name, data_written in written.items():
+            assert in_bucket[name] == data_written, f"{name} differs from what the trainer wrote"
+            assert sum(len(r) + 16 for r in records(data_written)) == len(data_written), "torn record"
+        assert epoch_steps(run_dir) == list(range(6))
+        attempts = [int(n) for n in re.findall(r"storage: .*: attempt (\d+) failed", stderr)]
+        assert attempts, "the outage must show as logged retries"
+        assert max(attempts) <= 20, "bounded: 120 s of backoff at most 8 s apart"
+    finally:
+        if trainer and trainer.poll() is None:
+            trainer.kill()
+        server.terminate()
+        server.wait(10)
+        storage._client.cache_clear()
+
+
+# --- preemption --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["mid-epoch", "checkpoint", "upload"])
+def test_sigkilled_trainer_resumes_exactly(request, demo_data, tmp_path, point):
+    """SIGKILL while an epoch trains (local root), between a checkpoint's upload and its commit, and
+    between a log tail's upload and its compose (gs:// root); the re-run finishes every epoch once."""
+    if point == "mid-epoch":
+        root, env = str(tmp_path / "root"), dict(os.environ)
+    else:
+        root, env = f"gs://{BUCKET}/root", request.getfixturevalue("gcs").env()
+        # The second commit, and the first append (with syncs at epoch ends only: epoch 2's end): the
+        # first epoch is committed, the kill loses work.
+        env[storage.FAULT_PAUSE_ENV] = {"checkpoint": "checkpoint:2", "upload": "upload:1"}[point]
+    config = {**CONFIG, "sync_seconds": 60} if point == "upload" else CONFIG
+    run, model_dir = "resumed", tmp_path / "model"
+    command = train_command(demo_data, model_dir, root, run, config)
+    checkpoint_dir = storage.join(root, "checkpoints", run)
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        if point == "mid-epoch":
+            wait_for_commit(proc, checkpoint_dir, 1)
+            time.sleep(1.0)  # into the second epoch: its batches are running, maybe some logs already sent
+        else:
+            wait_for_line(proc, f"fault pause at {point}")
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    killed_at = run_state(checkpoint_dir)["epoch"]
+    assert killed_at < EPOCHS, "the kill came too late to test a resume"
+    if point == "checkpoint":
+        uncommitted = storage.join(checkpoint_dir, f"epoch-{killed_at + 1:04d}.keras")
+        assert storage.exists(uncommitted)
+        storage.write_bytes(uncommitted, storage.read_bytes(uncommitted)[:1000])  # a torn write: never load
+
+    env.pop(storage.FAULT_PAUSE_ENV, None)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert_finished_exactly(root, run, model_dir)
+    assert len(event_files(storage.join(root, "tensorboard", run), "train")) == 2, "killed, then resumed"
+
+
+# --- TensorBoard restart -----------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_tensorboard_killed_and_restarted_serves_everything(gcs, demo_data, tmp_path, tensorboard_factory):
+    root = f"gs://{BUCKET}/root"
+    for run in ("a", "b"):
+        done = subprocess.run(
+            train_command(demo_data, tmp_path / run, root, run, {**CONFIG, "epochs": 2}),
+            env=gcs.env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+    logdir = storage.join(root, "tensorboard")
+    first = tensorboard_factory(logdir, gcs.env())
+    before = {run: first.wait_for_scalars(f"{run}/train", "epoch_loss", 2) for run in ("a", "b")}
+    first.process.kill()  # SIGKILL: no clean shutdown
+    first.process.wait()
+    second = tensorboard_factory(logdir, gcs.env(), port=first.port)
+    assert second.port == first.port
+    after = {run: second.wait_for_scalars(f"{run}/train", "epoch_loss", 2) for run in ("a", "b")}
+    assert after == before
+
+
+# --- two runs into one root --------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_two_runs_at_once_into_one_root_keep_their_files_apart(gcs, demo_data, tmp_path):
+    root = f"gs://{BUCKET}/root"
+    procs = {
+        run: subprocess.Popen(
+            train_command(demo_data, tmp_path / run, root, run, {**CONFIG, "epochs": 2}),
+            env=gcs.env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for run in ("alpha", "beta")
+    }
+    for proc in procs.values():
+        _, stderr = proc.communicate(timeout=600)
+        assert proc.returncode == 0, stderr[-3000:]
+    for run, proc in procs.items():
+        # TensorFlow names each event file ...tfevents.<time>.<host>.<pid>.<n>.v2: the writer's pid.
+        writer = re.compile(rf"\.tfevents\.\d+\.[^/]+\.{proc.pid}\.\d+\.v2$")
+        run_dir = storage.join(root, "tensorboard", run)
+        files = storage.list_files(run_dir)
+        assert files and all(writer.search(uri) for uri in files), (run, proc.pid, files)
+        state = run_state(storage.join(root, "checkpoints", run))
+        assert state["epoch"] == 2 and all(writer.search(name) for name in state["logs"])
+        assert epoch_steps(run_dir) == [0, 1]
+    prefixes = {"/".join(uri.split("/")[4:6]) for uri in storage.list_files(root)}
+    assert prefixes == {"tensorboard/alpha", "tensorboard/beta", "checkpoints/alpha", "checkpoints/beta"}
