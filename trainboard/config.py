@@ -57,7 +57,7 @@ class TrainingConfig:
     epochs: int = _option(8, "epochs to train")
     batch_size: int = _option(32, "examples per step (over all replicas)")
     image_size: int = _option(32, "square input size in pixels; default: the model's own default")
-    learning_rate: float = _option(1e-3, "Adam's (initial) learning rate")
+    learning_rate: float = _option(3e-3, "Adam's (initial) learning rate")
     lr_schedule: str = _option("cosine", f"learning-rate schedule: {', '.join(LR_SCHEDULES)}")
     label_smoothing: float = _option(0.0, "label smoothing in [0, 1)")
     early_stopping_patience: int = _option(0, "stop after N epochs without a better val_loss; 0: never")
