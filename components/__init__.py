@@ -15,11 +15,14 @@ _PINNED_IMAGE_RE = re.compile(r"^[^\s@]+(@sha256:[0-9a-f]{64}|:(?!latest$)[\w][\
 
 
 def pinned_image(reference: str) -> str:
-    """``reference`` if it pins an image by digest or tag (not `latest`), else ValueError saying how."""
+    """``reference`` if it pins an image by digest or tag (not `latest`), else UsageError saying how."""
+    from trainboard.config import UsageError
+
     if not _PINNED_IMAGE_RE.match(reference):
-        raise ValueError(
-            f"TRAINBOARD_IMAGE={reference!r} does not pin the component image; use "
-            "REGISTRY/IMAGE:TAG (not latest) or REGISTRY/IMAGE@sha256:DIGEST"
+        raise UsageError(
+            "TRAINBOARD_IMAGE",
+            f"{reference!r} does not pin the component image; use REGISTRY/IMAGE:TAG (not latest) "
+            "or REGISTRY/IMAGE@sha256:DIGEST",
         )
     return reference
 

@@ -137,8 +137,11 @@ def test_every_task_runs_the_pinned_image(compiled, tmp_path):
 )
 def test_an_unpinned_image_is_refused(tmp_path, image):
     code, stderr = compile_to(tmp_path / "pipeline.yaml", TRAINBOARD_IMAGE=image)
-    assert code != 0
-    assert f"TRAINBOARD_IMAGE={image!r} does not pin the component image" in stderr
+    assert code == 2
+    assert stderr.strip().splitlines() == [
+        f"trainboard compile: error: TRAINBOARD_IMAGE: {image!r} does not pin the component image; "
+        "use REGISTRY/IMAGE:TAG (not latest) or REGISTRY/IMAGE@sha256:DIGEST"
+    ]
     assert not (tmp_path / "pipeline.yaml").exists()
 
 

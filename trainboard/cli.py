@@ -378,7 +378,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except UsageError as e:
-        option = "--" + e.field.replace("_", "-")
+        # An environment variable (TRAINBOARD_IMAGE) is named as it is; a field by its option.
+        option = e.field if e.field.isupper() else "--" + e.field.replace("_", "-")
         parser.exit(2, f"trainboard {args.command}: error: {option}: {e.problem}\n")
 
 
