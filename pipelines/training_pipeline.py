@@ -9,6 +9,7 @@ from kfp import dsl, kubernetes
 from kfp.dsl import Metrics, Model
 
 from trainboard.components.evaluate.component import evaluate
+from trainboard.components.fingerprint_source.component import fingerprint_source
 from trainboard.components.prepare_data.component import prepare_data
 from trainboard.components.promote.component import promote
 from trainboard.components.start_run.component import start_run
@@ -122,14 +123,18 @@ def training_pipeline(
     run.set_display_name("start-run")
     run_output = run.outputs["Output"]
 
+    fingerprint = fingerprint_source(dataset=dataset)
+    _settle(fingerprint, "fingerprint-source", cache=False)  # it must look at the data every time
     data = prepare_data(
         dataset=dataset,
         seed=seed,
         validation_fraction=validation_fraction,
         test_fraction=test_fraction,
         tfds_data_dir=tfds_data_dir,
+        source_fingerprint=fingerprint.output,
     )
-    # Safe to cache: the output is a function of the inputs (source and seed), which form the cache key.
+    # Safe to cache: the output is a function of the inputs (the source's fingerprint and the split
+    # settings), which form the cache key.
     _settle(data, "prepare-data", cache=True)
 
     trained = train(

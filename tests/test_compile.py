@@ -25,20 +25,33 @@ GOLDEN = {
         "nodeSelector": {"nodeSelectorJson": {"componentInputParameter": "gpu_node_selector"}},
         "tolerations": [{"tolerationJson": {"componentInputParameter": "gpu_tolerations"}}],
     },
-    # Caching only where it is safe: data preparation, keyed on its inputs (source, seed).
+    # Caching only where it is safe: data preparation, keyed on its inputs, which include the fingerprint
+    # of the source's listing taken (uncached) at every execution: changed images are prepared again.
     "caching": {
         "start-run": False,
+        "fingerprint-source": False,
         "prepare-data": True,
         "train": False,
         "evaluate": False,
         "promote": False,
     },
-    "retry": {"start-run": None, "prepare-data": RETRY, "train": RETRY, "evaluate": RETRY, "promote": RETRY},
+    "prepare-data keyed on": {
+        "taskOutputParameter": {"outputParameterKey": "Output", "producerTask": "fingerprint-source"}
+    },
+    "retry": {
+        "start-run": None,
+        "fingerprint-source": RETRY,
+        "prepare-data": RETRY,
+        "train": RETRY,
+        "evaluate": RETRY,
+        "promote": RETRY,
+    },
     # The run card is written by start_run, which train waits for: the link exists before training.
     "start-run outputs": {"card": "system.Markdown"},
     "train waits for": ["prepare-data", "start-run"],
     "parameters": {  # name: (type, default); None: required
         "root": ("STRING", None),
+        "dataset": ("STRING", "tfds:caltech101"),
         "accelerator_type": ("STRING", "nvidia.com/gpu"),
         "accelerator_count": ("NUMBER_INTEGER", 1),
         "gpu_node_selector": ("STRUCT", {}),
@@ -85,6 +98,7 @@ def what_matters(path: Path) -> dict:
         ],
         "train kubernetes": platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-train"],
         "caching": {name: tasks[name]["cachingOptions"].get("enableCache", False) for name in mine},
+        "prepare-data keyed on": tasks["prepare-data"]["inputs"]["parameters"]["source_fingerprint"],
         "retry": {name: tasks[name].get("retryPolicy") for name in mine},
         "start-run outputs": {
             name: a["artifactType"]["schemaTitle"]

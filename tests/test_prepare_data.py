@@ -11,6 +11,7 @@ from conftest import BUCKET
 from images import make_image_folder
 
 from trainboard import storage
+from trainboard.components.fingerprint_source.core import fingerprint_source
 from trainboard.components.prepare_data.core import prepare_data, stratified_split
 from trainboard.config import UsageError
 from trainboard.dataset_artifact import load_split, read_info
@@ -158,3 +159,21 @@ def test_bad_folders_are_refused_before_writing(tmp_path, layout, classes, words
     for word in words:
         assert word in str(error.value)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("where", ["local", "gcs"])
+def test_the_cache_key_fingerprint_follows_the_folder_contents(request, tmp_path, where):
+    src = tmp_path / "images"
+    make_image_folder(src, {"": 2})
+    uri = str(src)
+    if where == "gcs":
+        request.getfixturevalue("gcs")
+        uri = f"gs://{BUCKET}/images"
+        storage.upload_dir(src, uri)
+    first = fingerprint_source(f"folder:{uri}")
+    assert fingerprint_source(f"folder:{uri}") == first, "unchanged data, same key: a cache hit"
+    storage.write_bytes(storage.join(uri, "circle", "0000.png"), (src / "square" / "0001.jpg").read_bytes())
+    assert fingerprint_source(f"folder:{uri}") != first, "a replaced image changes the key"
+    assert fingerprint_source("demo") == fingerprint_source("demo") != fingerprint_source("tfds:cifar10")
+    with pytest.raises(UsageError, match="no files found"):
+        fingerprint_source(f"folder:{tmp_path / 'nothing'}")

@@ -11,6 +11,7 @@ def prepare_data(
     validation_fraction: float,
     test_fraction: float,
     tfds_data_dir: str,
+    source_fingerprint: str,  # from fingerprint_source: part of the cache key, so changed data is redone
     data: Output[Dataset],
     card: Output[Markdown],
 ):
@@ -20,5 +21,5 @@ def prepare_data(
     from trainboard.components.prepare_data.core import write_card
 
     info = prepare(dataset, data.path, seed, validation_fraction, test_fraction, tfds_data_dir)
-    data.metadata.update(asdict(info))
+    data.metadata.update(asdict(info), source_fingerprint=source_fingerprint)
     write_card(info, card.path)
