@@ -131,6 +131,12 @@ CASES = [
         ["epochs=-5: must be greater than 0"],
     ),
     Case(
+        "submit-negative-gpus",
+        ["submit", "--param", "accelerator_count=-1"],
+        "param",
+        ["accelerator_count=-1: must be 0 or more"],
+    ),
+    Case(
         "submit-unknown-model",
         ["submit", "--param", "model=alexnet"],
         "param",

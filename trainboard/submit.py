@@ -30,6 +30,7 @@ from trainboard.config import (
     TrainingConfig,
     UsageError,
     check_config,
+    check_non_negative,
     check_promotion_rule,
     check_root,
     check_run_name,
@@ -185,6 +186,7 @@ def _check_training_values(arguments: dict[str, Any], parameters: dict[str, Pipe
     config_values = {f.name: values[f.name] for f in fields(TrainingConfig) if f.name in values}
     try:
         check_config(TrainingConfig(**config_values))
+        check_non_negative("accelerator_count", values.get("accelerator_count", 0))
         check_fraction("validation_fraction", values.get("validation_fraction", 0.1))
         check_fraction("test_fraction", values.get("test_fraction", 0.1))
         if "dataset" in values:
