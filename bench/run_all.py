@@ -41,9 +41,9 @@ Row = tuple[str, str, str]  # measurement, value, goal
 DEMO_CONFIG = {"model": "small_cnn", "epochs": 8, "batch_size": 32, "image_size": 32}
 # The other scripts in bench/, in settings that keep each to a minute or two here.
 QUICK = {
-    "prepare_data": ["--images", "500", "--repeats", "2"],
+    "prepare_data": ["--images", "2000", "--repeats", "1"],
     "tensorboard_bucket": ["--runs", "5", "--samples", "2", "--idle-seconds", "10", "--reload", "2"],
-    "train": ["--repeats", "1", "--model", "small_cnn", "--image-size", "32"],
+    "train": ["--repeats", "1", "--epochs", "2"],
 }
 COMPONENT_SCRIPT = """
 import json, sys, time
