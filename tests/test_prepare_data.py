@@ -12,7 +12,7 @@ from images import make_image_folder
 
 from trainboard import storage
 from trainboard.components.fingerprint_source.core import fingerprint_source
-from trainboard.components.prepare_data.core import prepare_data, stratified_split
+from trainboard.components.prepare_data.core import SAMPLES_FILE, prepare_data, stratified_split, write_card
 from trainboard.config import UsageError
 from trainboard.dataset_artifact import load_split, read_info
 
@@ -42,6 +42,13 @@ def test_folder_with_all_splits_and_a_corrupt_file(tmp_path):
     }
     for split, per_class in (("train", 6), ("validation", 2), ("test", 3)):
         assert np.bincount(read_back(out, split)).tolist() == [per_class] * 3
+    # The dataset card: counts, what was skipped, and the sample grid inline.
+    write_card(info, str(tmp_path / "card.md"), str(out))
+    card = (tmp_path / "card.md").read_text()
+    assert "| circle | 6 | 2 | 3 |" in card
+    assert "1 corrupt or not decodable: train/circle/broken.jpg" in card
+    assert "![Sample training images](data:image/png;base64," in card
+    assert (out / SAMPLES_FILE).read_bytes().startswith(b"\x89PNG")
     # The artifact is a TFDS prepared dataset, too.
     builder = tfds.builder_from_directory(str(out))
     assert builder.info.splits["train"].num_examples == 18

@@ -22,4 +22,4 @@ def prepare_data(
 
     info = prepare(dataset, data.path, seed, validation_fraction, test_fraction, tfds_data_dir)
     data.metadata.update(asdict(info), source_fingerprint=source_fingerprint)
-    write_card(info, card.path)
+    write_card(info, card.path, data.path)

@@ -7,11 +7,13 @@ model wants (see README, "Data preparation").
 
 from __future__ import annotations
 
+import base64
 import difflib
 import hashlib
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -28,6 +30,7 @@ from trainboard.components.prepare_data.sources import (
 )
 from trainboard.config import UsageError
 from trainboard.dataset_artifact import DatasetInfo, write_dataset
+from trainboard.image_grid import label_grid, png_bytes
 
 MIN_IMAGE_SIDE = 8  # smaller images carry no usable signal for these models
 _PASS_THROUGH = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")  # JPEG and PNG are stored as they are
@@ -98,6 +101,7 @@ def prepare_data(
         },
     )
     write_dataset(output_dir, info, {s: (e.images, e.labels) for s, e in splits.items()})
+    write_samples(output_dir, splits["train"], loaded.class_names)
     return info
 
 
@@ -311,9 +315,26 @@ def _to_png(image: bytes) -> bytes:
 # --- the dataset card --------------------------------------------------------------------------------------
 
 
-def dataset_card(info: DatasetInfo) -> str:
+SAMPLES_FILE = "samples.png"
+
+
+def write_samples(output_dir: str, train: Examples, class_names: list[str], count: int = 8) -> None:
+    """``samples.png`` in the artifact: a labelled grid of the first training image of each class in
+    turn (up to ``count``), for the dataset card."""
+    by_class: dict[int, list[int]] = {}
+    for i, label in enumerate(train.labels):
+        by_class.setdefault(label, []).append(i)
+    picked = [i for round_ in zip(*by_class.values(), strict=False) for i in round_][:count]
+    images = [
+        tf.io.decode_image(train.images[i], channels=3, expand_animations=False).numpy() for i in picked
+    ]
+    grid = label_grid(images, [class_names[train.labels[i]] for i in picked])
+    (Path(output_dir) / SAMPLES_FILE).write_bytes(png_bytes(grid))
+
+
+def dataset_card(info: DatasetInfo, samples_png: bytes = b"") -> str:
     """The Markdown card shown in the KFP UI: where the data came from, counts per split and class,
-    class balance, and what was skipped."""
+    class balance, what was skipped, and sample images (inline, so the card needs nothing else)."""
     per_class = info.extra["per_class"]
     header = "| class | " + " | ".join(per_class) + " |\n|---|" + "---|" * len(per_class) + "\n"
     rows = "".join(
@@ -336,8 +357,11 @@ def dataset_card(info: DatasetInfo) -> str:
         f"{header}{rows}\n"
         f"Skipped files: {sum(skipped.values())}\n{skipped_lines}\n"
         f"Images: {info.extra['image_size_policy']}. Fingerprint `{info.fingerprint}`.\n"
-    )
+        + (f"\n![Sample training images](data:image/png;base64,{base64.b64encode(samples_png).decode()})\n"
+           if samples_png else "")
+    )  # fmt: skip
 
 
-def write_card(info: DatasetInfo, path: str) -> None:
-    storage.write_bytes(path, dataset_card(info).encode())
+def write_card(info: DatasetInfo, path: str, dataset_dir: str) -> None:
+    samples = Path(dataset_dir) / SAMPLES_FILE
+    storage.write_bytes(path, dataset_card(info, samples.read_bytes() if samples.exists() else b"").encode())
