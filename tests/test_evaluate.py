@@ -16,8 +16,10 @@ from tensorboard.compat.proto import event_pb2
 
 from trainboard import storage
 from trainboard.components.evaluate.core import evaluate
-from trainboard.components.evaluate.metrics import compute_metrics
+from trainboard.components.evaluate.metrics import RescoredChampion, compute_metrics
+from trainboard.components.promote.core import promote
 from trainboard.components.train.core import MODEL_INFO_FILE, train
+from trainboard.config import PromotionRule
 
 RUN = "tiny"
 
@@ -125,3 +127,16 @@ def test_an_empty_test_split_is_refused(demo_data, tiny_model, tmp_path):
     with pytest.raises(ValueError, match="the test split is empty"):
         evaluate(str(data), tiny_model, str(tmp_path / "root"), RUN)
     assert not (tmp_path / "root").exists()
+
+
+def test_the_champion_is_measured_on_the_same_test_split(demo_data, tiny_model, tmp_path):
+    root = str(tmp_path / "root")
+    first = evaluate(demo_data, tiny_model, root, "champ")
+    assert first.champion_rescored is None, "no champion yet"
+    promote(root, "champ", tiny_model, first, PromotionRule())
+    again = evaluate(demo_data, tiny_model, root, "champ")
+    assert again.champion_rescored is None, "a retry of the champion's own run is no comparison"
+    challenger = evaluate(demo_data, tiny_model, root, "next")
+    # The champion's model (copied to <root>/models/champ/) on this test split: the same model, same score.
+    assert challenger.champion_rescored == RescoredChampion("champ", pytest.approx(challenger.accuracy))
+    assert type(challenger).from_json(json.loads(json.dumps(challenger.to_json()))) == challenger

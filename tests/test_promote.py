@@ -12,7 +12,7 @@ import pytest
 from conftest import BUCKET
 
 from trainboard import layout, storage
-from trainboard.components.evaluate.metrics import Evaluation, compute_metrics
+from trainboard.components.evaluate.metrics import Evaluation, RescoredChampion, compute_metrics
 from trainboard.components.promote.core import (
     ChampionRecord,
     ChampionRecordError,
@@ -240,3 +240,21 @@ def test_thresholds_outside_0_1_are_refused(tmp_path, rule, field):
         promote(str(tmp_path / "root"), "r1", model_folder(tmp_path, "r1"), metrics_with_accuracy(0.9), rule)
     assert error.value.field == field
     assert not (tmp_path / "root").exists()
+
+
+def test_the_champion_is_compared_on_the_same_test_split(root, tmp_path):
+    # The champion scored 0.95 on its own data; on today's test split it scores 0.80, and the challenger 0.85.
+    recorded = champion("old", 0.95)
+    assert not decide(recorded, "new", 0.85, PromotionRule()).promoted
+    fair = decide(recorded, "new", 0.85, PromotionRule(), champion_accuracy=0.80)
+    assert fair.promoted
+    assert "champion old's 0.8000 on this run's test split (recorded 0.9500)" in fair.reason
+
+    promote(root, "r1", model_folder(tmp_path, "r1"), metrics_with_accuracy(0.95), PromotionRule())
+    stale = metrics_with_accuracy(0.85)
+    stale.champion_rescored = RescoredChampion("someone-else", 0.5)  # measured before another promotion
+    assert not promote(root, "r2", model_folder(tmp_path, "r2"), stale, PromotionRule()).promoted
+    rescored = metrics_with_accuracy(0.85)
+    rescored.champion_rescored = RescoredChampion("r1", 0.8)
+    decision = promote(root, "r3", model_folder(tmp_path, "r3"), rescored, PromotionRule())
+    assert (decision.promoted, read_champion(root)[0].run) == (True, "r3")

@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import sys
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -162,9 +163,12 @@ def write_bytes(uri: str, data: bytes) -> None:
         return
     path = Path(uri)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    # A temporary file of this writer's own (two writers of one path must not rename each other's), named
+    # so that TensorBoard never takes it for an event file; then an atomic rename: readers never see half
+    # a file.
+    tmp = path.with_name(f".trainboard-{os.getpid()}-{threading.get_ident()}.tmp")
     tmp.write_bytes(data)
-    tmp.replace(path)  # readers never see half a file
+    tmp.replace(path)
 
 
 def exists(uri: str) -> bool:

@@ -1,16 +1,60 @@
 """evaluate: the trained model on the test split: loss, accuracy, top-5 accuracy, per-class precision,
-recall and F1 with their averages, and a confusion matrix; also as TensorBoard run ``<run>/evaluation``."""
+recall and F1 with their averages, and a confusion matrix; also as TensorBoard run ``<run>/evaluation``.
+The current champion is measured on the same split, for the promotion gate."""
 
 from __future__ import annotations
 
+import logging
+import tempfile
+
+import keras
 import numpy as np
 
-from trainboard import layout
-from trainboard.components.evaluate.metrics import Evaluation, compute_metrics
+from trainboard import layout, storage
+from trainboard.components.evaluate.metrics import Evaluation, RescoredChampion, compute_metrics
 from trainboard.components.evaluate.summaries import write_evaluation_logs
-from trainboard.components.train.core import load_trained
+from trainboard.components.train.core import ModelInfo, load_trained
 from trainboard.config import check_root, check_run_name
 from trainboard.dataset_artifact import load_split, read_info
+
+log = logging.getLogger(__name__)
+
+
+def predict_test_split(
+    model: keras.Model, model_info: ModelInfo, dataset_dir: str, batch_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, class probabilities) over the test split, at the model's own image size."""
+    labels, probabilities = [], []
+    for images, batch_labels in load_split(dataset_dir, "test", model_info.image_size, batch_size):
+        probabilities.append(model.predict_on_batch(images))
+        labels.append(batch_labels.numpy())
+    if not labels:
+        return np.zeros(0, np.int64), np.zeros((0, len(model_info.class_names)))
+    return np.concatenate(labels), np.concatenate(probabilities)
+
+
+def rescore_champion(
+    root: str, run: str, dataset_dir: str, class_names: list[str], batch_size: int
+) -> RescoredChampion | None:
+    """The current champion's accuracy on this run's test split: the recorded one was measured on the
+    data of its own run, which a changed folder or seed makes a different test. None when there is no
+    champion, it is this run (a retry), its record is unreadable (promote says so) or its classes differ."""
+    from trainboard.components.promote.core import ChampionRecordError, read_champion
+
+    try:
+        champion, _ = read_champion(root)
+    except ChampionRecordError:
+        return None
+    if champion is None or champion.run == run:
+        return None
+    with tempfile.TemporaryDirectory(prefix="trainboard-champion-") as local:
+        storage.download_dir(champion.model_uri, local)
+        model, model_info = load_trained(local)
+        if model_info.class_names != class_names:
+            log.warning("champion %s has other classes than this dataset: not re-measured", champion.run)
+            return None
+        labels, probabilities = predict_test_split(model, model_info, dataset_dir, batch_size)
+    return RescoredChampion(champion.run, float(np.mean(probabilities.argmax(axis=1) == labels)))
 
 
 def evaluate(dataset_dir: str, model_dir: str, root: str, run: str, batch_size: int = 64) -> Evaluation:
@@ -23,13 +67,11 @@ def evaluate(dataset_dir: str, model_dir: str, root: str, run: str, batch_size: 
             f"model classes {model_info.class_names} do not match the dataset's {info.class_names}: "
             "evaluate a model trained on this dataset"
         )
-    labels, probabilities = [], []
-    for images, batch_labels in load_split(dataset_dir, "test", model_info.image_size, batch_size):
-        probabilities.append(model.predict_on_batch(images))
-        labels.append(batch_labels.numpy())
-    if not labels:
+    labels, probabilities = predict_test_split(model, model_info, dataset_dir, batch_size)
+    if not len(labels):
         raise ValueError(f"{dataset_dir}: the test split is empty: there is nothing to evaluate")
-    result = compute_metrics(np.concatenate(labels), np.concatenate(probabilities), info.class_names)
+    result = compute_metrics(labels, probabilities, info.class_names)
+    result.champion_rescored = rescore_champion(root, run, dataset_dir, info.class_names, batch_size)
     # Step: the epochs trained, so the point sits at the end of the run's training curves.
     write_evaluation_logs(layout.tensorboard_dir(root, run), result, step=model_info.epochs)
     return result

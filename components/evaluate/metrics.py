@@ -28,6 +28,14 @@ class Averages:
 
 
 @dataclass
+class RescoredChampion:
+    """The champion's test accuracy measured on this run's test split."""
+
+    run: str
+    accuracy: float
+
+
+@dataclass
 class Evaluation:
     loss: float  # mean categorical cross-entropy
     accuracy: float
@@ -37,6 +45,9 @@ class Evaluation:
     per_class: list[ClassScores]
     macro: Averages  # every class counts the same
     weighted: Averages  # every class counts by its support
+    # The champion measured on the same test split, so the gate compares like with like even where the
+    # data changed since the champion was promoted; None without a comparable champion.
+    champion_rescored: RescoredChampion | None = None
 
     @property
     def examples(self) -> int:
@@ -72,6 +83,9 @@ class Evaluation:
                 "per_class": [ClassScores(**c) for c in data["per_class"]],
                 "macro": Averages(**data["macro"]),
                 "weighted": Averages(**data["weighted"]),
+                "champion_rescored": RescoredChampion(**data["champion_rescored"])
+                if data.get("champion_rescored")
+                else None,
             }
         )
 

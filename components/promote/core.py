@@ -72,8 +72,16 @@ def parse_record(data: bytes, uri: str) -> ChampionRecord:
     return record
 
 
-def decide(champion: ChampionRecord | None, run: str, accuracy: float, rule: PromotionRule) -> Decision:
-    """The gate, a pure function of the current champion, this run's test accuracy and the rule."""
+def decide(
+    champion: ChampionRecord | None,
+    run: str,
+    accuracy: float,
+    rule: PromotionRule,
+    champion_accuracy: float | None = None,
+) -> Decision:
+    """The gate, a pure function of the current champion, this run's test accuracy and the rule.
+    ``champion_accuracy``: the champion measured on this run's test split, compared instead of its
+    recorded accuracy when given."""
 
     def verdict(promoted: bool, reason: str, forced: bool = False) -> Decision:
         new_champion = run if promoted else (champion.run if champion else "")
@@ -94,8 +102,11 @@ def decide(champion: ChampionRecord | None, run: str, accuracy: float, rule: Pro
             f"first model: no champion yet, and test accuracy {accuracy:.4f} meets "
             f"min_accuracy {rule.min_accuracy:.4f}",
         )
-    improvement = accuracy - champion.accuracy
-    against = f"test accuracy {accuracy:.4f} vs champion {champion.run}'s {champion.accuracy:.4f}"
+    measured = champion.accuracy if champion_accuracy is None else champion_accuracy
+    improvement = accuracy - measured
+    against = f"test accuracy {accuracy:.4f} vs champion {champion.run}'s {measured:.4f}"
+    if champion_accuracy is not None:
+        against += f" on this run's test split (recorded {champion.accuracy:.4f})"
     if improvement <= _TOLERANCE:
         return verdict(False, f"{against}: {'equal' if improvement >= -_TOLERANCE else 'worse'}, not better")
     if improvement < rule.min_improvement - _TOLERANCE:
@@ -143,7 +154,10 @@ def promote(root: str, run: str, model_dir: str, metrics: Evaluation, rule: Prom
     copied = False
     for _ in range(MAX_ATTEMPTS):
         champion, generation = read_champion(root)  # a corrupt record stops here, before any write
-        decision = decide(champion, run, metrics.accuracy, rule)
+        rescored = metrics.champion_rescored
+        # Evaluate measured the champion of that moment; another run may have been promoted since.
+        same = rescored is not None and champion is not None and rescored.run == champion.run
+        decision = decide(champion, run, metrics.accuracy, rule, rescored.accuracy if same else None)
         if not decision.promoted or (champion is not None and champion.run == run):
             break
         if not copied:  # the model is in place before any record can point at it
