@@ -56,7 +56,7 @@ seconds = {}
 for name, call in [
     ("prepare_data", lambda: prepare_data("demo", f"{work}/data")),
     ("train", lambda: train(f"{work}/data", f"{work}/model", f"{work}/root", "bench", config)),
-    ("evaluate", lambda: evaluate(f"{work}/data", f"{work}/model")),
+    ("evaluate", lambda: evaluate(f"{work}/data", f"{work}/model", f"{work}/root", "bench")),
 ]:
     started = time.perf_counter()
     call()
