@@ -42,19 +42,22 @@ def compiled_model(name: str, classes: int, size: int) -> keras.Model:
     return model
 
 
-def seconds_per_epoch(model: keras.Model, data: tf.data.Dataset, epochs: int, callbacks=()) -> float:
-    """Median epoch time after a first, warm-up epoch (tracing, cache filling)."""
-    times: list[float] = []
+def seconds_per_epoch(
+    model: keras.Model, data: tf.data.Dataset, epochs: int, callbacks=()
+) -> tuple[float, float]:
+    """Median (wall, CPU) seconds of an epoch after a first, warm-up epoch (tracing, cache filling). CPU
+    time is that of every thread of this process: what the work cost, whatever else the machine runs."""
+    times: list[tuple[float, float]] = []
 
     class Clock(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
+            self.start = (time.perf_counter(), time.process_time())
 
         def on_epoch_end(self, epoch, logs=None):
-            times.append(time.perf_counter() - self.start)
+            times.append((time.perf_counter() - self.start[0], time.process_time() - self.start[1]))
 
     model.fit(data, epochs=epochs + 1, verbose=0, callbacks=[Clock(), *callbacks])
-    return statistics.median(times[1:])
+    return statistics.median(t[0] for t in times[1:]), statistics.median(t[1] for t in times[1:])
 
 
 class BucketWatcher(threading.Thread):
@@ -113,25 +116,45 @@ def main(argv: list[str] | None = None) -> int:
                 .cache()
                 .prefetch(tf.data.AUTOTUNE)
             )
-            input_ratio, overhead_ratio, delays = [], [], []
+            input_ratio, overhead_ratio, cpu_ratio, delays = [], [], [], []
             for repeat in range(args.repeats):
-                fed = seconds_per_epoch(compiled_model(args.model, classes, size), artifact, args.epochs)
-                ideal = seconds_per_epoch(compiled_model(args.model, classes, size), synthetic, args.epochs)
+                fed = seconds_per_epoch(compiled_model(args.model, classes, size), artifact, args.epochs)[0]
+                ideal = seconds_per_epoch(compiled_model(args.model, classes, size), synthetic, args.epochs)[
+                    0
+                ]
                 input_ratio.append(ideal / fed)
 
-                run_dir = f"gs://bench/r/tensorboard/{repeat}"
-                ends, watcher = EpochEnds(), BucketWatcher(run_dir)
+                def streamed(name: str, *extra: keras.callbacks.Callback) -> tuple[float, float]:
+                    """Seconds per epoch with the streaming TensorBoard callback, into run ``name``."""
+                    run_dir = f"gs://bench/r/tensorboard/{name}"
+                    tensorboard = StreamingTensorBoard(str(Path(tmp) / name), run_dir, sync_seconds=10)
+                    model = compiled_model(args.model, classes, size)
+                    seconds = seconds_per_epoch(model, artifact, args.epochs, [*extra, tensorboard])
+                    tensorboard.close()
+                    return seconds
+
+                # (2) without anything else in the process: the watcher below polls the bucket from a
+                # thread of this process and would slow training itself.
+                # Alternating which goes first, so a drift of the machine's speed does not favour one.
+                setups = [
+                    lambda name=f"cost{repeat}": streamed(name),
+                    lambda: seconds_per_epoch(
+                        compiled_model(args.model, classes, size), artifact, args.epochs
+                    ),
+                ]
+                if repeat % 2:
+                    bare, logged = setups[1](), setups[0]()
+                else:
+                    logged, bare = setups[0](), setups[1]()
+                overhead_ratio.append(logged[0] / bare[0])
+                cpu_ratio.append(logged[1] / bare[1])
+                # (3) a separate run, watched.
+                ends, watcher = EpochEnds(), BucketWatcher(f"gs://bench/r/tensorboard/live{repeat}")
                 watcher.start()
-                tensorboard = StreamingTensorBoard(str(Path(tmp) / f"logs{repeat}"), run_dir, sync_seconds=10)
-                logged = seconds_per_epoch(
-                    compiled_model(args.model, classes, size), artifact, args.epochs, [ends, tensorboard]
-                )
-                tensorboard.close()
+                streamed(f"live{repeat}", ends)
                 time.sleep(0.5)
                 watcher.stop.set()
                 watcher.join()
-                bare = seconds_per_epoch(compiled_model(args.model, classes, size), artifact, args.epochs)
-                overhead_ratio.append(logged / bare)
                 delays += [watcher.seen[e] - ends.times[e] for e in ends.times if e in watcher.seen]
     finally:
         server.terminate()
