@@ -11,6 +11,7 @@ import base64
 import difflib
 import hashlib
 import zlib
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -251,53 +252,93 @@ def _load_tfds(source: Source, data_dir: str) -> Loaded:
 
 def _load_folder(source: Source) -> Loaded:
     folder = scan_folder(source.uri)
-    splits, digests = {}, []
-    with ThreadPoolExecutor(16) as pool:  # I/O bound: many small reads (gs:// or disk)
-        for split, classes in folder.splits.items():
-            uris = [
-                (uri, label) for label, cls in enumerate(folder.class_names) for uri in classes.get(cls, [])
-            ]
-            images = list(pool.map(storage.read_bytes, [uri for uri, _ in uris]))
-            names = [uri[len(source.uri) + 1 :] for uri, _ in uris]
-            digests += [
-                name.encode() + hashlib.sha1(image).digest()
-                for name, image in zip(names, images, strict=True)
-            ]
-            splits[split] = Examples(images, [label for _, label in uris], names)
+    uris, labels, split_of = [], [], []
+    for split, classes in folder.splits.items():
+        for label, cls in enumerate(folder.class_names):
+            uris += classes.get(cls, [])
+            labels += [label] * len(classes.get(cls, []))
+            split_of += [split] * len(classes.get(cls, []))
+    images, sizes = _read_images(uris)
+    names = [uri[len(source.uri) + 1 :] for uri in uris]
+    digests = (
+        name.encode() + hashlib.sha1(image).digest() for name, image in zip(names, images, strict=True)
+    )
     skipped = {"not an image file": folder.not_images} if folder.not_images else {}
-    splits = {s: check_images(e, skipped) for s, e in splits.items()}
+    everything = Examples(images, labels, names)
+    splits = {}
+    for split in folder.splits:
+        members = [i for i, s in enumerate(split_of) if s == split]
+        splits[split] = check_images(everything.take(members), skipped, [sizes[i] for i in members])
     return Loaded(splits, folder.class_names, _digest(*digests), skipped)
 
 
-# --- checking images ---------------------------------------------------------------------------------------
+# --- reading and checking images ---------------------------------------------------------------------------
+
+Size = tuple[int, int] | None  # (height, width), None where the image does not decode
 
 
-def image_sizes(images: list[bytes]) -> dict[int, tuple[int, int]]:
-    """{index: (height, width)} of every image that decodes; the others are left out.
+def _read_images(uris: list[str]) -> tuple[list[bytes], list[Size]]:
+    """The bytes and size of every image (b"" and None for files that cannot be read or decoded).
 
-    tf.data decodes in parallel outside the GIL and drops the images that fail to decode.
+    Local files are read and decoded together in one parallel tf.data pipeline (C++, outside the GIL):
+    preparation then runs at about the raw decode rate (bench/prepare_data.py). Objects in a bucket are
+    read through the storage module (retries) by a thread pool, then decoded the same way.
     """
-    if not images:
-        return {}
+    if uris and not storage.is_gcs(uris[0]):
+        return _read_local_images(uris)
+    with ThreadPoolExecutor(16) as pool:  # I/O bound: many small requests
+        images = list(pool.map(storage.read_bytes, uris))
+    return images, image_sizes(images)
+
+
+def _read_local_images(paths: list[str]) -> tuple[list[bytes], list[Size]]:
+    def read(index, path):
+        data = tf.io.read_file(path)
+        return index, data, tf.shape(tf.io.decode_image(data, channels=3, expand_animations=False))[:2]
+
+    images, sizes = [b""] * len(paths), [None] * len(paths)
+    for indices, data, shapes in _batches(
+        tf.data.Dataset.from_tensor_slices((tf.range(len(paths)), paths)), read
+    ):
+        for index, image, shape in zip(indices.tolist(), data.tolist(), shapes.tolist(), strict=True):
+            images[index], sizes[index] = image, tuple(shape)
+    return images, sizes
+
+
+def image_sizes(images: list[bytes]) -> list[Size]:
+    """(height, width) of each image, None for those that do not decode."""
 
     def decode(index, data):
         return index, tf.shape(tf.io.decode_image(data, channels=3, expand_animations=False))[:2]
 
-    ds = tf.data.Dataset.from_tensor_slices((tf.range(len(images)), tf.constant(images)))
-    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False).ignore_errors()
-    sizes = {}
-    for indices, shapes in ds.batch(512).as_numpy_iterator():  # batches: Python sees few elements
-        sizes.update(zip(indices.tolist(), map(tuple, shapes.tolist()), strict=True))
+    sizes: list[Size] = [None] * len(images)
+    for indices, shapes in _batches(
+        tf.data.Dataset.from_tensor_slices((tf.range(len(images)), images)), decode
+    ):
+        for index, shape in zip(indices.tolist(), shapes.tolist(), strict=True):
+            sizes[index] = tuple(shape)
     return sizes
 
 
-def check_images(examples: Examples, skipped: dict[str, list[str]]) -> Examples:
+def _batches(ds: tf.data.Dataset, fn) -> Iterator:
+    """``fn`` over ``ds`` in parallel, in any order, dropping the elements it fails on (unreadable or
+    undecodable files), in batches so that Python handles few elements."""
+    if not ds.cardinality():
+        return iter(())
+    ds = ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False).ignore_errors()
+    return ds.batch(512).as_numpy_iterator()
+
+
+def check_images(
+    examples: Examples, skipped: dict[str, list[str]], sizes: list[Size] | None = None
+) -> Examples:
     """Keep the images that decode and are at least MIN_IMAGE_SIDE pixels; record the others in ``skipped``.
-    JPEG and PNG stay as they are; other formats (BMP, GIF) are stored as PNG."""
-    sizes = image_sizes(examples.images)
+    JPEG and PNG stay as they are; other formats (BMP, GIF) are stored as PNG. ``sizes``: as image_sizes
+    gives them, when already known."""
+    sizes = image_sizes(examples.images) if sizes is None else sizes
     keep = []
     for i, name in enumerate(examples.names):
-        if i not in sizes:
+        if sizes[i] is None:
             skipped.setdefault("corrupt or not decodable", []).append(name)
         elif min(sizes[i]) < MIN_IMAGE_SIDE:
             skipped.setdefault(f"smaller than {MIN_IMAGE_SIDE} px", []).append(name)

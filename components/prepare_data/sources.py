@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from trainboard import storage
 from trainboard.config import UsageError
@@ -71,7 +70,11 @@ def _folders(uri: str, files: list[str]) -> set[str]:
     ones too (GCS has no empty folders)."""
     found = {"/".join(f.split("/")[:depth]) for f in files for depth in range(1, f.count("/") + 1)}
     if not storage.is_gcs(uri):
-        found |= {p.relative_to(uri).as_posix() for p in Path(uri).rglob("*") if p.is_dir()}
+        found |= {
+            os.path.relpath(os.path.join(parent, name), uri).replace(os.sep, "/")
+            for parent, names, _ in os.walk(uri, followlinks=True)
+            for name in names
+        }
     return found
 
 
@@ -91,7 +94,8 @@ def _check_utf8(where: str, rel: str) -> None:
 def scan_folder(uri: str) -> ImageFolder:
     """Find the classes and images under ``uri``; UsageError when the layout cannot be trained on."""
     where = f"folder:{uri}"
-    files = [f[len(uri) + 1 :] for f in storage.list_files(uri)]
+    uris = {f[len(uri) + 1 :]: f for f in storage.list_files(uri)}
+    files = list(uris)
     if not files:
         raise UsageError("dataset", f"{where}: no files found; expected {uri}/<class>/<image> files")
     folders = _folders(uri, files)
@@ -116,7 +120,7 @@ def scan_folder(uri: str) -> ImageFolder:
         if len(parts) != class_depth + 1 or split not in tree or not _is_image(rel):
             not_images.append(rel)
             continue
-        tree[split][parts[-2]].append(storage.join(uri, rel))
+        tree[split][parts[-2]].append(uris[rel])
 
     class_names = sorted(tree.get("train", {}))
     if not class_names:
