@@ -3,8 +3,9 @@
     .venv/bin/python bench/run_all.py [--only e2e,tensorboard,memory,prepare_data,tensorboard_bucket,train]
 
 Its own measurements:
-  e2e          wall time of `trainboard local` on the demo data over the sum of the three components'
-               own work (each core timed alone, imports excluded): the orchestration's overhead. Goal <= 1.2.
+  e2e          wall time of `trainboard local` on the demo data over the sum of the three heavy components
+               run alone, each in its own fresh process as a KFP task runs it (imports, work, exit): what
+               the orchestration adds. Goal <= 1.2. Also over the three cores timed in one warm process.
   tensorboard  50 runs x 30 epochs in a fake-gcs-server bucket behind a counting proxy, served by
                `trainboard tensorboard`: seconds until every run is listed, scalars request latency,
                storage requests per reload while nothing changes, TensorBoard's peak RSS.
@@ -45,24 +46,25 @@ QUICK = {
     "tensorboard_bucket": ["--runs", "5", "--samples", "2", "--idle-seconds", "10", "--reload", "2"],
     "train": ["--repeats", "1", "--epochs", "2"],
 }
+# One component's core, alone in a fresh Python process (imports, work, exit), as a KFP task runs it;
+# prints the seconds of the core call itself.
 COMPONENT_SCRIPT = """
 import json, sys, time
 from trainboard.components.prepare_data.core import prepare_data
 from trainboard.components.train.core import train
 from trainboard.components.evaluate.core import evaluate
 from trainboard.config import TrainingConfig
-work, config = sys.argv[1], TrainingConfig(**json.loads(sys.argv[2]))
-seconds = {}
-for name, call in [
-    ("prepare_data", lambda: prepare_data("demo", f"{work}/data")),
-    ("train", lambda: train(f"{work}/data", f"{work}/model", f"{work}/root", "bench", config)),
-    ("evaluate", lambda: evaluate(f"{work}/data", f"{work}/model", f"{work}/root", "bench")),
-]:
-    started = time.perf_counter()
-    call()
-    seconds[name] = time.perf_counter() - started
-print(json.dumps(seconds))
+name, work, config = sys.argv[1], sys.argv[2], TrainingConfig(**json.loads(sys.argv[3]))
+call = {
+    "prepare_data": lambda: prepare_data("demo", f"{work}/data"),
+    "train": lambda: train(f"{work}/data", f"{work}/model", f"{work}/root", "bench", config),
+    "evaluate": lambda: evaluate(f"{work}/data", f"{work}/model", f"{work}/root", "bench"),
+}[name]
+started = time.perf_counter()
+call()
+print(time.perf_counter() - started)
 """
+COMPONENTS = ("prepare_data", "train", "evaluate")
 
 
 def run_measured(command: list[str], env: dict | None = None) -> tuple[str, float, int]:
@@ -82,16 +84,26 @@ def bench_e2e(work: Path) -> list[Row]:
     trainboard = str(Path(sys.executable).parent / "trainboard")
     command = [trainboard, "local", "--no-serve", "--json", f"--root={work / 'root'}", *flags]
     _, total, _ = run_measured(command)
-    out, _, _ = run_measured(
-        [sys.executable, "-c", COMPONENT_SCRIPT, str(work / "cores"), json.dumps(DEMO_CONFIG)]
-    )
-    seconds = json.loads(out.strip().splitlines()[-1])
-    own = sum(seconds.values())
-    parts = ", ".join(f"{name} {s:.1f} s" for name, s in seconds.items())
+    process, core = {}, {}
+    for name in COMPONENTS:
+        script = [sys.executable, "-c", COMPONENT_SCRIPT, name, str(work / "cores"), json.dumps(DEMO_CONFIG)]
+        out, process[name], _ = run_measured(script)
+        core[name] = float(out.strip().splitlines()[-1])
+    parts = lambda seconds: ", ".join(f"{name} {s:.1f}" for name, s in seconds.items())  # noqa: E731
     return [
         ("e2e: `trainboard local` demo, wall time", f"{total:.1f} s", ""),
-        ("e2e: components' own work", f"{own:.1f} s ({parts})", ""),
-        ("e2e: wall / own work", f"{total / own:.2f}", "<= 1.2"),
+        (
+            f"e2e: components alone, each its own process ({parts(process)})",
+            f"{sum(process.values()):.1f} s",
+            "",
+        ),
+        (
+            "e2e: wall / components alone (what kfp.local adds)",
+            f"{total / sum(process.values()):.2f}",
+            "<= 1.2",
+        ),
+        (f"e2e: component cores in one warm process ({parts(core)})", f"{sum(core.values()):.1f} s", ""),
+        ("e2e: wall / cores in one process (adds 3 TF imports)", f"{total / sum(core.values()):.2f}", ""),
     ]
 
 
