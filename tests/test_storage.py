@@ -28,6 +28,19 @@ def test_write_read_list_exists(root):
     assert storage.list_files(storage.join(root, "sub")) == [b]
 
 
+def test_sync_dir_beside_a_writer_leaves_its_temporary_file_alone(tmp_path):
+    """A local write goes through a temporary file then a rename; a sync_dir of the same folder running
+    at that moment (two promotions) must neither list nor delete it."""
+    source, dest = tmp_path / "source", tmp_path / "dest"
+    storage.write_bytes(str(source / "model.keras"), b"model")
+    in_flight = dest / ".trainboard-123-456.tmp"  # another writer's, between its write and its rename
+    in_flight.parent.mkdir(parents=True)
+    in_flight.write_bytes(b"half")
+    storage.sync_dir(str(source), str(dest))
+    assert storage.list_files(str(dest)) == [str(dest / "model.keras")]
+    assert in_flight.read_bytes() == b"half"
+
+
 def test_upload_and_download_dir(root, tmp_path):
     src = tmp_path / "src"
     (src / "x").mkdir(parents=True)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from dataclasses import replace
 
 import keras
@@ -123,3 +126,35 @@ def test_weights_from_the_bucket_load_and_must_match(gcs, demo_data, tmp_path):
             "missing",
             replace(good, weights_uri=uri + ".x"),
         )
+
+
+# The GPU code path (MirroredStrategy over several devices, mixed precision), on two logical CPU devices:
+# train() itself only decides *which* strategy (GPUs visible or not); everything under it runs as here.
+MULTI_REPLICA_SCRIPT = """
+import json, sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from trainboard.components.train import core
+from trainboard.config import TrainingConfig
+core._strategy = lambda: tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+assert core._strategy().num_replicas_in_sync == 2
+core.train(*sys.argv[1:5], TrainingConfig(**json.loads(sys.argv[5])))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
+def test_two_replicas_in_mixed_precision_train_checkpoint_and_resume(demo_data, tmp_path, precision):
+    root = str(tmp_path / "root")
+    config = {"model": "small_cnn", "epochs": 2, "batch_size": 32, "image_size": 16, "precision": precision}
+    for epochs in (2, 3):  # the second call resumes from the checkpoint of epoch 2, under the strategy
+        command = [sys.executable, "-c", MULTI_REPLICA_SCRIPT, demo_data, str(tmp_path / "model"), root, "mr"]
+        subprocess.run([*command, json.dumps({**config, "epochs": epochs})], check=True, capture_output=True)
+    assert epoch_steps(f"{root}/tensorboard/mr") == [0, 1, 2]
+    model, meta = load_trained(str(tmp_path / "model"))
+    assert meta.epochs == 3 and 0 < meta.best_val_accuracy <= 1
+    assert model.layers[1].dtype_policy.name == precision
+    assert model.layers[-1].dtype_policy.name == "float32", "the softmax head stays in float32"
+    x = np.random.default_rng(0).uniform(0, 255, (2, 16, 16, 3)).astype("float32")
+    assert model.predict(x, verbose=0).dtype == np.float32

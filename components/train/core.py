@@ -194,5 +194,7 @@ def save_model(model: keras.Model, info: ModelInfo, out: Path) -> None:
 
 
 def load_trained(model_dir: str) -> tuple[keras.Model, ModelInfo]:
+    """The trained model, for inference: not compiled (its optimizer state is of no use there, and a
+    mixed_float16 model's loss-scale optimizer would not load outside that policy)."""
     info = ModelInfo(**json.loads((Path(model_dir) / MODEL_INFO_FILE).read_text()))
-    return keras.models.load_model(Path(model_dir) / MODEL_FILE), info
+    return keras.models.load_model(Path(model_dir) / MODEL_FILE, compile=False), info
