@@ -44,7 +44,7 @@ DEMO_CONFIG = {"model": "small_cnn", "epochs": 8, "batch_size": 32, "image_size"
 QUICK = {
     "prepare_data": ["--images", "2000", "--repeats", "1"],
     "tensorboard_bucket": ["--runs", "5", "--samples", "2", "--idle-seconds", "10", "--reload", "2"],
-    "train": ["--repeats", "1", "--epochs", "2", "--pairs", "6"],
+    "train": ["--pairs", "4"],
 }
 # One component's core, alone in a fresh Python process (imports, work, exit), as a KFP task runs it;
 # prints the seconds of the core call itself.
