@@ -5,7 +5,8 @@
 Its own measurements:
   e2e          wall time of `trainboard local` on the demo data over the sum of the three heavy components
                run alone, each in its own fresh process as a KFP task runs it (imports, work, exit): what
-               the orchestration adds. Goal <= 1.2. Also over the three cores timed in one warm process.
+               the orchestration adds. Goal <= 1.2. Also over the core calls alone (imports and exit
+               excluded). Fastest of two alternating repeats of each.
   tensorboard  50 runs x 30 epochs in a fake-gcs-server bucket behind a counting proxy, served by
                `trainboard tensorboard`: seconds until every run is listed, scalars request latency,
                storage requests per reload while nothing changes, TensorBoard's peak RSS.
@@ -65,6 +66,7 @@ call()
 print(time.perf_counter() - started)
 """
 COMPONENTS = ("prepare_data", "train", "evaluate")
+E2E_REPEATS = 2
 
 
 def run_measured(command: list[str], env: dict | None = None) -> tuple[str, float, int]:
@@ -82,13 +84,23 @@ def run_measured(command: list[str], env: dict | None = None) -> tuple[str, floa
 def bench_e2e(work: Path) -> list[Row]:
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in DEMO_CONFIG.items()]
     trainboard = str(Path(sys.executable).parent / "trainboard")
-    command = [trainboard, "local", "--no-serve", "--json", f"--root={work / 'root'}", *flags]
-    _, total, _ = run_measured(command)
-    process, core = {}, {}
-    for name in COMPONENTS:
-        script = [sys.executable, "-c", COMPONENT_SCRIPT, name, str(work / "cores"), json.dumps(DEMO_CONFIG)]
-        out, process[name], _ = run_measured(script)
-        core[name] = float(out.strip().splitlines()[-1])
+    command = [trainboard, "local", "--no-serve", "--json", *flags]
+    # Twice each, alternating, keeping the fastest: on this shared VM a stall adds seconds to either.
+    total, process, core = float("inf"), {}, {}
+    for repeat in range(E2E_REPEATS):
+        total = min(total, run_measured([*command, f"--root={work / f'root{repeat}'}"])[1])
+        for name in COMPONENTS:
+            script = [
+                sys.executable,
+                "-c",
+                COMPONENT_SCRIPT,
+                name,
+                str(work / f"cores{repeat}"),
+                json.dumps(DEMO_CONFIG),
+            ]
+            out, seconds, _ = run_measured(script)
+            process[name] = min(process.get(name, seconds), seconds)
+            core[name] = min(core.get(name, float("inf")), float(out.strip().splitlines()[-1]))
     parts = lambda seconds: ", ".join(f"{name} {s:.1f}" for name, s in seconds.items())  # noqa: E731
     return [
         ("e2e: `trainboard local` demo, wall time", f"{total:.1f} s", ""),
@@ -102,13 +114,17 @@ def bench_e2e(work: Path) -> list[Row]:
             f"{total / sum(process.values()):.2f}",
             "<= 1.2",
         ),
-        (f"e2e: component cores in one warm process ({parts(core)})", f"{sum(core.values()):.1f} s", ""),
-        ("e2e: wall / cores in one process (adds 3 TF imports)", f"{total / sum(core.values()):.2f}", ""),
+        (f"e2e: the core calls alone, no import or exit ({parts(core)})", f"{sum(core.values()):.1f} s", ""),
+        (
+            "e2e: wall / core calls (adds the processes: 3 TF imports)",
+            f"{total / sum(core.values()):.2f}",
+            "",
+        ),
     ]
 
 
 def bench_memory(work: Path) -> list[Row]:
-    data = work / "cores" / "data"
+    data = work / "cores0" / "data"
     if not data.exists():  # e2e prepared it already when it ran
         subprocess.run(
             [
