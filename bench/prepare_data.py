@@ -5,7 +5,10 @@
 Raw decode: tf.data reads and decodes every file in parallel, in any order, and hands Python batches of
 shapes (C++, no Python per image): the fastest plain way to touch each image once.
 Preparation: prepare_data("folder:...") end to end (scan, read, check, write the TFRecord/TFDS artifact).
-The runs alternate so that a noisy neighbour slows both alike; the median of each is reported.
+The runs alternate so that a noisy neighbour slows both alike. Both the median and the fastest of each
+are compared: on these shared VMs a stall only ever adds time (the raw rate of the same files measured
+3,100 to 6,200 images/s in consecutive runs), but the raw pass is shorter, so it fits in a fast spell
+more often, which favours it in the fastest-of comparison.
 """
 
 from __future__ import annotations
@@ -72,11 +75,11 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(args.repeats):
             raw_times.append(raw_decode(paths))
             prep_times.append(prepare(root, Path(tmp) / f"out{i}"))
-    raw, prep = statistics.median(raw_times), statistics.median(prep_times)
-    print(f"{args.images} JPEGs {width}x{height} ({megabytes:.0f} MB), median of {args.repeats}:")
-    print(f"  raw read + decode     {args.images / raw:8.0f} images/s")
-    print(f"  prepare_data (folder) {args.images / prep:8.0f} images/s")
-    print(f"  ratio prepare / raw   {raw / prep:8.2f}  (goal >= 0.8)")
+    print(f"{args.images} JPEGs {width}x{height} ({megabytes:.0f} MB), {args.repeats} runs each:")
+    for name, pick in (("median", statistics.median), ("fastest", min)):
+        raw, prep = pick(raw_times), pick(prep_times)
+        print(f"  {name:8} raw read + decode {args.images / raw:6.0f} images/s, prepare_data (folder) "
+              f"{args.images / prep:6.0f} images/s, ratio {raw / prep:.2f}  (goal >= 0.8)")  # fmt: skip
     return 0
 
 

@@ -27,6 +27,8 @@ def test_folder_with_all_splits_and_a_corrupt_file(tmp_path):
     src = tmp_path / "images"
     make_image_folder(src, {"train": 6, "validation": 2, "test": 3})
     (src / "train" / "circle" / "broken.jpg").write_bytes(b"\xff\xd8\xff" + b"not really a jpeg" * 10)
+    whole = (src / "train" / "square" / "0001.jpg").read_bytes()
+    (src / "train" / "square" / "cut.jpg").write_bytes(whole[: len(whole) * 2 // 3])  # header intact
     (src / "train" / "square" / "notes.txt").write_text("not an image")
     (src / "train" / "circle" / "tiny.png").write_bytes(
         __import__("images").encode(np.zeros((1, 1, 3), np.uint8), "png")
@@ -37,7 +39,7 @@ def test_folder_with_all_splits_and_a_corrupt_file(tmp_path):
     assert info.examples == {"train": 18, "validation": 6, "test": 9}
     assert info.extra["skipped"] == {
         "not an image file": 1,
-        "corrupt or not decodable": 1,
+        "corrupt or not decodable": 2,
         "smaller than 8 px": 1,
     }
     for split, per_class in (("train", 6), ("validation", 2), ("test", 3)):
@@ -46,7 +48,7 @@ def test_folder_with_all_splits_and_a_corrupt_file(tmp_path):
     write_card(info, str(tmp_path / "card.md"), str(out))
     card = (tmp_path / "card.md").read_text()
     assert "| circle | 6 | 2 | 3 |" in card
-    assert "1 corrupt or not decodable: train/circle/broken.jpg" in card
+    assert "2 corrupt or not decodable: train/circle/broken.jpg, train/square/cut.jpg" in card
     assert "![Sample training images](data:image/png;base64," in card
     assert (out / SAMPLES_FILE).read_bytes().startswith(b"\x89PNG")
     # The artifact is a TFDS prepared dataset, too.
