@@ -279,9 +279,9 @@ Size = tuple[int, int] | None  # (height, width), None where the image does not 
 def _read_images(uris: list[str]) -> tuple[list[bytes], list[Size]]:
     """The bytes and size of every image (b"" and None for files that cannot be read or decoded).
 
-    Local files are read and decoded together in one parallel tf.data pipeline (C++, outside the GIL):
-    preparation then runs at about the raw decode rate (bench/prepare_data.py). Objects in a bucket are
-    read through the storage module (retries) by a thread pool, then decoded the same way.
+    Local files are read and checked together in one parallel tf.data pipeline (C++, outside the GIL, no
+    Python per image): the fastest way measured (bench/prepare_data.py). Objects in a bucket are read
+    through the storage module (retries) by a thread pool, then checked the same way.
     """
     if uris and not storage.is_gcs(uris[0]):
         return _decode(uris, read_files=True)
