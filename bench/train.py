@@ -204,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", type=int, default=10, help="pairs of fits per comparison")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per fit")
     args = parser.parse_args(argv)
+    if args.epochs < 2:
+        parser.error("--epochs: at least 2 (the first epoch of a fit also writes the model graph)")
 
     port = free_port()
     server = subprocess.Popen(fake_gcs_command(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
