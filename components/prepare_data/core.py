@@ -254,9 +254,10 @@ def _load_folder(source: Source) -> Loaded:
     uris, labels, members = [], [], {}  # members: split -> indices into uris
     for split, classes in folder.splits.items():
         for label, cls in enumerate(folder.class_names):
-            members.setdefault(split, []).extend(range(len(uris), len(uris) + len(classes.get(cls, []))))
-            uris += classes.get(cls, [])
-            labels += [label] * len(classes.get(cls, []))
+            found = classes.get(cls, [])
+            members.setdefault(split, []).extend(range(len(uris), len(uris) + len(found)))
+            uris += found
+            labels += [label] * len(found)
     images, sizes = _read_images(uris)
     names = [uri[len(source.uri) + 1 :] for uri in uris]
     digests = (
