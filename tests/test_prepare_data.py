@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 from conftest import BUCKET
 from images import make_image_folder
+from PIL import Image
 
 from trainboard import storage
 from trainboard.components.fingerprint_source.core import fingerprint_source
@@ -49,12 +51,55 @@ def test_folder_with_all_splits_and_a_corrupt_file(tmp_path):
     card = (tmp_path / "card.md").read_text()
     assert "| circle | 6 | 2 | 3 |" in card
     assert "2 corrupt or not decodable: train/circle/broken.jpg, train/square/cut.jpg" in card
-    assert "![Sample training images](data:image/png;base64," in card
-    assert (out / SAMPLES_FILE).read_bytes().startswith(b"\x89PNG")
+    assert "![Sample training images](data:image/jpeg;base64," in card
+    assert (out / SAMPLES_FILE).read_bytes().startswith(b"\xff\xd8\xff")
     # The artifact is a TFDS prepared dataset, too.
     builder = tfds.builder_from_directory(str(out))
     assert builder.info.splits["train"].num_examples == 18
     assert builder.info.features["label"].names == info.class_names
+
+
+def test_every_format_and_jpeg_flavour_is_checked_and_stored_as_training_reads_it(tmp_path):
+    """JPEG sizes come from their headers (baseline, progressive, greyscale, segments before the frame
+    header, stray bytes between segments), GIF and BMP are stored as PNG, and the minimum side holds
+    exactly: 8 px kept, 7 px skipped."""
+    rng = np.random.default_rng(0)
+    src = tmp_path / "images"
+
+    def save(name: str, size: tuple[int, int], fmt: str = "JPEG", grey: bool = False, **options) -> Path:
+        image = Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8))
+        (src / cls).mkdir(parents=True, exist_ok=True)
+        (image.convert("L") if grey else image).save(src / cls / name, fmt, **options)
+        return src / cls / name
+
+    for cls in ("cats", "dogs"):
+        save("baseline.jpg", (40, 30))
+        save("progressive.jpg", (30, 40), progressive=True)
+        save("grey.jpg", (33, 21), grey=True)
+        exif = b"Exif\x00\x00" + bytes(3000)
+        save("segments.jpg", (20, 50), exif=exif, comment=b"x", restart_marker_blocks=1)
+        stray = save("stray.jpg", (25, 26)).read_bytes()
+        after_first = 4 + int.from_bytes(stray[4:6])  # libjpeg warns and reads on
+        (src / cls / "stray.jpg").write_bytes(stray[:after_first] + b"\x00\x00" + stray[after_first:])
+        save("edge.jpg", (8, 60))
+        save("thin.jpg", (60, 7))
+        save("image.png", (30, 30), "PNG")
+        save("image.gif", (30, 30), "GIF")
+        save("image.bmp", (30, 30), "BMP")
+    info = prepare_data(f"folder:{src}", str(tmp_path / "data"), validation_fraction=0.2, test_fraction=0.2)
+    assert info.extra["skipped"] == {"smaller than 8 px": 2}
+    assert info.extra["skipped_examples"]["smaller than 8 px"] == ["cats/thin.jpg", "dogs/thin.jpg"]
+    assert sum(info.examples.values()) == 18
+    builder = tfds.builder_from_directory(str(tmp_path / "data"))
+    as_stored = {"image": tfds.decode.SkipDecoding()}
+    stored = [
+        bytes(example["image"])
+        for split in info.examples
+        for example in builder.as_dataset(split, decoders=as_stored).as_numpy_iterator()
+    ]
+    assert sum(image.startswith(b"\x89PNG") for image in stored) == 6  # PNG, and GIF and BMP converted
+    assert sum(image.startswith(b"\xff\xd8\xff") for image in stored) == 12
+    assert sum(len(read_back(tmp_path / "data", split)) for split in info.examples) == 18
 
 
 def test_single_folder_is_split_stratified_and_deterministically(tmp_path):
