@@ -15,9 +15,9 @@ from __future__ import annotations
 import functools
 import json
 import struct
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import google_crc32c
 import tensorflow as tf
@@ -27,6 +27,7 @@ SPLITS = ("train", "validation", "test")
 _METADATA = "dataset.json"
 _TFDS_NAME = "trainboard"
 _SHARD_BYTES = 64 << 20  # several shards for large splits, so tf.data can read them in parallel
+_WRITE_BYTES = 2 << 20  # records buffered per shard between writes
 _IMAGE_KEY, _LABEL_KEY = b"\x0a\x05image", b"\x0a\x05label"  # Features map entries' key(1) fields
 
 
@@ -100,50 +101,104 @@ def encode_record(encoded_image: bytes, label: int) -> Record:
     return _tfrecord(_example(encoded_image, label))
 
 
-def _shards(records: list[Record]) -> list[list[Record]]:
-    """The records dealt round-robin into shards of at most _SHARD_BYTES, and at least two where there are
-    two records: two files are written, and read by training, in parallel."""
-    size = sum(len(part) for record in records for part in record)
-    count = max(1, min(2, len(records)), -(-size // _SHARD_BYTES))
-    return [records[shard::count] for shard in range(count)]
+@dataclass
+class _Shard:
+    file: BinaryIO
+    path: Path  # where it is written; renamed by finish
+    records: int = 0
+    size: int = 0
+    pending: list[bytes] = field(default_factory=list)  # records' parts not yet written
+    pending_size: int = 0
+
+    def add(self, record: Record, size: int) -> None:
+        self.pending += record
+        self.records += 1
+        self.size += size
+        self.pending_size += size
+        if self.pending_size >= _WRITE_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        """One write of what is pending: few large writes, not one per record (a file write releases the
+        GIL: the check pipeline goes on meanwhile)."""
+        if self.pending:
+            self.file.write(b"".join(self.pending))
+            self.pending, self.pending_size = [], 0
 
 
-def _write_file(path: Path, records: list[Record]) -> None:
-    path.write_bytes(b"".join(part for record in records for part in record))
+class DatasetWriter:
+    """Writes a Dataset artifact record by record, in bounded memory: each split in order into shards of up
+    to _SHARD_BYTES, under temporary names. ``finish`` names them and writes the metadata (dataset.json
+    last: it marks a complete artifact). Leaving the ``with`` block without finishing removes everything
+    written: an artifact is whole or absent."""
 
+    def __init__(self, out_dir: str | Path) -> None:
+        self.out_dir = Path(out_dir)
+        self._shards: dict[str, list[_Shard]] = {}
+        self._created: list[Path] = []
+        self._finished = False
 
-def write_dataset(out_dir: str | Path, info: DatasetInfo, splits: dict[str, list[Record]]) -> None:
-    """Write every split, the TFDS metadata and dataset.json (last: it marks a complete artifact)."""
-    import tensorflow_datasets as tfds
+    def __enter__(self) -> DatasetWriter:
+        if not self.out_dir.exists():
+            self.out_dir.mkdir(parents=True)
+            self._created.append(self.out_dir)
+        return self
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    sharded = {split: _shards(records) for split, records in splits.items()}
-    files = {
-        out_dir / f"{_TFDS_NAME}-{split}.tfrecord-{index:05d}-of-{len(shards):05d}": shard
-        for split, shards in sharded.items()
-        for index, shard in enumerate(shards)
-    }
-    # A file write releases the GIL: several at once keep every core copying (measured 25 ms for two
-    # files of 15 MB at once, 45 ms for one of 30 MB).
-    with ThreadPoolExecutor(min(len(files), 8)) as pool:
-        list(pool.map(_write_file, files, files.values()))
-    split_infos = [
-        tfds.core.SplitInfo(
-            name=split,
-            shard_lengths=[len(shard) for shard in shards],
-            num_bytes=sum(len(part) for record in splits[split] for part in record),
+    def write(self, split: str, record: Record) -> None:
+        size = sum(map(len, record))
+        shards = self._shards.setdefault(split, [])
+        if not shards or (shards[-1].records and shards[-1].size + size > _SHARD_BYTES):
+            if shards:
+                shards[-1].flush()
+                shards[-1].file.close()
+            path = self.out_dir / f".{_TFDS_NAME}-{split}-{len(shards)}.partial"
+            self._created.insert(0, path)
+            shards.append(_Shard(path.open("wb"), path))
+        shards[-1].add(record, size)
+
+    def finish(self, info: DatasetInfo, files: dict[str, bytes] | None = None) -> None:
+        """Name the shards, write ``files`` (name -> content), the TFDS metadata and dataset.json."""
+        import tensorflow_datasets as tfds
+
+        for split, shards in self._shards.items():
+            for index, shard in enumerate(shards):
+                shard.flush()
+                shard.file.close()
+                name = f"{_TFDS_NAME}-{split}.tfrecord-{index:05d}-of-{len(shards):05d}"
+                shard.path = shard.path.rename(self.out_dir / name)
+                self._created.insert(0, shard.path)
+        for name, content in (files or {}).items():
+            self._created.insert(0, self.out_dir / name)
+            (self.out_dir / name).write_bytes(content)
+        split_infos = [
+            tfds.core.SplitInfo(
+                name=split,
+                shard_lengths=[shard.records for shard in shards],
+                num_bytes=sum(shard.size for shard in shards),
+            )
+            for split, shards in self._shards.items()
+        ]
+        label = tfds.features.ClassLabel(names=info.class_names)
+        features = tfds.features.FeaturesDict(
+            {"image": tfds.features.Image(shape=(None, None, 3)), "label": label}
         )
-        for split, shards in sharded.items()
-    ]
-    label = tfds.features.ClassLabel(names=info.class_names)
-    features = tfds.features.FeaturesDict(
-        {"image": tfds.features.Image(shape=(None, None, 3)), "label": label}
-    )
-    tfds.folder_dataset.write_metadata(
-        data_dir=out_dir, features=features, split_infos=split_infos, check_data=False
-    )
-    (out_dir / _METADATA).write_text(json.dumps(asdict(info), indent=2))
+        self._created[:0] = [self.out_dir / "dataset_info.json", self.out_dir / "features.json"]
+        tfds.folder_dataset.write_metadata(
+            data_dir=self.out_dir, features=features, split_infos=split_infos, check_data=False
+        )
+        (self.out_dir / _METADATA).write_text(json.dumps(asdict(info), indent=2))
+        self._finished = True
+
+    def __exit__(self, *_) -> None:
+        for shards in self._shards.values():
+            for shard in shards:
+                shard.file.close()
+        if not self._finished:
+            for path in self._created:  # newest first: files, then the folder it made
+                if path.is_dir():
+                    path.rmdir()
+                else:
+                    path.unlink(missing_ok=True)
 
 
 def read_info(dataset_dir: str | Path) -> DatasetInfo:

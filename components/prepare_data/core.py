@@ -2,7 +2,8 @@
 
 Images are checked (decoded once) but stored as the source's own encoded bytes: no re-encoding, so
 preparation runs at about the decode rate, and training resizes on the fly to whichever image size the
-model wants (see README, "Data preparation").
+model wants (see README, "Data preparation"). They stream: each image is checked, encoded into its
+record and written as the check pipeline delivers it, so a folder of any size fits in memory.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ import base64
 import difflib
 import hashlib
 import json
+import math
 import struct
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,45 +35,42 @@ from trainboard.components.prepare_data.sources import (
     scan_folder,
 )
 from trainboard.config import UsageError
-from trainboard.dataset_artifact import DatasetInfo, Record, encode_record, write_dataset
+from trainboard.dataset_artifact import DatasetInfo, DatasetWriter, encode_record
 from trainboard.image_grid import jpeg_bytes, label_grid
 
 MIN_IMAGE_SIDE = 8  # smaller images carry no usable signal for these models
+SAMPLES_FILE = "samples.jpg"
+_SAMPLES = 8  # images in the card's sample grid
 _JPEG = b"\xff\xd8\xff"
 _PASS_THROUGH = (_JPEG, b"\x89PNG\r\n\x1a\n")  # JPEG and PNG are stored as they are
 _TFDS_SPLIT_NAMES = {"train": "train", "validation": "validation", "val": "validation", "valid": "validation",
                      "test": "test"}  # fmt: skip
+_REMOTE_CHUNK = 1024  # objects read from a bucket ahead of the check: bounds the memory it takes
 
 
 @dataclass
-class Examples:
-    """Encoded images and their labels, for one split."""
+class Plan:
+    """A source before its images are checked: each item (a local path, a gs:// URI or encoded bytes) with
+    its label, its name (for the card) and its split (complete_splits carves those the source has not out
+    of train). A folder's items are paths: its images are read as they are checked, never held whole."""
 
-    images: list[bytes] = field(default_factory=list)
-    labels: list[int] = field(default_factory=list)
-    names: list[str] = field(default_factory=list)  # where each image came from, for the card
-    # Each image's TFRecord record where it was encoded while the other images were still being checked
-    # (overlapping the decoding); None (or an empty list for all) where it is still to be encoded.
-    records: list[Record | None] = field(default_factory=list)
-
-    def take(self, indices: list[int]) -> Examples:
-        pick = lambda values: [values[i] for i in indices] if values else []  # noqa: E731
-        return Examples(pick(self.images), pick(self.labels), pick(self.names), pick(self.records))
-
-    def encoded(self) -> list[Record]:
-        ahead = self.records or [None] * len(self.labels)
-        return [
-            record or encode_record(image, label)
-            for record, image, label in zip(ahead, self.images, self.labels, strict=True)
-        ]
-
-
-@dataclass
-class Loaded:
-    splits: dict[str, Examples]
+    items: list
+    labels: list[int]
+    names: list[str]
+    splits: list[str]
     class_names: list[str]
-    fingerprint: str
+    fingerprint: str = ""  # "" for a folder: it comes from the images' content, as they are read
     skipped: dict[str, list[str]] = field(default_factory=dict)  # reason -> names
+
+
+@dataclass
+class Written:
+    """What the check let through into the artifact."""
+
+    labels: dict[str, list[int]]  # per split, in the order written
+    skipped: dict[str, list[str]]
+    checksums: list[int]  # CRC-32C of each item's bytes, 0 where it could not be read
+    samples: dict[int, list[bytes]]  # the first training images of each class
 
 
 def prepare_data(
@@ -84,58 +83,67 @@ def prepare_data(
 ) -> DatasetInfo:
     """Write ``dataset`` into ``output_dir`` with train / validation / test splits.
 
-    Everything about the input is checked before anything is written.
+    Everything about the input that can be known without decoding the images is checked before anything
+    is written; what decoding finds (a class or split left with no usable image) removes what was written.
     """
     check_fraction("validation_fraction", validation_fraction)
     check_fraction("test_fraction", test_fraction)
     if validation_fraction + test_fraction >= 1:
         raise UsageError("test_fraction", "validation_fraction + test_fraction must stay below 1")
-    source = parse_source(dataset)  # the loaders check the rest before anything is written
+    source = parse_source(dataset)  # the planners check the rest before anything is written
     if source.kind == "demo":
-        loaded = _load_demo(seed)
+        plan = _plan_demo(seed)
     elif source.kind == "tfds":
-        loaded = _load_tfds(source, tfds_data_dir)
+        plan = _plan_tfds(source, tfds_data_dir)
     else:
-        loaded = _load_folder(source)
-    splits = complete_splits(loaded.splits, validation_fraction, test_fraction, seed)
-    _check_splits(splits, loaded.class_names if source.kind == "folder" else [], dataset)
-    info = DatasetInfo(
-        class_names=loaded.class_names,
-        examples={split: len(examples.labels) for split, examples in splits.items()},
-        source=dataset,
-        fingerprint=loaded.fingerprint,
-        extra={
-            "image_size_policy": "source size, encoded as in the source; resized in training",
-            "seed": seed,
-            "per_class": {
-                s: np.bincount(e.labels, minlength=len(loaded.class_names)).tolist()
-                for s, e in splits.items()
+        plan = _plan_folder(source)
+    complete_splits(plan, validation_fraction, test_fraction, seed)
+    _check_splits({split: [] for split in SPLITS} | _by_split(plan), [], dataset)
+    with DatasetWriter(output_dir) as writer:
+        written = _write_checked(plan, writer)
+        _check_splits(written.labels, plan.class_names if source.kind == "folder" else [], dataset)
+        fingerprint = plan.fingerprint or _digest(
+            json.dumps(list(zip(plan.names, written.checksums, strict=True))).encode()
+        )
+        info = DatasetInfo(
+            class_names=plan.class_names,
+            examples={split: len(written.labels[split]) for split in SPLITS},
+            source=dataset,
+            fingerprint=fingerprint,
+            extra={
+                "image_size_policy": "source size, encoded as in the source; resized in training",
+                "seed": seed,
+                "per_class": {
+                    split: np.bincount(written.labels[split], minlength=len(plan.class_names)).tolist()
+                    for split in SPLITS
+                },
+                "skipped": {reason: len(names) for reason, names in written.skipped.items()},
+                "skipped_examples": {reason: names[:5] for reason, names in written.skipped.items()},
             },
-            "skipped": {reason: len(names) for reason, names in loaded.skipped.items()},
-            "skipped_examples": {reason: names[:5] for reason, names in loaded.skipped.items()},
-        },
-    )
-    Path(output_dir).mkdir(parents=True, exist_ok=True)
-    with ThreadPoolExecutor(1) as pool:  # the sample grid is drawn while the shards are written
-        samples = pool.submit(write_samples, output_dir, splits["train"], loaded.class_names)
-        write_dataset(output_dir, info, {split: examples.encoded() for split, examples in splits.items()})
-        samples.result()
+        )
+        writer.finish(info, {SAMPLES_FILE: sample_grid(written.samples, plan.class_names)})
     return info
 
 
-def complete_splits(
-    splits: dict[str, Examples], validation_fraction: float, test_fraction: float, seed: int
-) -> dict[str, Examples]:
-    """Carve the missing validation / test splits out of train: seeded, stratified by class."""
-    splits = dict(splits)
+def _by_split(plan: Plan) -> dict[str, list[int]]:
+    labels: dict[str, list[int]] = {}
+    for split, label in zip(plan.splits, plan.labels, strict=True):
+        labels.setdefault(split, []).append(label)
+    return labels
+
+
+def complete_splits(plan: Plan, validation_fraction: float, test_fraction: float, seed: int) -> None:
+    """Carve the validation / test splits the source does not have out of train: seeded, stratified by
+    class; in ``plan``. Before the images are checked, so that they can be written as they are."""
+    present = set(plan.splits)
     left = 1.0  # the share of the source that train still holds
     for split, fraction in (("test", test_fraction), ("validation", validation_fraction)):
-        if split not in splits:
-            kept, carved = stratified_split(splits["train"].labels, fraction / left, seed, split)
-            splits[split] = splits["train"].take(carved)
-            splits["train"] = splits["train"].take(kept)
+        if split not in present:
+            train = [i for i, s in enumerate(plan.splits) if s == "train"]
+            _, carved = stratified_split([plan.labels[i] for i in train], fraction / left, seed, split)
+            for i in carved:
+                plan.splits[train[i]] = split
             left -= fraction
-    return {split: splits[split] for split in SPLITS}
 
 
 def stratified_split(labels: list[int], fraction: float, seed: int, salt: str) -> tuple[list[int], list[int]]:
@@ -152,10 +160,10 @@ def stratified_split(labels: list[int], fraction: float, seed: int, salt: str) -
     return [i for i in range(len(labels)) if i not in carved_set], sorted(carved)
 
 
-def _check_splits(splits: dict[str, Examples], folder_classes: list[str], dataset: str) -> None:
+def _check_splits(labels: dict[str, list[int]], folder_classes: list[str], dataset: str) -> None:
     """No split may be empty, and no class folder may have lost all its images (corrupt files). A TFDS
     label space may hold classes a dataset has no examples of: they are the dataset's to define."""
-    counts = np.bincount(splits["train"].labels, minlength=len(folder_classes))[: len(folder_classes)]
+    counts = np.bincount(labels["train"], minlength=len(folder_classes))[: len(folder_classes)]
     empty = [folder_classes[i] for i in np.flatnonzero(counts == 0)]
     if empty:
         raise UsageError(
@@ -163,21 +171,21 @@ def _check_splits(splits: dict[str, Examples], folder_classes: list[str], datase
             f"{dataset}: class {empty[0]!r} has no usable training images; each must decode as "
             f"{', '.join(IMAGE_EXTENSIONS)} and be at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} px",
         )
-    for split, examples in splits.items():
-        if not examples.labels:
+    for split in SPLITS:
+        if not labels[split]:
             raise UsageError(
                 "dataset", f"{dataset}: the {split} split is empty; add images or lower the fractions"
             )
 
 
-def _load_demo(seed: int) -> Loaded:
-    splits = {
-        split: Examples([tf.io.encode_png(image).numpy() for image in images], labels, [])
-        for split, (images, labels) in demo.generate(seed).items()
-    }
-    for split, examples in splits.items():
-        examples.names = [f"{split}/{i}" for i in range(len(examples.labels))]
-    return Loaded(splits, list(demo.CLASS_NAMES), _digest(f"demo/1:{seed}".encode()))
+def _plan_demo(seed: int) -> Plan:
+    plan = Plan([], [], [], [], list(demo.CLASS_NAMES), _digest(f"demo/1:{seed}".encode()))
+    for split, (images, labels) in demo.generate(seed).items():
+        plan.items += [tf.io.encode_png(image).numpy() for image in images]
+        plan.labels += labels
+        plan.names += [f"{split}/{i}" for i in range(len(labels))]
+        plan.splits += [split] * len(labels)
+    return plan
 
 
 def _digest(*parts: bytes) -> str:
@@ -230,17 +238,17 @@ def tfds_feature_keys(features) -> tuple[str, str]:
     return pick(images, "image"), pick(labels, "label")
 
 
-def _load_tfds(source: Source, data_dir: str) -> Loaded:
+def _plan_tfds(source: Source, data_dir: str) -> Plan:
     import tensorflow_datasets as tfds
 
     builder, image_key, label_key = tfds_builder(source, data_dir)
     builder.download_and_prepare()  # a no-op when data_dir already holds the prepared dataset
+    class_names = list(builder.info.features[label_key].names)
+    plan = Plan([], [], [], [], class_names, _digest(f"tfds:{builder.info.full_name}".encode()))
     # The split names come from the prepared metadata; where there is none (mocked builders), the usual ones.
-    names = list(builder.info.splits) or list(_TFDS_SPLIT_NAMES)
-    splits = {}
-    for name in names:
+    for name in list(builder.info.splits) or list(_TFDS_SPLIT_NAMES):
         split = _TFDS_SPLIT_NAMES.get(name)
-        if split is None or split in splits:
+        if split is None or split in plan.splits:
             continue
         try:
             ds = builder.as_dataset(
@@ -248,85 +256,71 @@ def _load_tfds(source: Source, data_dir: str) -> Loaded:
             )
         except (ValueError, KeyError):  # a usual name this dataset does not have
             continue
-        examples = Examples()
         for index, example in enumerate(ds.as_numpy_iterator()):
-            examples.images.append(bytes(example[image_key]))
-            examples.labels.append(int(example[label_key]))
-            examples.names.append(f"{name}[{index}]")
-        splits[split] = examples
-    if "train" not in splits:
+            plan.items.append(bytes(example[image_key]))
+            plan.labels.append(int(example[label_key]))
+            plan.names.append(f"{name}[{index}]")
+            plan.splits.append(split)
+    if "train" not in plan.splits:
         raise UsageError(
             "dataset", f"tfds:{source.name} has no train split (it has {', '.join(builder.info.splits)})"
         )
-    skipped: dict[str, list[str]] = {}
-    splits = {s: check_images(e, skipped) for s, e in splits.items()}
-    class_names = list(builder.info.features[label_key].names)
-    return Loaded(splits, class_names, _digest(f"tfds:{builder.info.full_name}".encode()), skipped)
+    return plan
 
 
 # --- folder:URI --------------------------------------------------------------------------------------------
 
 
-def _load_folder(source: Source) -> Loaded:
+def _plan_folder(source: Source) -> Plan:
     folder = scan_folder(source.uri)
-    uris, labels, members = [], [], {}  # members: split -> indices into uris
+    plan = Plan([], [], [], [], folder.class_names)
     for split, classes in folder.splits.items():
         for label, cls in enumerate(folder.class_names):
             found = classes.get(cls, [])
-            members.setdefault(split, []).extend(range(len(uris), len(uris) + len(found)))
-            uris += found
-            labels += [label] * len(found)
-    # Each image's CRC-32C (what GCS and TFRecord check content with; a third of SHA-1's cost) for the
-    # fingerprint, and its record, computed while the other images are being checked.
-    checksums, records = [0] * len(uris), [None] * len(uris)
-
-    def encode(index: int, image: bytes) -> None:
-        checksums[index] = google_crc32c.value(image)
-        records[index] = encode_record(image, labels[index])
-
-    images, sizes = _read_images(uris, encode)
-    names = [uri[len(source.uri) + 1 :] for uri in uris]
-    skipped = {"not an image file": folder.not_images} if folder.not_images else {}
-    everything = Examples(images, labels, names, records)
-    splits = {
-        split: check_images(everything.take(indices), skipped, [sizes[i] for i in indices])
-        for split, indices in members.items()
-    }
-    fingerprint = _digest(json.dumps(list(zip(names, checksums, strict=True))).encode())
-    return Loaded(splits, folder.class_names, fingerprint, skipped)
+            plan.items += found
+            plan.labels += [label] * len(found)
+            plan.splits += [split] * len(found)
+    plan.names = [uri[len(source.uri) + 1 :] for uri in plan.items]
+    if folder.not_images:
+        plan.skipped["not an image file"] = folder.not_images
+    return plan
 
 
-# --- reading and checking images ---------------------------------------------------------------------------
-
-Size = tuple[int, int] | None  # (height, width), None where the image does not decode
-OnImage = Callable[[int, bytes], None]
+# --- checking and writing the images -----------------------------------------------------------------------
 
 
-def _read_images(uris: list[str], each: OnImage | None = None) -> tuple[list[bytes], list[Size]]:
-    """The bytes and size of every image (b"" and None for files that cannot be read or decoded); ``each``
-    as _decode calls it.
+def _write_checked(plan: Plan, writer: DatasetWriter) -> Written:
+    """Check each image and write the usable ones into their split, as the check delivers them (in a
+    fixed order: the same source gives the same files). JPEG and PNG are stored as they are; other
+    formats (BMP, GIF) as PNG."""
+    written = Written({split: [] for split in SPLITS}, dict(plan.skipped), [0] * len(plan.items), {})
+    samples_per_class = math.ceil(_SAMPLES / max(len(plan.class_names), 1))
+    left_out: dict[str, list[int]] = {}
+    for index, image, size in _checked_images(plan.items):
+        if size is None:
+            left_out.setdefault("corrupt or not decodable", []).append(index)
+            continue
+        if not plan.fingerprint:  # the content fingerprint (CRC-32C: a third of SHA-1's cost)
+            written.checksums[index] = google_crc32c.value(image)
+        if min(size) < MIN_IMAGE_SIDE:
+            left_out.setdefault(f"smaller than {MIN_IMAGE_SIDE} px", []).append(index)
+            continue
+        split, label = plan.splits[index], plan.labels[index]
+        image = image if image.startswith(_PASS_THROUGH) else _to_png(image)
+        writer.write(split, encode_record(image, label))
+        written.labels[split].append(label)
+        if split == "train":
+            samples = written.samples.setdefault(label, [])
+            if len(samples) < samples_per_class:
+                samples.append(image)
+    for reason, indices in sorted(left_out.items()):
+        written.skipped[reason] = [plan.names[i] for i in sorted(indices)]
+    return written
 
-    Local files are read and checked together in one parallel tf.data pipeline (C++, outside the GIL): the
-    fastest way measured (bench/prepare_data.py). Objects in a bucket are read
-    through the storage module (retries) by a thread pool, then checked the same way.
-    """
-    if uris and not storage.is_gcs(uris[0]):
-        return _decode(uris, read_files=True, each=each)
-    with ThreadPoolExecutor(16) as pool:  # I/O bound: many small requests
-        return _decode(list(pool.map(storage.read_bytes, uris)), each=each)
 
-
-def image_sizes(images: list[bytes]) -> list[Size]:
-    """(height, width) of each image, None for those that do not decode."""
-    return _decode(images)[1]
-
-
-def _decode(
-    items: list, read_files: bool = False, each: OnImage | None = None
-) -> tuple[list[bytes], list[Size]]:
-    """Each item's bytes (the file's, with ``read_files``) and (height, width), b"" and None where reading or
-    decoding fails. ``each(index, bytes)`` is called for each image that decodes, as soon as it has: work
-    there runs while the pipeline goes on decoding the others.
+def _checked_images(items: list) -> Iterator[tuple[int, bytes, tuple[int, int] | None]]:
+    """(index, bytes, (height, width)) of each item; (index, b"", None) last for those that cannot be read
+    or decoded.
 
     A first pass checks every item with one op, decode_jpeg at 1/8 scale. libjpeg still parses the whole
     compressed stream, so a truncated or corrupt JPEG fails exactly as the full decode in training does
@@ -334,25 +328,53 @@ def _decode(
     greyscale JPEGs, all agreed), at a fraction of the cost; the same op decodes PNG and GIF in full. Its
     size comes from the header. What the first pass refuses (corrupt files, BMP) is decoded in full by a
     second. One op for every image, no branch in the graph: 25% faster than choosing the decoder per image.
+    Each pass yields in the items' order.
     """
-    images, sizes = [b""] * len(items), [None] * len(items)
+    failed = list(range(len(items)))
     for full in (False, True):
-        failed = [i for i, size in enumerate(sizes) if size is None]
-        if not failed:
-            break
-        for index, image, shape in _checked(items, failed, read_files, full):
-            images[index] = image
-            sizes[index] = tuple(shape) if full or not image.startswith(_JPEG) else _jpeg_size(image)
-            if each:
-                each(index, image)
-    return images, sizes
+        arrived = set()
+        for index, image, shape in _decoded(items, failed, full):
+            arrived.add(index)
+            yield index, image, tuple(shape) if full or not image.startswith(_JPEG) else _jpeg_size(image)
+        failed = [i for i in failed if i not in arrived]
+    for index in failed:
+        yield index, b"", None
 
 
-def _checked(
-    items: list, indices: list[int], read_files: bool, full: bool
-) -> Iterator[tuple[int, bytes, tuple[int, int]]]:
-    """(index, bytes, decoded (height, width)) of those of ``items`` at ``indices`` that read and decode.
-    tf.data works in parallel, in any order, dropping the failures; batches, so that Python handles few
+def _decoded(items: list, indices: list[int], full: bool) -> Iterator[tuple[int, bytes, list[int]]]:
+    """(index, bytes, decoded [height, width]) of the items at ``indices`` that read and decode, in order.
+
+    Local files are read and checked in one parallel tf.data pipeline (C++, outside the GIL): the fastest
+    way measured (bench/prepare_data.py). Objects in a bucket are read through the storage module
+    (retries) by a thread pool, a chunk ahead of the check."""
+    if not indices:
+        return
+    first = items[indices[0]]
+    if isinstance(first, str) and storage.is_gcs(first):
+        for chunk, data in _read_ahead(items, indices):
+            yield from _decode_pipeline(chunk, data, full, read_files=False)
+    else:  # local paths (read by tf.data) or encoded bytes
+        files = isinstance(first, str)
+        yield from _decode_pipeline(indices, [items[i] for i in indices], full, read_files=files)
+
+
+def _read_ahead(uris: list[str], indices: list[int]) -> Iterator[tuple[list[int], list[bytes]]]:
+    """The objects at ``indices``, _REMOTE_CHUNK at a time; the next chunk is read while one is checked."""
+    chunks = [indices[start : start + _REMOTE_CHUNK] for start in range(0, len(indices), _REMOTE_CHUNK)]
+    with ThreadPoolExecutor(16) as pool:  # I/O bound: many small requests
+        reading = [pool.submit(storage.read_bytes, uris[i]) for i in chunks[0]]
+        for number, chunk in enumerate(chunks):
+            data = [read.result() for read in reading]
+            if number + 1 < len(chunks):
+                reading = [pool.submit(storage.read_bytes, uris[i]) for i in chunks[number + 1]]
+            yield chunk, data
+
+
+def _decode_pipeline(
+    indices: list[int], items: list, full: bool, read_files: bool
+) -> Iterator[tuple[int, bytes, list[int]]]:
+    """tf.data reads (``read_files``) and decodes in parallel, dropping the failures, in order (the same
+    source gives the same files; measured as fast as any order); batches, so that Python handles few
     elements."""
 
     @tf.autograph.experimental.do_not_convert  # plain TensorFlow: converting it only slows tracing
@@ -366,9 +388,9 @@ def _checked(
         # graph. [-3:-1]: decode_jpeg gives a WebP image a frame axis in front.
         return index, data, tf.shape(image)[-3:-1]
 
-    ds = tf.data.Dataset.from_tensor_slices((indices, [items[i] for i in indices]))
-    ds = ds.map(check, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False).ignore_errors()
-    for batch in ds.batch(512).as_numpy_iterator():
+    ds = tf.data.Dataset.from_tensor_slices((indices, items))
+    ds = ds.map(check, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).ignore_errors()
+    for batch in ds.batch(256).as_numpy_iterator():
         yield from zip(*(column.tolist() for column in batch), strict=True)
 
 
@@ -394,30 +416,6 @@ def _jpeg_size(data: bytes) -> tuple[int, int]:
     return tuple(tf.io.extract_jpeg_shape(data)[:2].numpy().tolist())
 
 
-def check_images(
-    examples: Examples, skipped: dict[str, list[str]], sizes: list[Size] | None = None
-) -> Examples:
-    """Keep the images that decode and are at least MIN_IMAGE_SIDE pixels; record the others in ``skipped``.
-    JPEG and PNG stay as they are; other formats (BMP, GIF) are stored as PNG. ``sizes``: as image_sizes
-    gives them, when already known."""
-    sizes = image_sizes(examples.images) if sizes is None else sizes
-    keep = []
-    for i, name in enumerate(examples.names):
-        if sizes[i] is None:
-            skipped.setdefault("corrupt or not decodable", []).append(name)
-        elif min(sizes[i]) < MIN_IMAGE_SIDE:
-            skipped.setdefault(f"smaller than {MIN_IMAGE_SIDE} px", []).append(name)
-        else:
-            keep.append(i)
-    kept = examples.take(keep)
-    for i, image in enumerate(kept.images):
-        if not image.startswith(_PASS_THROUGH):
-            kept.images[i] = _to_png(image)
-            if kept.records:
-                kept.records[i] = None  # it was encoded in the source's format
-    return kept
-
-
 def _to_png(image: bytes) -> bytes:
     return tf.io.encode_png(tf.io.decode_image(image, channels=3, expand_animations=False)).numpy()
 
@@ -425,21 +423,17 @@ def _to_png(image: bytes) -> bytes:
 # --- the dataset card --------------------------------------------------------------------------------------
 
 
-SAMPLES_FILE = "samples.jpg"
-
-
-def write_samples(output_dir: str, train: Examples, class_names: list[str], count: int = 8) -> None:
-    """``samples.jpg`` in the artifact: a labelled grid of the first training image of each class in
-    turn (up to ``count``), for the dataset card."""
-    by_class: dict[int, list[int]] = {}
-    for i, label in enumerate(train.labels):
-        by_class.setdefault(label, []).append(i)
-    picked = [i for round_ in zip(*by_class.values(), strict=False) for i in round_][:count]
-    images = [
-        tf.io.decode_image(train.images[i], channels=3, expand_animations=False).numpy() for i in picked
-    ]
-    grid = label_grid(images, [class_names[train.labels[i]] for i in picked])
-    (Path(output_dir) / SAMPLES_FILE).write_bytes(jpeg_bytes(grid))
+def sample_grid(samples: dict[int, list[bytes]], class_names: list[str]) -> bytes:
+    """A labelled grid (JPEG) of training images, the first of each class in turn, up to _SAMPLES: for the
+    dataset card. ``samples``: label -> its first images."""
+    picked = [
+        (images[turn], label)
+        for turn in range(max(map(len, samples.values()), default=0))
+        for label, images in sorted(samples.items())
+        if turn < len(images)
+    ][:_SAMPLES]
+    decoded = [tf.io.decode_image(image, channels=3, expand_animations=False).numpy() for image, _ in picked]
+    return jpeg_bytes(label_grid(decoded, [class_names[label] for _, label in picked]))
 
 
 def dataset_card(info: DatasetInfo, samples_jpeg: bytes = b"") -> str:
