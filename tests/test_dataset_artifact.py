@@ -60,3 +60,10 @@ def test_splits_are_sharded_in_order_and_an_unfinished_write_leaves_nothing(tmp_
         writer.write("train", encode_record(image, 0))
         raise RuntimeError("a class turned out to have no usable image")
     assert not (tmp_path / "broken").exists()
+    given = tmp_path / "kfp-output"  # a folder that was there: only what the writer added goes
+    given.mkdir()
+    (given / "theirs").write_text("kept")
+    with pytest.raises(RuntimeError), DatasetWriter(given) as writer:
+        writer.write("train", encode_record(image, 0))
+        raise RuntimeError("a split turned out empty")
+    assert [p.name for p in given.iterdir()] == ["theirs"]

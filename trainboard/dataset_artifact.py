@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
+import shutil
 import struct
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -104,7 +105,7 @@ def encode_record(encoded_image: bytes, label: int) -> Record:
 @dataclass
 class _Shard:
     file: BinaryIO
-    path: Path  # where it is written; renamed by finish
+    path: Path  # a temporary name: finish gives the shard its own
     records: int = 0
     size: int = 0
     pending: list[bytes] = field(default_factory=list)  # records' parts not yet written
@@ -135,13 +136,12 @@ class DatasetWriter:
     def __init__(self, out_dir: str | Path) -> None:
         self.out_dir = Path(out_dir)
         self._shards: dict[str, list[_Shard]] = {}
-        self._created: list[Path] = []
         self._finished = False
 
     def __enter__(self) -> DatasetWriter:
-        if not self.out_dir.exists():
-            self.out_dir.mkdir(parents=True)
-            self._created.append(self.out_dir)
+        self._made_folder = not self.out_dir.exists()
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._there_before = set(self.out_dir.iterdir())
         return self
 
     def write(self, split: str, record: Record) -> None:
@@ -152,7 +152,6 @@ class DatasetWriter:
                 shards[-1].flush()
                 shards[-1].file.close()
             path = self.out_dir / f".{_TFDS_NAME}-{split}-{len(shards)}.partial"
-            self._created.insert(0, path)
             shards.append(_Shard(path.open("wb"), path))
         shards[-1].add(record, size)
 
@@ -165,10 +164,8 @@ class DatasetWriter:
                 shard.flush()
                 shard.file.close()
                 name = f"{_TFDS_NAME}-{split}.tfrecord-{index:05d}-of-{len(shards):05d}"
-                shard.path = shard.path.rename(self.out_dir / name)
-                self._created.insert(0, shard.path)
+                shard.path.rename(self.out_dir / name)
         for name, content in (files or {}).items():
-            self._created.insert(0, self.out_dir / name)
             (self.out_dir / name).write_bytes(content)
         split_infos = [
             tfds.core.SplitInfo(
@@ -182,7 +179,6 @@ class DatasetWriter:
         features = tfds.features.FeaturesDict(
             {"image": tfds.features.Image(shape=(None, None, 3)), "label": label}
         )
-        self._created[:0] = [self.out_dir / "dataset_info.json", self.out_dir / "features.json"]
         tfds.folder_dataset.write_metadata(
             data_dir=self.out_dir, features=features, split_infos=split_infos, check_data=False
         )
@@ -193,12 +189,13 @@ class DatasetWriter:
         for shards in self._shards.values():
             for shard in shards:
                 shard.file.close()
-        if not self._finished:
-            for path in self._created:  # newest first: files, then the folder it made
-                if path.is_dir():
-                    path.rmdir()
-                else:
-                    path.unlink(missing_ok=True)
+        if self._finished:
+            return
+        if self._made_folder:
+            shutil.rmtree(self.out_dir)
+        else:  # a folder given to it (a KFP output): what it added
+            for path in set(self.out_dir.iterdir()) - self._there_before:
+                path.unlink()
 
 
 def read_info(dataset_dir: str | Path) -> DatasetInfo:
