@@ -188,11 +188,8 @@ def _plan_demo(seed: int) -> Plan:
     return plan
 
 
-def _digest(*parts: bytes) -> str:
-    h = hashlib.sha256()
-    for part in parts:
-        h.update(part)
-    return h.hexdigest()[:16]
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
 
 
 # --- tfds:NAME[:CONFIG][@VERSION] -------------------------------------------------------------------------
