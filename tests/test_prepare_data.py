@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorflow as tf
 import tensorflow_datasets as tfds
 from conftest import BUCKET
 from images import make_image_folder
@@ -101,6 +103,54 @@ def test_every_format_and_jpeg_flavour_is_checked_and_stored_as_training_reads_i
     assert sum(image.startswith(b"\x89PNG") for image in stored) == 6  # PNG, and GIF and BMP converted
     assert sum(image.startswith(b"\xff\xd8\xff") for image in stored) == 12
     assert sum(len(read_back(tmp_path / "data", split)) for split in info.examples) == 18
+
+
+def test_the_check_refuses_exactly_what_the_full_decode_refuses(tmp_path):
+    """The check decodes JPEGs at 1/8 scale and everything with one op: on corrupted variants of every
+    format it must refuse exactly what the full decode that training does refuses, and keep the rest."""
+    rng = np.random.default_rng(7)
+    photo = tf.image.resize(rng.integers(0, 255, (6, 8, 3)).astype(np.uint8), (48, 64)).numpy()
+    originals = {}
+    for name, fmt, options in (
+        ("baseline.jpg", "JPEG", {}),
+        ("progressive.jpg", "JPEG", {"progressive": True}),
+        ("grey.jpg", "JPEG", {"grey": True}),
+        ("image.png", "PNG", {}),
+        ("image.gif", "GIF", {}),
+        ("image.bmp", "BMP", {}),
+    ):
+        image = Image.fromarray(photo.astype(np.uint8))
+        out = io.BytesIO()
+        (image.convert("L") if options.pop("grey", False) else image).save(out, fmt, **options)
+        originals[name] = out.getvalue()
+    expected = {"corrupt or not decodable": 0, "smaller than 8 px": 0}
+    for number in range(240):
+        name = list(originals)[number % len(originals)]
+        data = bytearray(originals[name])
+        if number < len(originals) * 2:
+            pass  # the originals, twice: every class keeps usable images
+        elif number % 3 == 0:
+            data = data[: rng.integers(1, len(data))]
+        elif number % 3 == 1:
+            for at in rng.integers(0, len(data), rng.integers(1, 4)):
+                data[at] = rng.integers(0, 256)
+        else:
+            at = rng.integers(0, len(data))
+            data[at : at + 32] = rng.integers(0, 256, 32, dtype=np.uint8).tobytes()
+        try:
+            shape = tf.io.decode_image(bytes(data), channels=3, expand_animations=False).shape
+            expected["smaller than 8 px"] += min(shape[:2]) < 8
+        except tf.errors.OpError:
+            expected["corrupt or not decodable"] += 1
+        folder = tmp_path / "images" / ("odd" if number % 2 else "even")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{number:03d}-{name}").write_bytes(bytes(data))
+    assert expected["corrupt or not decodable"] > 60
+    info = prepare_data(f"folder:{tmp_path / 'images'}", str(tmp_path / "data"))
+    assert {reason: info.extra["skipped"].get(reason, 0) for reason in expected} == expected
+    kept = 240 - sum(expected.values())
+    assert sum(info.examples.values()) == kept
+    assert sum(len(read_back(tmp_path / "data", split)) for split in info.examples) == kept  # all decode
 
 
 def test_single_folder_is_split_stratified_and_deterministically(tmp_path):
