@@ -100,7 +100,7 @@ def prepare_data(
     else:
         plan = _plan_folder(source)
     complete_splits(plan, validation_fraction, test_fraction, seed)
-    _check_splits({split: [] for split in SPLITS} | _by_split(plan), [], dataset)
+    _check_splits(_by_split(plan), [], dataset)
     with DatasetWriter(output_dir) as writer:
         written = _write_checked(plan, writer)
         _check_splits(written.labels, plan.class_names if source.kind == "folder" else [], dataset)
@@ -128,9 +128,10 @@ def prepare_data(
 
 
 def _by_split(plan: Plan) -> dict[str, list[int]]:
-    labels: dict[str, list[int]] = {}
+    """The labels of each split (every one of SPLITS, empty where the plan has none)."""
+    labels: dict[str, list[int]] = {split: [] for split in SPLITS}
     for split, label in zip(plan.splits, plan.labels, strict=True):
-        labels.setdefault(split, []).append(label)
+        labels[split].append(label)
     return labels
 
 
