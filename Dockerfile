@@ -11,6 +11,7 @@ COPY pyproject.toml README.md ./
 COPY trainboard trainboard
 COPY components components
 COPY pipelines pipelines
+COPY manifests manifests
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
 FROM ${BASE_IMAGE}
@@ -23,7 +24,7 @@ COPY --from=wheel /wheels /tmp/wheels
 RUN pip install --no-cache-dir -r /tmp/runtime.lock \
     && pip install --no-cache-dir --no-deps /tmp/wheels/*.whl \
     && rm -rf /tmp/runtime.lock /tmp/wheels \
-    && python -c "import kfp, tensorflow, trainboard.pipelines.training_pipeline" \
+    && python -c "import kfp, tensorflow, pipelines.training_pipeline" \
     && useradd --uid 1000 --create-home --shell /usr/sbin/nologin trainboard
 
 USER 1000

@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from trainboard.components.prepare_data.core import prepare_data
+from components.prepare_data.core import prepare_data
+from trainboard.config import DataConfig
 
 
 def make_folder(root: Path, images: int, width: int, height: int, classes: int = 5) -> list[Path]:
@@ -74,7 +75,7 @@ def resize_and_encode(paths: list[Path], side: int = 224) -> None:
 
 
 def prepare(root: Path, out: Path) -> None:
-    info = prepare_data(f"folder:{root}", str(out))
+    info = prepare_data(DataConfig(f"folder:{root}"), str(out))
     assert sum(info.examples.values()) == len(list(root.glob("*/*")))
 
 

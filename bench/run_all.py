@@ -33,11 +33,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH.parent / "tests"))
-sys.path.insert(0, str(BENCH))
+sys.path[:0] = [str(BENCH.parent), str(BENCH)]  # tests.support and the other benchmarks
 
-from conftest import fake_gcs_command, free_port, train_command, wait_for_http  # noqa: E402
 from tensorboard_bucket import CountingProxy  # noqa: E402
+
+from tests.support.gcs import fake_gcs_command, free_port, wait_for_http  # noqa: E402
+from tests.support.training import train_command  # noqa: E402
 
 Row = tuple[str, str, str]  # measurement, value, goal
 DEMO_CONFIG = {"model": "small_cnn", "epochs": 8, "batch_size": 32, "image_size": 32}
@@ -51,13 +52,13 @@ QUICK = {
 # prints the seconds of the core call itself.
 COMPONENT_SCRIPT = """
 import json, sys, time
-from trainboard.components.prepare_data.core import prepare_data
-from trainboard.components.train.core import train
-from trainboard.components.evaluate.core import evaluate
-from trainboard.config import TrainingConfig
+from components.prepare_data.core import prepare_data
+from components.train.core import train
+from components.evaluate.core import evaluate
+from trainboard.config import DataConfig, TrainingConfig
 name, work, config = sys.argv[1], sys.argv[2], TrainingConfig(**json.loads(sys.argv[3]))
 call = {
-    "prepare_data": lambda: prepare_data("demo", f"{work}/data"),
+    "prepare_data": lambda: prepare_data(DataConfig("demo"), f"{work}/data"),
     "train": lambda: train(f"{work}/data", f"{work}/model", f"{work}/root", "bench", config),
     "evaluate": lambda: evaluate(f"{work}/data", f"{work}/model", f"{work}/root", "bench"),
 }[name]
@@ -130,8 +131,9 @@ def bench_memory(work: Path) -> list[Row]:
             [
                 sys.executable,
                 "-c",
-                f"from trainboard.components.prepare_data.core import prepare_data; "
-                f"prepare_data('demo', {str(data)!r})",
+                "from components.prepare_data.core import prepare_data; "
+                "from trainboard.config import DataConfig; "
+                f"prepare_data(DataConfig('demo'), {str(data)!r})",
             ],
             check=True,
             capture_output=True,
@@ -177,7 +179,7 @@ def bench_tensorboard(work: Path, runs: int = 50, epochs: int = 30, reload_secon
         os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"  # uploads are not counted
         from trainboard import storage
 
-        storage._client().create_bucket("bench")
+        storage.gcs.client().create_bucket("bench")
         write_runs(work / "runs", runs, epochs)
         storage.upload_dir(work / "runs", "gs://bench/root/tensorboard")
         tb_port = free_port()

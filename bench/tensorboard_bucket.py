@@ -29,13 +29,14 @@ from pathlib import Path
 
 import yaml
 
-TESTS = Path(__file__).resolve().parent.parent / "tests"
-sys.path.insert(0, str(TESTS))
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # tests.support
 
-from conftest import fake_gcs_command, free_port, wait_for_http  # noqa: E402
-from local_pod import LocalPod  # noqa: E402
 from tensorboard.compat.proto import event_pb2, summary_pb2  # noqa: E402
 from tensorboard.summary.writer.event_file_writer import EventFileWriter  # noqa: E402
+
+from tests.support.gcs import fake_gcs_command, free_port, wait_for_http  # noqa: E402
+from tests.support.local_pod import LocalPod  # noqa: E402
 
 BUCKET = "trainboard-bench"
 
@@ -179,10 +180,12 @@ def main() -> None:
         from trainboard import storage
         from trainboard.manifests import render
 
-        storage._client().create_bucket(BUCKET)
+        storage.gcs.client().create_bucket(BUCKET)
         keras = work / "keras"
         subprocess.run(
-            [sys.executable, str(TESTS / "keras_run.py"), str(keras), "3"], check=True, capture_output=True
+            [sys.executable, str(REPO / "tests" / "support" / "keras_run.py"), str(keras), "3"],
+            check=True,
+            capture_output=True,
         )
         reader_env = {"STORAGE_EMULATOR_HOST": proxy.url}
         results = {}

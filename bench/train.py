@@ -36,15 +36,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from conftest import fake_gcs_command, free_port, wait_for_http
-from events import scalars
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support
 
+from components.prepare_data.core import prepare_data
+from components.train.input_pipeline import load_split
+from components.train.models import build_model
+from tests.support.events import scalars
+from tests.support.gcs import fake_gcs_command, free_port, wait_for_http
 from trainboard import storage
-from trainboard.components.prepare_data.core import prepare_data
-from trainboard.components.train.models import build_model
-from trainboard.components.train.streaming import StreamingTensorBoard
-from trainboard.dataset_artifact import load_split, read_info
+from trainboard.artifacts.dataset import read_info
+from trainboard.config import DataConfig
+from trainboard.streaming import StreamingTensorBoard
 
 
 def compiled_model(name: str, classes: int, size: int) -> keras.Model:
@@ -212,10 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"
     try:
         wait_for_http(f"http://127.0.0.1:{port}/storage/v1/b", proc=server)
-        storage._client().create_bucket("bench")
+        storage.gcs.client().create_bucket("bench")
         with tempfile.TemporaryDirectory() as tmp:
             data_dir = str(Path(tmp) / "data")
-            prepare_data("demo", data_dir)
+            prepare_data(DataConfig("demo"), data_dir)
             info = read_info(data_dir)
             classes, size, batch = len(info.class_names), args.image_size, args.batch_size
             n = info.examples["train"]

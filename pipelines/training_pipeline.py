@@ -1,6 +1,12 @@
-"""The trainboard pipeline: start_run -> prepare_data -> train (GPU) -> evaluate -> promote.
+"""The trainboard pipeline: start_run, fingerprint_source -> prepare_data -> train (GPU) -> evaluate
+-> promote.
 
 TensorFlow-free to import: compile, submit and schedule load this module on a laptop.
+
+The signature is written out (KFP's UI shows it); the config parameters among it are declared in
+trainboard/config.py, defaults from its CLUSTER_DEFAULTS, descriptions from its help texts, and
+tests/test_parameters.py fails on any drift. They reach the components by name (field_values), so a
+parameter is written once more here only where it is the pipeline's own.
 """
 
 from typing import NamedTuple
@@ -8,12 +14,13 @@ from typing import NamedTuple
 from kfp import dsl, kubernetes
 from kfp.dsl import Metrics, Model
 
-from trainboard.components.evaluate.component import evaluate
-from trainboard.components.fingerprint_source.component import fingerprint_source
-from trainboard.components.prepare_data.component import prepare_data
-from trainboard.components.promote.component import promote
-from trainboard.components.start_run.component import start_run
-from trainboard.components.train.component import train
+from components.evaluate.component import evaluate
+from components.fingerprint_source.component import fingerprint_source
+from components.prepare_data.component import prepare_data
+from components.promote.component import promote
+from components.start_run.component import start_run
+from components.train.component import train
+from trainboard.config import DataConfig, PromotionRule, TrainingConfig, field_values
 
 PIPELINE_NAME = "trainboard"
 # Transient failures (a preempted GPU node, a storage hiccup) should not cost the nightly run.
@@ -47,6 +54,9 @@ class Outputs(NamedTuple):
 def training_pipeline(
     root: str,
     dataset: str = "tfds:caltech101",
+    validation_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    tfds_data_dir: str = "",
     model: str = "vgg16",
     epochs: int = 10,
     batch_size: int = 32,
@@ -63,9 +73,6 @@ def training_pipeline(
     batch_scalars_every: int = 0,
     histograms: bool = False,
     profile_batches: str = "",
-    validation_fraction: float = 0.1,
-    test_fraction: float = 0.1,
-    tfds_data_dir: str = "",
     run_name: str = "",
     accelerator_type: str = "nvidia.com/gpu",
     accelerator_count: int = 1,
@@ -80,28 +87,30 @@ def training_pipeline(
 
     Args:
         root: The team's storage root, gs://BUCKET/PREFIX; logs and checkpoints go under it.
-        dataset: Data source: tfds:NAME[:CONFIG][@VERSION], folder:gs://BUCKET/IMAGES (<class>/<image> or
-            <split>/<class>/<image>), or demo (generated).
-        model: Keras architecture: small_cnn, vgg16, resnet50, mobilenet_v3_small, mobilenet_v3_large
-            or efficientnet_b0.
+        dataset: Data source: demo (generated offline), tfds:NAME[:CONFIG][@VERSION], or folder:URI with
+            URI/<class>/<image> or URI/<split>/<class>/<image> (a local folder or gs://BUCKET/PREFIX).
+        validation_fraction: Share carved (stratified) from train for validation where the source has no
+            validation split.
+        test_fraction: The same for a missing test split.
+        tfds_data_dir: Where TFDS caches downloads and prepared data (a gs:// prefix on a cluster).
+        model: Keras architecture: small_cnn, vgg16, resnet50, mobilenet_v3_small, mobilenet_v3_large,
+            efficientnet_b0.
         epochs: Training epochs.
-        batch_size: Examples per training step (over all GPUs).
+        batch_size: Examples per training step (over all replicas).
         image_size: Square input size in pixels.
         learning_rate: Adam's (initial) learning rate.
-        lr_schedule: Learning-rate schedule: constant or cosine.
+        lr_schedule: Learning-rate schedule: constant, cosine.
         label_smoothing: Label smoothing in [0, 1).
         early_stopping_patience: Stop after this many epochs without a better val_loss; 0 never stops early.
         augment: Random flips, crops and colour changes of the training images.
-        precision: auto (mixed_float16 on GPUs, else float32), float32, mixed_float16 or mixed_bfloat16.
-        weights_uri: Pretrained backbone weights file in the bucket; empty to start untrained.
-        seed: Seed for data splits, shuffling and initial weights.
-        sync_seconds: The most TensorBoard logs in the bucket lag behind training.
+        precision: auto, float32, mixed_float16, mixed_bfloat16; auto is mixed_float16 on GPUs, else float32.
+        weights_uri: Pretrained backbone weights file in the bucket; empty to start untrained (nothing is
+            downloaded).
+        seed: Seed of data splits, shuffling and initial weights.
+        sync_seconds: The most TensorBoard logs in the root lag behind training.
         batch_scalars_every: Also log per-batch scalars every N batches; 0 logs per epoch only.
         histograms: Log weight histograms every epoch.
-        profile_batches: Profile these training steps, START[,STOP]; empty for no profile.
-        validation_fraction: Share of the data carved (stratified) for validation where the source has none.
-        test_fraction: The same for a missing test split.
-        tfds_data_dir: Where TFDS caches downloads and prepared data (a gs:// prefix on a cluster).
+        profile_batches: Profile these training steps, START[,STOP] (e.g. 10,20); empty: none.
         run_name: Name of the run under <root>; empty for a unique UTC-time name per execution.
         accelerator_type: Accelerator the train task requests: nvidia.com/gpu on Kubeflow Pipelines,
             a machine accelerator such as NVIDIA_L4 on Vertex AI.
@@ -116,6 +125,7 @@ def training_pipeline(
             this, in [0, 1]; an equal accuracy keeps the champion.
         force_promote: Promote whatever the metrics; the evaluation report says it was forced.
     """
+    parameters = dict(locals())  # the config parameters go to the components by name
     run = start_run(
         root=root, run_name=run_name, job_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, tensorboard_url=tensorboard_url
     )
@@ -126,55 +136,32 @@ def training_pipeline(
     fingerprint = fingerprint_source(dataset=dataset)
     _settle(fingerprint, "fingerprint-source", cache=False)  # it must look at the data every time
     data = prepare_data(
-        dataset=dataset,
-        seed=seed,
-        validation_fraction=validation_fraction,
-        test_fraction=test_fraction,
-        tfds_data_dir=tfds_data_dir,
-        source_fingerprint=fingerprint.output,
+        seed=seed, source_fingerprint=fingerprint.output, **field_values(DataConfig, parameters)
     )
     # Safe to cache: the output is a function of the inputs (the source's fingerprint and the split
     # settings), which form the cache key.
     _settle(data, "prepare-data", cache=True)
 
     trained = train(
-        data=data.outputs["data"],
-        root=root,
-        run=run_output,
-        model_name=model,
-        epochs=epochs,
-        batch_size=batch_size,
-        image_size=image_size,
-        learning_rate=learning_rate,
-        lr_schedule=lr_schedule,
-        label_smoothing=label_smoothing,
-        early_stopping_patience=early_stopping_patience,
-        augment=augment,
-        precision=precision,
-        weights_uri=weights_uri,
-        seed=seed,
-        sync_seconds=sync_seconds,
-        batch_scalars_every=batch_scalars_every,
-        histograms=histograms,
-        profile_batches=profile_batches,
+        data=data.outputs["data"], root=root, run=run_output, **field_values(TrainingConfig, parameters)
     )
     _settle(trained, "train", cache=False)  # it writes the run's logs and checkpoints to the root
     trained.set_accelerator_type(accelerator_type).set_accelerator_limit(accelerator_count)
     kubernetes.add_node_selector_json(trained, gpu_node_selector)
     kubernetes.add_toleration_json(trained, gpu_tolerations)
 
-    evaluated = evaluate(data=data.outputs["data"], model=trained.outputs["model"], root=root, run=run_output)
+    evaluated = evaluate(
+        data=data.outputs["data"], trained_model=trained.outputs["trained_model"], root=root, run=run_output
+    )
     # A fresh model every run, so a cache hit is impossible; caching off says so plainly.
     _settle(evaluated, "evaluate", cache=False)
 
     promoted = promote(
-        model=trained.outputs["model"],
+        trained_model=trained.outputs["trained_model"],
         evaluation=evaluated.outputs["evaluation"],
         root=root,
         run=run_output,
-        min_accuracy=min_accuracy,
-        min_improvement=min_improvement,
-        force_promote=force_promote,
+        **field_values(PromotionRule, parameters),
     )
     # No cache: it reads and writes the champion record. Safe to retry: an attempt that finds its own run
     # in the record takes the same decision again.
@@ -183,7 +170,7 @@ def training_pipeline(
     #     with dsl.If(promoted.outputs["promoted"] == True):
     return Outputs(
         run=run_output,
-        model=trained.outputs["model"],
+        model=trained.outputs["trained_model"],
         metrics=evaluated.outputs["metrics"],
         promoted=promoted.outputs["promoted"],
         champion=promoted.outputs["champion"],

@@ -13,14 +13,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import BUCKET
-from images import encode, make_image_folder
-from kfp_server import KFPServer
 
+from components.prepare_data.core import prepare_data
+from tests.support.gcs import BUCKET
+from tests.support.images import encode, make_image_folder
+from tests.support.kfp_server import KFPServer
 from trainboard import storage
 from trainboard.cli import main
-from trainboard.components.prepare_data.core import prepare_data
-from trainboard.config import UsageError
+from trainboard.config import DataConfig
+from trainboard.errors import UsageError
 
 CLUSTER_ROOT = "gs://team-bucket/trainboard"
 CRON = ["--name", "nightly", "--cron", "0 0 3 * * *"]
@@ -261,7 +262,7 @@ def test_bad_input_is_refused_naming_the_field_and_nothing_is_written_or_sent(
 
     if command[0] == "prepare_data":
         with pytest.raises(UsageError) as error:
-            prepare_data(command[1], str(work / "out"))
+            prepare_data(DataConfig(command[1]), str(work / "out"))
         assert error.value.field == case.field
         message = str(error.value)
     else:
@@ -288,7 +289,7 @@ def test_bad_input_is_refused_naming_the_field_and_nothing_is_written_or_sent(
         assert word in message, message
     assert list(work.iterdir()) == [], "nothing may be written before the input is checked"
     if case.gcs:
-        assert [b.name for b in storage._client().list_buckets()] == [BUCKET], "no bucket may be created"
+        assert [b.name for b in storage.gcs.client().list_buckets()] == [BUCKET], "no bucket may be created"
         assert storage.list_files(f"gs://{BUCKET}") == []
 
 

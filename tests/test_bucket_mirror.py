@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from conftest import BUCKET
-
+from tests.support.gcs import BUCKET
 from trainboard import storage
-from trainboard.bucket_mirror import BucketMirror
+from trainboard.storage import BucketMirror
 
 
 def test_mirror_fetches_new_files_then_only_new_tails_then_drops_deleted(gcs, tmp_path):
@@ -31,6 +30,6 @@ def test_mirror_fetches_new_files_then_only_new_tails_then_drops_deleted(gcs, tm
     assert copy.read_bytes() == b"epoch-0;epoch-1;"
     assert [p.name for p in copy.parent.iterdir()] == [copy.name], "no partial file left behind"
 
-    storage._blob(f"gs://{BUCKET}/root/tensorboard/run/train/events.out.tfevents.1").delete()
+    storage.gcs.client().bucket(BUCKET).blob("root/tensorboard/run/train/events.out.tfevents.1").delete()
     assert mirror.sync() == 0
     assert not copy.exists()

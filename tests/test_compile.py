@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import trainboard
 
-from trainboard.components import DEFAULT_IMAGE
+from tests.support.cli import trainboard
+from trainboard.component_image import DEFAULT_IMAGE
 
 CHANNEL = "{{$.inputs.parameters['pipelinechannel--%s']}}"
 RETRY = {"maxRetryCount": 2, "backoffDuration": "60s", "backoffFactor": 2.0, "backoffMaxDuration": "600s"}
@@ -163,7 +163,7 @@ def test_a_deploy_step_can_run_for_promoted_models_only(tmp_path):
     """What the README tells a team to do: nest the pipeline and put its step under dsl.If on `promoted`."""
     from kfp import compiler, dsl
 
-    from trainboard.pipelines.training_pipeline import training_pipeline
+    from pipelines.training_pipeline import training_pipeline
 
     @dsl.component
     def deploy(champion: str):

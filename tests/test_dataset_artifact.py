@@ -7,8 +7,8 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from trainboard import dataset_artifact
-from trainboard.dataset_artifact import DatasetInfo, DatasetWriter, encode_record
+from trainboard.artifacts import dataset as dataset_artifact
+from trainboard.artifacts.dataset import DatasetInfo, DatasetWriter, encode_record
 
 
 def label_of(record: tf.Tensor) -> int:

@@ -10,15 +10,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FAST
-from events import records, scalars
 from tensorboard.compat.proto import event_pb2
 
+from components.evaluate.core import evaluate
+from components.evaluate.metrics import compute_metrics
+from components.promote.core import promote
+from components.train.core import train
+from tests.support.events import records, scalars
+from tests.support.training import FAST
 from trainboard import storage
-from trainboard.components.evaluate.core import evaluate
-from trainboard.components.evaluate.metrics import RescoredChampion, compute_metrics
-from trainboard.components.promote.core import promote
-from trainboard.components.train.core import MODEL_INFO_FILE, train
+from trainboard.artifacts.evaluation import RescoredChampion
+from trainboard.artifacts.model import MODEL_INFO_FILE
 from trainboard.config import PromotionRule
 
 RUN = "tiny"

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import BUCKET, fake_gcs_command, free_port, train_command, wait_for_http
-from events import records
-from test_train import epoch_steps, event_files
 
-from trainboard import storage
+from tests.support.events import epoch_steps, event_files, records
+from tests.support.gcs import BUCKET, fake_gcs_command, free_port, wait_for_http
+from tests.support.training import train_command
+from trainboard import faults, storage
 
 EPOCHS = 4
 CONFIG = {"model": "small_cnn", "epochs": EPOCHS, "batch_size": 16, "image_size": 16, "sync_seconds": 0.2}
@@ -63,18 +63,30 @@ def assert_finished_exactly(root: str, run: str, model_dir: Path) -> None:
 
 
 def test_unit_retry_is_bounded_and_logged(caplog):
-    calls = []
+    raised = []
 
     def refused():
-        calls.append(time.monotonic())
-        raise requests.ConnectionError("connection refused")
+        raised.append(requests.ConnectionError("connection refused"))
+        raise raised[-1]
 
-    with caplog.at_level(logging.WARNING, "trainboard.storage"), pytest.raises(requests.ConnectionError):
-        storage._retrying("write gs://b/x", refused, deadline=2.0)
-    assert len(calls) == 3, "0.5 s + 1 s of backoff fit in 2 s, the next 2 s do not"
+    started = time.monotonic()
+    with (
+        caplog.at_level(logging.WARNING, "trainboard.storage"),
+        pytest.raises(requests.ConnectionError) as failure,
+    ):
+        storage.gcs.retrying("write gs://b/x", refused, timeout=2.0)
+    assert time.monotonic() - started < 2.5, "bounded by the timeout"
+    assert failure.value is raised[-1], "the last original error, not api-core's RetryError"
+    assert len(raised) >= 2, "the first backoff (at most 0.5 s) always fits in 2 s"
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert warnings[0] == "storage: write gs://b/x: attempt 1 failed (connection refused); retrying in 0.5 s"
-    assert len(warnings) == 2 and "failed after 3 attempts" in caplog.records[-1].getMessage()
+    assert warnings == [
+        f"storage: write gs://b/x: attempt {n} failed (connection refused); retrying"
+        for n in range(1, len(raised))
+    ], "every retry, and only those, logged with its attempt and error"
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and re.fullmatch(
+        rf"storage: write gs://b/x failed after {len(raised)} attempts in \d s: connection refused", errors[0]
+    )
 
 
 def test_append_whose_compose_answer_was_lost_is_not_applied_twice(gcs, tmp_path, monkeypatch):
@@ -117,11 +129,11 @@ def test_20s_storage_outage_mid_training_every_byte_reaches_the_bucket(demo_data
     server = start_server()
     env = {**os.environ, "STORAGE_EMULATOR_HOST": url, "TRAINBOARD_KEEP_LOGS": str(tmp_path / "written")}
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", url)  # this process reads the bucket too
-    storage._client.cache_clear()
+    storage.gcs.set_client(None)
     root, run = f"gs://{BUCKET}/root", "outage"
     trainer = None
     try:
-        storage._client().create_bucket(BUCKET)
+        storage.gcs.client().create_bucket(BUCKET)
         config = {**CONFIG, "epochs": 6}
         command = train_command(demo_data, tmp_path / "model", root, run, config)
         trainer = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
@@ -150,7 +162,7 @@ def test_20s_storage_outage_mid_training_every_byte_reaches_the_bucket(demo_data
             trainer.kill()
         server.terminate()
         server.wait(10)
-        storage._client.cache_clear()
+        storage.gcs.set_client(None)
 
 
 # --- preemption --------------------------------------------------------------------------------------------
@@ -167,7 +179,7 @@ def test_sigkilled_trainer_resumes_exactly(request, demo_data, tmp_path, point):
         root, env = f"gs://{BUCKET}/root", request.getfixturevalue("gcs").env()
         # The second commit, and the first append (with syncs at epoch ends only: epoch 2's end): the
         # first epoch is committed, the kill loses work.
-        env[storage.FAULT_PAUSE_ENV] = {"checkpoint": "checkpoint:2", "upload": "upload:1"}[point]
+        env[faults.FAULT_PAUSE_ENV] = {"checkpoint": "checkpoint:2", "upload": "upload:1"}[point]
     config = {**CONFIG, "sync_seconds": 60} if point == "upload" else CONFIG
     run, model_dir = "resumed", tmp_path / "model"
     command = train_command(demo_data, model_dir, root, run, config)
@@ -189,7 +201,7 @@ def test_sigkilled_trainer_resumes_exactly(request, demo_data, tmp_path, point):
         assert storage.exists(uncommitted)
         storage.write_bytes(uncommitted, storage.read_bytes(uncommitted)[:1000])  # a torn write: never load
 
-    env.pop(storage.FAULT_PAUSE_ENV, None)
+    env.pop(faults.FAULT_PAUSE_ENV, None)
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert_finished_exactly(root, run, model_dir)

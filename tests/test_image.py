@@ -9,9 +9,8 @@ import re
 import subprocess
 from pathlib import Path
 
-from conftest import BIN
-
-from trainboard.components import DEFAULT_IMAGE
+from tests.support.cli import BIN
+from trainboard.component_image import DEFAULT_IMAGE
 
 REPO = Path(__file__).resolve().parent.parent
 DOCKERFILE = REPO / "Dockerfile"

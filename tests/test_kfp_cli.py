@@ -10,8 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import BIN, trainboard
-from kfp_server import API, KFPServer
+
+from tests.support.cli import BIN, trainboard
+from tests.support.kfp_server import API, KFPServer
 
 ROOT = "gs://team-bucket/trainboard"
 

@@ -8,9 +8,10 @@ import subprocess
 import time
 
 import pytest
-from conftest import BIN, BUCKET, last_json_line, trainboard
-from events import scalars
 
+from tests.support.cli import BIN, last_json_line, trainboard
+from tests.support.events import scalars
+from tests.support.gcs import BUCKET
 from trainboard import storage
 from trainboard.config import TrainingConfig
 

@@ -10,8 +10,8 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
-from conftest import BIN, trainboard
 
+from tests.support.cli import BIN, trainboard
 from trainboard.manifests import MANIFESTS_DIR, OVERLAYS, render
 
 KUBERNETES_VERSION = "1.32"  # the schemas validated against; GKE's regular channel and kubectl here

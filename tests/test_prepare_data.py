@@ -10,16 +10,20 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
-from conftest import BUCKET
-from images import make_image_folder
 from PIL import Image
 
+from components.fingerprint_source.core import fingerprint_source
+from components.prepare_data import image_check
+from components.prepare_data.card import SAMPLES_FILE, write_card
+from components.prepare_data.core import prepare_data
+from components.prepare_data.plan import stratified_split
+from components.train.input_pipeline import load_split
+from tests.support.gcs import BUCKET
+from tests.support.images import encode, make_image_folder
 from trainboard import storage
-from trainboard.components.fingerprint_source.core import fingerprint_source
-from trainboard.components.prepare_data import core as prepare_data_core
-from trainboard.components.prepare_data.core import SAMPLES_FILE, prepare_data, stratified_split, write_card
-from trainboard.config import UsageError
-from trainboard.dataset_artifact import load_split, read_info
+from trainboard.artifacts.dataset import read_info
+from trainboard.config import DataConfig
+from trainboard.errors import UsageError
 
 
 def read_back(dataset_dir, split: str) -> np.ndarray:
@@ -35,11 +39,9 @@ def test_folder_with_all_splits_and_a_corrupt_file(tmp_path):
     whole = (src / "train" / "square" / "0001.jpg").read_bytes()
     (src / "train" / "square" / "cut.jpg").write_bytes(whole[: len(whole) * 2 // 3])  # header intact
     (src / "train" / "square" / "notes.txt").write_text("not an image")
-    (src / "train" / "circle" / "tiny.png").write_bytes(
-        __import__("images").encode(np.zeros((1, 1, 3), np.uint8), "png")
-    )
+    (src / "train" / "circle" / "tiny.png").write_bytes(encode(np.zeros((1, 1, 3), np.uint8), "png"))
     out = tmp_path / "data"
-    info = prepare_data(f"folder:{src}", str(out))
+    info = prepare_data(DataConfig(f"folder:{src}"), str(out))
     assert info.class_names == ["circle", "square", "triangle"]
     assert info.examples == {"train": 18, "validation": 6, "test": 9}
     assert info.extra["skipped"] == {
@@ -89,7 +91,9 @@ def test_every_format_and_jpeg_flavour_is_checked_and_stored_as_training_reads_i
         save("image.png", (30, 30), "PNG")
         save("image.gif", (30, 30), "GIF")
         save("image.bmp", (30, 30), "BMP")
-    info = prepare_data(f"folder:{src}", str(tmp_path / "data"), validation_fraction=0.2, test_fraction=0.2)
+    info = prepare_data(
+        DataConfig(f"folder:{src}", validation_fraction=0.2, test_fraction=0.2), str(tmp_path / "data")
+    )
     assert info.extra["skipped"] == {"smaller than 8 px": 2}
     assert info.extra["skipped_examples"]["smaller than 8 px"] == ["cats/thin.jpg", "dogs/thin.jpg"]
     assert sum(info.examples.values()) == 18
@@ -146,7 +150,7 @@ def test_the_check_refuses_exactly_what_the_full_decode_refuses(tmp_path):
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"{number:03d}-{name}").write_bytes(bytes(data))
     assert expected["corrupt or not decodable"] > 60
-    info = prepare_data(f"folder:{tmp_path / 'images'}", str(tmp_path / "data"))
+    info = prepare_data(DataConfig(f"folder:{tmp_path / 'images'}"), str(tmp_path / "data"))
     assert {reason: info.extra["skipped"].get(reason, 0) for reason in expected} == expected
     kept = 240 - sum(expected.values())
     assert sum(info.examples.values()) == kept
@@ -156,13 +160,10 @@ def test_the_check_refuses_exactly_what_the_full_decode_refuses(tmp_path):
 def test_single_folder_is_split_stratified_and_deterministically(tmp_path):
     src = tmp_path / "images"
     make_image_folder(src, {"": 20})
-    first = prepare_data(
-        f"folder:{src}", str(tmp_path / "a"), seed=1, validation_fraction=0.2, test_fraction=0.1
-    )
-    prepare_data(f"folder:{src}", str(tmp_path / "b"), seed=1, validation_fraction=0.2, test_fraction=0.1)
-    other = prepare_data(
-        f"folder:{src}", str(tmp_path / "c"), seed=2, validation_fraction=0.2, test_fraction=0.1
-    )
+    data = DataConfig(f"folder:{src}", validation_fraction=0.2, test_fraction=0.1)
+    first = prepare_data(data, str(tmp_path / "a"), seed=1)
+    prepare_data(data, str(tmp_path / "b"), seed=1)
+    other = prepare_data(data, str(tmp_path / "c"), seed=2)
     assert first.examples == {"train": 42, "validation": 12, "test": 6}
     assert first.extra["per_class"] == {"train": [14] * 3, "validation": [4] * 3, "test": [2] * 3}
     files = lambda d, s: sorted(p.read_bytes() for p in (tmp_path / d).glob(f"trainboard-{s}.tfrecord-*"))  # noqa: E731
@@ -180,12 +181,12 @@ def test_stratified_split_properties():
 
 
 def test_folder_in_a_bucket_matches_the_local_one(gcs, tmp_path, monkeypatch):
-    monkeypatch.setattr(prepare_data_core, "_REMOTE_CHUNK", 4)  # several chunks, each read ahead
+    monkeypatch.setattr(image_check, "_REMOTE_CHUNK", 4)  # several chunks, each read ahead
     src = tmp_path / "images"
     make_image_folder(src, {"train": 5, "test": 2})
     storage.upload_dir(src, f"gs://{BUCKET}/own-images")
-    local = prepare_data(f"folder:{src}", str(tmp_path / "local"))
-    remote = prepare_data(f"folder:gs://{BUCKET}/own-images", str(tmp_path / "remote"))
+    local = prepare_data(DataConfig(f"folder:{src}"), str(tmp_path / "local"))
+    remote = prepare_data(DataConfig(f"folder:gs://{BUCKET}/own-images"), str(tmp_path / "remote"))
     assert remote.examples == local.examples == {"train": 12, "validation": 3, "test": 6}
     assert remote.fingerprint == local.fingerprint
     shards = lambda d: [p.read_bytes() for p in sorted((tmp_path / d).glob("trainboard-*"))]  # noqa: E731
@@ -196,7 +197,7 @@ def test_tfds_source_on_the_real_builder_with_mock_data(tmp_path):
     # mock_data replaces the download and the records with random examples of caltech101's features; the
     # builder, its metadata and trainboard's reading and writing are the real ones.
     with tfds.testing.mock_data(num_examples=30):
-        info = prepare_data("tfds:caltech101", str(tmp_path / "data"))
+        info = prepare_data(DataConfig("tfds:caltech101"), str(tmp_path / "data"))
     assert len(info.class_names) == 102 and info.class_names[0] == "accordion"
     # Random mock images of random size: the few under 8 px are skipped and counted.
     assert set(info.extra["skipped"]) <= {"smaller than 8 px"}
@@ -209,7 +210,7 @@ def test_tfds_source_on_the_real_builder_with_mock_data(tmp_path):
 
 
 def test_demo_source(tmp_path):
-    info = prepare_data("demo", str(tmp_path / "d"), seed=3)
+    info = prepare_data(DataConfig("demo"), str(tmp_path / "d"), seed=3)
     assert info.examples == {"train": 960, "validation": 160, "test": 160}
     assert np.bincount(read_back(tmp_path / "d", "test")).tolist() == [40] * 4
 
@@ -238,7 +239,7 @@ BAD_SOURCES = [
 def test_bad_sources_are_refused_before_writing(tmp_path, dataset, options, words):
     out = tmp_path / "out"
     with pytest.raises(UsageError) as error:
-        prepare_data(dataset, str(out), **options)
+        prepare_data(DataConfig(dataset, **options), str(out))
     for word in words:
         assert word in str(error.value)
     assert not out.exists()
@@ -261,7 +262,7 @@ def test_bad_folders_are_refused_before_writing(tmp_path, layout, classes, words
         words = ["class folder train/hexagon has no images"]
     out = tmp_path / "out"
     with pytest.raises(UsageError) as error:
-        prepare_data(f"folder:{src}", str(out))
+        prepare_data(DataConfig(f"folder:{src}"), str(out))
     assert error.value.field == "dataset"
     for word in words:
         assert word in str(error.value)

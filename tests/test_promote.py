@@ -9,19 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import BUCKET
 
+from components.evaluate.metrics import compute_metrics
+from components.promote.core import decide, promote, report
+from tests.support.gcs import BUCKET
 from trainboard import layout, storage
-from trainboard.components.evaluate.metrics import Evaluation, RescoredChampion, compute_metrics
-from trainboard.components.promote.core import (
-    ChampionRecord,
-    ChampionRecordError,
-    decide,
-    promote,
-    read_champion,
-    report,
-)
-from trainboard.config import PromotionRule, UsageError
+from trainboard.artifacts.champion import ChampionRecord, ChampionRecordError, read_champion
+from trainboard.artifacts.evaluation import Evaluation, RescoredChampion
+from trainboard.config import PromotionRule
+from trainboard.errors import UsageError
 
 CLASSES = ["circle", "square", "triangle", "cross"]
 

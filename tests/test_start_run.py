@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from kfp import local
 
-from trainboard.components.start_run.component import start_run
-from trainboard.components.start_run.core import run_card
+from components.start_run.component import start_run
+from components.start_run.core import run_card
 from trainboard.links import tensorboard_run_url
 
 TENSORBOARD = "https://tensorboard.example.com/"

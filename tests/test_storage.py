@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import BUCKET
 
+from tests.support.gcs import BUCKET
 from trainboard import layout, storage
 
 
@@ -71,6 +71,48 @@ def test_mirror_sends_only_new_bytes(root, tmp_path):
     assert storage.list_files(storage.join(root, "tb")) == [
         storage.join(root, "tb", "train", "events.out.tfevents.1")
     ]
+
+
+def test_the_facade_hands_each_uri_to_the_backend_of_its_scheme(tmp_path, monkeypatch):
+    local_file = str(tmp_path / "f")
+    assert storage.backends.backend_for(f"gs://{BUCKET}/f") is storage.gcs
+    assert storage.backends.backend_for(local_file) is storage.local
+    calls = []
+    for backend in (storage.gcs, storage.local):
+        for name in ("write_bytes", "read_bytes", "exists", "list_files"):
+            monkeypatch.setattr(backend, name, lambda uri, *_, b=backend, n=name: calls.append((b, n, uri)))
+    for uri in (f"gs://{BUCKET}/f", local_file):
+        storage.write_bytes(uri, b"x")
+        storage.read_bytes(uri)
+        storage.exists(uri)
+        storage.list_files(uri)
+    ops = ["write_bytes", "read_bytes", "exists", "list_files"]
+    assert calls == [(storage.gcs, n, f"gs://{BUCKET}/f") for n in ops] + [
+        (storage.local, n, local_file) for n in ops
+    ]
+
+
+def test_an_injected_client_serves_every_gs_operation(gcs, monkeypatch):
+    """Without STORAGE_EMULATOR_HOST the default client would go to real GCS; the injected one, made here
+    for the emulator, is the one used."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud.storage import Client
+
+    monkeypatch.delenv("STORAGE_EMULATOR_HOST")
+    injected = Client(
+        credentials=AnonymousCredentials(), project="injected", client_options={"api_endpoint": gcs.url}
+    )
+    storage.gcs.set_client(injected)
+    try:
+        assert storage.gcs.client() is injected
+        uri = f"gs://{BUCKET}/injected/a.txt"
+        storage.write_bytes(uri, b"through the injected client")
+        assert storage.read_bytes(uri) == b"through the injected client"
+        assert storage.list_files(f"gs://{BUCKET}/injected") == [uri]
+    finally:
+        storage.gcs.set_client(None)
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs.url)
+    assert storage.gcs.client() is not injected, "None: back to the default client"
 
 
 def test_check_uri_normalises():

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import free_port
-from kfp_server import API, KFPServer
 
+from tests.support.gcs import free_port
+from tests.support.kfp_server import API, KFPServer
 from trainboard.cli import main
 
 TENSORBOARD = "https://tensorboard.example.com"

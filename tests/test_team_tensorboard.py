@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import BUCKET, TensorBoard, free_port, wait_for_http
-from events import scalars
-from local_pod import LocalPod
 
+from tests.support.events import scalars
+from tests.support.gcs import BUCKET, free_port, wait_for_http
+from tests.support.local_pod import LocalPod
+from tests.support.tensorboard import TensorBoard
 from trainboard import layout, storage
 from trainboard.manifests import render
 
@@ -36,7 +37,7 @@ def keras_logs(tmp_path_factory) -> tuple[Path, Path]:
     """A real Keras run's logs after 2 epochs, and the same run resumed for a third (new event files)."""
     base = tmp_path_factory.mktemp("keras")
     logdir = base / "run"
-    script = Path(__file__).with_name("keras_run.py")
+    script = Path(__file__).parent / "support" / "keras_run.py"
     subprocess.run([sys.executable, str(script), str(logdir), "2"], check=True, capture_output=True)
     first = shutil.copytree(logdir, base / "first")
     subprocess.run([sys.executable, str(script), str(logdir), "3", "2"], check=True, capture_output=True)

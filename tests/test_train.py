@@ -10,26 +10,17 @@ from dataclasses import replace
 import keras
 import numpy as np
 import pytest
-from conftest import BUCKET, FAST
-from events import records, scalars
 from tensorboard.compat.proto import event_pb2
 
+from components.train.core import train
+from components.train.models import build_model
+from tests.support.events import epoch_steps, event_files, records
+from tests.support.gcs import BUCKET
+from tests.support.training import FAST
 from trainboard import storage
-from trainboard.components.train.core import load_trained, train
-from trainboard.components.train.models import build_model
-from trainboard.config import MODELS, UsageError
-
-
-def event_files(run_dir: str, sub: str = "") -> list[str]:
-    return [
-        u for u in storage.list_files(storage.join(run_dir, sub) if sub else run_dir) if ".tfevents." in u
-    ]
-
-
-def epoch_steps(run_dir: str, split: str = "train", tag: str = "epoch_loss") -> list[int]:
-    return sorted(
-        step for uri in event_files(run_dir, split) for step, _ in scalars(storage.read_bytes(uri), tag)
-    )
+from trainboard.artifacts.model import load_trained
+from trainboard.config import MODELS
+from trainboard.errors import UsageError
 
 
 def plugins_and_tags(uri: str) -> set[tuple[str, str]]:
@@ -135,7 +126,7 @@ import json, sys
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from trainboard.components.train import core
+from components.train import core
 from trainboard.config import TrainingConfig
 core._strategy = lambda: tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 assert core._strategy().num_replicas_in_sync == 2

@@ -1,4 +1,10 @@
-"""Training settings and their checks, shared by the CLI, the pipeline and the components.
+"""The pipeline's parameters, declared once: what data, how to train, when to promote.
+
+Each field is a `trainboard local` option (its help is the option's help) and a pipeline parameter of the
+same name, type and description; the defaults here are the local ones (`trainboard local`: demo data, a
+small CNN on the CPU), and CLUSTER_DEFAULTS holds the pipeline's where they differ (the reference:
+VGG16 on caltech101). The component and pipeline signatures are written out for KFP's UI;
+tests/test_parameters.py fails when one of them drifts from this module.
 
 TensorFlow-free on purpose: the CLI checks everything here before it writes or submits anything.
 """
@@ -7,17 +13,13 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from trainboard import layout, storage
-
-
-class UsageError(ValueError):
-    """Bad input: which field, what was wrong and what is allowed. The CLI exits 2 on it."""
-
-    def __init__(self, field: str, problem: str):
-        super().__init__(f"{field}: {problem}")
-        self.field, self.problem = field, problem
+from trainboard.errors import UsageError
+from trainboard.sources.spec import Source, parse_source
 
 
 @dataclass(frozen=True)
@@ -45,30 +47,102 @@ LR_SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")  # auto: mixed_float16 on GPUs
 
 
-def _option(default, help: str):
+def _option(default: Any, help: str) -> Any:
     return field(default=default, metadata={"help": help})
 
 
 @dataclass(frozen=True)
-class TrainingConfig:
-    """How a model is trained. Each field is a `trainboard local` option and a pipeline parameter."""
+class DataConfig:
+    """Where the data comes from and how missing splits are carved."""
 
-    model: str = _option("small_cnn", f"one of {', '.join(MODELS)}")
-    epochs: int = _option(8, "epochs to train")
-    batch_size: int = _option(32, "examples per step (over all replicas)")
-    image_size: int = _option(32, "square input size in pixels; default: the model's own default")
-    learning_rate: float = _option(3e-3, "Adam's (initial) learning rate")
-    lr_schedule: str = _option("cosine", f"learning-rate schedule: {', '.join(LR_SCHEDULES)}")
-    label_smoothing: float = _option(0.0, "label smoothing in [0, 1)")
-    early_stopping_patience: int = _option(0, "stop after N epochs without a better val_loss; 0: never")
-    augment: bool = _option(False, "random flips, crops and colour changes of the training images")
-    precision: str = _option("auto", f"{', '.join(PRECISIONS)}; auto is mixed_float16 on GPUs, else float32")
-    weights_uri: str = _option("", "pretrained backbone weights file in the bucket (nothing is downloaded)")
-    seed: int = _option(0, "seed of data splits, shuffling and initial weights")
-    sync_seconds: float = _option(10.0, "the most TensorBoard logs in the root lag behind training")
-    batch_scalars_every: int = _option(0, "also log per-batch scalars every N batches; 0: per epoch only")
-    histograms: bool = _option(False, "log weight histograms every epoch")
-    profile_batches: str = _option("", "profile these training steps, START[,STOP] (e.g. 10,20)")
+    dataset: str = _option(
+        "demo",
+        "Data source: demo (generated offline), tfds:NAME[:CONFIG][@VERSION], or folder:URI with "
+        "URI/<class>/<image> or URI/<split>/<class>/<image> (a local folder or gs://BUCKET/PREFIX).",
+    )
+    validation_fraction: float = _option(
+        0.1, "Share carved (stratified) from train for validation where the source has no validation split."
+    )
+    test_fraction: float = _option(0.1, "The same for a missing test split.")
+    tfds_data_dir: str = _option(
+        "", "Where TFDS caches downloads and prepared data (a gs:// prefix on a cluster)."
+    )
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How a model is trained."""
+
+    model: str = _option("small_cnn", f"Keras architecture: {', '.join(MODELS)}.")
+    epochs: int = _option(8, "Training epochs.")
+    batch_size: int = _option(32, "Examples per training step (over all replicas).")
+    image_size: int = _option(32, "Square input size in pixels.")
+    learning_rate: float = _option(3e-3, "Adam's (initial) learning rate.")
+    lr_schedule: str = _option("cosine", f"Learning-rate schedule: {', '.join(LR_SCHEDULES)}.")
+    label_smoothing: float = _option(0.0, "Label smoothing in [0, 1).")
+    early_stopping_patience: int = _option(
+        0, "Stop after this many epochs without a better val_loss; 0 never stops early."
+    )
+    augment: bool = _option(False, "Random flips, crops and colour changes of the training images.")
+    precision: str = _option("auto", f"{', '.join(PRECISIONS)}; auto is mixed_float16 on GPUs, else float32.")
+    weights_uri: str = _option(
+        "",
+        "Pretrained backbone weights file in the bucket; empty to start untrained (nothing is downloaded).",
+    )
+    seed: int = _option(0, "Seed of data splits, shuffling and initial weights.")
+    sync_seconds: float = _option(10.0, "The most TensorBoard logs in the root lag behind training.")
+    batch_scalars_every: int = _option(
+        0, "Also log per-batch scalars every N batches; 0 logs per epoch only."
+    )
+    histograms: bool = _option(False, "Log weight histograms every epoch.")
+    profile_batches: str = _option(
+        "", "Profile these training steps, START[,STOP] (e.g. 10,20); empty: none."
+    )
+
+
+@dataclass(frozen=True)
+class PromotionRule:
+    """When a new model replaces the champion."""
+
+    min_accuracy: float = _option(
+        0.0,
+        "Promote the model (make it the champion in <root>/champion.json, copied to <root>/models/champion/) "
+        "only when its test accuracy is at least this, in [0, 1].",
+    )
+    min_improvement: float = _option(
+        0.0,
+        "And only when it beats the champion's test accuracy by more than 0 and by at least this, in [0, 1]; "
+        "an equal accuracy keeps the champion.",
+    )
+    force_promote: bool = _option(
+        False, "Promote whatever the metrics; the evaluation report says it was forced."
+    )
+
+
+CONFIGS = (DataConfig, TrainingConfig, PromotionRule)
+# The cluster pipeline's defaults where they differ from the local ones above: the reference job,
+# VGG16 on caltech101 at its native 224 px, with Adam's usual rate for it and augmentation.
+CLUSTER_DEFAULTS: dict[str, Any] = {
+    "dataset": "tfds:caltech101",
+    "model": "vgg16",
+    "epochs": 10,
+    "image_size": 224,
+    "learning_rate": 1e-3,
+    "augment": True,
+}
+
+
+def cluster_default(name: str) -> Any:
+    """The pipeline's default for config field ``name``."""
+    if name in CLUSTER_DEFAULTS:
+        return CLUSTER_DEFAULTS[name]
+    return next(f.default for config in CONFIGS for f in fields(config) if f.name == name)
+
+
+def field_values(config: type, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries of ``values`` that are fields of the dataclass ``config``; KeyError when one is
+    missing (a signature that lacks a field is a bug, not something to skip)."""
+    return {f.name: values[f.name] for f in fields(config)}
 
 
 def model_spec(model: str) -> ModelSpec:
@@ -115,16 +189,18 @@ def check_non_negative(field: str, value: float) -> None:
         raise UsageError(field, f"must be 0 or more, got {value}")
 
 
-@dataclass(frozen=True)
-class PromotionRule:
-    """When a new model replaces the champion. Each field is a `trainboard local` option and a pipeline
-    parameter."""
+def check_fraction(field: str, value: float) -> None:
+    if not 0 < value < 1:
+        raise UsageError(field, f"must be between 0 and 1 (exclusive), got {value}")
 
-    min_accuracy: float = _option(0.0, "promote only models with at least this test accuracy, in [0, 1]")
-    min_improvement: float = _option(
-        0.0, "and only when they beat the champion's test accuracy by more than 0 and at least this"
-    )
-    force_promote: bool = _option(False, "promote this run's model whatever its metrics (the report says so)")
+
+def check_data_config(data: DataConfig) -> Source:
+    """The fractions and the source spec (not the data behind it: trainboard.sources.check_source looks)."""
+    check_fraction("validation_fraction", data.validation_fraction)
+    check_fraction("test_fraction", data.test_fraction)
+    if data.validation_fraction + data.test_fraction >= 1:
+        raise UsageError("test_fraction", "validation_fraction + test_fraction must stay below 1")
+    return parse_source(data.dataset)
 
 
 def check_promotion_rule(rule: PromotionRule) -> None:

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from trainboard import layout, storage
-from trainboard.config import PromotionRule, TrainingConfig
+from trainboard.config import DataConfig, PromotionRule, TrainingConfig
 
 
 @dataclass
@@ -61,17 +61,16 @@ def _stdout_to_stderr() -> Iterator[None]:
 def run_local(
     root: str,
     run: str,
+    data: DataConfig,
     config: TrainingConfig,
     rule: PromotionRule,
-    dataset: str = "demo",
-    data_options: dict | None = None,
     pipeline_root: str | None = None,
     quiet_stdout: bool = False,
 ) -> LocalRunResult:
     """Run the pipeline with kfp.local; inputs are assumed checked (trainboard.config)."""
     from kfp import local
 
-    from trainboard.pipelines.training_pipeline import training_pipeline
+    from pipelines.training_pipeline import training_pipeline
 
     # The component image is for the cluster; here the tasks run this installed package on purpose.
     warnings.filterwarnings("ignore", message=".*non-Python base image", category=RuntimeWarning)
@@ -80,8 +79,7 @@ def run_local(
         pipeline_root=pipeline_root or default_pipeline_root(root),
     )
     with _stdout_to_stderr() if quiet_stdout else contextlib.nullcontext():
-        params = {**asdict(config), **asdict(rule), **(data_options or {})}
-        task = training_pipeline(root=root, dataset=dataset, run_name=run, **params)
+        task = training_pipeline(root=root, run_name=run, **asdict(data), **asdict(config), **asdict(rule))
     metrics = task.outputs["metrics"].metadata
     return LocalRunResult(
         run=task.outputs["run"],

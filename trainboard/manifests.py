@@ -7,6 +7,7 @@ temporary folder, sets it (and the optional namespace, Google project and host n
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -16,9 +17,11 @@ from pathlib import Path
 import yaml
 
 from trainboard import layout, storage
-from trainboard.config import UsageError
+from trainboard.errors import UsageError
 
-MANIFESTS_DIR = Path(__file__).resolve().parent.parent / "manifests"
+# manifests/ is installed beside trainboard/ (a namespace package of data): in the wheel, the image and
+# an editable install alike.
+MANIFESTS_DIR = Path(importlib.util.find_spec("manifests").submodule_search_locations[0])
 OVERLAYS = ("gke", "kubeflow", "basic")
 # What each overlay's options edit, relative to manifests/.
 _SETTINGS = "base/settings.yaml"

@@ -9,13 +9,16 @@ import tempfile
 
 import keras
 import numpy as np
+import tensorflow as tf
 
+from components.evaluate.metrics import compute_metrics
+from components.evaluate.summaries import write_evaluation_logs
 from trainboard import layout, storage
-from trainboard.components.evaluate.metrics import Evaluation, RescoredChampion, compute_metrics
-from trainboard.components.evaluate.summaries import write_evaluation_logs
-from trainboard.components.train.core import ModelInfo, load_trained
+from trainboard.artifacts.champion import ChampionRecordError, read_champion
+from trainboard.artifacts.dataset import read_info, read_split
+from trainboard.artifacts.evaluation import Evaluation, RescoredChampion
+from trainboard.artifacts.model import ModelInfo, load_trained
 from trainboard.config import check_root, check_run_name
-from trainboard.dataset_artifact import load_split, read_info
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +28,9 @@ def predict_test_split(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(labels, class probabilities) over the test split, at the model's own image size."""
     labels, probabilities = [], []
-    for images, batch_labels in load_split(dataset_dir, "test", model_info.image_size, batch_size):
-        probabilities.append(model.predict_on_batch(images))
+    test = read_split(dataset_dir, "test", model_info.image_size).batch(batch_size)
+    for images, batch_labels in test.prefetch(tf.data.AUTOTUNE):
+        probabilities.append(model.predict_on_batch(tf.cast(images, tf.float32)))
         labels.append(batch_labels.numpy())
     if not labels:
         return np.zeros(0, np.int64), np.zeros((0, len(model_info.class_names)))
@@ -39,8 +43,6 @@ def rescore_champion(
     """The current champion's accuracy on this run's test split: the recorded one was measured on the
     data of its own run, which a changed folder or seed makes a different test. None when there is no
     champion, it is this run (a retry), its record is unreadable (promote says so) or its classes differ."""
-    from trainboard.components.promote.core import ChampionRecordError, read_champion
-
     try:
         champion, _ = read_champion(root)
     except ChampionRecordError:

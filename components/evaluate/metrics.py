@@ -1,93 +1,13 @@
 """Test-split metrics from labels and predicted probabilities: numpy only, so the math is checked on a
-hand-computed example and the promote step reads the result without TensorFlow."""
+hand-computed example."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import numpy as np
 
-TOP_K = 5
+from trainboard.artifacts.evaluation import TOP_K, Averages, ClassScores, Evaluation
+
 _EPSILON = 1e-7  # Keras's clip for log(0) in cross-entropy, so the loss matches model.evaluate
-
-
-@dataclass
-class ClassScores:
-    name: str
-    precision: float  # 0 when the class was never predicted (nothing predicted, nothing right)
-    recall: float
-    f1: float
-    support: int  # test examples of the class
-
-
-@dataclass
-class Averages:
-    precision: float
-    recall: float
-    f1: float
-
-
-@dataclass
-class RescoredChampion:
-    """The champion's test accuracy measured on this run's test split."""
-
-    run: str
-    accuracy: float
-
-
-@dataclass
-class Evaluation:
-    loss: float  # mean categorical cross-entropy
-    accuracy: float
-    top5_accuracy: float | None  # None with TOP_K classes or fewer: it would always be 1
-    class_names: list[str]
-    confusion_matrix: list[list[int]]  # rows: true class, columns: predicted class
-    per_class: list[ClassScores]
-    macro: Averages  # every class counts the same
-    weighted: Averages  # every class counts by its support
-    # The champion measured on the same test split, so the gate compares like with like even where the
-    # data changed since the champion was promoted; None without a comparable champion.
-    champion_rescored: RescoredChampion | None = None
-
-    @property
-    def examples(self) -> int:
-        return int(np.sum(self.confusion_matrix))
-
-    def headline(self) -> dict[str, float]:
-        """The numbers the KFP UI lists and TensorBoard plots, by name."""
-        numbers = {
-            "test_loss": self.loss,
-            "test_accuracy": self.accuracy,
-            "test_top5_accuracy": self.top5_accuracy,
-            **{f"test_macro_{k}": v for k, v in asdict(self.macro).items()},
-            **{f"test_weighted_{k}": v for k, v in asdict(self.weighted).items()},
-        }
-        return {name: value for name, value in numbers.items() if value is not None}
-
-    def worst_confusions(self, count: int = 5) -> list[tuple[str, str, int]]:
-        """(true class, predicted class, examples) of the most frequent mistakes, most first."""
-        matrix = np.array(self.confusion_matrix)
-        np.fill_diagonal(matrix, 0)
-        pairs = [(int(matrix[t, p]), t, p) for t, p in zip(*np.nonzero(matrix), strict=True)]
-        pairs.sort(key=lambda pair: (-pair[0], pair[1], pair[2]))
-        return [(self.class_names[t], self.class_names[p], n) for n, t, p in pairs[:count]]
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict) -> Evaluation:
-        return cls(
-            **{
-                **data,
-                "per_class": [ClassScores(**c) for c in data["per_class"]],
-                "macro": Averages(**data["macro"]),
-                "weighted": Averages(**data["weighted"]),
-                "champion_rescored": RescoredChampion(**data["champion_rescored"])
-                if data.get("champion_rescored")
-                else None,
-            }
-        )
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ import tensorflow as tf
 from PIL import Image, ImageDraw
 
 from trainboard import storage
-from trainboard.components.evaluate.metrics import Evaluation
+from trainboard.artifacts.evaluation import Evaluation
 
 EVALUATION = "evaluation"
 _LABEL_CHARS = 16

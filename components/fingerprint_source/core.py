@@ -11,8 +11,8 @@ import hashlib
 import json
 
 from trainboard import storage
-from trainboard.components.prepare_data.sources import parse_source
-from trainboard.config import UsageError
+from trainboard.errors import UsageError
+from trainboard.sources.spec import parse_source
 
 
 def fingerprint_source(dataset: str) -> str:

@@ -1,166 +1,82 @@
-"""Data sources: parsing `--dataset` and finding the images of an image folder. TensorFlow-free.
-
-demo                          generated offline (demo.py)
-tfds:NAME[:CONFIG][@VERSION]  a TFDS image-classification dataset
-folder:URI                    URI/<split>/<class>/*.jpg|png or URI/<class>/* (local path or gs://)
-"""
+"""Each source's plan: its examples (paths, URIs or encoded bytes), labels, names and splits, after the
+checks in trainboard.sources. Nothing is decoded here but TFDS's own preparation."""
 
 from __future__ import annotations
 
-import os
-import re
-from dataclasses import dataclass, field
+import hashlib
 
-from trainboard import storage
-from trainboard.config import UsageError
+import tensorflow as tf
 
-SPLITS = ("train", "validation", "test")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
-ALLOWED = "demo, tfds:NAME[:CONFIG][@VERSION] or folder:URI (a local folder or gs://BUCKET/PREFIX)"
-_TFDS_RE = re.compile(
-    r"^(?P<name>[a-z0-9_]+)(?::(?P<config>[A-Za-z0-9_.-]+))?(?:@(?P<version>\d+\.\d+\.\d+))?$"
-)
+from components.prepare_data.plan import Example, Plan
+from trainboard.errors import UsageError
+from trainboard.sources import demo
+from trainboard.sources.folder import scan_folder
+from trainboard.sources.spec import Source
+from trainboard.sources.tfds import tfds_builder
 
-
-@dataclass(frozen=True)
-class Source:
-    kind: str  # demo | tfds | folder
-    name: str = ""  # tfds dataset name
-    config: str | None = None
-    version: str | None = None
-    uri: str = ""  # folder root
+_TFDS_SPLIT_NAMES = {"train": "train", "validation": "validation", "val": "validation", "valid": "validation",
+                     "test": "test"}  # fmt: skip
 
 
-def parse_source(spec: str) -> Source:
-    """The source ``spec`` names, or UsageError('dataset', ...) saying what is allowed."""
-    if spec == "demo":
-        return Source("demo")
-    kind, sep, rest = spec.partition(":")
-    if kind == "tfds" and sep:
-        match = _TFDS_RE.match(rest)
-        if not match:
-            raise UsageError(
-                "dataset",
-                f"{spec!r} is not tfds:NAME[:CONFIG][@VERSION] (e.g. tfds:caltech101, tfds:cifar10@3.0.2)",
-            )
-        return Source("tfds", match["name"], match["config"], match["version"])
-    if kind == "folder" and sep:
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def plan_source(source: Source, seed: int, tfds_data_dir: str) -> Plan:
+    if source.kind == "demo":
+        return _plan_demo(seed)
+    if source.kind == "tfds":
+        return _plan_tfds(source, tfds_data_dir)
+    return _plan_folder(source)
+
+
+def _plan_demo(seed: int) -> Plan:
+    examples = [
+        Example(tf.io.encode_png(image).numpy(), label, f"{split}/{i}", split)
+        for split, (images, labels) in demo.generate(seed).items()
+        for i, (image, label) in enumerate(zip(images, labels, strict=True))
+    ]
+    return Plan(examples, list(demo.CLASS_NAMES), digest(f"demo/1:{seed}".encode()))
+
+
+def _plan_tfds(source: Source, data_dir: str) -> Plan:
+    import tensorflow_datasets as tfds
+
+    builder, image_key, label_key = tfds_builder(source, data_dir)
+    builder.download_and_prepare()  # a no-op when data_dir already holds the prepared dataset
+    class_names = list(builder.info.features[label_key].names)
+    plan = Plan([], class_names, digest(f"tfds:{builder.info.full_name}".encode()))
+    found: set[str] = set()
+    # The split names come from the prepared metadata; where there is none (mocked builders), the usual ones.
+    for name in list(builder.info.splits) or list(_TFDS_SPLIT_NAMES):
+        split = _TFDS_SPLIT_NAMES.get(name)
+        if split is None or split in found:
+            continue
         try:
-            return Source("folder", uri=storage.check_uri(rest))
-        except storage.StorageURIError as e:
-            raise UsageError("dataset", f"folder:{rest}: {e}") from None
-    raise UsageError("dataset", f"unsupported source {spec!r}; allowed: {ALLOWED}")
-
-
-@dataclass
-class ImageFolder:
-    """The image files of a folder source: {split: {class: [file URIs]}}, sorted, plus what was left out."""
-
-    splits: dict[str, dict[str, list[str]]]
-    class_names: list[str]
-    not_images: list[str] = field(default_factory=list)
-
-
-def _is_image(uri: str) -> bool:
-    return uri.lower().endswith(IMAGE_EXTENSIONS)
-
-
-def _folders(uri: str, files: list[str]) -> set[str]:
-    """Relative paths of the folders under ``uri``: those holding files, and on a local disk the empty
-    ones too (GCS has no empty folders)."""
-    found = {"/".join(f.split("/")[:depth]) for f in files for depth in range(1, f.count("/") + 1)}
-    if not storage.is_gcs(uri):
-        found |= {
-            os.path.relpath(os.path.join(parent, name), uri).replace(os.sep, "/")
-            for parent, names, _ in os.walk(uri, followlinks=True)
-            for name in names
-        }
-    return found
-
-
-def _check_utf8(where: str, rel: str) -> None:
-    """A local name that is not UTF-8 (a str with surrogate escapes) cannot become a class name or go
-    into the card: name it, so that it can be renamed, instead of failing later or silently skipping it."""
-    try:
-        rel.encode("utf-8")
-    except UnicodeEncodeError:
-        raise UsageError(
-            "dataset",
-            f"{where}: the name {os.fsencode(rel)!r} is not UTF-8; rename it: folder and file names must be "
-            "UTF-8 text (class names come from them)",
-        ) from None
-
-
-def scan_folder(uri: str) -> ImageFolder:
-    """Find the classes and images under ``uri``; UsageError when the layout cannot be trained on."""
-    where = f"folder:{uri}"
-    uris = {f[len(uri) + 1 :]: f for f in storage.list_files(uri)}
-    files = list(uris)
-    if not files:
-        raise UsageError("dataset", f"{where}: no files found; expected {uri}/<class>/<image> files")
-    folders = _folders(uri, files)
-    for rel in sorted(folders) + files:
-        _check_utf8(where, rel)
-    split_layout = "train" in folders
-    class_depth = 2 if split_layout else 1
-    tree: dict[str, dict[str, list[str]]] = {}
-    for folder in sorted(folders):
-        parts = folder.split("/")
-        if split_layout and parts[0] not in SPLITS:
-            continue
-        split = parts[0] if split_layout else "train"
-        if len(parts) == class_depth:
-            tree.setdefault(split, {}).setdefault(parts[-1], [])
-        elif len(parts) == 1:
-            tree.setdefault(split, {})
-    not_images = []
-    for rel in files:
-        parts = rel.split("/")
-        split = parts[0] if split_layout else "train"
-        if len(parts) != class_depth + 1 or split not in tree or not _is_image(rel):
-            not_images.append(rel)
-            continue
-        tree[split][parts[-2]].append(uris[rel])
-
-    class_names = sorted(tree.get("train", {}))
-    if not class_names:
-        raise UsageError(
-            "dataset",
-            f"{where}: no class folders; expected {uri}/<class>/<image> or {uri}/train/<class>/<image>",
-        )
-    if len(class_names) < 2:
-        raise UsageError(
-            "dataset", f"{where}: only one class ({class_names[0]}); a classifier needs at least 2"
-        )
-    for split, classes in tree.items():
-        if not any(classes.values()):
-            raise UsageError("dataset", f"{where}: split {split!r} has no images; fill it or remove it")
-        empty = [c for c, images in classes.items() if not images]
-        if empty:
-            raise UsageError("dataset", f"{where}: class folder {split}/{empty[0]} has no images")
-        unknown = sorted(set(classes) - set(class_names))
-        if unknown:
-            raise UsageError(
-                "dataset",
-                f"{where}: {split} has classes that train has not: {', '.join(unknown)}; allowed: "
-                f"{', '.join(class_names)}",
+            ds = builder.as_dataset(
+                split=name, shuffle_files=False, decoders={image_key: tfds.decode.SkipDecoding()}
             )
-    return ImageFolder(splits=tree, class_names=class_names, not_images=not_images)
+        except (ValueError, KeyError):  # a usual name this dataset does not have
+            continue
+        found.add(split)
+        plan.examples += [
+            Example(bytes(example[image_key]), int(example[label_key]), f"{name}[{index}]", split)
+            for index, example in enumerate(ds.as_numpy_iterator())
+        ]
+    if "train" not in found:
+        raise UsageError(
+            "dataset", f"tfds:{source.name} has no train split (it has {', '.join(builder.info.splits)})"
+        )
+    return plan
 
 
-def check_fraction(field_name: str, value: float) -> None:
-    if not 0 < value < 1:
-        raise UsageError(field_name, f"must be between 0 and 1 (exclusive), got {value}")
-
-
-def check_source(spec: str, tfds_data_dir: str = "") -> Source:
-    """Everything about a source that can be checked before preparing it: the spec, a folder's layout,
-    a TFDS dataset's name and features (this one imports TensorFlow Datasets)."""
-    source = parse_source(spec)
-    if source.kind == "folder":
-        scan_folder(source.uri)
-    elif source.kind == "tfds":
-        from trainboard.components.prepare_data.core import tfds_builder
-
-        tfds_builder(source, tfds_data_dir)
-    return source
+def _plan_folder(source: Source) -> Plan:
+    folder = scan_folder(source.uri)
+    examples = [
+        Example(uri, label, uri[len(source.uri) + 1 :], split)
+        for split, classes in folder.splits.items()
+        for label, cls in enumerate(folder.class_names)
+        for uri in classes.get(cls, [])
+    ]
+    skipped = {"not an image file": folder.not_images} if folder.not_images else {}
+    return Plan(examples, folder.class_names, skipped=skipped)

@@ -3,12 +3,12 @@ from typing import NamedTuple
 from kfp import dsl
 from kfp.dsl import Artifact, Input, Markdown, Model, Output
 
-from trainboard.components import IMAGE
+from trainboard.component_image import IMAGE
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def promote(
-    model: Input[Model],
+    trained_model: Input[Model],
     evaluation: Input[Artifact],
     root: str,
     run: str,
@@ -17,17 +17,16 @@ def promote(
     force_promote: bool,
     report: Output[Markdown],
 ) -> NamedTuple("Promotion", promoted=bool, champion=str):
-    import json
     from collections import namedtuple
     from pathlib import Path
 
-    from trainboard.components.evaluate.metrics import Evaluation
-    from trainboard.components.promote.core import promote as gate
-    from trainboard.components.promote.core import report as write_report
-    from trainboard.config import PromotionRule
+    from components.promote.core import promote as gate
+    from components.promote.core import report as write_report
+    from trainboard.artifacts.evaluation import read_evaluation
+    from trainboard.config import PromotionRule, field_values
 
-    metrics = Evaluation.from_json(json.loads(Path(evaluation.path).read_text()))
-    rule = PromotionRule(min_accuracy, min_improvement, force_promote)
-    decision = gate(root, run, model.path, metrics, rule)
+    metrics = read_evaluation(evaluation.path)
+    rule = PromotionRule(**field_values(PromotionRule, locals()))
+    decision = gate(root, run, trained_model.path, metrics, rule)
     Path(report.path).write_text(write_report(run, metrics, decision, root))
     return namedtuple("Promotion", ["promoted", "champion"])(decision.promoted, decision.champion)

@@ -10,13 +10,13 @@ record and decides again. TensorFlow-free: it runs on the evaluation's JSON and 
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from trainboard import layout, storage
-from trainboard.components.evaluate.metrics import Evaluation
+from trainboard.artifacts.champion import ChampionRecord, read_champion, write_champion
+from trainboard.artifacts.evaluation import Evaluation
 from trainboard.config import PromotionRule, check_promotion_rule, check_root, check_run_name
 
 log = logging.getLogger(__name__)
@@ -27,23 +27,6 @@ _TOLERANCE = 1e-9
 MAX_ATTEMPTS = 10
 
 
-class ChampionRecordError(ValueError):
-    """The champion record cannot be read; nothing was written."""
-
-
-@dataclass
-class ChampionRecord:
-    run: str
-    model_uri: str
-    metrics: dict[str, float]
-    promoted_at: str  # ISO 8601, UTC
-    reason: str
-
-    @property
-    def accuracy(self) -> float:
-        return self.metrics["test_accuracy"]
-
-
 @dataclass
 class Decision:
     promoted: bool
@@ -51,25 +34,6 @@ class Decision:
     forced: bool
     champion: str  # the champion's run after this decision ("" when there is none)
     previous: ChampionRecord | None  # the champion this run was measured against
-
-
-def parse_record(data: bytes, uri: str) -> ChampionRecord:
-    """The record in ``data``, or ChampionRecordError naming what is wrong and how to recover."""
-    try:
-        fields = json.loads(data)
-        record = ChampionRecord(**fields)
-        accuracy = record.accuracy
-        if not (isinstance(record.run, str) and isinstance(record.model_uri, str) and 0 <= accuracy <= 1):
-            raise ValueError(
-                f"run {record.run!r}, model_uri {record.model_uri!r}, test_accuracy {accuracy!r}"
-            )
-    except (ValueError, TypeError, KeyError) as e:
-        raise ChampionRecordError(
-            f"{uri} is not a valid champion record ({type(e).__name__}: {e}); nothing was overwritten. "
-            "Restore it (its run, model_uri, metrics.test_accuracy, promoted_at and reason), or delete it "
-            "to let the next model that meets min_accuracy become the champion"
-        ) from None
-    return record
 
 
 def decide(
@@ -119,13 +83,6 @@ def decide(
     )
 
 
-def read_champion(root: str) -> tuple[ChampionRecord | None, int]:
-    """The current record (None when there is none) and its generation."""
-    uri = layout.champion_record(root)
-    data, generation = storage.read_versioned(uri)
-    return (parse_record(data, uri) if data is not None else None), generation
-
-
 def sync_champion_model(root: str) -> None:
     """Make ``<root>/models/champion/`` a copy of the model the record names.
 
@@ -171,7 +128,7 @@ def promote(root: str, run: str, model_dir: str, metrics: Evaluation, rule: Prom
             reason=decision.reason,
         )
         try:
-            storage.write_if_generation(record_uri, json.dumps(asdict(record), indent=2).encode(), generation)
+            write_champion(root, record, generation)
             break
         except storage.PreconditionFailed:
             log.info("another run changed %s while run %s decided; deciding again", record_uri, run)

@@ -1,7 +1,7 @@
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Model, Output
 
-from trainboard.components import IMAGE
+from trainboard.component_image import IMAGE
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
@@ -9,7 +9,7 @@ def train(
     data: Input[Dataset],
     root: str,
     run: str,
-    model_name: str,
+    model: str,
     epochs: int,
     batch_size: int,
     image_size: int,
@@ -25,30 +25,13 @@ def train(
     batch_scalars_every: int,
     histograms: bool,
     profile_batches: str,
-    model: Output[Model],
+    trained_model: Output[Model],
 ):
     from dataclasses import asdict
 
-    from trainboard.components.train.core import train as fit
-    from trainboard.config import TrainingConfig
+    from components.train.core import train as fit
+    from trainboard.config import TrainingConfig, field_values
 
-    config = TrainingConfig(
-        model=model_name,
-        epochs=epochs,
-        batch_size=batch_size,
-        image_size=image_size,
-        learning_rate=learning_rate,
-        lr_schedule=lr_schedule,
-        label_smoothing=label_smoothing,
-        early_stopping_patience=early_stopping_patience,
-        augment=augment,
-        precision=precision,
-        weights_uri=weights_uri,
-        seed=seed,
-        sync_seconds=sync_seconds,
-        batch_scalars_every=batch_scalars_every,
-        histograms=histograms,
-        profile_batches=profile_batches,
-    )
-    info = fit(data.path, model.path, root, run, config)
-    model.metadata.update(asdict(info))
+    config = TrainingConfig(**field_values(TrainingConfig, locals()))
+    info = fit(data.path, trained_model.path, root, run, config)
+    trained_model.metadata.update(asdict(info))

@@ -3,48 +3,31 @@ trains, committing a checkpoint every epoch and resuming from the last one when 
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
+from components.train.checkpoints import CommitEpoch, load_state, roll_back_logs
+from components.train.input_pipeline import load_split
+from components.train.models import build_model
+from components.train.summaries import write_run_summaries
 from trainboard import layout, storage
-from trainboard.components.train.models import build_model
-from trainboard.components.train.streaming import (
-    CommitEpoch,
-    StreamingTensorBoard,
-    load_state,
-    roll_back_logs,
-)
-from trainboard.components.train.summaries import write_run_summaries
-from trainboard.config import TrainingConfig, UsageError, check_config, check_root, check_run_name
-from trainboard.dataset_artifact import DatasetInfo, load_split, read_info
+from trainboard.artifacts.dataset import DatasetInfo, read_info
+from trainboard.artifacts.model import ModelInfo, save_model
+from trainboard.config import TrainingConfig, check_config, check_root, check_run_name
+from trainboard.errors import UsageError
+from trainboard.streaming import StreamingTensorBoard
 
 log = logging.getLogger(__name__)
-MODEL_FILE = "model.keras"
-MODEL_INFO_FILE = "trainboard_model.json"
-SAVED_MODEL_DIR = "saved_model"
 # Debugging: copy this attempt's local TensorBoard logs (a temporary folder) to this directory at the end.
 KEEP_LOGS_ENV = "TRAINBOARD_KEEP_LOGS"
-
-
-@dataclass
-class ModelInfo:
-    model: str
-    image_size: int
-    class_names: list[str]
-    epochs: int  # epochs trained, resumed attempts included
-    best_val_accuracy: float
-    run: str
-    log_bytes: int = 0  # TensorBoard log bytes this attempt wrote
-    log_bytes_uploaded: int = 0  # and sent to the root: close to log_bytes, however often it synced
 
 
 def _strategy() -> tf.distribute.Strategy:
@@ -183,18 +166,3 @@ def train(dataset_dir: str, model_dir: str, root: str, run: str, config: Trainin
     )
     save_model(model, result, Path(model_dir))
     return result
-
-
-def save_model(model: keras.Model, info: ModelInfo, out: Path) -> None:
-    """The Model artifact: ``model.keras``, a SavedModel for serving, and trainboard_model.json."""
-    out.mkdir(parents=True, exist_ok=True)
-    model.save(out / MODEL_FILE)
-    model.export(str(out / SAVED_MODEL_DIR), verbose=False)
-    (out / MODEL_INFO_FILE).write_text(json.dumps(asdict(info), indent=2))
-
-
-def load_trained(model_dir: str) -> tuple[keras.Model, ModelInfo]:
-    """The trained model, for inference: not compiled (its optimizer state is of no use there, and a
-    mixed_float16 model's loss-scale optimizer would not load outside that policy)."""
-    info = ModelInfo(**json.loads((Path(model_dir) / MODEL_INFO_FILE).read_text()))
-    return keras.models.load_model(Path(model_dir) / MODEL_FILE, compile=False), info

@@ -1,4 +1,4 @@
-"""The Dataset artifact on disk: written by prepare_data, read by train and evaluate.
+"""The Dataset artifact: written by prepare_data, read by train and evaluate.
 
 A TFDS prepared dataset (`tfds.builder_from_directory(dir)` reads it without any builder class) plus
 trainboard's own summary:
@@ -24,7 +24,6 @@ import google_crc32c
 import tensorflow as tf
 
 FORMAT = "trainboard-tfds/1"
-SPLITS = ("train", "validation", "test")
 _METADATA = "dataset.json"
 _TFDS_NAME = "trainboard"
 _SHARD_BYTES = 64 << 20  # several shards for large splits, so tf.data can read them in parallel
@@ -206,9 +205,6 @@ def read_info(dataset_dir: str | Path) -> DatasetInfo:
     return DatasetInfo(**data)
 
 
-_CACHE_BYTES = 2 << 30  # decoded, resized splits up to this size stay in memory after the first epoch
-
-
 def _parse(serialized):
     parsed = tf.io.parse_single_example(
         serialized,
@@ -217,36 +213,12 @@ def _parse(serialized):
     return parsed["image"], parsed["label"]
 
 
-def _augment(image, label):
-    """Random flip, crop (from a 15% larger resize) and colour jitter; pixels stay in [0, 255]."""
-    size = tf.shape(image)[0]
-    image = tf.image.random_flip_left_right(image)
-    larger = tf.cast(tf.cast(size, tf.float32) * 1.15, tf.int32)
-    image = tf.image.random_crop(tf.image.resize(image, (larger, larger)), (size, size, 3))
-    image = tf.image.random_brightness(image, 0.1 * 255)
-    image = tf.image.random_contrast(image, 0.8, 1.2)
-    image = tf.image.random_saturation(image, 0.8, 1.2)
-    return tf.clip_by_value(image, 0, 255), label
-
-
-def load_split(
-    dataset_dir: str | Path,
-    split: str,
-    image_size: int,
-    batch_size: int,
-    shuffle_seed: int | None = None,
-    augment: bool = False,
-    cache: bool = True,
-) -> tf.data.Dataset:
-    """Batches of (float32 images in [0, 255] resized to image_size, int labels).
-
-    Records are read and decoded in parallel; a split that fits _CACHE_BYTES decoded is cached in memory
-    (as uint8) so later epochs skip decoding; shuffling and augmentation come after the cache.
-    """
+def read_split(dataset_dir: str | Path, split: str, image_size: int) -> tf.data.Dataset:
+    """(uint8 image resized to image_size x image_size x 3, int label) of every example of ``split``,
+    records read and decoded in parallel. Batching, caching and shuffling are the reader's to choose."""
     files = sorted(str(p) for p in Path(dataset_dir).glob(f"{_TFDS_NAME}-{split}.tfrecord-*"))
     if not files:
         raise ValueError(f"{dataset_dir}: no {split} split")
-    examples = read_info(dataset_dir).examples.get(split, 0)
 
     def decode(serialized):
         encoded, label = _parse(serialized)
@@ -255,12 +227,4 @@ def load_split(
         return tf.cast(tf.round(image), tf.uint8), label
 
     ds = tf.data.TFRecordDataset(files, num_parallel_reads=tf.data.AUTOTUNE)
-    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
-    if cache and examples * image_size * image_size * 3 <= _CACHE_BYTES:
-        ds = ds.cache()
-    if shuffle_seed is not None:
-        ds = ds.shuffle(min(max(examples, 1), 10_000), seed=shuffle_seed, reshuffle_each_iteration=True)
-    ds = ds.map(lambda image, label: (tf.cast(image, tf.float32), label), num_parallel_calls=tf.data.AUTOTUNE)
-    if augment:
-        ds = ds.map(_augment, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE)

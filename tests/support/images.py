@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from trainboard.components.prepare_data import demo
+from trainboard.sources import demo
 
 
 def encode(image: np.ndarray, fmt: str) -> bytes:

@@ -1,4 +1,5 @@
-"""A real (tiny) Keras training run's TensorBoard logs: ``python tests/keras_run.py LOGDIR EPOCHS [INITIAL]``.
+"""A real (tiny) Keras training run's TensorBoard logs:
+``python tests/support/keras_run.py LOGDIR EPOCHS [INITIAL]``.
 
 Fits a small model with ``keras.callbacks.TensorBoard`` in this process, the way the train component
 does, so LOGDIR gets real Keras event files: train/ and validation/, ``epoch_loss`` and

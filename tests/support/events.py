@@ -1,4 +1,5 @@
-"""Read scalars out of TensorBoard event files (TFRecord framing + Event protos), without TensorFlow."""
+"""Read scalars out of TensorBoard event files (TFRecord framing + Event protos), without TensorFlow:
+from bytes, or from a run's folder in a root."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import struct
 
 from tensorboard.compat.proto import event_pb2
 from tensorboard.util import tensor_util
+
+from trainboard import storage
 
 
 def records(data: bytes) -> list[bytes]:
@@ -35,3 +38,15 @@ def scalars(data: bytes, tag: str) -> list[tuple[int, float]]:
                 )
                 points.append((event.step, float(number)))
     return points
+
+
+def event_files(run_dir: str, sub: str = "") -> list[str]:
+    return [
+        u for u in storage.list_files(storage.join(run_dir, sub) if sub else run_dir) if ".tfevents." in u
+    ]
+
+
+def epoch_steps(run_dir: str, split: str = "train", tag: str = "epoch_loss") -> list[int]:
+    return sorted(
+        step for uri in event_files(run_dir, split) for step, _ in scalars(storage.read_bytes(uri), tag)
+    )

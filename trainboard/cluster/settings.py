@@ -19,7 +19,7 @@ import urllib.parse
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from trainboard.config import UsageError
+from trainboard.errors import UsageError
 
 # The environment variable kfp's own Client and CLI read for the endpoint; the others are trainboard's.
 ENVIRONMENT = {

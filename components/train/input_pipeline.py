@@ -1,0 +1,50 @@
+"""The training input pipeline over the Dataset artifact: decoded and resized in parallel, cached in memory
+when it fits (so later epochs skip decoding), shuffled and augmented after the cache, batched, prefetched."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import tensorflow as tf
+
+from trainboard.artifacts.dataset import read_info, read_split
+
+_CACHE_BYTES = 2 << 30  # decoded, resized splits up to this size stay in memory after the first epoch
+
+
+def _augment(image, label):
+    """Random flip, crop (from a 15% larger resize) and colour jitter; pixels stay in [0, 255]."""
+    size = tf.shape(image)[0]
+    image = tf.image.random_flip_left_right(image)
+    larger = tf.cast(tf.cast(size, tf.float32) * 1.15, tf.int32)
+    image = tf.image.random_crop(tf.image.resize(image, (larger, larger)), (size, size, 3))
+    image = tf.image.random_brightness(image, 0.1 * 255)
+    image = tf.image.random_contrast(image, 0.8, 1.2)
+    image = tf.image.random_saturation(image, 0.8, 1.2)
+    return tf.clip_by_value(image, 0, 255), label
+
+
+def load_split(
+    dataset_dir: str | Path,
+    split: str,
+    image_size: int,
+    batch_size: int,
+    shuffle_seed: int | None = None,
+    augment: bool = False,
+    cache: bool = True,
+) -> tf.data.Dataset:
+    """Batches of (float32 images in [0, 255] resized to image_size, int labels).
+
+    A split that fits _CACHE_BYTES decoded is cached in memory (as uint8) so later epochs skip decoding;
+    shuffling and augmentation come after the cache.
+    """
+    examples = read_info(dataset_dir).examples.get(split, 0)
+    ds = read_split(dataset_dir, split, image_size)
+    if cache and examples * image_size * image_size * 3 <= _CACHE_BYTES:
+        ds = ds.cache()
+    if shuffle_seed is not None:
+        ds = ds.shuffle(min(max(examples, 1), 10_000), seed=shuffle_seed, reshuffle_each_iteration=True)
+    ds = ds.map(lambda image, label: (tf.cast(image, tf.float32), label), num_parallel_calls=tf.data.AUTOTUNE)
+    if augment:
+        ds = ds.map(_augment, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

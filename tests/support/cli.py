@@ -1,0 +1,21 @@
+"""The installed `trainboard` CLI in a subprocess, as a person runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BIN = Path(sys.executable).parent  # the environment's scripts: trainboard, hadolint, ...
+
+
+def trainboard(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 600):
+    """Run the installed `trainboard` CLI; returns the CompletedProcess (text)."""
+    return subprocess.run(
+        [str(BIN / "trainboard"), *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout
+    )
+
+
+def last_json_line(stdout: str) -> dict:
+    return json.loads(stdout.strip().splitlines()[-1])

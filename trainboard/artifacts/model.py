@@ -1,0 +1,54 @@
+"""The Model artifact: written by train, read by evaluate (this run's model and the champion's).
+
+    <dir>/model.keras             the Keras model (architecture, weights, optimizer state)
+    <dir>/saved_model/            a SavedModel for serving
+    <dir>/trainboard_model.json   ModelInfo: architecture, image size, class names, epochs, run
+
+Keras is imported when a model is saved or loaded, not with this module: ModelInfo reads without it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import keras
+
+MODEL_FILE = "model.keras"
+MODEL_INFO_FILE = "trainboard_model.json"
+SAVED_MODEL_DIR = "saved_model"
+
+
+@dataclass
+class ModelInfo:
+    model: str
+    image_size: int
+    class_names: list[str]
+    epochs: int  # epochs trained, resumed attempts included
+    best_val_accuracy: float
+    run: str
+    log_bytes: int = 0  # TensorBoard log bytes this attempt wrote
+    log_bytes_uploaded: int = 0  # and sent to the root: close to log_bytes, however often it synced
+
+
+def save_model(model: keras.Model, info: ModelInfo, out: Path) -> None:
+    """The Model artifact: ``model.keras``, a SavedModel for serving, and trainboard_model.json."""
+    out.mkdir(parents=True, exist_ok=True)
+    model.save(out / MODEL_FILE)
+    model.export(str(out / SAVED_MODEL_DIR), verbose=False)
+    (out / MODEL_INFO_FILE).write_text(json.dumps(asdict(info), indent=2))
+
+
+def read_model_info(model_dir: str | Path) -> ModelInfo:
+    return ModelInfo(**json.loads((Path(model_dir) / MODEL_INFO_FILE).read_text()))
+
+
+def load_trained(model_dir: str | Path) -> tuple[keras.Model, ModelInfo]:
+    """The trained model, for inference: not compiled (its optimizer state is of no use there, and a
+    mixed_float16 model's loss-scale optimizer would not load outside that policy)."""
+    import keras
+
+    return keras.models.load_model(Path(model_dir) / MODEL_FILE, compile=False), read_model_info(model_dir)

@@ -1,0 +1,44 @@
+"""trainboard: train Keras image classifiers on Kubeflow Pipelines and watch them learn, live.
+
+One module per command (local, compile, tensorboard, submit, schedule, manifests), each with ``add(commands)``
+that declares its options and a handler that runs it. Starts fast and needs no TensorFlow: each command
+imports what it uses when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from trainboard.cli import compile_, local, manifests, schedule, submit, tensorboard
+from trainboard.errors import UsageError
+
+COMMANDS = (local, compile_, tensorboard, submit, schedule, manifests)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="trainboard",
+        description="Train Keras image classifiers on Kubeflow Pipelines and watch them learn, live, in one "
+        "shared TensorBoard.",
+        epilog="Start with `trainboard local`: the whole pipeline on this machine, on generated demo data.",
+    )
+    commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND", required=True)
+    for command in COMMANDS:
+        command.add(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except UsageError as e:
+        # An environment variable (TRAINBOARD_IMAGE) is named as it is; a field by its option.
+        option = e.field if e.field.isupper() else "--" + e.field.replace("_", "-")
+        parser.exit(2, f"trainboard {args.command}: error: {option}: {e.problem}\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

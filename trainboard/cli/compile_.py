@@ -1,0 +1,27 @@
+"""`trainboard compile`: the pipeline YAML for Kubeflow Pipelines or Vertex AI."""
+
+from __future__ import annotations
+
+import argparse
+
+from trainboard.cli.output import progress
+
+
+def add(commands) -> None:
+    p = commands.add_parser(
+        "compile",
+        help="compile the pipeline to a KFP v2 YAML for Kubeflow Pipelines or Vertex AI",
+        description="Compile the trainboard pipeline into a YAML that `kfp run create -f` takes.",
+    )
+    p.add_argument("-o", "--output", default="pipeline.yaml", help="output file (default: %(default)s)")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from kfp import compiler
+
+    from pipelines.training_pipeline import training_pipeline
+
+    compiler.Compiler().compile(training_pipeline, args.output)
+    progress(f"trainboard: wrote {args.output}")
+    return 0

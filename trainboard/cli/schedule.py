@@ -1,0 +1,49 @@
+"""`trainboard schedule`: an enabled recurring run on Kubeflow Pipelines (one at a time, no catch-up)."""
+
+from __future__ import annotations
+
+import argparse
+
+from trainboard.cli.cluster_options import add_cluster_options, cluster_settings
+from trainboard.cli.output import server_error
+
+
+def add(commands) -> None:
+    p = commands.add_parser(
+        "schedule",
+        help="create an enabled recurring run on Kubeflow Pipelines (one at a time, no catch-up)",
+        description="Compile the pipeline and create an enabled recurring run: max concurrency 1 and no "
+        "catch-up unless told otherwise; every execution gets its own run name.",
+    )
+    add_cluster_options(p)
+    p.add_argument("--name", required=True, help="name of the recurring run")
+    p.add_argument(
+        "--cron",
+        required=True,
+        help="6 fields, seconds first: second minute hour day-of-month month day-of-week, "
+        "e.g. '0 0 3 * * *' (03:00 UTC daily)",
+    )
+    p.add_argument("--max-concurrency", type=int, default=1, help="runs at once (default: %(default)s)")
+    p.add_argument("--catchup", action="store_true", help="backfill missed intervals (default: no catch-up)")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from trainboard.cluster import client
+
+    settings = cluster_settings(args)
+    try:
+        scheduled = client.schedule(
+            settings, args.param, args.name, args.cron, args.max_concurrency, args.catchup
+        )
+    except client.ServerError as e:
+        return server_error("schedule", e)
+    catchup = "catch-up" if args.catchup else "no catch-up"
+    print(
+        f"trainboard: schedule {scheduled.name} enabled: cron '{args.cron}', "
+        f"max concurrency {args.max_concurrency}, {catchup}"
+    )
+    print(f"KFP recurring run: {scheduled.url}")
+    if settings.tensorboard_url:
+        print(f"TensorBoard:       {settings.tensorboard_url}")
+    return 0

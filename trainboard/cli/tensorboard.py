@@ -1,0 +1,55 @@
+"""`trainboard tensorboard`: TensorBoard over a root's runs, local or gs://; also what `local` ends with."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+
+from trainboard import layout
+from trainboard.cli.output import progress
+from trainboard.config import check_root
+from trainboard.errors import UsageError
+
+DEFAULT_ROOT = "trainboard-runs"  # `trainboard local`'s root, so `trainboard tensorboard` finds it as is
+
+
+def add(commands) -> None:
+    p = commands.add_parser(
+        "tensorboard",
+        help="serve TensorBoard over a root's runs (local folder or gs://)",
+        description="Serve TensorBoard over ROOT/tensorboard: every run side by side, new runs and new "
+        "epochs appear as they are written.",
+    )
+    p.add_argument(
+        "--logdir",
+        default=layout.tensorboard_root(DEFAULT_ROOT),
+        help="ROOT/tensorboard, a local folder or gs://BUCKET/PREFIX/tensorboard (default: %(default)s)",
+    )
+    p.add_argument("--port", type=int, default=6006, help="port, or the next free one (default: %(default)s)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        logdir = check_root(args.logdir)
+    except UsageError as e:
+        raise UsageError("logdir", e.problem) from None
+    serve(logdir, args.port, host=args.host)
+    return 0
+
+
+def serve(logdir: str, port: int, run: str = "", host: str = "127.0.0.1") -> None:
+    """TensorBoard over ``logdir`` on ``port`` or the next free one, until Ctrl-C; with ``run``, also the
+    link that shows that run only."""
+    from trainboard.links import tensorboard_run_url
+    from trainboard.tensorboard_server import free_port
+    from trainboard.tensorboard_server import serve as serve_tensorboard
+
+    port = free_port(port, host)
+    url = f"http://{host}:{port}/"
+    progress(f"trainboard: TensorBoard over {logdir} at {url} (Ctrl-C to stop)")
+    if run:
+        progress(f"trainboard: this run only: {tensorboard_run_url(url, run)}")
+    with contextlib.suppress(KeyboardInterrupt):
+        serve_tensorboard(logdir, port, host)

@@ -1,0 +1,10 @@
+"""Kubeflow Pipelines on a cluster: `trainboard submit` and `trainboard schedule` without the CLI.
+
+    settings.py       where the cluster is: flags, then environment, then config file, then defaults
+    pipeline_spec.py  the compiled pipeline and its declared parameters
+    params.py         --param KEY=VALUE parsed by those types and checked as the tasks would
+    cron.py           cron expressions as the KFP scheduler reads them
+    client.py         the health check, then kfp.Client: submit, wait, schedule
+
+TensorFlow-free.
+"""

@@ -1,0 +1,114 @@
+"""`--param KEY=VALUE`: parsed by the pipeline's own parameter types, and checked as `trainboard local` and
+the tasks would check them, before anything is sent: a bad value would otherwise fail on the cluster,
+after the image pull and the retries."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import re
+from typing import Any
+
+from trainboard import storage
+from trainboard.cluster.pipeline_spec import PipelineParameter
+from trainboard.config import (
+    DataConfig,
+    PromotionRule,
+    TrainingConfig,
+    check_config,
+    check_data_config,
+    check_non_negative,
+    check_promotion_rule,
+    check_root,
+    field_values,
+)
+from trainboard.errors import UsageError
+
+_TYPE_WORDS = {
+    "STRING": "a string",
+    "NUMBER_INTEGER": "an integer",
+    "NUMBER_DOUBLE": "a number",
+    "BOOLEAN": "true or false",
+    "LIST": "a JSON list",
+    "STRUCT": "a JSON object",
+}
+
+
+def _typed_value(parameter: PipelineParameter, text: str) -> Any:
+    """``text`` as the parameter's type, or UsageError naming the parameter, the value and the type."""
+    kind = parameter.type
+    value: Any = None
+    if kind == "STRING":
+        return text
+    if kind == "NUMBER_INTEGER" and re.fullmatch(r"[+-]?\d+", text):
+        value = int(text)
+    elif kind == "NUMBER_DOUBLE":
+        with contextlib.suppress(ValueError):
+            value = float(text) if math.isfinite(float(text)) else None
+    elif kind == "BOOLEAN" and text.lower() in ("true", "false"):
+        value = text.lower() == "true"
+    elif kind in ("LIST", "STRUCT"):
+        with contextlib.suppress(ValueError):
+            value = json.loads(text)
+        value = value if isinstance(value, list if kind == "LIST" else dict) else None
+    if value is None:
+        default = "" if parameter.required else f" (default {json.dumps(parameter.default)})"
+        expected = _TYPE_WORDS[kind]
+        raise UsageError(
+            "param",
+            f"{parameter.name}={text!r} is not {expected}; {parameter.name} takes {expected}{default}",
+        )
+    return value
+
+
+def parse_params(pairs: list[str], parameters: dict[str, PipelineParameter]) -> dict[str, Any]:
+    """``["KEY=VALUE", ...]`` -> {KEY: value of the parameter's type}; UsageError on unknown names,
+    repeated names and values of the wrong type."""
+    arguments: dict[str, Any] = {}
+    for pair in pairs:
+        name, equals, text = pair.partition("=")
+        if not equals or not name:
+            raise UsageError("param", f"{pair!r} is not KEY=VALUE")
+        if name not in parameters:
+            raise UsageError(
+                "param", f"unknown parameter {name!r}; the pipeline takes: {', '.join(sorted(parameters))}"
+            )
+        if name in arguments:
+            raise UsageError("param", f"{name} is given twice")
+        arguments[name] = _typed_value(parameters[name], text)
+    return arguments
+
+
+def check_cluster_arguments(arguments: dict[str, Any], parameters: dict[str, PipelineParameter]) -> None:
+    """Every required parameter given; the root a gs:// URI (a local path exists only on this machine);
+    promotion thresholds in [0, 1]."""
+    missing = [name for name, p in parameters.items() if p.required and name not in arguments]
+    if missing:
+        raise UsageError("param", f"missing required {', '.join(missing)}; add --param NAME=VALUE for each")
+    if "root" in arguments:
+        try:
+            root = check_root(arguments["root"])
+        except UsageError as e:
+            raise UsageError("param", f"root={arguments['root']!r}: {e.problem}") from None
+        if not storage.is_gcs(root):
+            raise UsageError(
+                "param",
+                f"root={arguments['root']!r} is a local path; a cluster run needs gs://BUCKET[/PREFIX], "
+                "storage every task and the team TensorBoard can reach",
+            )
+        arguments["root"] = root
+    _check_config_values(arguments, parameters)
+
+
+def _check_config_values(arguments: dict[str, Any], parameters: dict[str, PipelineParameter]) -> None:
+    """The checks `trainboard local` and the tasks make, here before sending: a bad value would fail on the
+    cluster. Every config field is a pipeline parameter (tests/test_parameters.py); a missing one is a bug."""
+    values = {name: arguments.get(name, p.default) for name, p in parameters.items()}
+    try:
+        check_config(TrainingConfig(**field_values(TrainingConfig, values)))
+        check_data_config(DataConfig(**field_values(DataConfig, values)))
+        check_promotion_rule(PromotionRule(**field_values(PromotionRule, values)))
+        check_non_negative("accelerator_count", values["accelerator_count"])
+    except UsageError as e:
+        raise UsageError("param", f"{e.field}={values[e.field]!r}: {e.problem}") from None

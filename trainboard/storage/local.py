@@ -1,0 +1,135 @@
+"""The local-disk backend: a URI is a path.
+
+Writes go through a temporary file and an atomic rename, so readers never see half a file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from trainboard.storage.errors import PreconditionFailed
+
+_TEMP_PREFIX, _TEMP_SUFFIX = ".trainboard-", ".tmp"
+
+
+def _is_temporary(name: str) -> bool:
+    return name.startswith(_TEMP_PREFIX) and name.endswith(_TEMP_SUFFIX)
+
+
+def read_bytes(uri: str, start: int = 0) -> bytes:
+    with Path(uri).open("rb") as f:
+        f.seek(start)
+        return f.read()
+
+
+def write_bytes(uri: str, data: bytes) -> None:
+    path = Path(uri)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # A temporary file of this writer's own (two writers of one path must not rename each other's), named
+    # so that TensorBoard never takes it for an event file; then an atomic rename: readers never see half
+    # a file.
+    tmp = path.with_name(f"{_TEMP_PREFIX}{os.getpid()}-{threading.get_ident()}{_TEMP_SUFFIX}")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def append(uri: str, data: bytes, size: int, seq: int) -> None:
+    """Append ``data`` to the file (``size`` and ``seq`` matter only to GCS's compose)."""
+    with open(uri, "ab") as f:
+        f.write(data)
+
+
+def exists(uri: str) -> bool:
+    return Path(uri).exists()
+
+
+def delete(uri: str) -> None:
+    Path(uri).unlink(missing_ok=True)
+
+
+def bucket_exists(uri: str) -> bool:
+    return True  # a local path has no bucket
+
+
+def truncate(uri: str, length: int) -> None:
+    with open(uri, "r+b") as f:
+        f.truncate(length)
+
+
+def _generation(data: bytes) -> int:
+    """A local file's generation is a hash of its content: a compare-and-swap on the content itself, so it
+    cannot be fooled by coarse timestamps or reused inode numbers (and equal content is an equal state)."""
+    return int.from_bytes(hashlib.sha256(data).digest()[:8], "big") or 1  # 0 means "absent"
+
+
+@contextlib.contextmanager
+def _lock(path: Path) -> Iterator[None]:
+    """An exclusive lock beside ``path`` (``path.lock``), held while a local compare-and-swap runs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def read_versioned(uri: str) -> tuple[bytes | None, int]:
+    path = Path(uri)
+    if not path.exists():
+        return None, 0
+    data = path.read_bytes()
+    return data, _generation(data)
+
+
+def write_if_generation(uri: str, data: bytes, generation: int) -> None:
+    """A lock file serialises the compare and the atomic replace."""
+    path = Path(uri)
+    with _lock(path):
+        if read_versioned(uri)[1] != generation:
+            raise PreconditionFailed(f"{uri} is no longer at generation {generation}")
+        write_bytes(uri, data)
+
+
+def list_files(uri: str) -> list[str]:
+    return sorted(_files(uri))
+
+
+def _files(folder: str) -> Iterator[str]:
+    """The regular files below ``folder``, symlinks followed; like os.walk, a folder that cannot be read
+    lists as empty. os.scandir: each entry's type comes with the listing, no stat per file (8x faster than
+    os.walk + isfile on 2,000 images). Another writer's temporary file is not content: a sync_dir running
+    beside that writer would delete it under its feet."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        if entry.is_dir():
+            yield from _files(entry.path)
+        elif entry.is_file() and not _is_temporary(entry.name):
+            yield entry.path
+
+
+def list_versions(uri: str) -> dict[str, tuple[int, int]]:
+    """Locally the version is the modification time."""
+    root = Path(uri)
+    return {
+        p.relative_to(root).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in root.rglob("*")
+        if p.is_file()
+    }
+
+
+def upload_file(local_path: str | Path, uri: str) -> None:
+    write_bytes(uri, Path(local_path).read_bytes())
+
+
+def download_file(uri: str, local_path: str | Path) -> None:
+    Path(local_path).write_bytes(Path(uri).read_bytes())
