@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.gcs import BUCKET, GCSServer, fake_gcs_command, free_port, wait_for_http
-from tests.support.tensorboard import TensorBoard
+from tests.support.tensorboard_http import TensorBoard
 from trainboard.storage import gcs as gcs_backend
 
 

@@ -160,3 +160,33 @@ def test_tests_and_benchmarks_share_helpers_only_through_support(root):
             head = name.split(".")[0]
             assert not head.startswith("test_") and head != "conftest", f"{path.name} imports {name}"
             assert not (head == "tests" and not name.startswith("tests.support")), f"{path.name}: {name}"
+
+
+def readme_layout() -> str:
+    text = (REPO / "README.md").read_text()
+    return text.split("### Repository layout", 1)[1].split("```", 2)[1]
+
+
+def test_the_readmes_layout_matches_the_tree():
+    """Every package, module and component of the tree is in the README's layout list, and every module the
+    list names for a component exists."""
+    layout = readme_layout()
+    for folder in sorted(p for p in (REPO / "trainboard").iterdir() if (p / "__init__.py").is_file()):
+        assert f"{folder.name}/" in layout, f"trainboard/{folder.name}/ is not in the README's layout"
+    for module in sorted((REPO / "trainboard").glob("*.py")):
+        if module.name != "__init__.py":
+            assert module.name in layout, f"trainboard/{module.name} is not in the README's layout"
+    for component in sorted(p for p in (REPO / "components").iterdir() if (p / "core.py").is_file()):
+        [line] = [line for line in layout.splitlines() if f" {component.name}/" in line]
+        modules = {p.stem for p in component.glob("*.py")} - {"__init__", "component"}
+        if len(modules) > 1:  # a component with modules beside its core lists them all
+            listed = set(line.split(None, 1)[1].replace(",", " ").split())
+            assert listed == modules, (component.name, listed, modules)
+    for top in (
+        "trainboard/",
+        "components/<name>/",
+        "pipelines/training_pipeline.py",
+        "manifests/",
+        "tests/",
+    ):
+        assert top in layout

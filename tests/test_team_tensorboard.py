@@ -16,7 +16,7 @@ import yaml
 from tests.support.events import scalars
 from tests.support.gcs import BUCKET, free_port, wait_for_http
 from tests.support.local_pod import LocalPod
-from tests.support.tensorboard import TensorBoard
+from tests.support.tensorboard_http import TensorBoard
 from trainboard import layout, storage
 from trainboard.manifests import render
 
