@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from tensorboard.compat.proto import event_pb2
 
 from components.evaluate.core import evaluate
@@ -126,6 +127,11 @@ def test_an_empty_test_split_is_refused(demo_data, tiny_model, tmp_path):
     data = shutil.copytree(demo_data, tmp_path / "data")
     for shard in Path(data).glob("*-test.tfrecord-*"):
         shard.write_bytes(b"")
+    info = json.loads((data / "dataset.json").read_text())
+    with pytest.raises(tf.errors.FailedPreconditionError, match="expected to contain 160 elements"):
+        evaluate(str(data), tiny_model, str(tmp_path / "root"), RUN)  # records lost: not read as empty
+    info["examples"]["test"] = 0
+    (data / "dataset.json").write_text(json.dumps(info))
     with pytest.raises(ValueError, match="the test split is empty"):
         evaluate(str(data), tiny_model, str(tmp_path / "root"), RUN)
     assert not (tmp_path / "root").exists()

@@ -23,6 +23,7 @@ from trainboard import faults, storage
 EPOCHS = 4
 CONFIG = {"model": "small_cnn", "epochs": EPOCHS, "batch_size": 16, "image_size": 16, "sync_seconds": 0.2}
 STEPS = list(range(EPOCHS))
+STEPS_PER_EPOCH = 960 // CONFIG["batch_size"]  # the demo's training split
 
 
 def run_state(checkpoint_dir: str) -> dict:
@@ -35,6 +36,15 @@ def wait_for_commit(proc: subprocess.Popen, checkpoint_dir: str, epoch: int, tim
     while run_state(checkpoint_dir)["epoch"] < epoch:
         assert proc.poll() is None, f"training ended before committing epoch {epoch}"
         assert time.monotonic() < deadline, f"no commit of epoch {epoch} within {timeout}s"
+        time.sleep(0.05)
+
+
+def wait_for_batch(proc: subprocess.Popen, run_dir: str, step: int, timeout: float = 300) -> None:
+    """Until the per-batch scalars in the root reach ``step``."""
+    deadline = time.monotonic() + timeout
+    while max(epoch_steps(run_dir, "train", "batch_loss"), default=0) < step:
+        assert proc.poll() is None, f"training ended before batch {step} reached the root"
+        assert time.monotonic() < deadline, f"batch {step} not in the root within {timeout}s"
         time.sleep(0.05)
 
 
@@ -181,14 +191,16 @@ def test_sigkilled_trainer_resumes_exactly(request, demo_data, tmp_path, point):
         # first epoch is committed, the kill loses work.
         env[faults.FAULT_PAUSE_ENV] = {"checkpoint": "checkpoint:2", "upload": "upload:1"}[point]
     config = {**CONFIG, "sync_seconds": 60} if point == "upload" else CONFIG
+    if point == "mid-epoch":  # per-batch scalars, synced every 0.2 s: they show when epoch 2 is running
+        config = {**CONFIG, "batch_scalars_every": 1}
     run, model_dir = "resumed", tmp_path / "model"
     command = train_command(demo_data, model_dir, root, run, config)
     checkpoint_dir = storage.join(root, "checkpoints", run)
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         if point == "mid-epoch":
-            wait_for_commit(proc, checkpoint_dir, 1)
-            time.sleep(1.0)  # into the second epoch: its batches are running, maybe some logs already sent
+            # Into the second epoch, whatever the machine's speed: some of its batches' logs already sent.
+            wait_for_batch(proc, storage.join(root, "tensorboard", run), STEPS_PER_EPOCH + 1)
         else:
             wait_for_line(proc, f"fault pause at {point}")
     finally:
@@ -205,7 +217,10 @@ def test_sigkilled_trainer_resumes_exactly(request, demo_data, tmp_path, point):
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert_finished_exactly(root, run, model_dir)
-    assert len(event_files(storage.join(root, "tensorboard", run), "train")) == 2, "killed, then resumed"
+    run_dir = storage.join(root, "tensorboard", run)
+    assert len(event_files(run_dir, "train")) == 2, "killed, then resumed"
+    if point == "mid-epoch":  # the killed epoch's batches were cut back: each step once, none missing
+        assert epoch_steps(run_dir, "train", "batch_loss") == list(range(1, EPOCHS * STEPS_PER_EPOCH + 1))
 
 
 # --- TensorBoard restart -----------------------------------------------------------------------------------

@@ -69,9 +69,9 @@ def evaluate(dataset_dir: str, model_dir: str, root: str, run: str, batch_size: 
             f"model classes {model_info.class_names} do not match the dataset's {info.class_names}: "
             "evaluate a model trained on this dataset"
         )
-    labels, probabilities = predict_test_split(model, model_info, dataset_dir, batch_size)
-    if not len(labels):
+    if not info.examples.get("test"):
         raise ValueError(f"{dataset_dir}: the test split is empty: there is nothing to evaluate")
+    labels, probabilities = predict_test_split(model, model_info, dataset_dir, batch_size)
     result = compute_metrics(labels, probabilities, info.class_names)
     result.champion_rescored = rescore_champion(root, run, dataset_dir, info.class_names, batch_size)
     # Step: the epochs trained, so the point sits at the end of the run's training curves.

@@ -8,7 +8,6 @@ killed attempt wrote past the commit is cut off, so the resumed series has no ga
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -17,7 +16,6 @@ import keras
 from trainboard import faults, storage
 from trainboard.streaming import StreamingTensorBoard
 
-log = logging.getLogger(__name__)
 STATE_FILE = "state.json"
 
 

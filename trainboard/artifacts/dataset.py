@@ -227,4 +227,10 @@ def read_split(dataset_dir: str | Path, split: str, image_size: int) -> tf.data.
         return tf.cast(tf.round(image), tf.uint8), label
 
     ds = tf.data.TFRecordDataset(files, num_parallel_reads=tf.data.AUTOTUNE)
-    return ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+    # The count from dataset.json: a TFRecord file's is unknown, and Keras, not knowing an epoch's steps,
+    # begins one step more per epoch, which shifts the steps of per-batch summaries (a resumed run would
+    # log a step twice). A split that does not hold its count fails here instead.
+    examples = read_info(dataset_dir).examples.get(split, 0)
+    return ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE).apply(
+        tf.data.experimental.assert_cardinality(examples)
+    )
