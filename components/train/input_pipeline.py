@@ -7,7 +7,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from trainboard.artifacts.dataset import read_info, read_split
+from trainboard.artifacts.dataset import read_split
 
 _CACHE_BYTES = 2 << 30  # decoded, resized splits up to this size stay in memory after the first epoch
 
@@ -38,8 +38,8 @@ def load_split(
     A split that fits _CACHE_BYTES decoded is cached in memory (as uint8) so later epochs skip decoding;
     shuffling and augmentation come after the cache.
     """
-    examples = read_info(dataset_dir).examples.get(split, 0)
     ds = read_split(dataset_dir, split, image_size)
+    examples = int(ds.cardinality())  # read_split asserts the split's count
     if cache and examples * image_size * image_size * 3 <= _CACHE_BYTES:
         ds = ds.cache()
     if shuffle_seed is not None:
