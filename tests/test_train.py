@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from dataclasses import replace
@@ -13,6 +14,7 @@ import pytest
 from tensorboard.compat.proto import event_pb2
 
 from components.train.core import train
+from components.train.input_pipeline import load_split
 from components.train.models import build_model
 from tests.support.events import epoch_steps, event_files, records
 from tests.support.gcs import BUCKET
@@ -66,6 +68,12 @@ def test_streaming_to_gcs_uploads_each_byte_about_once(gcs, demo_data, tmp_path)
     config = replace(FAST, epochs=3, sync_seconds=0.05, batch_scalars_every=1)  # many syncs
     info = train(demo_data, str(tmp_path / "model"), f"gs://{BUCKET}/r", "often", config)
     assert epoch_steps(f"gs://{BUCKET}/r/tensorboard/often") == [0, 1, 2]
+    steps = math.ceil(960 / config.batch_size)  # the demo's training split
+    assert load_split(demo_data, "train", 16, config.batch_size).cardinality() == steps, "known to Keras"
+    # One step per batch: without a known count Keras begins a phantom step per epoch (1..15, 17..31, ...).
+    assert epoch_steps(f"gs://{BUCKET}/r/tensorboard/often", "train", "batch_loss") == list(
+        range(1, 3 * steps + 1)
+    )
     assert info.log_bytes > 0
     assert info.log_bytes_uploaded / info.log_bytes <= 1.1, (info.log_bytes_uploaded, info.log_bytes)
     assert storage.list_files(f"gs://{BUCKET}/r/checkpoints/often")[-1].endswith("state.json")

@@ -228,8 +228,11 @@ def read_split(dataset_dir: str | Path, split: str, image_size: int) -> tf.data.
 
     ds = tf.data.TFRecordDataset(files, num_parallel_reads=tf.data.AUTOTUNE)
     # The count from dataset.json: a TFRecord file's is unknown, and Keras, not knowing an epoch's steps,
-    # begins one step more per epoch, which shifts the steps of per-batch summaries (a resumed run would
-    # log a step twice). A split that does not hold its count fails here instead.
+    # begins one step more per epoch (keras/src/trainers/epoch_iterator.py, _enumerate_iterator's
+    # open-ended loop, and keras/src/backend/tensorflow/trainer.py, fit calling on_train_batch_begin
+    # before the step that runs out of data; Keras 3.15.1). That shifts the steps of per-batch summaries,
+    # and a resumed run would log a step twice (tests/test_train.py pins it). A split that does not hold
+    # its count fails here instead.
     examples = read_info(dataset_dir).examples.get(split, 0)
     return ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE).apply(
         tf.data.experimental.assert_cardinality(examples)
