@@ -67,7 +67,10 @@ def training_pipeline(
     early_stopping_patience: int = 0,
     augment: bool = True,
     precision: str = "auto",
-    weights_uri: str = "",
+    weights: str = "imagenet",
+    freeze_epochs: int = 3,
+    fine_tune_layers: int = 0,
+    fine_tune_learning_rate: float = 1e-05,
     seed: int = 0,
     sync_seconds: float = 10.0,
     batch_scalars_every: int = 0,
@@ -101,11 +104,17 @@ def training_pipeline(
         learning_rate: Adam's (initial) learning rate.
         lr_schedule: Learning-rate schedule: constant, cosine.
         label_smoothing: Label smoothing in [0, 1).
-        early_stopping_patience: Stop after this many epochs without a better val_loss; 0 never stops early.
+        early_stopping_patience: Stop after this many epochs without a better val_loss (in the fine-tuning
+            after frozen epochs); 0 never stops early.
         augment: Random flips, crops and colour changes of the training images.
         precision: auto, float32, mixed_float16, mixed_bfloat16; auto is mixed_float16 on GPUs, else float32.
-        weights_uri: Pretrained backbone weights file in the bucket; empty to start untrained (nothing is
-            downloaded).
+        weights: The backbone's start: none (untrained), imagenet (Keras's ImageNet weights, downloaded once
+            and cached under <root>/weights/), or a weights file (.h5, a local path or gs:// URI).
+        freeze_epochs: Train only the head for this many of the epochs, the pretrained backbone frozen
+            (BatchNorm in inference mode), then fine-tune; 0 trains everything from the first epoch.
+        fine_tune_layers: After the frozen epochs, fine-tune the top N backbone layers that have weights
+            (BatchNorm stays frozen); 0 fine-tunes them all.
+        fine_tune_learning_rate: Adam's (initial) learning rate after the frozen epochs.
         seed: Seed of data splits, shuffling and initial weights.
         sync_seconds: The most TensorBoard logs in the root lag behind training.
         batch_scalars_every: Also log per-batch scalars every N batches; 0 logs per epoch only.

@@ -48,6 +48,14 @@ def config_file(tmp: Path, text: str) -> str:
     return str(tmp / "config.toml")
 
 
+def mobilenet_weights_file(tmp: Path) -> str:
+    """A weights file of another architecture than the case asks for (mobilenet_v3_small, made here)."""
+    from trainboard.backbones import backbone
+
+    backbone("mobilenet_v3_small", 32).save_weights(tmp / "mobilenet.weights.h5")
+    return str(tmp / "mobilenet.weights.h5")
+
+
 def one_pixel_png() -> bytes:
     return encode(np.zeros((1, 1, 3), np.uint8), "png")
 
@@ -69,6 +77,7 @@ class Case:
     data: Callable[[Path], str] | None = None
     gcs: bool = False
     extra: dict = field(default_factory=dict)
+    env: dict = field(default_factory=dict)
 
 
 CASES = [
@@ -124,7 +133,64 @@ CASES = [
         ["b'caf\\xe9' is not UTF-8", "rename it"],
         data=non_utf8_class,
     ),
+    # the backbone's weights
+    Case(
+        "local-weights-unknown-name",
+        ["local", "--model", "vgg16", "--image-size", "32", "--weights", "imagenet21k"],
+        "weights",
+        ["'imagenet21k' is not none, imagenet, or a weights file"],
+    ),
+    Case(
+        "local-weights-missing-file",
+        ["local", "--model", "vgg16", "--image-size", "32", "--weights", "/nowhere/vgg16.weights.h5"],
+        "weights",
+        ["/nowhere/vgg16.weights.h5 does not exist"],
+    ),
+    Case(
+        "local-weights-other-architecture",
+        ["local", "--model", "vgg16", "--image-size", "32", "--weights", "{data}"],
+        "weights",
+        ["does not match vgg16 at 32 px"],
+        data=mobilenet_weights_file,
+    ),
+    Case(
+        "local-imagenet-offline-no-cache",
+        ["local", "--model", "vgg16", "--image-size", "32", "--weights", "imagenet"],
+        "weights",
+        ["vgg16-32-notop.weights.h5 has no cached copy", "trainboard weights fetch vgg16 --image-size 32"],
+        env={"TRAINBOARD_OFFLINE": "1"},
+    ),
+    Case(
+        "local-small-cnn-imagenet",
+        ["local", "--weights", "imagenet"],
+        "weights",
+        ["small_cnn has no pretrained weights"],
+    ),
+    Case(
+        "local-freeze-untrained",
+        ["local", "--model", "vgg16", "--freeze-epochs", "2"],
+        "freeze_epochs",
+        ["untrained backbone"],
+    ),
+    Case(
+        "weights-fetch-no-imagenet",
+        ["weights", "fetch", "small_cnn", "--root", "."],
+        "MODEL",
+        ["'small_cnn' has no ImageNet weights", "vgg16"],
+    ),
     # submit / schedule: pipeline parameters, cron, settings
+    Case(
+        "submit-weights-local-path",
+        ["submit", "--param", "weights=/home/me/vgg16.weights.h5"],
+        "param",
+        ["weights='/home/me/vgg16.weights.h5' is a local path", "gs://"],
+    ),
+    Case(
+        "schedule-freeze-past-epochs",
+        ["schedule", *CRON, "--param", "freeze_epochs=12"],
+        "param",
+        ["freeze_epochs=12: must be in [0, epochs=10]"],
+    ),
     Case(
         "submit-negative-epochs",
         ["submit", "--param", "epochs=-5"],
@@ -259,6 +325,8 @@ def test_bad_input_is_refused_naming_the_field_and_nothing_is_written_or_sent(
     monkeypatch.chdir(work)
     if case.gcs:
         request.getfixturevalue("gcs")
+    for name, value in case.env.items():
+        monkeypatch.setenv(name, value.replace("{inputs}", str(inputs)))
 
     if command[0] == "prepare_data":
         with pytest.raises(UsageError) as error:
@@ -280,9 +348,8 @@ def test_bad_input_is_refused_naming_the_field_and_nothing_is_written_or_sent(
         out, err = capsys.readouterr()
         assert exit_.value.code == 2
         [message] = err.strip().splitlines()
-        assert message.startswith(f"trainboard {command[0]}: error: --{case.field.replace('_', '-')}: "), (
-            message
-        )
+        option = case.field if case.field.isupper() else f"--{case.field.replace('_', '-')}"
+        assert message.startswith(f"trainboard {command[0]}: error: {option}: "), message
         assert out == ""
         assert kfp.requests == [], "nothing may be sent before the input is checked"
     for word in case.words:
@@ -295,4 +362,11 @@ def test_bad_input_is_refused_naming_the_field_and_nothing_is_written_or_sent(
 
 def test_the_matrix_covers_every_way_in():
     assert len(CASES) >= 25
-    assert {case.command[0] for case in CASES} == {"local", "submit", "schedule", "manifests", "prepare_data"}
+    assert {case.command[0] for case in CASES} == {
+        "local",
+        "submit",
+        "schedule",
+        "manifests",
+        "weights",
+        "prepare_data",
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -120,3 +121,15 @@ def test_tensorboard_rejects_bad_logdir(tmp_path):
     result = trainboard("tensorboard", "--logdir", "ftp://x/y", cwd=tmp_path)
     assert result.returncode == 2
     assert "trainboard tensorboard: error: --logdir: scheme ftp:// is not supported" in result.stderr
+
+
+def test_weights_fetch_without_network_fails_saying_what_it_needs(tmp_path):
+    """Keras's real download, here where storage.googleapis.com cannot be reached: exit 1, nothing cached."""
+    env = {**os.environ, "KERAS_HOME": str(tmp_path / "keras")}
+    done = trainboard(
+        "weights", "fetch", "vgg16", "--image-size", "32", "--root", str(tmp_path / "root"), env=env
+    )
+    assert done.returncode == 1
+    assert "downloading vgg16's ImageNet weights failed" in done.stderr
+    assert "this machine must reach storage.googleapis.com" in done.stderr
+    assert not (tmp_path / "root" / "weights").exists()

@@ -1,5 +1,6 @@
 """Faults a nightly run meets: a storage outage mid-training, preemption at three points, a TensorBoard
-restart, two runs writing into one root at once. Each trains small_cnn at 16 px in real subprocesses."""
+restart, two runs writing into one root at once. Each trains small_cnn at 16 px (mobilenet_v3_small at 32 px
+for freeze-then-fine-tune) in real subprocesses."""
 
 from __future__ import annotations
 
@@ -12,13 +13,16 @@ import subprocess
 import time
 from pathlib import Path
 
+import keras
 import pytest
 import requests
 
-from tests.support.events import epoch_steps, event_files, records
+from tests.support.events import epoch_steps, event_files, records, scalars, texts
 from tests.support.gcs import BUCKET, fake_gcs_command, free_port, wait_for_http
 from tests.support.training import train_command
 from trainboard import faults, storage
+from trainboard.artifacts.model import load_trained
+from trainboard.backbones import backbone
 
 EPOCHS = 4
 CONFIG = {"model": "small_cnn", "epochs": EPOCHS, "batch_size": 16, "image_size": 16, "sync_seconds": 0.2}
@@ -221,6 +225,66 @@ def test_sigkilled_trainer_resumes_exactly(request, demo_data, tmp_path, point):
     assert len(event_files(run_dir, "train")) == 2, "killed, then resumed"
     if point == "mid-epoch":  # the killed epoch's batches were cut back: each step once, none missing
         assert epoch_steps(run_dir, "train", "batch_loss") == list(range(1, EPOCHS * STEPS_PER_EPOCH + 1))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("killed_after", [1, 2], ids=["at-the-boundary", "mid-fine-tune"])
+def test_sigkilled_freeze_then_fine_tune_resumes_in_its_phase(demo_data, tmp_path, killed_after):
+    """Killed right after the frozen epoch (the fine-tuning not begun) or after the first fine-tuning
+    epoch (its optimizer in the checkpoint): the re-run finishes the same series, each phase begun once."""
+    source = backbone("mobilenet_v3_small", 32)
+    source.save_weights(tmp_path / "w.weights.h5")
+    config = {
+        **CONFIG,
+        "model": "mobilenet_v3_small",
+        "image_size": 32,
+        "epochs": 3,
+        "lr_schedule": "constant",
+        "weights": str(tmp_path / "w.weights.h5"),
+        "freeze_epochs": 1,
+        "fine_tune_layers": 2,
+        "fine_tune_learning_rate": 1e-4,
+    }
+    root, run, model_dir = str(tmp_path / "root"), "tuned", tmp_path / "model"
+    command = train_command(demo_data, model_dir, root, run, config)
+    env = {**os.environ, faults.FAULT_PAUSE_ENV: f"checkpoint:{killed_after + 1}"}
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_line(proc, "fault pause at checkpoint")
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert run_state(storage.join(root, "checkpoints", run))["epoch"] == killed_after
+
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run_dir = storage.join(root, "tensorboard", run)
+    assert epoch_steps(run_dir) == [0, 1, 2] and epoch_steps(run_dir, "validation") == [0, 1, 2]
+    rates = sorted(
+        point
+        for uri in event_files(run_dir, "train")
+        for point in scalars(storage.read_bytes(uri), "epoch_learning_rate")
+    )
+    assert rates == [(0, pytest.approx(3e-3)), (1, pytest.approx(1e-4)), (2, pytest.approx(1e-4))]
+    assert [(step, text.split(":")[1].split("(")[0].strip()) for step, text in texts(run_dir, "phase")] == [
+        (0, "frozen"),
+        (1, "fine-tune"),
+    ]
+    base = next(layer for layer in load_trained(str(model_dir))[0].layers if isinstance(layer, keras.Model))
+    moved = {
+        w.path.split("/")[0]
+        for w, s in zip(base.weights, source.weights, strict=True)
+        if not (w.numpy() == s.numpy()).all()
+    }
+    top = [
+        layer.name
+        for layer in base.layers
+        if layer.weights and not isinstance(layer, keras.layers.BatchNormalization)
+    ]
+    # Trainable after the resume too: the top 2 (random weights here: a layer may get no gradient, so
+    # what moved is a subset) and nothing else moved.
+    assert {w.path.split("/")[0] for w in base.trainable_weights} == set(top[-2:])
+    assert moved and moved <= set(top[-2:]), moved
 
 
 # --- TensorBoard restart -----------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import subprocess
@@ -15,14 +16,16 @@ from tensorboard.compat.proto import event_pb2
 
 from components.train.core import train
 from components.train.input_pipeline import load_split
-from components.train.models import build_model
-from tests.support.events import epoch_steps, event_files, records
+from components.train.models import backbone_of, build_model
+from tests.support.events import epoch_steps, event_files, records, scalars, texts
 from tests.support.gcs import BUCKET
 from tests.support.training import FAST
-from trainboard import storage
+from trainboard import layout, storage
 from trainboard.artifacts.model import load_trained
+from trainboard.backbones import backbone
 from trainboard.config import MODELS
 from trainboard.errors import UsageError
+from trainboard.weights import OFFLINE_ENV
 
 
 def plugins_and_tags(uri: str) -> set[tuple[str, str]]:
@@ -90,8 +93,13 @@ def test_streaming_to_gcs_uploads_each_byte_about_once(gcs, demo_data, tmp_path)
         ({"lr_schedule": "step"}, "lr_schedule", ["constant, cosine"]),
         ({"precision": "fp8"}, "precision", ["mixed_bfloat16"]),
         ({"label_smoothing": 1.0}, "label_smoothing", ["[0, 1)"]),
-        ({"model": "vgg16", "image_size": 32, "weights_uri": "s3://x/w.h5"}, "weights_uri", ["s3://"]),
-        ({"weights_uri": "gs://bucket/w.h5"}, "weights_uri", ["small_cnn has no pretrained weights"]),
+        ({"model": "vgg16", "image_size": 32, "weights": "s3://x/w.h5"}, "weights", ["s3://"]),
+        ({"model": "vgg16", "image_size": 32, "weights": "imagenet21k"}, "weights", ["none, imagenet, or a"]),
+        ({"weights": "imagenet"}, "weights", ["small_cnn has no pretrained weights"]),
+        ({"model": "vgg16", "image_size": 32, "freeze_epochs": 1}, "freeze_epochs", ["untrained backbone"]),
+        ({"freeze_epochs": 3}, "freeze_epochs", ["[0, epochs=2]"]),
+        ({"fine_tune_layers": -1}, "fine_tune_layers", ["0 or more"]),
+        ({"fine_tune_learning_rate": 0.0}, "fine_tune_learning_rate", ["greater than 0"]),
     ],
 )
 def test_bad_training_input_is_refused_before_training(demo_data, tmp_path, change, field, words):
@@ -103,15 +111,23 @@ def test_bad_training_input_is_refused_before_training(demo_data, tmp_path, chan
     assert not (tmp_path / "root").exists() and not (tmp_path / "model").exists()
 
 
+MOBILENET = replace(FAST, model="mobilenet_v3_small", image_size=32, lr_schedule="constant")
+
+
+def mobilenet_weights(path) -> list[np.ndarray]:
+    """A mobilenet_v3_small weights file at 32 px, made here (tests cannot download ImageNet's); its
+    weights in the model's order."""
+    source = backbone("mobilenet_v3_small", 32)
+    source.save_weights(path)
+    return [w.numpy() for w in source.weights]
+
+
 def test_weights_from_the_bucket_load_and_must_match(gcs, demo_data, tmp_path):
-    backbone = keras.applications.MobileNetV3Small(
-        include_top=False, weights=None, input_shape=(32, 32, 3), pooling="avg"
-    )
     local = tmp_path / "mobilenet_v3_small.weights.h5"
-    backbone.save_weights(local)
+    mobilenet_weights(local)
     uri = f"gs://{BUCKET}/weights/{local.name}"
     storage.upload_file(local, uri)
-    good = replace(FAST, model="mobilenet_v3_small", image_size=32, epochs=1, weights_uri=uri)
+    good = replace(MOBILENET, epochs=1, weights=uri)
     assert train(demo_data, str(tmp_path / "m1"), str(tmp_path / "root"), "pretrained", good).epochs == 1
     with pytest.raises(UsageError, match="does not match vgg16"):
         train(
@@ -123,8 +139,84 @@ def test_weights_from_the_bucket_load_and_must_match(gcs, demo_data, tmp_path):
             str(tmp_path / "m3"),
             str(tmp_path / "root"),
             "missing",
-            replace(good, weights_uri=uri + ".x"),
+            replace(good, weights=uri.replace("mobilenet", "missing")),
         )
+
+
+def test_freeze_then_fine_tune_is_one_series_with_the_boundary_marked(demo_data, tmp_path):
+    start = mobilenet_weights(tmp_path / "w.weights.h5")
+    config = replace(
+        MOBILENET,
+        epochs=3,
+        weights=str(tmp_path / "w.weights.h5"),
+        freeze_epochs=1,
+        fine_tune_layers=2,
+        fine_tune_learning_rate=1e-4,
+    )
+    root = str(tmp_path / "root")
+    train(demo_data, str(tmp_path / "model"), root, "tuned", config)
+    run_dir = f"{root}/tensorboard/tuned"
+    assert epoch_steps(run_dir) == [0, 1, 2] and epoch_steps(run_dir, "validation") == [0, 1, 2]
+    rates = [
+        v
+        for uri in event_files(run_dir, "train")
+        for v in scalars(storage.read_bytes(uri), "epoch_learning_rate")
+    ]
+    assert sorted(rates) == [(0, pytest.approx(3e-3)), (1, pytest.approx(1e-4)), (2, pytest.approx(1e-4))]
+    notes = texts(run_dir, "phase")
+    assert [step for step, _ in notes] == [0, 1]
+    assert (
+        "frozen (head only" in notes[0][1]
+        and "fine-tune (head and 2 mobilenet_v3_small layers)" in notes[1][1]
+    )
+    model, _ = load_trained(str(tmp_path / "model"))
+    base = backbone_of(model)
+    changed = {
+        w.path.split("/")[0]
+        for w, s in zip(base.weights, start, strict=True)
+        if not np.array_equal(w.numpy(), s)
+    }
+    tuned = [
+        layer.name
+        for layer in base.layers
+        if layer.weights and not isinstance(layer, keras.layers.BatchNormalization)
+    ][-2:]
+    # Random weights here: a layer may get no gradient, so what moved is a subset of what trains.
+    assert {w.path.split("/")[0] for w in base.trainable_weights} == set(tuned)
+    assert changed and changed <= set(tuned), (
+        "only the top 2 layers moved; BatchNorm and the rest are the file's"
+    )
+
+
+def seed_imagenet_cache(root: str, model: str, image_size: int, local) -> str:
+    """What `trainboard weights fetch` leaves in the root, from a file made here."""
+    uri = layout.imagenet_weights(root, model, image_size)
+    storage.upload_file(local, uri)
+    storage.write_bytes(uri + ".sha256", hashlib.sha256(local.read_bytes()).hexdigest().encode())
+    return uri
+
+
+def test_imagenet_comes_from_the_roots_cache_checked_and_refuses_offline(demo_data, tmp_path, monkeypatch):
+    monkeypatch.setenv(OFFLINE_ENV, "1")
+    root = str(tmp_path / "root")
+    config = replace(MOBILENET, epochs=1, weights="imagenet", freeze_epochs=1)
+    with pytest.raises(UsageError) as refused:
+        train(demo_data, str(tmp_path / "m0"), root, "offline", config)
+    assert refused.value.field == "weights"
+    assert "mobilenet_v3_small-32-notop.weights.h5 has no cached copy" in refused.value.problem
+    assert "trainboard weights fetch mobilenet_v3_small --image-size 32 --root " in refused.value.problem
+    assert not (tmp_path / "root" / "tensorboard").exists(), "refused before anything was written"
+
+    start = mobilenet_weights(tmp_path / "w.weights.h5")
+    uri = seed_imagenet_cache(root, "mobilenet_v3_small", 32, tmp_path / "w.weights.h5")
+    train(demo_data, str(tmp_path / "m1"), root, "cached", config)
+    model, _ = load_trained(str(tmp_path / "m1"))
+    for mine, cached in zip(backbone_of(model).weights, start, strict=True):  # frozen: still the cache's
+        np.testing.assert_array_equal(mine.numpy(), cached)
+
+    storage.write_bytes(uri + ".sha256", b"0" * 64)  # a damaged copy
+    with pytest.raises(UsageError, match="does not match its checksum"):
+        train(demo_data, str(tmp_path / "m2"), root, "damaged", config)
 
 
 # The GPU code path (MirroredStrategy over several devices, mixed precision), on two logical CPU devices:

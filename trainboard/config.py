@@ -20,6 +20,7 @@ from typing import Any
 from trainboard import layout, storage
 from trainboard.errors import UsageError
 from trainboard.sources.spec import Source, parse_source
+from trainboard.weights import NONE, check_weights
 
 
 @dataclass(frozen=True)
@@ -81,14 +82,28 @@ class TrainingConfig:
     lr_schedule: str = _option("cosine", f"Learning-rate schedule: {', '.join(LR_SCHEDULES)}.")
     label_smoothing: float = _option(0.0, "Label smoothing in [0, 1).")
     early_stopping_patience: int = _option(
-        0, "Stop after this many epochs without a better val_loss; 0 never stops early."
+        0,
+        "Stop after this many epochs without a better val_loss (in the fine-tuning after frozen epochs); "
+        "0 never stops early.",
     )
     augment: bool = _option(False, "Random flips, crops and colour changes of the training images.")
     precision: str = _option("auto", f"{', '.join(PRECISIONS)}; auto is mixed_float16 on GPUs, else float32.")
-    weights_uri: str = _option(
-        "",
-        "Pretrained backbone weights file in the bucket; empty to start untrained (nothing is downloaded).",
+    weights: str = _option(
+        "none",
+        "The backbone's start: none (untrained), imagenet (Keras's ImageNet weights, downloaded once and "
+        "cached under <root>/weights/), or a weights file (.h5, a local path or gs:// URI).",
     )
+    freeze_epochs: int = _option(
+        0,
+        "Train only the head for this many of the epochs, the pretrained backbone frozen (BatchNorm in "
+        "inference mode), then fine-tune; 0 trains everything from the first epoch.",
+    )
+    fine_tune_layers: int = _option(
+        0,
+        "After the frozen epochs, fine-tune the top N backbone layers that have weights (BatchNorm stays "
+        "frozen); 0 fine-tunes them all.",
+    )
+    fine_tune_learning_rate: float = _option(1e-5, "Adam's (initial) learning rate after the frozen epochs.")
     seed: int = _option(0, "Seed of data splits, shuffling and initial weights.")
     sync_seconds: float = _option(10.0, "The most TensorBoard logs in the root lag behind training.")
     batch_scalars_every: int = _option(
@@ -121,7 +136,9 @@ class PromotionRule:
 
 CONFIGS = (DataConfig, TrainingConfig, PromotionRule)
 # The cluster pipeline's defaults where they differ from the local ones above: the reference job,
-# VGG16 on caltech101 at its native 224 px, with Adam's usual rate for it and augmentation.
+# VGG16 on caltech101 at its native 224 px, from ImageNet weights: the new head trained alone for 3
+# epochs at Adam's usual rate, then the whole backbone fine-tuned at 1e-5 (Keras's transfer-learning
+# guide), with augmentation.
 CLUSTER_DEFAULTS: dict[str, Any] = {
     "dataset": "tfds:caltech101",
     "model": "vgg16",
@@ -129,6 +146,8 @@ CLUSTER_DEFAULTS: dict[str, Any] = {
     "image_size": 224,
     "learning_rate": 1e-3,
     "augment": True,
+    "weights": "imagenet",
+    "freeze_epochs": 3,
 }
 
 
@@ -225,15 +244,18 @@ def check_config(config: TrainingConfig) -> None:
     check_positive("sync_seconds", config.sync_seconds, MAX_SYNC_SECONDS)
     if config.profile_batches and not re.fullmatch(r"\d+(,\d+)?", config.profile_batches):
         raise UsageError("profile_batches", f"{config.profile_batches!r} is not START[,STOP] (e.g. 10,20)")
-    if config.weights_uri:
-        if config.model == "small_cnn":
-            raise UsageError(
-                "weights_uri", "small_cnn has no pretrained weights; use it with weights_uri empty"
-            )
-        try:
-            storage.check_uri(config.weights_uri)
-        except storage.StorageURIError as e:
-            raise UsageError("weights_uri", str(e)) from None
+    check_weights(config.weights, config.model)
+    if not 0 <= config.freeze_epochs <= config.epochs:
+        raise UsageError(
+            "freeze_epochs", f"must be in [0, epochs={config.epochs}], got {config.freeze_epochs}"
+        )
+    if config.freeze_epochs and config.weights == NONE:
+        raise UsageError(
+            "freeze_epochs",
+            "freezing an untrained backbone trains nothing; use it with --weights imagenet or a file",
+        )
+    check_non_negative("fine_tune_layers", config.fine_tune_layers)
+    check_positive("fine_tune_learning_rate", config.fine_tune_learning_rate, MAX_LEARNING_RATE)
 
 
 def check_root(root: str, must_exist: bool = False) -> str:

@@ -16,14 +16,15 @@ import tensorflow as tf
 
 from components.train.checkpoints import CommitEpoch, load_state, roll_back_logs
 from components.train.input_pipeline import load_split
-from components.train.models import build_model
-from components.train.summaries import write_run_summaries
+from components.train.models import build_model, set_trainable
+from components.train.phases import Phase, phases
+from components.train.summaries import write_phase_note, write_run_summaries
 from trainboard import layout, storage
-from trainboard.artifacts.dataset import DatasetInfo, read_info
+from trainboard.artifacts.dataset import read_info
 from trainboard.artifacts.model import ModelInfo, save_model
 from trainboard.config import TrainingConfig, check_config, check_root, check_run_name
-from trainboard.errors import UsageError
 from trainboard.streaming import StreamingTensorBoard
+from trainboard.weights import NONE, local_weights
 
 log = logging.getLogger(__name__)
 # Debugging: copy this attempt's local TensorBoard logs (a temporary folder) to this directory at the end.
@@ -44,30 +45,17 @@ def _precision(choice: str) -> str:
     return "mixed_float16" if tf.config.list_physical_devices("GPU") else "float32"
 
 
-def _fetch_weights(config: TrainingConfig, scratch: Path) -> str | None:
-    if not config.weights_uri:
-        return None
-    if not storage.exists(config.weights_uri):
-        raise UsageError("weights_uri", f"{config.weights_uri} does not exist")
-    local = scratch / Path(config.weights_uri).name
-    local.write_bytes(storage.read_bytes(config.weights_uri))
-    return str(local)
-
-
-def _new_model(config: TrainingConfig, info: DatasetInfo, weights: str | None, steps: int) -> keras.Model:
-    try:
-        model = build_model(config.model, len(info.class_names), config.image_size, weights=weights)
-    except ValueError as e:  # Keras's own message says which layer or shape did not match
-        raise UsageError("weights_uri", f"{config.weights_uri} does not match {config.model}: {e}") from None
-    learning_rate = config.learning_rate
+def _compile(model: keras.Model, config: TrainingConfig, phase: Phase, steps_per_epoch: int) -> None:
+    """A fresh optimizer for the phase (after trainable flags changed, Keras needs a compile)."""
+    learning_rate = phase.learning_rate
     if config.lr_schedule == "cosine":
-        learning_rate = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=steps)
+        steps = (phase.end - phase.start) * steps_per_epoch
+        learning_rate = keras.optimizers.schedules.CosineDecay(phase.learning_rate, decay_steps=steps)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         metrics=["accuracy"],
     )
-    return model
 
 
 def _one_hot(ds: tf.data.Dataset, classes: int) -> tf.data.Dataset:
@@ -96,17 +84,19 @@ def train(dataset_dir: str, model_dir: str, root: str, run: str, config: Trainin
 
     with tempfile.TemporaryDirectory(prefix="trainboard-train-") as scratch:
         scratch = Path(scratch)
-        weights = _fetch_weights(config, scratch)
+        # Before any epoch: a missing, damaged or mismatched file, or imagenet offline, stops here.
+        weights = local_weights(config.weights, config.model, config.image_size, root, scratch)
         state = load_state(checkpoint_dir)
         roll_back_logs(tensorboard_dir, state)
-        with _strategy().scope():
+        strategy = _strategy()
+        with strategy.scope():
             if state.epoch:
                 log.info("resuming run %s after epoch %d", run, state.epoch)
                 local = scratch / state.checkpoint
                 local.write_bytes(storage.read_bytes(storage.join(checkpoint_dir, state.checkpoint)))
                 model = keras.models.load_model(local)
             else:
-                model = _new_model(config, info, weights, steps_per_epoch * config.epochs)
+                model = build_model(config.model, len(info.class_names), config.image_size, weights=weights)
         classes = len(info.class_names)
         train_ds = load_split(
             dataset_dir, "train", config.image_size, config.batch_size, config.seed, config.augment
@@ -126,30 +116,47 @@ def train(dataset_dir: str, model_dir: str, root: str, run: str, config: Trainin
             str(logs),
             tensorboard_dir,
             config.sync_seconds,
-            initial_step=state.epoch * steps_per_epoch,
             update_freq=_batch_scalar_frequency(config.batch_scalars_every, steps_per_epoch),
             histogram_freq=1 if config.histograms else 0,
             profile_batch=config.profile_batches or 0,
         )
-        callbacks = [tensorboard, CommitEpoch(checkpoint_dir, scratch, tensorboard, state)]
-        if config.early_stopping_patience:
-            callbacks.append(
-                keras.callbacks.EarlyStopping(
-                    patience=config.early_stopping_patience, restore_best_weights=True
+        commit = CommitEpoch(checkpoint_dir, scratch, tensorboard, state)
+        run_phases = phases(config)
+        for phase in run_phases:
+            if state.epoch >= phase.end:
+                continue
+            if state.epoch == phase.start:  # the phase begins now (a resumed one has its optimizer saved)
+                with strategy.scope():
+                    trainable = (
+                        set_trainable(model, phase.frozen, config.fine_tune_layers)
+                        if config.weights != NONE
+                        else 0
+                    )
+                    _compile(model, config, phase, steps_per_epoch)
+                if len(run_phases) > 1:
+                    write_phase_note(logs, phase.describe(config.model, trainable), step=phase.start)
+                log.info("%s", phase.describe(config.model, trainable))
+            callbacks = [tensorboard, commit]
+            if config.early_stopping_patience and phase is run_phases[-1]:
+                callbacks.append(
+                    keras.callbacks.EarlyStopping(
+                        patience=config.early_stopping_patience, restore_best_weights=True
+                    )
                 )
-            )
-        if state.epoch < config.epochs:
+            tensorboard.initial_step = state.epoch * steps_per_epoch  # batch steps go on across fits
             try:
                 model.fit(
                     _one_hot(train_ds, classes),
                     validation_data=_one_hot(val_ds, classes),
-                    epochs=config.epochs,
+                    epochs=phase.end,
                     initial_epoch=state.epoch,
                     callbacks=callbacks,
                     verbose=2,
                 )
             finally:
                 tensorboard.close()  # also after a failure: every event written so far reaches the bucket
+            if state.epoch < phase.end:  # stopped early
+                break
         keep_logs = os.environ.get(KEEP_LOGS_ENV)
         if keep_logs and logs.is_dir():  # for comparing the bucket with what the trainer wrote
             shutil.copytree(logs, keep_logs, dirs_exist_ok=True)

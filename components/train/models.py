@@ -1,20 +1,14 @@
-"""Image classifiers by name, each with a head for the dataset's classes. Inputs: float pixels in [0, 255]."""
+"""Image classifiers by name, each with a head for the dataset's classes. Inputs: RGB pixels in [0, 255];
+the model holds its own preprocessing (trainboard.backbones), so serving feeds raw pixels."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 
+from trainboard.backbones import backbone, preprocess
 from trainboard.config import check_model
-
-# name -> (keras.applications constructor, pixel scaling it needs; None where the
-# architecture rescales its inputs itself)
-_APPLICATIONS = {
-    "vgg16": ("VGG16", (1 / 127.5, -1.0)),
-    "resnet50": ("ResNet50", (1 / 127.5, -1.0)),
-    "mobilenet_v3_small": ("MobileNetV3Small", None),
-    "mobilenet_v3_large": ("MobileNetV3Large", None),
-    "efficientnet_b0": ("EfficientNetB0", None),
-}
 
 
 def _small_cnn(inputs):
@@ -27,21 +21,43 @@ def _small_cnn(inputs):
     return keras.layers.GlobalAveragePooling2D()(x)
 
 
-def build_model(name: str, num_classes: int, image_size: int, weights: str | None = None) -> keras.Model:
+def build_model(name: str, num_classes: int, image_size: int, weights: Path | None = None) -> keras.Model:
     """``name`` with a softmax head for ``num_classes``. The backbone starts from ``weights`` (a local
-    weights file) or untrained: nothing is ever downloaded."""
+    weights file) or untrained: nothing is downloaded here (trainboard.weights fetches)."""
     check_model(name, image_size)
     inputs = keras.Input((image_size, image_size, 3), name="image")
     if name == "small_cnn":
         features = _small_cnn(inputs)
     else:
-        constructor, scaling = _APPLICATIONS[name]
-        x = keras.layers.Rescaling(*scaling)(inputs) if scaling else inputs
-        backbone = getattr(keras.applications, constructor)(
-            include_top=False, weights=weights, input_shape=(image_size, image_size, 3), pooling="avg"
-        )
-        features = backbone(x)
+        base = backbone(name, image_size, weights=str(weights) if weights else None)
+        # A pretrained backbone keeps its BatchNorm statistics (inference mode, also when fine-tuned, as
+        # Keras's transfer-learning guide does): a few thousand images would only blur ImageNet's.
+        features = base(preprocess(name, inputs), training=False if weights else None)
     x = keras.layers.Dropout(0.2)(features)
     # float32 head so the softmax stays stable under mixed precision.
     outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="classes")(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+def backbone_of(model: keras.Model) -> keras.Model | None:
+    """The pretrained base inside a model of build_model (None for small_cnn)."""
+    nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    return nested[0] if nested else None
+
+
+def set_trainable(model: keras.Model, frozen: bool, top_layers: int) -> int:
+    """Freeze the backbone (``frozen``), or make its top ``top_layers`` layers with weights trainable (0:
+    all), BatchNorm excepted; the head always trains. Returns the number of trainable backbone layers."""
+    base = backbone_of(model)
+    if base is None:
+        return 0
+    weighted = [
+        layer
+        for layer in base.layers
+        if layer.weights and not isinstance(layer, keras.layers.BatchNormalization)
+    ]
+    unfrozen = [] if frozen else weighted[-top_layers:] if top_layers else weighted
+    base.trainable = True  # per layer below: a frozen parent would override its layers
+    for layer in base.layers:
+        layer.trainable = layer in unfrozen
+    return len(unfrozen)

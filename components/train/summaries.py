@@ -1,5 +1,5 @@
 """What trainboard adds to Keras's own TensorBoard logs: the run's hyperparameters and a labelled grid of
-training images, in the run's top folder (TensorBoard run ``<run>``)."""
+training images, in the run's top folder (TensorBoard run ``<run>``), and a note where a phase begins."""
 
 from __future__ import annotations
 
@@ -24,4 +24,12 @@ def write_run_summaries(
         tf.summary.image(
             "training_samples", grid[None], step=0, description="Training images as the model sees them"
         )
+    writer.close()
+
+
+def write_phase_note(log_dir: Path, text: str, step: int) -> None:
+    """A "phase" text note at epoch ``step``: where a freeze-then-fine-tune run changes phase."""
+    writer = tf.summary.create_file_writer(str(log_dir))
+    with writer.as_default():
+        tf.summary.text("phase", text, step=step)
     writer.close()

@@ -50,3 +50,17 @@ def epoch_steps(run_dir: str, split: str = "train", tag: str = "epoch_loss") -> 
     return sorted(
         step for uri in event_files(run_dir, split) for step, _ in scalars(storage.read_bytes(uri), tag)
     )
+
+
+def texts(run_dir: str, tag: str) -> list[tuple[int, str]]:
+    """(step, text) of every text summary ``tag`` in the run's own event files (not train/, validation/)."""
+    points = []
+    for uri in event_files(run_dir):
+        if "/" in uri[len(run_dir) + 1 :]:
+            continue
+        for payload in records(storage.read_bytes(uri)):
+            event = event_pb2.Event.FromString(payload)
+            for value in event.summary.value:
+                if value.tag == tag:
+                    points.append((event.step, tensor_util.make_ndarray(value.tensor).item().decode()))
+    return sorted(points)

@@ -1,8 +1,8 @@
 """trainboard: train Keras image classifiers on Kubeflow Pipelines and watch them learn, live.
 
-One module per command (local, compile, tensorboard, submit, schedule, manifests), each with ``add(commands)``
-that declares its options and a handler that runs it. Starts fast and needs no TensorFlow: each command
-imports what it uses when it runs.
+One module per command (local, compile, tensorboard, submit, schedule, manifests, weights), each with
+``add(commands)`` that declares its options and a handler that runs it. Starts fast and needs no
+TensorFlow: each command imports what it uses when it runs.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from trainboard.cli import compile_, local, manifests, schedule, submit, tensorboard
+from trainboard.cli import compile_, local, manifests, schedule, submit, tensorboard, weights
 from trainboard.errors import UsageError
 
-COMMANDS = (local, compile_, tensorboard, submit, schedule, manifests)
+COMMANDS = (local, compile_, tensorboard, submit, schedule, manifests, weights)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except UsageError as e:
-        # An environment variable (TRAINBOARD_IMAGE) is named as it is; a field by its option.
+        # An environment variable (TRAINBOARD_IMAGE) or a positional (MODEL) is named as it is; a field by
+        # its option.
         option = e.field if e.field.isupper() else "--" + e.field.replace("_", "-")
         parser.exit(2, f"trainboard {args.command}: error: {option}: {e.problem}\n")
 

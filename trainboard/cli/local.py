@@ -77,6 +77,7 @@ def _training_config(args: argparse.Namespace) -> TrainingConfig:
 
 def run(args: argparse.Namespace) -> int:
     from trainboard.sources import check_source
+    from trainboard.weights import check_available
 
     config = _training_config(args)
     check_config(config)
@@ -87,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
     check_run_name(run_name)
     data = DataConfig(**field_values(DataConfig, vars(args)))
     check_data_config(data)
-    check_source(data.dataset, data.tfds_data_dir)  # last: a tfds: source loads TensorFlow Datasets
+    check_source(data.dataset, data.tfds_data_dir)  # a tfds: source loads TensorFlow Datasets
+    check_available(config.weights, config.model, config.image_size, root)  # a file: Keras loads it
 
     from trainboard.local_run import run_local
 

@@ -24,6 +24,7 @@ from trainboard.config import (
     field_values,
 )
 from trainboard.errors import UsageError
+from trainboard.weights import IMAGENET, NONE
 
 _TYPE_WORDS = {
     "STRING": "a string",
@@ -98,6 +99,13 @@ def check_cluster_arguments(arguments: dict[str, Any], parameters: dict[str, Pip
                 "storage every task and the team TensorBoard can reach",
             )
         arguments["root"] = root
+    weights = arguments.get("weights", "")
+    if weights not in ("", NONE, IMAGENET) and not storage.is_gcs(weights):
+        raise UsageError(
+            "param",
+            f"weights={weights!r} is a local path; the train task reads gs:// URIs (upload the file to the "
+            "bucket)",
+        )
     _check_config_values(arguments, parameters)
 
 

@@ -37,7 +37,10 @@ def pipeline_parameters(pipeline_yaml: str) -> dict[str, PipelineParameter]:
     import yaml
 
     pipeline_spec = next(yaml.safe_load_all(pipeline_yaml))
-    return {
-        name: PipelineParameter(name, p["parameterType"], not p.get("isOptional"), p.get("defaultValue"))
-        for name, p in pipeline_spec["root"]["inputDefinitions"]["parameters"].items()
-    }
+    parameters = {}
+    for name, p in pipeline_spec["root"]["inputDefinitions"]["parameters"].items():
+        default = p.get("defaultValue")
+        if p["parameterType"] == "NUMBER_INTEGER" and default is not None:
+            default = int(default)  # the compiler writes integers as protobuf numbers: 10.0
+        parameters[name] = PipelineParameter(name, p["parameterType"], not p.get("isOptional"), default)
+    return parameters
