@@ -78,7 +78,7 @@ def training_pipeline(
     profile_batches: str = "",
     run_name: str = "",
     accelerator_type: str = "nvidia.com/gpu",
-    accelerator_count: int = 1,
+    accelerator_count: str = "1",
     gpu_node_selector: dict = {},  # noqa: B006 (a pipeline parameter default, never mutated)
     gpu_tolerations: list = GPU_TOLERATIONS,
     tensorboard_url: str = "",
@@ -123,7 +123,9 @@ def training_pipeline(
         run_name: Name of the run under <root>; empty for a unique UTC-time name per execution.
         accelerator_type: Accelerator the train task requests: nvidia.com/gpu on Kubeflow Pipelines,
             a machine accelerator such as NVIDIA_L4 on Vertex AI.
-        accelerator_count: How many accelerators the train task requests.
+        accelerator_count: How many accelerators the train task requests: a whole number, written as a
+            string ("1"; "0" for none), because the KFP driver reads pod-spec values from string
+            parameters only.
         gpu_node_selector: Node labels the train pod must match, e.g.
             {"cloud.google.com/gke-accelerator": "nvidia-l4"}; {} for any node with the accelerator.
         gpu_tolerations: Kubernetes tolerations of the train pod, for taints on GPU nodes.
@@ -152,9 +154,18 @@ def training_pipeline(
     _settle(data, "prepare-data", cache=True)
 
     trained = train(
-        data=data.outputs["data"], root=root, run=run_output, **field_values(TrainingConfig, parameters)
+        data=data.outputs["data"],
+        root=root,
+        run=run_output,
+        accelerator_type=accelerator_type,
+        accelerator_count=accelerator_count,
+        **field_values(TrainingConfig, parameters),
     )
     _settle(trained, "train", cache=False)  # it writes the run's logs and checkpoints to the root
+    # Both from STRING parameters: the KFP driver (backend/src/v2/driver/resolve.go,
+    # resolvePodSpecInputRuntimeParameter, 2.4.0 to 2.17.0) resolves a pod-spec runtime value with
+    # GetStringValue(), so a count fed by an int parameter becomes "" and the GPU limit is silently dropped.
+    # tests/test_compile.py holds the rule on the compiled YAML.
     trained.set_accelerator_type(accelerator_type).set_accelerator_limit(accelerator_count)
     kubernetes.add_node_selector_json(trained, gpu_node_selector)
     kubernetes.add_toleration_json(trained, gpu_tolerations)

@@ -201,7 +201,13 @@ CASES = [
         "submit-negative-gpus",
         ["submit", "--param", "accelerator_count=-1"],
         "param",
-        ["accelerator_count=-1: must be 0 or more"],
+        ["accelerator_count='-1': must be a whole number 0 or more"],
+    ),
+    Case(
+        "submit-fractional-gpus",
+        ["submit", "--param", "accelerator_count=0.5"],
+        "param",
+        ["accelerator_count='0.5': must be a whole number 0 or more"],
     ),
     Case(
         "submit-unknown-model",

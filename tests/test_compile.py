@@ -3,6 +3,8 @@ and a golden check holds what matters on a cluster (GPU request, node selector, 
 caching, image, parameters), failing on drift. Parameters added later do not break it: the golden names
 the parameters it checks."""
 
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -53,7 +55,7 @@ GOLDEN = {
         "root": ("STRING", None),
         "dataset": ("STRING", "tfds:caltech101"),
         "accelerator_type": ("STRING", "nvidia.com/gpu"),
-        "accelerator_count": ("NUMBER_INTEGER", 1),
+        "accelerator_count": ("STRING", "1"),
         "gpu_node_selector": ("STRUCT", {}),
         "gpu_tolerations": (
             "LIST",
@@ -119,6 +121,38 @@ def what_matters(path: Path) -> dict:
 
 def test_compiled_pipeline_matches_the_golden(compiled):
     assert what_matters(compiled) == GOLDEN
+
+
+PLACEHOLDER = re.compile(r"\{\{\$\.inputs\.parameters\['pipelinechannel--([^']+)'\]\}\}")
+
+
+def resource_parameters_not_strings(pipeline: dict) -> list[str]:
+    """The KFP driver's rule (kubeflow/pipelines backend/src/v2/driver/resolve.go,
+    resolvePodSpecInputRuntimeParameter, releases 2.4.0 to 2.17.0: it returns the runtime value's
+    GetStringValue()): a pod-spec field fed by a pipeline parameter gets "" unless that parameter is a
+    STRING, so a GPU count from an int parameter sets no limit at all. Returns every violation."""
+    root = pipeline["root"]["inputDefinitions"]["parameters"]
+    found = []
+    for name, executor in pipeline["deploymentSpec"]["executors"].items():
+        text = json.dumps(executor.get("container", {}).get("resources", {}))
+        for parameter in PLACEHOLDER.findall(text):
+            kind = root.get(parameter, {}).get("parameterType", "not a root parameter")
+            if kind != "STRING":
+                found.append(f"{name}: resources use {parameter} ({kind})")
+    return found
+
+
+def test_every_runtime_resource_value_comes_from_a_string_parameter(compiled):
+    pipeline = next(yaml.safe_load_all(compiled.read_text()))
+    assert resource_parameters_not_strings(pipeline) == []
+    assert PLACEHOLDER.findall(json.dumps(pipeline["deploymentSpec"]["executors"]["exec-train"])), "checked"
+    # The rule, failing on the YAML this project compiled before (an int GPU count):
+    pipeline["root"]["inputDefinitions"]["parameters"]["accelerator_count"]["parameterType"] = (
+        "NUMBER_INTEGER"
+    )
+    assert resource_parameters_not_strings(pipeline) == [
+        "exec-train: resources use accelerator_count (NUMBER_INTEGER)"
+    ]
 
 
 def test_compiled_pipeline_loads_back_with_the_kfp_sdk(compiled):

@@ -15,6 +15,7 @@ import pytest
 from tensorboard.compat.proto import event_pb2
 
 from components.train.core import train
+from components.train.devices import NoGPU, gpus_requested
 from components.train.input_pipeline import load_split
 from components.train.models import backbone_of, build_model
 from tests.support.events import epoch_steps, event_files, records, scalars, texts
@@ -108,6 +109,15 @@ def test_bad_training_input_is_refused_before_training(demo_data, tmp_path, chan
     assert error.value.field == field
     for word in words:
         assert word in str(error.value)
+    assert not (tmp_path / "root").exists() and not (tmp_path / "model").exists()
+
+
+def test_a_gpu_run_that_finds_no_gpu_stops_before_any_work(demo_data, tmp_path):
+    """This machine has no GPU: what a pod without its limit (or with a CUDA mismatch) meets."""
+    assert gpus_requested("nvidia.com/gpu", "2") == 2 and gpus_requested("NVIDIA_L4", "1") == 1
+    assert gpus_requested("cloud-tpus.google.com/v3", "8") == 0 and gpus_requested("nvidia.com/gpu", "0") == 0
+    with pytest.raises(NoGPU, match=r"asked for 1 GPU.* sees none.*no GPU limit.*CUDA"):
+        train(demo_data, str(tmp_path / "model"), str(tmp_path / "root"), "gpu", FAST, gpus=1)
     assert not (tmp_path / "root").exists() and not (tmp_path / "model").exists()
 
 

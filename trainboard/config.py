@@ -208,6 +208,14 @@ def check_non_negative(field: str, value: float) -> None:
         raise UsageError(field, f"must be 0 or more, got {value}")
 
 
+def check_count(field: str, value: str) -> None:
+    """A whole number 0 or more, written as a string (a pod-spec value the KFP driver reads as a string)."""
+    if not re.fullmatch(r"[0-9]+", value):
+        raise UsageError(
+            field, f'must be a whole number 0 or more, written as a string (e.g. "1"), got {value!r}'
+        )
+
+
 def check_fraction(field: str, value: float) -> None:
     if not 0 < value < 1:
         raise UsageError(field, f"must be between 0 and 1 (exclusive), got {value}")

@@ -79,7 +79,10 @@ def run_local(
         pipeline_root=pipeline_root or default_pipeline_root(root),
     )
     with _stdout_to_stderr() if quiet_stdout else contextlib.nullcontext():
-        task = training_pipeline(root=root, run_name=run, **asdict(data), **asdict(config), **asdict(rule))
+        # No accelerator asked for: this machine's TensorFlow uses a GPU it has without one.
+        task = training_pipeline(
+            root=root, run_name=run, accelerator_count="0", **asdict(data), **asdict(config), **asdict(rule)
+        )
     metrics = task.outputs["metrics"].metadata
     return LocalRunResult(
         run=task.outputs["run"],

@@ -28,13 +28,17 @@ def train(
     batch_scalars_every: int,
     histograms: bool,
     profile_batches: str,
+    accelerator_type: str,
+    accelerator_count: str,
     trained_model: Output[Model],
 ):
     from dataclasses import asdict
 
     from components.train.core import train as fit
+    from components.train.devices import gpus_requested
     from trainboard.config import TrainingConfig, field_values
 
     config = TrainingConfig(**field_values(TrainingConfig, locals()))
-    info = fit(data.path, trained_model.path, root, run, config)
+    gpus = gpus_requested(accelerator_type, accelerator_count)
+    info = fit(data.path, trained_model.path, root, run, config, gpus=gpus)
     trained_model.metadata.update(asdict(info))

@@ -15,6 +15,7 @@ import keras
 import tensorflow as tf
 
 from components.train.checkpoints import CommitEpoch, load_state, roll_back_logs
+from components.train.devices import check_gpus
 from components.train.input_pipeline import load_split
 from components.train.models import build_model, set_trainable
 from components.train.phases import Phase, phases
@@ -70,12 +71,16 @@ def _batch_scalar_frequency(requested: int, steps_per_epoch: int) -> int | str:
     return max(d for d in range(1, min(requested, steps_per_epoch) + 1) if steps_per_epoch % d == 0)
 
 
-def train(dataset_dir: str, model_dir: str, root: str, run: str, config: TrainingConfig) -> ModelInfo:
+def train(
+    dataset_dir: str, model_dir: str, root: str, run: str, config: TrainingConfig, gpus: int = 0
+) -> ModelInfo:
     """Train ``config.model`` on ``dataset_dir``; the model goes to ``model_dir``, logs and checkpoints to
-    the root. Run again with the same ``run`` after a kill, it resumes from the last completed epoch."""
+    the root. Run again with the same ``run`` after a kill, it resumes from the last completed epoch.
+    ``gpus``: how many the task asked for; with none visible it stops before any work (NoGPU)."""
     check_config(config)
     check_run_name(run)
     root = check_root(root, must_exist=True)
+    check_gpus(gpus)
     info = read_info(dataset_dir)
     tensorboard_dir, checkpoint_dir = layout.tensorboard_dir(root, run), layout.checkpoint_dir(root, run)
     keras.utils.set_random_seed(config.seed)

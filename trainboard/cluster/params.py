@@ -17,8 +17,8 @@ from trainboard.config import (
     PromotionRule,
     TrainingConfig,
     check_config,
+    check_count,
     check_data_config,
-    check_non_negative,
     check_promotion_rule,
     check_root,
     field_values,
@@ -117,6 +117,6 @@ def _check_config_values(arguments: dict[str, Any], parameters: dict[str, Pipeli
         check_config(TrainingConfig(**field_values(TrainingConfig, values)))
         check_data_config(DataConfig(**field_values(DataConfig, values)))
         check_promotion_rule(PromotionRule(**field_values(PromotionRule, values)))
-        check_non_negative("accelerator_count", values["accelerator_count"])
+        check_count("accelerator_count", values["accelerator_count"])
     except UsageError as e:
         raise UsageError("param", f"{e.field}={values[e.field]!r}: {e.problem}") from None
