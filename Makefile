@@ -59,7 +59,18 @@ lock:
 	.lockvenv/bin/pip install --quiet '.[test]'
 	.lockvenv/bin/pip freeze --exclude trainboard | grep -viE '^tensorflow[-_]cpu==' \
 		| grep -vxFf requirements/runtime.lock > requirements/test.lock
+	$(MAKE) requirements/tensorflow-gpu.lock
 	rm -rf .lockvenv
+
+# The image's TensorFlow: the CUDA build of the tested version with its CUDA wheels, resolved, not installed.
+TF_VERSION := $(shell sed -n 's/^tensorflow-cpu==//p' requirements/tensorflow-cpu.txt)
+requirements/tensorflow-gpu.lock: requirements/tensorflow-cpu.txt
+	.lockvenv/bin/pip install --quiet --dry-run --ignore-installed --report .lockvenv/gpu.json \
+		'tensorflow[and-cuda]==$(TF_VERSION)'
+	{ sed -n '1,2p' $@; echo 'tensorflow[and-cuda]==$(TF_VERSION)'; .lockvenv/bin/python -c \
+		'import json; ms = [i["metadata"] for i in json.load(open(".lockvenv/gpu.json"))["install"]]; \
+		print("\n".join(sorted(m["name"].lower() + "==" + m["version"] for m in ms \
+		if m["name"].lower().startswith("nvidia"))))'; } > $@.new && mv $@.new $@
 
 clean:
 	rm -rf $(VENV) .trainboard trainboard-runs pipeline.yaml

@@ -3,7 +3,10 @@ at once instead of training for hours on the CPU."""
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import sys
+from pathlib import Path
 
 import tensorflow as tf
 
@@ -36,3 +39,40 @@ def check_gpus(requested: int) -> None:
             "on the node shows the driver's CUDA version). Not training on the CPU instead: that would take "
             "hours for the same model"
         )
+
+
+# The CUDA libraries TensorFlow's GPU kernels need, as its and-cuda wheels install them (nvidia/*/lib/).
+CUDA_LIBRARIES = (
+    "libcudart.so",
+    "libcublas.so",
+    "libcublasLt.so",
+    "libcufft.so",
+    "libcusolver.so",
+    "libcusparse.so",
+    "libcudnn.so",
+    "libnccl.so",
+)
+
+
+def check_cuda_build() -> list[str]:
+    """The image build's check (`python -m components.train.devices`): TensorFlow is a CUDA build and each
+    CUDA library it needs is installed and loads. Returns the libraries' paths; RuntimeError otherwise."""
+    if not tf.test.is_built_with_cuda():
+        raise RuntimeError(f"TensorFlow {tf.__version__} is not a CUDA build")
+    nvidia = [Path(p) / "nvidia" for p in sys.path if (Path(p) / "nvidia").is_dir()]
+    loaded = []
+    for name in CUDA_LIBRARIES:
+        found = sorted(f for root in nvidia for f in root.glob(f"*/lib/{name}*"))
+        if not found:
+            raise RuntimeError(f"{name} is not installed (the nvidia-* wheels of tensorflow[and-cuda])")
+        ctypes.CDLL(str(found[0]))
+        loaded.append(str(found[0]))
+    return loaded
+
+
+if __name__ == "__main__":
+    build = tf.sysconfig.get_build_info()
+    print(
+        f"TensorFlow {tf.__version__}, CUDA {build.get('cuda_version')}, cuDNN {build.get('cudnn_version')}:"
+    )
+    print("\n".join(check_cuda_build()))
