@@ -26,14 +26,19 @@ class Request:
 class KFPServer:
     """``token``: when set, every route answers 401 unless the request carries ``Bearer <token>``.
     ``final_state``: what GET runs/ID answers (the run has finished).
-    ``refusal``: when set, creating a run or a recurring run answers 400 with it (a server-side check)."""
+    ``refusal``: when set, creating a run or a recurring run answers 400 with it (a server-side check).
+    ``release`` and ``multi_user``: what healthz reports (tag_name, multi_user), as the real API server's
+    handler does (backend/src/apiserver/main.go)."""
 
     token: str = ""
+    release: str = "2.14.3"
+    multi_user: bool = False
     final_state: str = "SUCCEEDED"
     refusal: str = ""
     requests: list[Request] = field(default_factory=list)
     experiments: dict[str, dict] = field(default_factory=dict)
     runs: dict[str, dict] = field(default_factory=dict)
+    recurring_runs: dict[str, dict] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -55,7 +60,7 @@ class KFPServer:
         if self.refusal and route in (("POST", "/runs"), ("POST", "/recurringruns")):
             return 400, {"error": self.refusal, "code": 3}
         if route == ("GET", "/healthz"):
-            return 200, {"multi_user": False, "pipeline_store": "database"}
+            return 200, {"commit_sha": "0" * 40, "tag_name": self.release, "multi_user": self.multi_user}
         if route == ("GET", "/experiments"):
             wanted = json.loads(request.query.get("filter", '{"predicates": []}'))["predicates"]
             names = [p["stringValue"] for p in wanted if p["key"] == "display_name"]
@@ -75,9 +80,29 @@ class KFPServer:
             run = self.runs.get(request.path.rsplit("/", 1)[-1])
             return (200, {**run, "state": self.final_state}) if run else (404, {"error": "no such run"})
         if route == ("POST", "/recurringruns"):
-            recurring = {**request.body, "recurring_run_id": "recurring-1", "status": "ENABLED"}
+            number = len(self.bodies("POST", "/recurringruns"))  # 1, 2, ...: never reused
+            recurring = {**request.body, "recurring_run_id": f"recurring-{number}", "status": "ENABLED"}
             recurring.update(created_at=CREATED_AT)
+            self.recurring_runs[recurring["recurring_run_id"]] = recurring
             return 200, recurring
+        if route == ("GET", "/recurringruns"):
+            found = [
+                r
+                for r in self.recurring_runs.values()
+                if r.get("experiment_id") == request.query.get("experiment_id", r.get("experiment_id"))
+            ]
+            return 200, {"recurringRuns": found, "total_size": len(found)} if found else {}
+        if request.path.startswith(f"{API}/recurringruns/"):
+            target, _, action = request.path.rsplit("/", 1)[-1].partition(":")
+            if target not in self.recurring_runs:
+                return 404, {"error": f"no recurring run {target}", "code": 5}
+            if request.method == "DELETE":
+                del self.recurring_runs[target]
+            elif request.method == "POST" and action in ("enable", "disable"):
+                self.recurring_runs[target]["status"] = "ENABLED" if action == "enable" else "DISABLED"
+            elif request.method != "GET":
+                return 404, {"error": f"no route {request.method} {request.path}"}
+            return 200, self.recurring_runs.get(target, {})
         return 404, {"error": f"no route {request.method} {request.path}"}
 
 
@@ -103,7 +128,7 @@ def _handler(server: KFPServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(payload)
 
-        do_GET = do_POST = _serve
+        do_GET = do_POST = do_DELETE = _serve
 
         def log_message(self, *args) -> None:  # keep test output clean
             pass

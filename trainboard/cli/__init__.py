@@ -1,8 +1,8 @@
 """trainboard: train Keras image classifiers on Kubeflow Pipelines and watch them learn, live.
 
-One module per command (local, compile, tensorboard, submit, schedule, manifests, weights), each with
-``add(commands)`` that declares its options and a handler that runs it. Starts fast and needs no
-TensorFlow: each command imports what it uses when it runs.
+One module per command (local, compile, tensorboard, submit, schedule, schedules, manifests, weights),
+each with ``add(commands)`` that declares its options and a handler that runs it. Starts fast and needs
+no TensorFlow: each command imports what it uses when it runs.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from trainboard.cli import compile_, local, manifests, schedule, submit, tensorboard, weights
+from trainboard.cli import compile_, local, manifests, schedule, schedules, submit, tensorboard, weights
 from trainboard.errors import UsageError
 
-COMMANDS = (local, compile_, tensorboard, submit, schedule, manifests, weights)
+COMMANDS = (local, compile_, tensorboard, submit, schedule, schedules, manifests, weights)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,11 +20,18 @@ def add(commands) -> None:
     p.add_argument(
         "--cron",
         required=True,
-        help="6 fields, seconds first: second minute hour day-of-month month day-of-week, "
-        "e.g. '0 0 3 * * *' (03:00 UTC daily)",
+        help="as the KFP scheduler reads it (robfig/cron v1.2.0): 6 fields, seconds first: second minute "
+        "hour day-of-month month day-of-week, e.g. '0 0 3 * * *' (03:00 UTC daily), or @daily, @hourly, "
+        "@weekly, @monthly, @yearly, @every 6h",
     )
     p.add_argument("--max-concurrency", type=int, default=1, help="runs at once (default: %(default)s)")
     p.add_argument("--catchup", action="store_true", help="backfill missed intervals (default: no catch-up)")
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace the experiment's schedule of this name (the old one is deleted once the new one "
+        "exists); without it an existing name is refused",
+    )
     p.set_defaults(handler=run)
 
 
@@ -34,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     settings = cluster_settings(args)
     try:
         scheduled = client.schedule(
-            settings, args.param, args.name, args.cron, args.max_concurrency, args.catchup
+            settings, args.param, args.name, args.cron, args.max_concurrency, args.catchup, args.replace
         )
     except client.ServerError as e:
         return server_error("schedule", e)

@@ -6,6 +6,7 @@ import argparse
 
 from trainboard.cli.cluster_options import add_cluster_options, cluster_settings
 from trainboard.cli.output import server_error
+from trainboard.errors import UsageError
 
 
 def add(commands) -> None:
@@ -19,14 +20,28 @@ def add(commands) -> None:
     add_cluster_options(p)
     p.add_argument("--run-name", default="", help="name of the run (default: UTC time + random suffix)")
     p.add_argument(
-        "--wait", action="store_true", help="wait for the run to finish; exit 1 unless it succeeded"
+        "--wait",
+        action="store_true",
+        help="wait for the run to finish: exit 0 if it succeeded, 1 if it failed (or was canceled), 3 if the "
+        "API stopped answering, 4 at --timeout",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=0,
+        help="with --wait: give up waiting after this many seconds (0: never)",
     )
     p.set_defaults(handler=run)
+
+
+EXIT_UNREACHABLE, EXIT_TIMEOUT = 3, 4
 
 
 def run(args: argparse.Namespace) -> int:
     from trainboard.cluster import client
 
+    if args.timeout < 0:
+        raise UsageError("timeout", f"must be 0 (no limit) or more seconds, got {args.timeout:g}")
     settings = cluster_settings(args)
     try:
         submitted = client.submit(settings, args.param, args.run_name)
@@ -37,8 +52,14 @@ def run(args: argparse.Namespace) -> int:
         )
         if not args.wait:
             return 0
-        state = client.wait(settings, submitted.run_id)
+        state = client.wait(settings, submitted.run_id, args.timeout)
+    except client.Unreachable as e:
+        server_error("submit", e)
+        return EXIT_UNREACHABLE
     except client.ServerError as e:
         return server_error("submit", e)
+    except client.WaitTimeout as e:
+        server_error("submit", e)
+        return EXIT_TIMEOUT
     print(f"trainboard: run {submitted.run} {state}")
     return 0 if state == "SUCCEEDED" else 1

@@ -5,7 +5,8 @@ The config file is TOML, ``$TRAINBOARD_CONFIG`` or ``~/.config/trainboard/config
 (``$XDG_CONFIG_HOME`` honoured)::
 
     endpoint = "https://kubeflow.example.com/pipeline"
-    token = "..."
+    token = "..."            # or KF_PIPELINES_TOKEN; keep this file chmod 600
+    namespace = "team-vision"  # multi-user Kubeflow: the profile namespace
     experiment = "trainboard"
     service_account = "trainboard-runner"
     tensorboard_url = "https://tensorboard.example.com"
@@ -16,7 +17,7 @@ from __future__ import annotations
 import os
 import tomllib
 import urllib.parse
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from trainboard.errors import UsageError
@@ -26,6 +27,7 @@ ENVIRONMENT = {
     "endpoint": "KF_PIPELINES_ENDPOINT",
     "token": "KF_PIPELINES_TOKEN",
     "tensorboard_url": "TRAINBOARD_TENSORBOARD_URL",
+    "namespace": "TRAINBOARD_NAMESPACE",
 }
 CONFIG_ENV = "TRAINBOARD_CONFIG"
 
@@ -37,6 +39,14 @@ class ClusterSettings:
     experiment: str = "trainboard"
     service_account: str = ""
     tensorboard_url: str = ""
+    namespace: str = ""  # multi-user Kubeflow; kfp's saved context namespace when not set
+    # The config file the token came from (for the warning when others can read it); not a setting.
+    token_file: str = field(default="", metadata={"internal": True})
+    skip_version_check: bool = field(default=False, metadata={"internal": True})  # a flag only
+
+
+def setting_names() -> list[str]:
+    return [f.name for f in fields(ClusterSettings) if not f.metadata.get("internal")]
 
 
 def config_path(given: str | None = None) -> Path:
@@ -58,7 +68,7 @@ def _read_config(path: Path, required: bool) -> dict[str, str]:
         values = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
         raise UsageError("config", f"{path} is not valid TOML: {e}") from None
-    known = [f.name for f in fields(ClusterSettings)]
+    known = setting_names()
     for key, value in values.items():
         if key not in known:
             raise UsageError("config", f"{path}: unknown setting {key!r}; allowed: {', '.join(known)}")
@@ -71,7 +81,9 @@ def check_http_url(field: str, url: str) -> str:
     """``url`` without a trailing slash, or UsageError unless it is http(s)://HOST[...]."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise UsageError(field, f"{url!r} is not an http:// or https:// URL with a host")
+        from trainboard.cluster.auth import without_userinfo
+
+        raise UsageError(field, f"{without_userinfo(url)!r} is not an http:// or https:// URL with a host")
     return url.rstrip("/")
 
 
@@ -82,11 +94,17 @@ def load_settings(config_file: str | None = None, **flags: str | None) -> Cluste
     path = config_path(config_file)
     config = _read_config(path, required=bool(config_file))
     values = {}
-    for f in fields(ClusterSettings):
-        for candidate in (flags.get(f.name), os.environ.get(ENVIRONMENT.get(f.name, "")), config.get(f.name)):
+    for name in setting_names():
+        for candidate in (flags.get(name), os.environ.get(ENVIRONMENT.get(name, "")), config.get(name)):
             if candidate:
-                values[f.name] = candidate
+                values[name] = candidate
                 break
+    if values.get("token") and values["token"] == config.get("token"):
+        values["token_file"] = str(path)
+    if not values.get("namespace"):
+        from trainboard.cluster.auth import kfp_context
+
+        values["namespace"] = str(kfp_context().get("namespace") or "")
     settings = ClusterSettings(**values)
     if not settings.endpoint:
         raise UsageError(
