@@ -251,7 +251,8 @@ def test_unreachable_endpoint_is_named_at_once(capsys):
 
 
 @pytest.mark.parametrize(
-    ("token", "words"), [([], "needs a token"), (["--token", "wrong"], "refused the credentials (the token setting)")]
+    ("token", "words"),
+    [([], "needs a token"), (["--token", "wrong"], "refused the credentials (the token setting)")],
 )
 def test_401_names_the_token_and_creates_nothing(capsys, token, words):
     server = KFPServer(token="right")

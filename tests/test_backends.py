@@ -1,0 +1,302 @@
+"""What real Kubeflow Pipelines backends need, encoded against the loopback v2beta1 server (which only
+answers as the real API server's routes do: it cannot run the pipeline): the release check on healthz,
+multi-user namespaces, kfp.Client's ways to authenticate, idempotent schedules and their management,
+cron as robfig/cron v1.2.0 reads it, and `--wait` that ends in distinct exit codes."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.kfp_server import API, KFPServer
+from trainboard.cli import main
+from trainboard.cluster.cron import check_cron
+from trainboard.errors import UsageError
+
+ROOT = "gs://team-bucket/trainboard"
+NIGHTLY = ["--name", "nightly", "--cron", "0 0 3 * * *", "--param", f"root={ROOT}"]
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("KF_PIPELINES_SA_TOKEN_PATH", str(tmp_path / "no-sa-token"))
+    for name in ("KF_PIPELINES_ENDPOINT", "KF_PIPELINES_TOKEN", "TRAINBOARD_CONFIG", "TRAINBOARD_NAMESPACE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def kfp() -> Iterator[KFPServer]:
+    server = KFPServer()
+    yield server
+    server.stop()
+
+
+def cli(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
+    try:
+        code = main(list(args))
+    except SystemExit as e:
+        code = e.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def created(server: KFPServer) -> list[str]:
+    return [r.path for r in server.requests if r.method in ("POST", "DELETE")]
+
+
+# --- supported releases ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("release", ["2.4.1", "2.0.5", "1.8.5"])
+def test_a_server_below_the_minimum_release_is_refused_naming_both(capsys, release):
+    server = KFPServer(release=release)
+    try:
+        code, out, err = cli(capsys, "submit", "--endpoint", server.url, "--param", f"root={ROOT}")
+    finally:
+        server.stop()
+    assert code == 2 and out == ""
+    assert f"runs Kubeflow Pipelines {release}; trainboard needs 2.5.0 or later" in err
+    assert "tolerationJson" in err and "pipeline_job_uuid" in err
+    assert created(server) == []
+
+
+@pytest.mark.parametrize("release", ["unknown", "", "dev"])
+def test_a_server_without_a_release_needs_skip_version_check(capsys, release):
+    server = KFPServer(release=release)
+    try:
+        code, _, err = cli(capsys, "submit", "--endpoint", server.url, "--param", f"root={ROOT}")
+        assert code == 2 and "pass --skip-version-check" in err and created(server) == []
+        code, _, err = cli(
+            capsys, "submit", "--endpoint", server.url, "--skip-version-check", "--param", f"root={ROOT}"
+        )
+    finally:
+        server.stop()
+    assert code == 0, err
+    assert created(server) == [f"{API}/experiments", f"{API}/runs"]
+
+
+@pytest.mark.parametrize("release", ["2.5.0", "v2.14.3", "2.17.0-rc.1"])
+def test_supported_releases_are_accepted(capsys, release):
+    server = KFPServer(release=release)
+    try:
+        code, _, err = cli(capsys, "schedule", "--endpoint", server.url, *NIGHTLY)
+    finally:
+        server.stop()
+    assert code == 0, err
+
+
+# --- multi-user Kubeflow and authentication ----------------------------------------------------------------
+
+
+def test_multi_user_needs_a_namespace_and_creates_the_experiment_in_it(capsys, monkeypatch, tmp_path):
+    server = KFPServer(multi_user=True)
+    try:
+        code, out, err = cli(capsys, "submit", "--endpoint", server.url, "--param", f"root={ROOT}")
+        assert code == 2 and out == "" and created(server) == []
+        assert "multi-user Kubeflow" in err and "--namespace NS" in err and "TRAINBOARD_NAMESPACE" in err
+        code, _, err = cli(capsys, "submit", "--endpoint", server.url, "--namespace", "team-vision",
+                           "--param", f"root={ROOT}")  # fmt: skip
+        assert code == 0, err
+        monkeypatch.setenv("TRAINBOARD_NAMESPACE", "team-env")
+        code, _, err = cli(capsys, "schedule", "--endpoint", server.url, "--experiment", "e2", *NIGHTLY)
+        assert code == 0, err
+        monkeypatch.delenv("TRAINBOARD_NAMESPACE")
+        context = tmp_path / "home" / ".config" / "kfp" / "context.json"  # what `kfp` saves
+        context.parent.mkdir(parents=True)
+        context.write_text(json.dumps({"namespace": "team-kfp"}))
+        code, _, err = cli(capsys, "submit", "--endpoint", server.url, "--experiment", "e3",
+                           "--param", f"root={ROOT}")  # fmt: skip
+        assert code == 0, err
+    finally:
+        server.stop()
+    experiments = server.bodies("POST", "/experiments")
+    assert [(e["display_name"], e.get("namespace")) for e in experiments] == [
+        ("trainboard", "team-vision"),
+        ("e2", "team-env"),
+        ("e3", "team-kfp"),
+    ]
+    listed = [
+        r.query.get("namespace")
+        for r in server.requests
+        if r.path == f"{API}/experiments" and r.method == "GET"
+    ]
+    assert listed == ["team-vision", "team-env", "team-kfp"], (
+        "the experiment is looked up in the namespace too"
+    )
+
+
+def test_the_service_account_token_and_kfps_saved_session_authenticate_every_request(
+    capsys, monkeypatch, tmp_path
+):
+    server = KFPServer(token="from-the-volume")
+    token_file = tmp_path / "token"
+    token_file.write_text("from-the-volume\n")
+    monkeypatch.setenv("KF_PIPELINES_SA_TOKEN_PATH", str(token_file))
+    try:
+        code, _, err = cli(capsys, "submit", "--endpoint", server.url, "--param", f"root={ROOT}")
+        assert code == 0, err
+        assert {r.headers.get("authorization") for r in server.requests} == {"Bearer from-the-volume"}
+        token_file.unlink()
+        context = tmp_path / "home" / ".config" / "kfp" / "context.json"
+        context.parent.mkdir(parents=True)
+        context.write_text(json.dumps({"client_authentication_cookie": "authservice_session=abc"}))
+        server.requests.clear()
+        server.token = ""
+        code, _, err = cli(capsys, "submit", "--endpoint", server.url, "--param", f"root={ROOT}")
+    finally:
+        server.stop()
+    assert code == 0, err
+    assert {r.headers.get("cookie") for r in server.requests} == {"authservice_session=abc"}
+    assert "healthz" in server.requests[0].path, "the health check carries the same credentials"
+
+
+def test_exposed_credentials_are_warned_about_and_never_echoed(capsys, tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text('endpoint = "http://admin:hunter2@kfp.invalid:8888"\ntoken = "t0ken"\n')
+    config.chmod(0o644)
+    code, out, err = cli(capsys, "submit", "--config", str(config), "--param", f"root={ROOT}")
+    assert code == 2 and out == ""
+    assert "over plain http://" in err and f"chmod 600 {config}" in err
+    assert "cannot reach http://kfp.invalid:8888" in err
+    assert "hunter2" not in err and "t0ken" not in err
+
+    config.chmod(0o600)
+    server = KFPServer()
+    try:
+        config.write_text(f'endpoint = "{server.url}"\ntoken = "t0ken"\n')
+        code, out, err = cli(capsys, "submit", "--config", str(config), "--param", f"root={ROOT}")
+    finally:
+        server.stop()
+    assert code == 0 and "warning" not in err, "a loopback endpoint and a private file: nothing to warn of"
+
+
+# --- schedules ---------------------------------------------------------------------------------------------
+
+
+def test_an_existing_schedule_is_refused_showing_both_or_replaced_after_the_new_one_exists(capsys, kfp):
+    code, _, err = cli(capsys, "schedule", "--endpoint", kfp.url, *NIGHTLY)
+    assert code == 0, err
+    [first] = kfp.recurring_runs
+    before = len(kfp.requests)
+    code, out, err = cli(capsys, "schedule", "--endpoint", kfp.url, *NIGHTLY, "--param", "epochs=30")
+    assert code == 2 and out == ""
+    assert "error: --name: schedule nightly exists in experiment trainboard: cron '0 0 3 * * *'" in err
+    assert '"epochs": 30' in err and "--replace" in err
+    assert [
+        r for r in kfp.requests[before:] if r.method in ("POST", "DELETE") and "recurringruns" in r.path
+    ] == []
+
+    code, _, err = cli(
+        capsys, "schedule", "--endpoint", kfp.url, *NIGHTLY, "--param", "epochs=30", "--replace"
+    )
+    assert code == 0, err
+    [second] = kfp.recurring_runs
+    assert second != first and kfp.recurring_runs[second]["runtime_config"]["parameters"]["epochs"] == 30
+    changes = [
+        (r.method, r.path)
+        for r in kfp.requests
+        if r.method in ("POST", "DELETE") and "recurringruns" in r.path
+    ]
+    assert changes[-2:] == [("POST", f"{API}/recurringruns"), ("DELETE", f"{API}/recurringruns/{first}")], (
+        "the old one is deleted only after the new one exists"
+    )
+
+
+def test_schedules_are_listed_paused_resumed_and_deleted_by_name(capsys, kfp):
+    for name in ("nightly", "weekly"):
+        code, _, err = cli(capsys, "schedule", "--endpoint", kfp.url, *NIGHTLY[:0], "--name", name,
+                           "--cron", "@daily", "--param", f"root={ROOT}")  # fmt: skip
+        assert code == 0, err
+    code, out, _ = cli(capsys, "schedules", "list", "--endpoint", kfp.url)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["NAME", "STATUS", "CRON", "ID"]
+    assert [line.split()[:3] for line in lines[1:]] == [
+        ["nightly", "ENABLED", "@daily"],
+        ["weekly", "ENABLED", "@daily"],
+    ]
+
+    [nightly] = [i for i, r in kfp.recurring_runs.items() if r["display_name"] == "nightly"]
+    assert cli(capsys, "schedules", "pause", "nightly", "--endpoint", kfp.url)[0] == 0
+    assert kfp.recurring_runs[nightly]["status"] == "DISABLED"
+    assert cli(capsys, "schedules", "resume", "nightly", "--endpoint", kfp.url)[0] == 0
+    assert kfp.recurring_runs[nightly]["status"] == "ENABLED"
+    code, out, _ = cli(capsys, "schedules", "delete", "nightly", "--endpoint", kfp.url)
+    assert code == 0 and f"schedule nightly ({nightly}) deleted" in out
+    assert [r["display_name"] for r in kfp.recurring_runs.values()] == ["weekly"]
+
+    code, out, err = cli(capsys, "schedules", "pause", "nightly", "--endpoint", kfp.url)
+    assert code == 2 and out == ""
+    assert "error: --name: no schedule 'nightly' in experiment trainboard; it has: weekly" in err
+
+
+@pytest.mark.parametrize(
+    "expression",
+    ["0 0 3 * * *", "0 30 2 * * MON-FRI", "0 0 3 ? * SUN", "@daily", "@midnight", "@hourly", "@every 1h30m"],
+)
+def test_cron_takes_what_robfig_cron_v1_2_0_parses(expression):
+    assert check_cron(expression) == expression
+
+
+@pytest.mark.parametrize(
+    ("expression", "words"),
+    [
+        ("0 3 * * *", ["KFP reads them as second minute hour", "write '0 0 3 * * *'"]),
+        ("@nightly", ["not a descriptor", "@daily"]),
+        ("@every", ["@every DURATION"]),
+        ("@every 1d", ["@every DURATION"]),  # Go durations stop at hours
+        ("0 0 3 * * * *", ["has 7 fields"]),
+    ],
+)
+def test_cron_refuses_what_it_does_not_parse_or_would_misread(expression, words):
+    with pytest.raises(UsageError) as error:
+        check_cron(expression)
+    for word in words:
+        assert word in error.value.problem
+
+
+# --- waiting -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("final", "expected"), [("SUCCEEDED", 0), ("FAILED", 1), ("CANCELED", 1)])
+def test_wait_exits_by_the_runs_final_state(capsys, final, expected):
+    server = KFPServer(final_state=final)
+    try:
+        code, out, _ = cli(capsys, "submit", "--endpoint", server.url, "--param", f"root={ROOT}", "--wait")
+    finally:
+        server.stop()
+    assert code == expected and out.splitlines()[-1].endswith(final)
+
+
+def test_wait_gives_up_at_the_timeout_with_its_own_exit_code(capsys):
+    server = KFPServer(final_state="RUNNING")
+    try:
+        code, _, err = cli(capsys, "submit", "--endpoint", server.url, "--param", f"root={ROOT}",
+                           "--wait", "--timeout", "0.5")  # fmt: skip
+    finally:
+        server.stop()
+    assert code == 4 and "still RUNNING after 0.5 s; it goes on" in err
+
+
+def test_wait_on_an_api_that_stops_answering_has_its_own_exit_code(capsys, monkeypatch):
+    from trainboard.cluster import client
+
+    server = KFPServer(final_state="RUNNING")
+    monkeypatch.setattr(client, "WAIT_POLL_SECONDS", 0.05)
+    answer = server.answer
+
+    def answer_then_go_away(request):  # the API goes away once the run is running (a restart, the network)
+        if request.method == "GET" and "/runs/" in request.path:
+            threading.Thread(target=server.stop, daemon=True).start()
+        return answer(request)
+
+    monkeypatch.setattr(server, "answer", answer_then_go_away)
+    code, _, err = cli(capsys, "submit", "--endpoint", server.url, "--param", f"root={ROOT}", "--wait")
+    assert code == 3, err
+    assert f"lost {server.url}" in err
