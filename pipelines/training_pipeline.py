@@ -137,14 +137,22 @@ def training_pipeline(
         force_promote: Promote whatever the metrics; the evaluation report says it was forced.
     """
     parameters = dict(locals())  # the config parameters go to the components by name
+    # First, alone and never retried: it checks every parameter before any other task starts.
     run = start_run(
-        root=root, run_name=run_name, job_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, tensorboard_url=tensorboard_url
+        root=root,
+        run_name=run_name,
+        job_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+        tensorboard_url=tensorboard_url,
+        accelerator_count=accelerator_count,
+        **field_values(DataConfig, parameters),
+        **field_values(TrainingConfig, parameters),
+        **field_values(PromotionRule, parameters),
     )
     run.set_caching_options(False)  # a new name per execution, never a cached one
     run.set_display_name("start-run")
     run_output = run.outputs["Output"]
 
-    fingerprint = fingerprint_source(dataset=dataset)
+    fingerprint = fingerprint_source(dataset=dataset).after(run)
     _settle(fingerprint, "fingerprint-source", cache=False)  # it must look at the data every time
     data = prepare_data(
         seed=seed, source_fingerprint=fingerprint.output, **field_values(DataConfig, parameters)

@@ -108,6 +108,21 @@ CASES = [
         ["bucket missing-bucket does not exist", "existing bucket"],
         gcs=True,
     ),
+    Case("local-run-newline", ["local", "--run-name", "nightly\n"], "run_name", ["not a valid run name"]),
+    Case("local-huge-seed", ["local", "--seed", "4294967296"], "seed", ["[0, 4294967295]"]),
+    Case(
+        "local-profile-backwards",
+        ["local", "--profile-batches", "20,10"],
+        "profile_batches",
+        ["START must not"],
+    ),
+    Case(
+        "submit-tensorboard-url-no-scheme",
+        ["submit", "--param", "tensorboard_url=tensorboard.example.com"],
+        "param",
+        ["tensorboard_url='tensorboard.example.com': 'tensorboard.example.com' is not an http://"],
+    ),
+    Case("submit-run-newline", ["submit", "--run-name", "nightly\n"], "run_name", ["not a valid run name"]),
     Case("local-run-slashes", ["local", "--run-name", "nightly/2026-01-01"], "run_name", ["no slashes"]),
     Case("local-run-dotdot", ["local", "--run-name", ".."], "run_name", ["starting with a letter or digit"]),
     Case(

@@ -51,6 +51,8 @@ GOLDEN = {
     # The run card is written by start_run, which train waits for: the link exists before training.
     "start-run outputs": {"card": "system.Markdown"},
     "train waits for": ["prepare-data", "start-run"],
+    # start-run checks every parameter first (never retried): nothing else starts before it.
+    "tasks with no upstream": ["start-run"],
     "parameters": {  # name: (type, default); None: required
         "root": ("STRING", None),
         "dataset": ("STRING", "tfds:caltech101"),
@@ -107,6 +109,7 @@ def what_matters(path: Path) -> dict:
             for name, a in pipeline["components"]["comp-start-run"]["outputDefinitions"]["artifacts"].items()
         },
         "train waits for": sorted(tasks["train"]["dependentTasks"]),
+        "tasks with no upstream": sorted(name for name, t in tasks.items() if not t.get("dependentTasks")),
         "parameters": {
             name: (parameters[name]["parameterType"], parameters[name].get("defaultValue"))
             for name in GOLDEN["parameters"]

@@ -223,6 +223,14 @@ def test_sigkilled_trainer_resumes_exactly(request, demo_data, tmp_path, point):
     assert_finished_exactly(root, run, model_dir)
     run_dir = storage.join(root, "tensorboard", run)
     assert len(event_files(run_dir, "train")) == 2, "killed, then resumed"
+    assert texts(run_dir, "resume") == [
+        (
+            killed_at,
+            f"attempt 2: resumed after epoch {killed_at} of {EPOCHS}; epoch {killed_at + 1} is trained again "
+            "from its start",
+        )
+    ], "the series says where the second attempt took over"
+    assert run_state(checkpoint_dir)["attempt"] == 2
     if point == "mid-epoch":  # the killed epoch's batches were cut back: each step once, none missing
         assert epoch_steps(run_dir, "train", "batch_loss") == list(range(1, EPOCHS * STEPS_PER_EPOCH + 1))
 

@@ -14,6 +14,7 @@ import pytest
 
 from components.prepare_data.component import prepare_data
 from components.promote.component import promote
+from components.start_run.component import start_run
 from components.train.component import train
 from pipelines.training_pipeline import training_pipeline
 from trainboard.cli import build_parser
@@ -69,6 +70,7 @@ def component_drift(component: str, inputs: dict[str, Any], configs: tuple[type,
 
 
 COMPONENTS = [
+    ("start_run", start_run, CONFIGS),  # the first task checks them all
     ("train", train, (TrainingConfig,)),
     ("prepare_data", prepare_data, (DataConfig,)),
     ("promote", promote, (PromotionRule,)),

@@ -5,23 +5,35 @@ from __future__ import annotations
 import re
 import urllib.parse
 import warnings
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 from kfp import local
 
 from components.start_run.component import start_run
-from components.start_run.core import run_card
+from components.start_run.core import JOB_ID_PLACEHOLDER, run_card
+from components.start_run.core import start_run as start
+from trainboard.config import CONFIGS, cluster_default
+from trainboard.errors import UsageError
 from trainboard.links import tensorboard_run_url
 
 TENSORBOARD = "https://tensorboard.example.com/"
+PIPELINE_DEFAULTS = {f.name: cluster_default(f.name) for config in CONFIGS for f in fields(config)}
 
 
 def test_start_run_task_writes_the_card_with_a_link_filtered_to_the_run(tmp_path):
 
     warnings.filterwarnings("ignore", message=".*non-Python base image", category=RuntimeWarning)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "pipeline-root"))
-    task = start_run(root="gs://team-bucket/tb", run_name="", job_id="1f2e-3d4c", tensorboard_url=TENSORBOARD)
+    task = start_run(
+        root="gs://team-bucket/tb",
+        run_name="",
+        job_id="1f2e-3d4c",
+        tensorboard_url=TENSORBOARD,
+        accelerator_count="1",
+        **PIPELINE_DEFAULTS,
+    )
     run = task.outputs["Output"]
     assert run.endswith("-1f2e3d4c")  # unique per execution: the job id
     card = Path(task.outputs["card"].path).read_text()
@@ -44,3 +56,29 @@ def test_run_filter_selects_exactly_the_run(run, matches, misses):
     query = urllib.parse.urlsplit(tensorboard_run_url(TENSORBOARD, run)).query
     [run_filter] = urllib.parse.parse_qs(query)["runFilter"]
     assert re.search(run_filter, matches) and not re.search(run_filter, misses)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"seed": -1}, "seed"),
+        ({"profile_batches": "20,10"}, "profile_batches"),
+        ({"validation_fraction": 0.6, "test_fraction": 0.5}, "test_fraction"),
+        ({"accelerator_count": "one"}, "accelerator_count"),
+        ({"tensorboard_url": "tensorboard.example.com"}, "tensorboard_url"),
+        ({"freeze_epochs": 11}, "freeze_epochs"),
+    ],
+)
+def test_the_first_task_checks_every_parameter(change, field):
+    """A bad value fails the first task (never retried), before any other starts."""
+    values = {**PIPELINE_DEFAULTS, "accelerator_count": "1", "tensorboard_url": "", **change}
+    with pytest.raises(UsageError) as error:
+        start("gs://team-bucket/tb", "", "1f2e-3d4c", values)
+    assert error.value.field == field
+
+
+def test_an_unresolved_job_id_names_the_backend_release():
+    values = {**PIPELINE_DEFAULTS, "accelerator_count": "1", "tensorboard_url": ""}
+    with pytest.raises(UsageError, match=r"older than Kubeflow Pipelines 2\.5\.0"):
+        start("gs://team-bucket/tb", "", JOB_ID_PLACEHOLDER, values)

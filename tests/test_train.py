@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -21,8 +23,9 @@ from components.train.models import backbone_of, build_model
 from tests.support.events import epoch_steps, event_files, records, scalars, texts
 from tests.support.gcs import BUCKET
 from tests.support.training import FAST
-from trainboard import layout, storage
+from trainboard import faults, layout, storage
 from trainboard.artifacts.model import load_trained
+from trainboard.artifacts.training_state import load_state
 from trainboard.backbones import backbone
 from trainboard.config import MODELS
 from trainboard.errors import UsageError
@@ -248,10 +251,23 @@ core.train(*sys.argv[1:5], TrainingConfig(**json.loads(sys.argv[5])))
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
 def test_two_replicas_in_mixed_precision_train_checkpoint_and_resume(demo_data, tmp_path, precision):
     root = str(tmp_path / "root")
-    config = {"model": "small_cnn", "epochs": 2, "batch_size": 32, "image_size": 16, "precision": precision}
-    for epochs in (2, 3):  # the second call resumes from the checkpoint of epoch 2, under the strategy
-        command = [sys.executable, "-c", MULTI_REPLICA_SCRIPT, demo_data, str(tmp_path / "model"), root, "mr"]
-        subprocess.run([*command, json.dumps({**config, "epochs": epochs})], check=True, capture_output=True)
+    config = {"model": "small_cnn", "epochs": 3, "batch_size": 32, "image_size": 16, "precision": precision}
+    command = [sys.executable, "-c", MULTI_REPLICA_SCRIPT, demo_data, str(tmp_path / "model"), root, "mr"]
+    command.append(json.dumps(config))
+    # Killed before epoch 3's commit, then run again: it resumes from epoch 2's checkpoint, under the
+    # strategy.
+    first = subprocess.Popen(
+        command, env={**os.environ, faults.FAULT_PAUSE_ENV: "checkpoint:3"}, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        for line in first.stderr:
+            if "fault pause at checkpoint" in line:
+                break
+    finally:
+        first.kill()
+        first.wait()
+    assert load_state(root, "mr").epoch == 2
+    subprocess.run(command, check=True, capture_output=True)
     assert epoch_steps(f"{root}/tensorboard/mr") == [0, 1, 2]
     model, meta = load_trained(str(tmp_path / "model"))
     assert meta.epochs == 3 and 0 < meta.best_val_accuracy <= 1
@@ -259,3 +275,44 @@ def test_two_replicas_in_mixed_precision_train_checkpoint_and_resume(demo_data, 
     assert model.layers[-1].dtype_policy.name == "float32", "the softmax head stays in float32"
     x = np.random.default_rng(0).uniform(0, 255, (2, 16, 16, 3)).astype("float32")
     assert model.predict(x, verbose=0).dtype == np.float32
+
+
+def test_a_run_resumed_with_other_settings_or_data_is_refused_naming_the_difference(demo_data, tmp_path):
+    root = str(tmp_path / "root")
+    train(demo_data, str(tmp_path / "m1"), root, "nightly", FAST)
+    before = {uri: storage.read_bytes(uri) for uri in storage.list_files(root)}
+    with pytest.raises(UsageError) as refused:
+        train(demo_data, str(tmp_path / "m2"), root, "nightly", replace(FAST, epochs=3, learning_rate=0.01))
+    assert refused.value.field == "run_name"
+    assert "epochs 2 -> 3" in refused.value.problem and "learning_rate 0.003 -> 0.01" in refused.value.problem
+    assert "--restart --run-name nightly" in refused.value.problem
+    other = tmp_path / "other-data"  # the same source spec, other images: its fingerprint differs
+    shutil.copytree(demo_data, other)
+    info = json.loads((other / "dataset.json").read_text())
+    (other / "dataset.json").write_text(json.dumps({**info, "fingerprint": "0" * 16}))
+    with pytest.raises(UsageError, match="dataset_fingerprint"):
+        train(str(other), str(tmp_path / "m3"), root, "nightly", FAST)
+    assert {uri: storage.read_bytes(uri) for uri in storage.list_files(root)} == before, "nothing changed"
+    # Logging settings may change between attempts: the same model is trained.
+    train(demo_data, str(tmp_path / "m4"), root, "nightly", replace(FAST, sync_seconds=2.0))
+
+
+def test_a_damaged_commit_or_checkpoint_is_named_with_the_way_out(demo_data, tmp_path):
+    root = str(tmp_path / "root")
+    config = replace(FAST, epochs=1)
+    train(demo_data, str(tmp_path / "m1"), root, "r", config)
+    state = f"{root}/checkpoints/r/state.json"
+    good = storage.read_bytes(state)
+    storage.write_bytes(state, good[: len(good) // 2])  # truncated
+    with pytest.raises(UsageError, match=r"state\.json is damaged .*--restart --run-name r"):
+        train(demo_data, str(tmp_path / "m2"), root, "r", config)
+    storage.write_bytes(state, good)
+    checkpoint = f"{root}/checkpoints/r/epoch-0001.keras"
+    storage.write_bytes(checkpoint, storage.read_bytes(checkpoint)[:1000])  # torn
+    with pytest.raises(
+        UsageError, match=r"checkpoint .*epoch-0001\.keras, which state\.json names, does not load"
+    ):
+        train(demo_data, str(tmp_path / "m3"), root, "r", config)
+    storage.delete(checkpoint)
+    with pytest.raises(UsageError, match=r"epoch-0001\.keras, which state\.json names, is missing"):
+        train(demo_data, str(tmp_path / "m4"), root, "r", config)

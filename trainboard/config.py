@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -40,10 +41,11 @@ MODELS: dict[str, ModelSpec] = {
     "efficientnet_b0": ModelSpec(32, 512, 224),
 }
 
-_RUN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_RUN_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 MAX_EPOCHS, MAX_BATCH_SIZE, MAX_LEARNING_RATE, MAX_SYNC_SECONDS = 10_000, 65_536, 10.0, 3600.0
+MAX_SEED = 2**32 - 1  # numpy's, which keras.utils.set_random_seed seeds
 LR_SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")  # auto: mixed_float16 on GPUs
 
@@ -188,7 +190,7 @@ def check_positive(field: str, value: float, at_most: float = math.inf) -> None:
 
 
 def check_run_name(run: str) -> None:
-    if not _RUN_RE.match(run):
+    if not _RUN_RE.fullmatch(run):  # fullmatch: `$` would let a trailing newline through
         raise UsageError(
             "run_name",
             f"{run!r} is not a valid run name; use 1-100 of letters, digits, '.', '_', '-' "
@@ -250,8 +252,16 @@ def check_config(config: TrainingConfig) -> None:
     check_non_negative("early_stopping_patience", config.early_stopping_patience)
     check_non_negative("batch_scalars_every", config.batch_scalars_every)
     check_positive("sync_seconds", config.sync_seconds, MAX_SYNC_SECONDS)
-    if config.profile_batches and not re.fullmatch(r"\d+(,\d+)?", config.profile_batches):
-        raise UsageError("profile_batches", f"{config.profile_batches!r} is not START[,STOP] (e.g. 10,20)")
+    if not 0 <= config.seed <= MAX_SEED:
+        raise UsageError("seed", f"must be in [0, {MAX_SEED}], got {config.seed}")
+    if config.profile_batches:
+        steps = re.fullmatch(r"(\d+)(?:,(\d+))?", config.profile_batches)
+        if not steps:
+            raise UsageError(
+                "profile_batches", f"{config.profile_batches!r} is not START[,STOP] (e.g. 10,20)"
+            )
+        if steps[2] is not None and int(steps[1]) > int(steps[2]):
+            raise UsageError("profile_batches", f"{config.profile_batches!r}: START must not be after STOP")
     check_weights(config.weights, config.model)
     if not 0 <= config.freeze_epochs <= config.epochs:
         raise UsageError(
@@ -264,6 +274,27 @@ def check_config(config: TrainingConfig) -> None:
         )
     check_non_negative("fine_tune_layers", config.fine_tune_layers)
     check_positive("fine_tune_learning_rate", config.fine_tune_learning_rate, MAX_LEARNING_RATE)
+
+
+def check_http_url(field: str, url: str) -> str:
+    """``url`` without a trailing slash, or UsageError unless it is http(s)://HOST[...] (shown without
+    any user:password@ it holds)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        shown = urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]))
+        raise UsageError(field, f"{shown!r} is not an http:// or https:// URL with a host")
+    return url.rstrip("/")
+
+
+def check_pipeline_parameters(values: Mapping[str, Any]) -> None:
+    """Every check a task makes on the pipeline's parameters (by their names in ``values``), at once: the
+    first task runs it, and submit / schedule before sending."""
+    check_config(TrainingConfig(**field_values(TrainingConfig, values)))
+    check_data_config(DataConfig(**field_values(DataConfig, values)))
+    check_promotion_rule(PromotionRule(**field_values(PromotionRule, values)))
+    check_count("accelerator_count", values["accelerator_count"])
+    if values["tensorboard_url"]:
+        check_http_url("tensorboard_url", values["tensorboard_url"])
 
 
 def check_root(root: str, must_exist: bool = False) -> str:

@@ -3,16 +3,30 @@ run card: the link from the KFP UI to the run's live curves, there before traini
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from trainboard import layout
-from trainboard.config import check_root, check_run_name
+from trainboard.config import check_pipeline_parameters, check_root, check_run_name
+from trainboard.errors import UsageError
 from trainboard.links import tensorboard_run_url
 
+# What a backend older than 2.5.0 passes on unresolved (kubeflow/pipelines #11599 added the placeholder).
+JOB_ID_PLACEHOLDER = "{{$.pipeline_job_uuid}}"
 
-def start_run(root: str, run_name: str, job_id: str) -> str:
-    """``run_name`` if given, else a time-sortable name made unique by the pipeline job id."""
+
+def start_run(root: str, run_name: str, job_id: str, parameters: Mapping[str, Any]) -> str:
+    """Check every pipeline parameter (``parameters``, by name) first, so a bad value fails here in
+    seconds, not in a later task after its retries; then the run's name: ``run_name`` if given, else a
+    time-sortable name made unique by the pipeline job id."""
+    check_pipeline_parameters(parameters)
     check_root(root)
+    if job_id == JOB_ID_PLACEHOLDER:
+        raise UsageError(
+            "job_id",
+            f"the backend passed {JOB_ID_PLACEHOLDER} unresolved: it is older than Kubeflow Pipelines 2.5.0",
+        )
     run = run_name or layout.new_run_name(job_id.replace("-", ""))
     check_run_name(run)
     return run

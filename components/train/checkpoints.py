@@ -8,25 +8,14 @@ killed attempt wrote past the commit is cut off, so the resumed series has no ga
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import keras
 
 from trainboard import faults, storage
+from trainboard.artifacts.training_state import STATE_FILE, TrainingState
 from trainboard.streaming import StreamingTensorBoard
-
-STATE_FILE = "state.json"
-
-
-@dataclass
-class TrainingState:
-    """The commit of the last completed epoch, at ``<root>/checkpoints/<run>/state.json``."""
-
-    epoch: int = 0  # epochs completed
-    checkpoint: str = ""  # file name of that epoch's model, beside state.json
-    logs: dict[str, int] = field(default_factory=dict)  # event file -> its committed length in the bucket
-    history: dict[str, list[float]] = field(default_factory=dict)
 
 
 class CommitEpoch(keras.callbacks.Callback):
@@ -60,13 +49,6 @@ class CommitEpoch(keras.callbacks.Callback):
         )
         if previous:  # only after the new commit: a kill in between leaves the old one usable
             storage.delete(storage.join(self.checkpoint_dir, previous))
-
-
-def load_state(checkpoint_dir: str) -> TrainingState:
-    uri = storage.join(checkpoint_dir, STATE_FILE)
-    if not storage.exists(uri):
-        return TrainingState()
-    return TrainingState(**json.loads(storage.read_bytes(uri)))
 
 
 def roll_back_logs(tensorboard_dir: str, state: TrainingState) -> None:

@@ -14,15 +14,22 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from components.train.checkpoints import CommitEpoch, load_state, roll_back_logs
+from components.train.checkpoints import CommitEpoch, roll_back_logs
 from components.train.devices import check_gpus
 from components.train.input_pipeline import load_split
 from components.train.models import build_model, set_trainable
 from components.train.phases import Phase, phases
-from components.train.summaries import write_phase_note, write_run_summaries
+from components.train.summaries import write_note, write_run_summaries
 from trainboard import layout, storage
 from trainboard.artifacts.dataset import read_info
 from trainboard.artifacts.model import ModelInfo, save_model
+from trainboard.artifacts.training_state import (
+    TrainingState,
+    check_same_start,
+    damaged_checkpoint,
+    load_state,
+    started_with,
+)
 from trainboard.config import TrainingConfig, check_config, check_root, check_run_name
 from trainboard.streaming import StreamingTensorBoard
 from trainboard.weights import NONE, local_weights
@@ -59,6 +66,18 @@ def _compile(model: keras.Model, config: TrainingConfig, phase: Phase, steps_per
     )
 
 
+def _load_checkpoint(root: str, run: str, state: TrainingState, scratch: Path) -> keras.Model:
+    uri = storage.join(layout.checkpoint_dir(root, run), state.checkpoint)
+    if not state.checkpoint or not storage.exists(uri):
+        raise damaged_checkpoint(root, run, state.checkpoint, "is missing")
+    local = scratch / state.checkpoint
+    local.write_bytes(storage.read_bytes(uri))
+    try:
+        return keras.models.load_model(local)
+    except Exception as e:  # a torn or foreign file: Keras raises ValueError, OSError, zipfile's errors
+        raise damaged_checkpoint(root, run, state.checkpoint, f"does not load ({e})") from None
+
+
 def _one_hot(ds: tf.data.Dataset, classes: int) -> tf.data.Dataset:
     return ds.map(lambda x, y: (x, tf.one_hot(y, classes)), num_parallel_calls=tf.data.AUTOTUNE)
 
@@ -91,15 +110,15 @@ def train(
         scratch = Path(scratch)
         # Before any epoch: a missing, damaged or mismatched file, or imagenet offline, stops here.
         weights = local_weights(config.weights, config.model, config.image_size, root, scratch)
-        state = load_state(checkpoint_dir)
+        state = load_state(root, run)
+        current = started_with(config, info.source, info.fingerprint)
+        check_same_start(state, current, root, run)  # before anything in the root changes
         roll_back_logs(tensorboard_dir, state)
         strategy = _strategy()
         with strategy.scope():
             if state.epoch:
                 log.info("resuming run %s after epoch %d", run, state.epoch)
-                local = scratch / state.checkpoint
-                local.write_bytes(storage.read_bytes(storage.join(checkpoint_dir, state.checkpoint)))
-                model = keras.models.load_model(local)
+                model = _load_checkpoint(root, run, state, scratch)
             else:
                 model = build_model(config.model, len(info.class_names), config.image_size, weights=weights)
         classes = len(info.class_names)
@@ -108,7 +127,15 @@ def train(
         )
         val_ds = load_split(dataset_dir, "validation", config.image_size, config.batch_size)
         logs = scratch / "logs"
-        if not state.epoch:
+        if state.epoch:  # a retry or restart: the TensorBoard series says where and why it goes on
+            state.attempt += 1
+            note = (
+                f"attempt {state.attempt}: resumed after epoch {state.epoch} of {config.epochs}; epoch "
+                f"{state.epoch + 1} is trained again from its start"
+            )
+            write_note(logs, "resume", note, step=state.epoch)
+        else:
+            state.started_with = current
             hparams = {**asdict(config), "dataset": info.source}
             sample_ds = load_split(
                 dataset_dir, "train", config.image_size, 16, config.seed, config.augment, cache=False
@@ -139,7 +166,7 @@ def train(
                     )
                     _compile(model, config, phase, steps_per_epoch)
                 if len(run_phases) > 1:
-                    write_phase_note(logs, phase.describe(config.model, trainable), step=phase.start)
+                    write_note(logs, "phase", phase.describe(config.model, trainable), step=phase.start)
                 log.info("%s", phase.describe(config.model, trainable))
             callbacks = [tensorboard, commit]
             if config.early_stopping_patience and phase is run_phases[-1]:

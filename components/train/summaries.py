@@ -1,5 +1,6 @@
 """What trainboard adds to Keras's own TensorBoard logs: the run's hyperparameters and a labelled grid of
-training images, in the run's top folder (TensorBoard run ``<run>``), and a note where a phase begins."""
+training images, in the run's top folder (TensorBoard run ``<run>``), and notes where a phase begins or an
+attempt resumed."""
 
 from __future__ import annotations
 
@@ -27,9 +28,9 @@ def write_run_summaries(
     writer.close()
 
 
-def write_phase_note(log_dir: Path, text: str, step: int) -> None:
-    """A "phase" text note at epoch ``step``: where a freeze-then-fine-tune run changes phase."""
+def write_note(log_dir: Path, tag: str, text: str, step: int) -> None:
+    """A text note at epoch ``step``: where a phase begins ("phase"), where an attempt resumed ("resume")."""
     writer = tf.summary.create_file_writer(str(log_dir))
     with writer.as_default():
-        tf.summary.text("phase", text, step=step)
+        tf.summary.text(tag, text, step=step)
     writer.close()

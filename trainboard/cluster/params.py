@@ -12,17 +12,7 @@ from typing import Any
 
 from trainboard import storage
 from trainboard.cluster.pipeline_spec import PipelineParameter
-from trainboard.config import (
-    DataConfig,
-    PromotionRule,
-    TrainingConfig,
-    check_config,
-    check_count,
-    check_data_config,
-    check_promotion_rule,
-    check_root,
-    field_values,
-)
+from trainboard.config import check_pipeline_parameters, check_root
 from trainboard.errors import UsageError
 from trainboard.weights import IMAGENET, NONE
 
@@ -110,13 +100,10 @@ def check_cluster_arguments(arguments: dict[str, Any], parameters: dict[str, Pip
 
 
 def _check_config_values(arguments: dict[str, Any], parameters: dict[str, PipelineParameter]) -> None:
-    """The checks `trainboard local` and the tasks make, here before sending: a bad value would fail on the
-    cluster. Every config field is a pipeline parameter (tests/test_parameters.py); a missing one is a bug."""
+    """The checks the first task makes (check_pipeline_parameters), here before sending: a bad value would
+    fail on the cluster. Every config field is a pipeline parameter (tests/test_parameters.py)."""
     values = {name: arguments.get(name, p.default) for name, p in parameters.items()}
     try:
-        check_config(TrainingConfig(**field_values(TrainingConfig, values)))
-        check_data_config(DataConfig(**field_values(DataConfig, values)))
-        check_promotion_rule(PromotionRule(**field_values(PromotionRule, values)))
-        check_count("accelerator_count", values["accelerator_count"])
+        check_pipeline_parameters(values)
     except UsageError as e:
         raise UsageError("param", f"{e.field}={values[e.field]!r}: {e.problem}") from None

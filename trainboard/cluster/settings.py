@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import os
 import tomllib
-import urllib.parse
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from trainboard.config import check_http_url
 from trainboard.errors import UsageError
 
 # The environment variable kfp's own Client and CLI read for the endpoint; the others are trainboard's.
@@ -75,16 +75,6 @@ def _read_config(path: Path, required: bool) -> dict[str, str]:
         if not isinstance(value, str):
             raise UsageError("config", f"{path}: {key} must be a string, got {value!r}")
     return values
-
-
-def check_http_url(field: str, url: str) -> str:
-    """``url`` without a trailing slash, or UsageError unless it is http(s)://HOST[...]."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        from trainboard.cluster.auth import without_userinfo
-
-        raise UsageError(field, f"{without_userinfo(url)!r} is not an http:// or https:// URL with a host")
-    return url.rstrip("/")
 
 
 def load_settings(config_file: str | None = None, **flags: str | None) -> ClusterSettings:

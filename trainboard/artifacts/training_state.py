@@ -1,0 +1,79 @@
+"""The commit of a run's last completed epoch, ``<root>/checkpoints/<run>/state.json``, and what the run
+was started with: a resume must train the same model on the same data, or it would report (and promote)
+one model under another's name. Shared by train, which writes and checks it, and `trainboard local`,
+which checks it before any work."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from trainboard import layout, storage
+from trainboard.config import TrainingConfig
+from trainboard.errors import UsageError
+
+STATE_FILE = "state.json"
+# What may change between attempts: how often and how much is logged, not what is trained.
+LOGGING_FIELDS = ("sync_seconds", "batch_scalars_every", "histograms", "profile_batches")
+
+
+@dataclass
+class TrainingState:
+    epoch: int = 0  # epochs completed
+    checkpoint: str = ""  # file name of that epoch's model, beside state.json
+    logs: dict[str, int] = field(default_factory=dict)  # event file -> its committed length in the bucket
+    history: dict[str, list[float]] = field(default_factory=dict)
+    started_with: dict[str, Any] = field(default_factory=dict)  # started_with() of the first attempt
+    attempt: int = 1  # the attempt that made this commit (KFP retries, restarts)
+
+
+def state_uri(root: str, run: str) -> str:
+    return storage.join(layout.checkpoint_dir(root, run), STATE_FILE)
+
+
+def started_with(config: TrainingConfig, dataset: str, fingerprint: str = "") -> dict[str, Any]:
+    """What a resume must match: the training settings, the data source and (once prepared) its
+    fingerprint."""
+    settings = {k: v for k, v in asdict(config).items() if k not in LOGGING_FIELDS}
+    return {**settings, "dataset": dataset, "dataset_fingerprint": fingerprint}
+
+
+def _way_out(run: str) -> str:
+    return (
+        f"start the run over (trainboard local --restart --run-name {run}), or give this one another run name"
+    )
+
+
+def load_state(root: str, run: str) -> TrainingState:
+    """The run's commit (a fresh state when it has none); UsageError naming the file when it is damaged."""
+    uri = state_uri(root, run)
+    if not storage.exists(uri):
+        return TrainingState()
+    try:
+        return TrainingState(**json.loads(storage.read_bytes(uri)))
+    except (ValueError, TypeError) as e:  # truncated, not JSON, not a state
+        raise UsageError("run_name", f"{uri} is damaged ({e}); {_way_out(run)}") from None
+
+
+def check_same_start(state: TrainingState, current: dict[str, Any], root: str, run: str) -> None:
+    """UsageError naming every difference when ``state`` was started with other settings or data. An
+    empty fingerprint on either side (not known yet: the CLI checks before preparing) is not compared."""
+    if not state.epoch:
+        return
+    differences = [
+        f"{name} {before!r} -> {current.get(name)!r}"
+        for name, before in state.started_with.items()
+        if current.get(name) != before and (name != "dataset_fingerprint" or (before and current.get(name)))
+    ]
+    if differences:
+        raise UsageError(
+            "run_name",
+            f"run {run} in {root} was started with other settings or data ({'; '.join(differences)}) and has "
+            f"{state.epoch} epoch(s) done: resuming it would mix two models; {_way_out(run)}",
+        )
+
+
+def damaged_checkpoint(root: str, run: str, checkpoint: str, problem: str) -> UsageError:
+    uri = storage.join(layout.checkpoint_dir(root, run), checkpoint)
+    return UsageError("run_name", f"checkpoint {uri}, which {STATE_FILE} names, {problem}; {_way_out(run)}")
