@@ -12,6 +12,7 @@ import pytest
 from tests.support.cli import BIN, last_json_line, trainboard
 from tests.support.events import scalars
 from tests.support.gcs import BUCKET
+from tests.support.images import make_image_folder
 from trainboard import storage
 from trainboard.config import TrainingConfig
 
@@ -97,3 +98,28 @@ def test_local_root(tmp_path, tensorboard_factory):
     assert checkpoints == ["epoch-0003.keras", "state.json"], "the last epoch's checkpoint and its state"
     check_run_in_root_and_tensorboard(out, 3, tensorboard_factory)
     check_first_run_is_the_champion(out)
+
+
+def test_a_reused_run_name_never_reports_another_runs_model(tmp_path):
+    """`--run-name nightly` twice, the second on other data: refused before any work (it would resume the
+    first run's model and report it as the second's); `--restart` trains it afresh."""
+    root = tmp_path / "root"
+    common = ["local", "--no-serve", "--json", "--root", str(root), "--run-name", "nightly", "--epochs", "1"]
+    first = trainboard(*common, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    make_image_folder(tmp_path / "images", {"": 12}, classes=["circle", "square"])
+    other = ["--dataset", f"folder:{tmp_path / 'images'}"]
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    second = trainboard(*common, *other, cwd=tmp_path)
+    assert second.returncode == 2 and second.stdout == ""
+    [line] = second.stderr.strip().splitlines()
+    assert line.startswith("trainboard local: error: --run-name: run nightly in ")
+    assert "dataset 'demo' -> 'folder:" in line and "--restart --run-name nightly" in line
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before, "nothing written"
+
+    again = trainboard(*common, *other, "--restart", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    result = last_json_line(again.stdout)
+    assert result["run"] == "nightly"
+    state = json.loads((root / "checkpoints" / "nightly" / "state.json").read_text())
+    assert state["started_with"]["dataset"] == f"folder:{tmp_path / 'images'}" and state["attempt"] == 1

@@ -21,6 +21,7 @@ from trainboard.config import (
     field_values,
     model_spec,
 )
+from trainboard.errors import UsageError
 
 
 def add(commands) -> None:
@@ -38,7 +39,17 @@ def add(commands) -> None:
         default=DEFAULT_ROOT,
         help="storage root: a local folder or gs://BUCKET/PREFIX (default: %(default)s)",
     )
-    p.add_argument("--run-name", default="", help="name of this run (default: UTC time + random suffix)")
+    p.add_argument(
+        "--run-name",
+        default="",
+        help="name of this run (default: UTC time + random suffix); an unfinished run of that name resumes "
+        "from its last epoch, if started with the same settings and data",
+    )
+    p.add_argument(
+        "--restart",
+        action="store_true",
+        help="with --run-name: delete that run's checkpoints and logs first, and train it from the start",
+    )
     p.add_argument(
         "--serve",
         action=argparse.BooleanOptionalAction,
@@ -68,6 +79,17 @@ def _add_config_options(p: argparse.ArgumentParser, config: type) -> None:
             p.add_argument(flag, type=kind, default=option.default, help=help + " (default: %(default)s)")
 
 
+def _delete_run(root: str, run: str) -> None:
+    """The run's checkpoints, then its logs: a kill in between leaves logs without a commit, which the
+    next start deletes too (roll_back_logs)."""
+    from trainboard import storage
+
+    for folder in (layout.checkpoint_dir(root, run), layout.tensorboard_dir(root, run)):
+        for uri in storage.list_files(folder):
+            storage.delete(uri)
+    progress(f"trainboard: run {run}: its checkpoints and logs deleted; training it from the start")
+
+
 def _training_config(args: argparse.Namespace) -> TrainingConfig:
     values = field_values(TrainingConfig, vars(args))
     if values["image_size"] is None:
@@ -76,6 +98,7 @@ def _training_config(args: argparse.Namespace) -> TrainingConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    from trainboard.artifacts.training_state import check_same_start, load_state, started_with
     from trainboard.sources import check_source
     from trainboard.weights import check_available
 
@@ -90,6 +113,12 @@ def run(args: argparse.Namespace) -> int:
     check_data_config(data)
     check_source(data.dataset, data.tfds_data_dir)  # a tfds: source loads TensorFlow Datasets
     check_available(config.weights, config.model, config.image_size, root)  # a file: Keras loads it
+    if args.restart:
+        if not args.run_name:
+            raise UsageError("restart", "needs --run-name: the run to start over")
+        _delete_run(root, run_name)
+    else:  # what the train task would refuse after data preparation, refused now
+        check_same_start(load_state(root, run_name), started_with(config, data.dataset), root, run_name)
 
     from trainboard.local_run import run_local
 
