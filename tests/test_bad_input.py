@@ -271,6 +271,18 @@ CASES = [
         ["has 5 fields", "6 fields: second minute"],
     ),
     Case(
+        "schedule-cron-unknown-descriptor",
+        ["schedule", "--name", "n", "--cron", "@nightly"],
+        "cron",
+        ["not a descriptor KFP knows", "@daily", "@every DURATION"],
+    ),
+    Case(
+        "submit-negative-timeout",
+        ["submit", "--wait", "--timeout", "-5"],
+        "timeout",
+        ["0 (no limit) or more"],
+    ),
+    Case(
         "schedule-negative-concurrency",
         ["schedule", *CRON, "--max-concurrency", "-1"],
         "max_concurrency",
