@@ -1,5 +1,5 @@
-"""The fixtures: real parts started per test (a fake-gcs-server, TensorBoard), the demo dataset per
-session. The helpers behind them are in tests/support/, shared with bench/."""
+"""The fixtures: real parts started per test (a fake-gcs-server, TensorBoard, a loopback KFP API), the
+demo dataset per session. The helpers behind them are in tests/support/, shared with bench/."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.gcs import BUCKET, GCSServer, fake_gcs_command, free_port, wait_for_http
+from tests.support.kfp_server import KFPServer
 from tests.support.tensorboard_http import TensorBoard
 from trainboard.storage import gcs as gcs_backend
 
@@ -22,6 +23,14 @@ def demo_data(tmp_path_factory) -> str:
     out = tmp_path_factory.mktemp("demo") / "data"
     prepare_data(DataConfig("demo"), str(out))
     return str(out)
+
+
+@pytest.fixture
+def kfp() -> Iterator[KFPServer]:
+    """A loopback Kubeflow Pipelines API (v2beta1 routes), recording every request."""
+    server = KFPServer()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.cli import in_process as cli
 from tests.support.kfp_server import API, KFPServer
-from trainboard.cli import main
 from trainboard.cluster.cron import check_cron
 from trainboard.errors import UsageError
 
@@ -28,22 +27,6 @@ def clean_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KF_PIPELINES_SA_TOKEN_PATH", str(tmp_path / "no-sa-token"))
     for name in ("KF_PIPELINES_ENDPOINT", "KF_PIPELINES_TOKEN", "TRAINBOARD_CONFIG", "TRAINBOARD_NAMESPACE"):
         monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def kfp() -> Iterator[KFPServer]:
-    server = KFPServer()
-    yield server
-    server.stop()
-
-
-def cli(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(args))
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def created(server: KFPServer) -> list[str]:

@@ -5,14 +5,13 @@ and bad input stopped with a clear error before anything is sent."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.cli import in_process as cli
 from tests.support.gcs import free_port
 from tests.support.kfp_server import API, KFPServer
-from trainboard.cli import main
 
 TENSORBOARD = "https://tensorboard.example.com"
 ROOT = "gs://team-bucket/trainboard"
@@ -26,23 +25,6 @@ def clean_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.delenv("TRAINBOARD_CONFIG", raising=False)
-
-
-@pytest.fixture
-def kfp() -> Iterator[KFPServer]:
-    server = KFPServer()
-    yield server
-    server.stop()
-
-
-def cli(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
-    """The CLI in this process (the pipeline compiles once per test session): exit code, stdout, stderr."""
-    try:
-        code = main(list(args))
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def submitted_runs(server: KFPServer) -> list[dict]:

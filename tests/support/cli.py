@@ -1,4 +1,5 @@
-"""The installed `trainboard` CLI in a subprocess, as a person runs it."""
+"""The installed `trainboard` CLI in a subprocess, as a person runs it; or its main() in the test's process
+(the pipeline compiles once per session there)."""
 
 from __future__ import annotations
 
@@ -19,3 +20,15 @@ def trainboard(*args: str, env: dict | None = None, cwd: Path | None = None, tim
 
 def last_json_line(stdout: str) -> dict:
     return json.loads(stdout.strip().splitlines()[-1])
+
+
+def in_process(capsys, *args: str) -> tuple[int, str, str]:
+    """trainboard.cli.main(args) in this process: exit code, stdout, stderr (``capsys``: pytest's)."""
+    from trainboard.cli import main
+
+    try:
+        code = main(list(args))
+    except SystemExit as e:
+        code = e.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
