@@ -75,7 +75,7 @@ def train(dataset_dir: str, model_dir: str, root: str, run: str, config: Trainin
     the root. Run again with the same ``run`` after a kill, it resumes from the last completed epoch."""
     check_config(config)
     check_run_name(run)
-    root = check_root(root, must_exist=True)
+    root = check_root(root, will_write=True)
     info = read_info(dataset_dir)
     tensorboard_dir, checkpoint_dir = layout.tensorboard_dir(root, run), layout.checkpoint_dir(root, run)
     keras.utils.set_random_seed(config.seed)

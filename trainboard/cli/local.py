@@ -8,7 +8,7 @@ from dataclasses import fields
 
 from trainboard import layout
 from trainboard.cli.output import progress
-from trainboard.cli.tensorboard import DEFAULT_ROOT, serve
+from trainboard.cli.tensorboard import DEFAULT_ROOT, check_port, serve
 from trainboard.config import (
     DataConfig,
     PromotionRule,
@@ -79,11 +79,12 @@ def run(args: argparse.Namespace) -> int:
     from trainboard.sources import check_source
     from trainboard.weights import check_available
 
+    check_port(args.port)
     config = _training_config(args)
     check_config(config)
     rule = PromotionRule(**field_values(PromotionRule, vars(args)))
     check_promotion_rule(rule)
-    root = check_root(args.root, must_exist=True)
+    root = check_root(args.root, will_write=True)
     run_name = args.run_name or layout.new_run_name()
     check_run_name(run_name)
     data = DataConfig(**field_values(DataConfig, vars(args)))
