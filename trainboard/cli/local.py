@@ -165,7 +165,7 @@ def _task_output(args: argparse.Namespace, log: Path, console: RunConsole) -> It
         yield TaskOutput(sys.stderr if args.json else sys.stdout, lambda event: None)
         return
     log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("a", encoding="utf-8") as sink:
+    with log.open("a", encoding="utf-8", buffering=1) as sink:  # line by line, for `tail -f`
         yield TaskOutput(sink, console.on_event)
 
 
