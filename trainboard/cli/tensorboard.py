@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             "logdir",
             f"{logdir} does not exist; expected ROOT/tensorboard of a root that `trainboard local --root "
-            "ROOT` or a pipeline run has written to",
+            "ROOT` or a pipeline run has written to (a run writes it when its training starts)",
         )
     serve(logdir, args.port, host=args.host)
     return 0
