@@ -12,7 +12,7 @@ parameter is written once more here only where it is the pipeline's own.
 from typing import NamedTuple
 
 from kfp import dsl, kubernetes
-from kfp.dsl import Metrics, Model
+from kfp.dsl import Markdown, Metrics, Model
 
 from components.evaluate.component import evaluate
 from components.fingerprint_source.component import fingerprint_source
@@ -45,6 +45,9 @@ class Outputs(NamedTuple):
     metrics: Metrics
     promoted: bool  # whether this run's model is now the champion
     champion: str  # the champion's run after this run ("" when there is none)
+    reason: str  # why it was promoted or not
+    card: Markdown  # the dataset card
+    report: Markdown  # the promotion report
 
 
 @dsl.pipeline(
@@ -202,4 +205,7 @@ def training_pipeline(
         metrics=evaluated.outputs["metrics"],
         promoted=promoted.outputs["promoted"],
         champion=promoted.outputs["champion"],
+        reason=promoted.outputs["reason"],
+        card=data.outputs["card"],
+        report=promoted.outputs["report"],
     )

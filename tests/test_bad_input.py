@@ -6,6 +6,8 @@ Kubeflow Pipelines endpoint."""
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +50,36 @@ def config_file(tmp: Path, text: str) -> str:
     return str(tmp / "config.toml")
 
 
+def not_utf8_config(tmp: Path) -> str:
+    (tmp / "config.toml").write_bytes(b'endpoint = "https://caf\xe9.example.com"\n')  # Latin-1, not UTF-8
+    return str(tmp / "config.toml")
+
+
+def a_file(tmp: Path) -> str:
+    (tmp / "notes.txt").write_text("not a folder\n")
+    return str(tmp / "notes.txt")
+
+
+def unwritable_folder(tmp: Path) -> str:
+    """A folder this user cannot write in: mode 0555, and immutable where the user is root (root writes
+    through modes)."""
+    folder = tmp / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    if os.access(folder, os.W_OK):
+        subprocess.run(["chattr", "+i", str(folder)], capture_output=True)
+    if os.access(folder, os.W_OK):
+        pytest.skip("no way to make a folder unwritable for this user here (root without chattr)")
+    return str(folder)
+
+
+def make_writable(tmp: Path) -> None:
+    folder = tmp / "read-only"
+    if folder.exists():
+        subprocess.run(["chattr", "-i", str(folder)], capture_output=True)
+        folder.chmod(0o755)
+
+
 def mobilenet_weights_file(tmp: Path) -> str:
     """A weights file of another architecture than the case asks for (mobilenet_v3_small, made here)."""
     from trainboard.backbones import backbone
@@ -78,6 +110,7 @@ class Case:
     gcs: bool = False
     extra: dict = field(default_factory=dict)
     env: dict = field(default_factory=dict)
+    undo: Callable[[Path], None] | None = None  # what ``data`` did that pytest cannot clean up
 
 
 CASES = [
@@ -123,6 +156,37 @@ CASES = [
         ["tensorboard_url='tensorboard.example.com': 'tensorboard.example.com' is not an http://"],
     ),
     Case("submit-run-newline", ["submit", "--run-name", "nightly\n"], "run_name", ["not a valid run name"]),
+    Case(
+        "local-root-leading-space",
+        ["local", "--root", " runs"],
+        "root",
+        ["' runs' starts or ends with a space"],
+    ),
+    Case("local-root-trailing-space", ["local", "--root", "runs "], "root", ["starts or ends with a space"]),
+    Case(
+        "local-root-is-file", ["local", "--root", "{data}/runs"], "root", ["notes.txt is a file"], data=a_file
+    ),
+    Case(
+        "local-root-unwritable",
+        ["local", "--root", "{data}"],
+        "root",
+        ["read-only is not writable by this user"],
+        data=unwritable_folder,
+        undo=make_writable,
+    ),
+    Case(
+        "local-gcs-no-credentials",
+        ["local", "--root", f"gs://{BUCKET}/x"],
+        "root",
+        [
+            "no Google Cloud credentials",
+            "gcloud auth application-default login",
+            "GOOGLE_APPLICATION_CREDENTIALS",
+        ],
+        env={"NO_GCE_CHECK": "True"},  # no metadata server here: google-auth would try one for a while
+    ),
+    Case("local-port-zero", ["local", "--port", "0"], "port", ["must be in 1-65535, got 0"]),
+    Case("local-port-huge", ["local", "--port", "70000"], "port", ["must be in 1-65535, got 70000"]),
     Case("local-run-slashes", ["local", "--run-name", "nightly/2026-01-01"], "run_name", ["no slashes"]),
     Case("local-run-dotdot", ["local", "--run-name", ".."], "run_name", ["starting with a letter or digit"]),
     Case(
@@ -294,6 +358,64 @@ CASES = [
         "param",
         ["learning_rate=-1.0: must be greater than 0"],
     ),
+    Case(
+        "submit-config-not-utf8",
+        ["submit", "--config", "{data}"],
+        "config",
+        ["config.toml is not UTF-8 text"],
+        data=not_utf8_config,
+        extra={"endpoint": False},
+    ),
+    Case(
+        "submit-config-folder",
+        ["submit", "--config", "{data}"],
+        "config",
+        ["is a folder; expected a TOML file"],
+        data=lambda tmp: str(tmp),
+    ),
+    Case(
+        "schedule-config-env-missing",
+        ["schedule", *CRON],
+        "TRAINBOARD_CONFIG",
+        ["missing.toml does not exist"],
+        env={"TRAINBOARD_CONFIG": "{inputs}/missing.toml"},
+    ),
+    # tensorboard and compile
+    Case(
+        "tensorboard-port-huge",
+        ["tensorboard", "--logdir", "{data}", "--port", "65536"],
+        "port",
+        ["must be in 1-65535, got 65536"],
+        data=lambda tmp: str(tmp),
+    ),
+    Case(
+        "tensorboard-missing-folder",
+        ["tensorboard", "--logdir", "{data}/nowhere/tensorboard"],
+        "logdir",
+        ["nowhere/tensorboard does not exist", "trainboard local --root ROOT"],
+        data=lambda tmp: str(tmp),
+    ),
+    Case(
+        "tensorboard-missing-bucket",
+        ["tensorboard", "--logdir", "gs://missing-bucket/tensorboard"],
+        "logdir",
+        ["gs://missing-bucket/tensorboard does not exist"],
+        gcs=True,
+    ),
+    Case(
+        "tensorboard-empty-prefix",
+        ["tensorboard", "--logdir", f"gs://{BUCKET}/typo/tensorboard"],
+        "logdir",
+        [f"gs://{BUCKET}/typo/tensorboard does not exist"],
+        gcs=True,
+    ),
+    Case(
+        "compile-missing-folder",
+        ["compile", "-o", "{data}/out/pipeline.yaml"],
+        "output",
+        ["/out does not exist"],
+        data=lambda tmp: str(tmp),
+    ),
     # manifests
     Case(
         "manifests-empty-bucket",
@@ -331,6 +453,10 @@ CASES = [
 ]
 
 
+def refusal_timed_out(signum: int, frame: object) -> None:
+    raise TimeoutError("the command was not refused within 120 s")
+
+
 @pytest.fixture(autouse=True)
 def clean_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No settings from the developer's machine; the working directory is the test's (the default root)."""
@@ -341,6 +467,10 @@ def clean_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         "KF_PIPELINES_TOKEN",
         "TRAINBOARD_TENSORBOARD_URL",
         "TRAINBOARD_CONFIG",
+        # No credentials from the developer's machine, no emulator unless a case asks for the gcs fixture.
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "CLOUDSDK_CONFIG",
+        "STORAGE_EMULATOR_HOST",
     ):
         monkeypatch.delenv(name, raising=False)
 
@@ -352,7 +482,9 @@ def test_bad_input_is_refused_naming_the_field_and_nothing_is_written_or_sent(
     inputs = tmp_path / "inputs"
     inputs.mkdir()
     data = case.data(inputs) if case.data else ""
-    command = [data if arg == "{data}" else arg for arg in case.command]
+    if case.undo:
+        request.addfinalizer(lambda: case.undo(inputs))
+    command = [arg.replace("{data}", data) for arg in case.command]
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
@@ -373,10 +505,14 @@ def test_bad_input_is_refused_naming_the_field_and_nothing_is_written_or_sent(
             command += ["--param", f"root={CLUSTER_ROOT}"] if case.extra.get("root", True) else []
         elif command[0] == "local":
             command.insert(1, "--no-serve")
+        # A refusal is immediate: a case that starts serving or training instead fails here, not hangs.
+        signal.signal(signal.SIGALRM, refusal_timed_out)
+        signal.alarm(120)
         try:
             with pytest.raises(SystemExit) as exit_:
                 main(command)
         finally:
+            signal.alarm(0)
             kfp.stop()
         out, err = capsys.readouterr()
         assert exit_.value.code == 2
@@ -401,5 +537,7 @@ def test_the_matrix_covers_every_way_in():
         "schedule",
         "manifests",
         "weights",
+        "tensorboard",
+        "compile",
         "prepare_data",
     }

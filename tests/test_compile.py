@@ -69,8 +69,8 @@ GOLDEN = {
         "min_improvement": ("NUMBER_DOUBLE", 0.0),
         "force_promote": ("BOOLEAN", False),
     },
-    # The decision is a pipeline output, for a `with dsl.If(...)` deploy step or a caller.
-    "outputs": {"promoted": "BOOLEAN", "champion": "STRING"},
+    # The decision and why are pipeline outputs, for a `with dsl.If(...)` deploy step or a caller.
+    "outputs": {"promoted": "BOOLEAN", "champion": "STRING", "reason": "STRING"},
 }
 
 

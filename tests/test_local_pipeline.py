@@ -1,17 +1,24 @@
 """End to end: `trainboard local` runs the whole pipeline through kfp.local, streams TensorBoard logs
-to the root while training, and a real TensorBoard over the root serves the run's curves."""
+to the root while training, and a real TensorBoard over the root serves the run's curves. What a person
+sees of it on a terminal: a few lines, a failed step's own error, Ctrl-C and the resume it suggests."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import pty
+import re
+import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
 from tests.support.cli import BIN, last_json_line, trainboard
 from tests.support.events import scalars
-from tests.support.gcs import BUCKET
+from tests.support.gcs import BUCKET, free_port
 from tests.support.images import make_image_folder
 from trainboard import storage
 from trainboard.config import TrainingConfig
@@ -19,6 +26,7 @@ from trainboard.config import TrainingConfig
 pytestmark = pytest.mark.slow
 EPOCHS = TrainingConfig().epochs  # the default local settings
 CHANCE = 1 / 4  # the demo data has four balanced classes
+STEPS = ("start-run", "fingerprint-source", "prepare-data", "train", "evaluate", "promote")
 
 
 def epoch_points(run_dir: str, split: str = "train") -> list[tuple[int, float]]:
@@ -77,8 +85,11 @@ def test_gcs_root_live_logs_learnable_data_and_tensorboard(gcs, tmp_path, tensor
     assert seen_live is not None, "no epoch reached the bucket while the run was going"
     assert seen_live[0] < EPOCHS and seen_live[1] is None, seen_live
 
-    result = last_json_line(stdout)
+    [line] = stdout.splitlines()
+    result = json.loads(line)
     assert result["run"] == run
+    # kfp.local cannot write to gs://: its artifacts and the run's log stay in the working directory.
+    assert "Executing task" in (tmp_path / ".trainboard" / "logs" / f"{run}.log").read_text()
     assert result["logdir"] == run_dir
     assert result["metrics"]["test_accuracy"] > CHANCE + 0.4, result["metrics"]
     assert result["metrics"]["test_loss"] > 0
@@ -89,9 +100,17 @@ def test_gcs_root_live_logs_learnable_data_and_tensorboard(gcs, tmp_path, tensor
 
 def test_local_root(tmp_path, tensorboard_factory):
     root = tmp_path / "root"
-    result = trainboard("local", "--no-serve", "--json", "--root", str(root), "--epochs", "3", cwd=tmp_path)
+    result = trainboard(
+        "local", "--no-serve", "--json", "--verbose", "--root", str(root), "--epochs", "3", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr[-3000:]
-    out = last_json_line(result.stdout)
+    [line] = result.stdout.splitlines()  # --json: the result alone on stdout, --verbose or not
+    out = json.loads(line)
+    # --verbose: kfp.local's and the tasks' own output on the terminal (stderr with --json), no log file.
+    assert "Executing task \x1b[96m'train'" in result.stderr and "Epoch 3/3" in result.stderr
+    assert not (root / "logs").exists()
+    assert Path(out["card"]).is_file() and Path(out["report"]).is_file()
+    assert out["reason"].startswith("first model: no champion yet")
     assert out["logdir"] == str(root / "tensorboard" / out["run"])
     assert (tmp_path / out["model_uri"]).joinpath("model.keras").is_file()
     checkpoints = sorted(p.name for p in (root / "checkpoints" / out["run"]).iterdir())
@@ -123,3 +142,145 @@ def test_a_reused_run_name_never_reports_another_runs_model(tmp_path):
     assert result["run"] == "nightly"
     state = json.loads((root / "checkpoints" / "nightly" / "state.json").read_text())
     assert state["started_with"]["dataset"] == f"folder:{tmp_path / 'images'}" and state["attempt"] == 1
+
+
+class Terminal:
+    """`trainboard ARGS` with stderr on a pseudo-terminal, as a person runs it, in its own process group
+    (a shell's job: Ctrl-C reaches the command and every task it started)."""
+
+    def __init__(self, *args: str, cwd: Path):
+        controller, terminal = pty.openpty()
+        self.process = subprocess.Popen(
+            [str(BIN / "trainboard"), *args],
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            start_new_session=True,
+        )
+        os.close(terminal)
+        self.controller, self.raw = controller, b""
+
+    def read_until(self, pattern: str, timeout: float = 300) -> None:
+        """Read the terminal until ``pattern`` (a regular expression) is on it."""
+        deadline = time.monotonic() + timeout
+        while not re.search(pattern, self.text()):
+            assert time.monotonic() < deadline, f"{pattern!r} did not appear:\n{self.text()[-3000:]}"
+            try:
+                chunk = os.read(self.controller, 65536)
+            except OSError:  # EIO: the command closed the terminal (it exited)
+                chunk = b""
+            assert chunk, f"the command ended before {pattern!r}:\n{self.text()[-3000:]}"
+            self.raw += chunk
+
+    def ctrl_c(self) -> int:
+        """What the terminal does on Ctrl-C: SIGINT to the whole foreground process group."""
+        os.killpg(self.process.pid, signal.SIGINT)
+        code = self.process.wait(120)
+        with contextlib.suppress(OSError):
+            while chunk := os.read(self.controller, 65536):
+                self.raw += chunk
+        os.close(self.controller)
+        return code
+
+    def text(self) -> str:
+        return self.raw.decode().replace("\r\n", "\n")  # the terminal's own line ends
+
+    def lines(self) -> list[str]:
+        """The lines as they stay on the screen: what an in-place update overwrote is gone."""
+        return [line.rpartition("\r\x1b[K")[2] for line in self.text().rstrip("\n").split("\n")]
+
+
+def test_a_first_run_on_a_terminal_is_a_screenful_and_says_where_everything_is(tmp_path):
+    """`make run` as a newcomer sees it: the default settings, then TensorBoard, then Ctrl-C."""
+    root = tmp_path / "trainboard-runs"
+    terminal = Terminal("local", "--root", str(root), "--port", str(free_port()), cwd=tmp_path)
+    terminal.read_until(r"this run only: http://\S+\n")
+    assert terminal.ctrl_c() == 0, "Ctrl-C stops TensorBoard: the run itself is done"
+    lines = terminal.lines()
+    before_url = lines[: next(i for i, line in enumerate(lines) if "TensorBoard over" in line)]
+    assert len(before_url) <= 40, "\n".join(lines)
+    for step in STEPS:  # one line as it starts, with the time of day, and one as it ends, with how long
+        assert (
+            len([x for x in lines if re.fullmatch(rf"trainboard: {step}: started at \d\d:\d\d:\d\d", x)]) == 1
+        )
+        assert len([x for x in lines if re.fullmatch(rf"trainboard: {step}: done in \d+\.\d s.*", x)]) == 1
+    epochs = [x for x in lines if x.startswith("trainboard: train: epoch ")]
+    assert len(epochs) == EPOCHS, lines
+    for epoch, line in enumerate(epochs, 1):
+        metrics = r"loss \d\.\d{4}, accuracy \d\.\d{4}, val_accuracy \d\.\d{4} \(\d+\.\d s\)"
+        assert re.fullmatch(f"trainboard: train: epoch {epoch}/{EPOCHS}: {metrics}", line), line
+    # Data preparation's progress, updated in place on the terminal, ends in the step's line.
+    assert re.search(r"\r\x1b\[Ktrainboard: prepare-data: \d+/\d+ images checked", terminal.text())
+    assert any(
+        re.fullmatch(r"trainboard: prepare-data: done in .* \((\d+)/\1 images checked\)", x) for x in lines
+    )
+    screen = "\n".join(lines)
+    for noise in ("Traceback", " - INFO - ", "trainboard-event", "tensorflow", "executor_input", "Epoch 1/"):
+        assert noise not in screen, noise
+    assert "promoted, now the champion: first model" in screen
+    paths = {x.split(":", 2)[1].strip(): x.split(":", 2)[2].strip() for x in lines if x.count(":") >= 2}
+    assert Path(paths["dataset card"]).read_text().startswith("#")
+    assert "**promoted**" in Path(paths["promotion report"]).read_text()
+    assert (Path(paths["model"]) / "model.keras").is_file()
+    # Everything kfp.local and the tasks printed is in the run's log file, named on the first line.
+    log = Path(re.fullmatch(r"trainboard: run (\S+): the logs of every step in (\S+)", lines[0])[2])
+    assert log.parent == root / "logs"
+    logged = log.read_text()
+    for step in STEPS:
+        assert f"Executing task \x1b[96m'{step}'" in logged, step
+    assert f"Epoch {EPOCHS}/{EPOCHS}" in logged and "oneDNN" in logged and '"kind": "epoch"' in logged
+
+
+def test_a_failed_step_shows_its_own_error_at_once(tmp_path):
+    """A class whose every image is broken stops prepare_data: its own error, not kfp.local's wrapper,
+    and no retry after a minute's backoff (the cluster's policy is not for a laptop)."""
+    make_image_folder(tmp_path / "images", {"": 8}, classes=["circle", "square"])
+    (tmp_path / "images" / "dot").mkdir()
+    for i in range(4):
+        (tmp_path / "images" / "dot" / f"{i}.jpg").write_bytes(b"\xff\xd8\xff not a JPEG")
+    started = time.monotonic()
+    result = trainboard(
+        "local", "--no-serve", "--root", "root", "--dataset", f"folder:{tmp_path / 'images'}", cwd=tmp_path
+    )
+    assert time.monotonic() - started < 60, "a failed step is not retried locally"
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.splitlines()
+    assert re.fullmatch(r"trainboard: prepare-data: failed in \d+\.\d s.*", lines[-17]), lines
+    assert lines[-2] == (
+        "    trainboard.errors.UsageError: dataset: folder:"
+        f"{tmp_path / 'images'}: class 'dot' has no usable training images; each must decode as .jpg, "
+        ".jpeg, .png, .bmp, .gif and be at least 8x8 px"
+    )
+    log = tmp_path / "root" / "logs" / f"{lines[0].split()[2].rstrip(':')}.log"
+    assert lines[-1] == (
+        f"trainboard local: error: step prepare-data failed; its last lines are above, the whole log is {log}"
+    )
+    assert not [x for x in lines if x.startswith("Traceback")], "the CLI's own traceback"
+    assert "Inner task failed" not in result.stderr and "RuntimeError" not in result.stderr
+    assert log.read_text().count("Executing task \x1b[96m'prepare-data'") == 1, "one attempt"
+    assert "trainboard: train:" not in result.stderr
+
+
+def test_ctrl_c_stops_every_task_and_the_run_resumes_as_it_says(tmp_path):
+    root, run = tmp_path / "root", "20260101-000000-ctrlc"
+    args = ("local", "--no-serve", "--root", str(root), "--run-name", run)
+    terminal = Terminal(*args, cwd=tmp_path)
+    terminal.read_until(f"train: epoch 2/{EPOCHS}: ")
+    assert terminal.ctrl_c() == 130
+    lines = terminal.lines()
+    assert lines[-1] == (
+        f"trainboard local: interrupted; to resume run {run} from its last completed epoch, run the same "
+        f"command with --run-name {run}"
+    )
+    assert "Traceback" not in terminal.text()
+    with pytest.raises(ProcessLookupError):  # no task left running in the command's process group
+        os.killpg(terminal.process.pid, 0)
+    resumed = trainboard(*args, "--json", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert last_json_line(resumed.stdout)["run"] == run
+    # Every epoch shown was committed (its line comes after its checkpoint); one more may have been.
+    shown = [int(e) for e in re.findall(r"train: epoch (\d+)/", terminal.text())]
+    epochs = [int(e) for e in re.findall(r"train: epoch (\d+)/", resumed.stderr)]
+    assert shown[-1] + 1 <= epochs[0] <= shown[-1] + 2, (shown, epochs)
+    assert epochs == list(range(epochs[0], EPOCHS + 1)), epochs

@@ -5,10 +5,14 @@ and bad input stopped with a clear error before anything is sent."""
 from __future__ import annotations
 
 import re
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
+from tests.support.cli import BIN
 from tests.support.cli import in_process as cli
 from tests.support.gcs import free_port
 from tests.support.kfp_server import API, KFPServer
@@ -247,3 +251,35 @@ def test_401_names_the_token_and_creates_nothing(capsys, token, words):
     assert err.startswith(f"trainboard schedule: error: --token: {server.url} answered 401 "), err
     assert words in err and "KF_PIPELINES_TOKEN" in err
     assert [(r.method, r.path) for r in server.requests] == [("GET", f"{API}/healthz")]
+
+
+def test_ctrl_c_while_waiting_stops_without_a_traceback(tmp_path):
+    """Ctrl-C outside `trainboard local`'s run (here `submit --wait` on a run that never ends): exit 130,
+    one line."""
+    server = KFPServer(final_state="RUNNING")
+    try:
+        waiting = subprocess.Popen(
+            [
+                str(BIN / "trainboard"),
+                "submit",
+                "--endpoint",
+                server.url,
+                "--param",
+                f"root={ROOT}",
+                "--wait",
+            ],
+            cwd=tmp_path,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 60
+        while not server.runs and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert server.runs, "the run was not submitted"
+        waiting.send_signal(signal.SIGINT)
+        _, err = waiting.communicate(timeout=60)
+    finally:
+        server.stop()
+    assert waiting.returncode == 130, err
+    assert err.splitlines()[-1] == "trainboard submit: interrupted"
+    assert "Traceback" not in err

@@ -12,10 +12,12 @@ TensorFlow-free on purpose: the CLI checks everything here before it writes or s
 from __future__ import annotations
 
 import math
+import os
 import re
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from trainboard import layout, storage
@@ -297,18 +299,42 @@ def check_pipeline_parameters(values: Mapping[str, Any]) -> None:
         check_http_url("tensorboard_url", values["tensorboard_url"])
 
 
-def check_root(root: str, must_exist: bool = False) -> str:
-    """The storage root, normalised; UsageError when it is neither a local path nor gs://, or, with
-    ``must_exist`` (this machine writes there next), when its bucket does not exist."""
+def check_root(root: str, will_write: bool = False) -> str:
+    """The storage root, normalised; UsageError when it is neither a local path nor gs://, when it starts or
+    ends with a space, or, with ``will_write`` (this machine writes there next), when it is a local path
+    that is not a writable folder (nor can be made one) or a bucket that does not exist or cannot be
+    reached with these credentials."""
+    if root.strip() and root != root.strip():
+        # A stray space from a copied path makes a folder named " x" beside "x": nobody means that.
+        raise UsageError("root", f"{root!r} starts or ends with a space; remove it")
     try:
         root = storage.check_uri(root)
     except storage.StorageURIError as e:
         raise UsageError("root", str(e)) from None
-    if must_exist and not storage.bucket_exists(root):
+    if will_write and not storage.is_gcs(root):
+        _check_writable_folder(Path(root))
+    if will_write and storage.is_gcs(root):
         bucket = storage.split_gcs(root)[0]
-        raise UsageError(
-            "root",
-            f"bucket {bucket} does not exist or these credentials cannot see it; expected an existing "
-            f"bucket (create it: gcloud storage buckets create gs://{bucket}) or a local directory",
-        )
+        try:
+            exists = storage.bucket_exists(root)
+        except storage.NoCredentials as e:
+            raise UsageError("root", str(e)) from None
+        if not exists:
+            raise UsageError(
+                "root",
+                f"bucket {bucket} does not exist or these credentials cannot see it; expected an existing "
+                f"bucket (create it: gcloud storage buckets create gs://{bucket}) or a local directory",
+            )
     return root
+
+
+def _check_writable_folder(path: Path) -> None:
+    """``path`` is a folder this user can write in, or does not exist yet and its nearest existing
+    parent is one (it is made there)."""
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise UsageError("root", f"{existing} is a file; expected a folder (or a path to make one)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(
+            "root", f"{existing} is not writable by this user; expected a folder you can write in"
+        )

@@ -1,17 +1,32 @@
-"""Run the whole pipeline on this machine through kfp.local (one subprocess per task, no per-task venv)."""
+"""Run the whole pipeline on this machine through kfp.local (one subprocess per task, no per-task venv).
+
+kfp.local writes its own logs and every task's output (the executor's JSON, TensorFlow's banners, Keras's
+epochs) to ``sys.stdout``, and its warnings to ``sys.stderr``. TaskOutput takes both: every line goes to
+a sink (the run's log file, or the terminal with --verbose) and the task boundaries and the tasks' events
+(trainboard.task_events) go to a callback, which `trainboard local` prints as one line each.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import copy
+import io
 import os
-import sys
+import re
+import time
 import warnings
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, TextIO
 
-from trainboard import layout, storage
+from trainboard import layout, storage, task_events
 from trainboard.config import DataConfig, PromotionRule, TrainingConfig
+
+Event = dict[str, Any]
+# How much of a failed task's output `trainboard local` shows: its error and the lines that led to it.
+TAIL_LINES = 15
 
 
 @dataclass
@@ -23,6 +38,9 @@ class LocalRunResult:
     model_uri: str
     promoted: bool
     champion: str
+    reason: str  # why the model was promoted or not
+    card: str  # the dataset card (Markdown)
+    report: str  # the promotion report (Markdown)
 
     def as_json(self) -> dict:
         return {
@@ -34,28 +52,105 @@ class LocalRunResult:
             "model_uri": self.model_uri,
             "promoted": self.promoted,
             "champion": self.champion,
+            "reason": self.reason,
+            "card": self.card,
+            "report": self.report,
         }
 
 
+class TaskFailed(RuntimeError):
+    """A task of the local run failed; ``tail``: the last lines of its own output."""
+
+    def __init__(self, task: str, tail: list[str]):
+        super().__init__(f"step {task} failed")
+        self.task, self.tail = task, tail
+
+
+def local_dir(root: str) -> Path:
+    """Where this machine keeps kfp.local's artifacts and the run logs: the root when it is local, else
+    .trainboard/ in the working directory (kfp.local cannot write artifacts to gs://)."""
+    return Path.cwd() / ".trainboard" if storage.is_gcs(root) else Path(root)
+
+
 def default_pipeline_root(root: str) -> str:
-    """Where kfp.local keeps task artifacts: beside the root when it is local (kfp.local cannot
-    write artifacts to gs://), else in the working directory."""
-    base = Path.cwd() / ".trainboard" if storage.is_gcs(root) else Path(root)
-    return str(base / "pipeline-root")
+    return str(local_dir(root) / "pipeline-root")
 
 
-@contextlib.contextmanager
-def _stdout_to_stderr() -> Iterator[None]:
-    """Send everything written to fd 1 (task subprocesses included) to stderr, keeping stdout for JSON."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
+def log_path(root: str, run: str) -> Path:
+    """The log file of a run: kfp.local's and every task's output. A resumed run appends to it."""
+    return local_dir(root) / "logs" / f"{run}.log"
+
+
+# kfp.local's own log lines around each task (kfp/local/task_dispatcher.py), colours removed.
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_STARTED = re.compile(r" - INFO - Executing task '([^']+)'$")
+_FINISHED = re.compile(r" - (?:INFO|ERROR) - Task '([^']+)' finished with status (\w+)$")
+_TASK_INDENT = "    "  # kfp.local indents each line a task prints
+
+
+class TaskOutput(io.TextIOBase):
+    """A text stream for kfp.local's output: each line to ``sink``, and to ``on_event`` each task's start
+    (``{"kind": "task_started", "task": NAME}``), end (``task_finished``, with ``ok``) and the events it
+    emits (with ``task`` added). Remembers the last lines of the running task, for its failure."""
+
+    def __init__(self, sink: TextIO, on_event: Callable[[Event], None]):
+        super().__init__()
+        self.sink, self.on_event = sink, on_event
+        self.task = ""
+        self.failed: TaskFailed | None = None
+        self._tail: deque[str] = deque(maxlen=TAIL_LINES)
+        self._partial = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.sink.write(text)
+        *lines, self._partial = (self._partial + text).split("\n")
+        for line in lines:
+            self._line(line)
+        return len(text)
+
+    def flush(self) -> None:
+        self.sink.flush()
+
+    def _line(self, line: str) -> None:
+        plain = _ANSI.sub("", line).rstrip()
+        if started := _STARTED.search(plain):
+            self.task = started[1]
+            self._tail.clear()
+            self.on_event({"kind": "task_started", "task": self.task})
+        elif finished := _FINISHED.search(plain):
+            ok = finished[2] == "SUCCESS"
+            if not ok:
+                self.failed = TaskFailed(finished[1], list(self._tail))
+            self.on_event({"kind": "task_finished", "task": finished[1], "ok": ok})
+            self.task = ""
+        elif (event := task_events.parse(plain)) is not None:
+            self.on_event({**event, "task": self.task})
+        elif self.task and plain.strip():
+            self._tail.append(plain.removeprefix(_TASK_INDENT))
+
+
+def _without_retries(pipeline: Any) -> Any:
+    """A copy of the pipeline whose tasks stop at their first failure. Its retry policy (2 retries, 60 s
+    backoff doubling) is for a cluster's preempted nodes; kfp.local honours it (kfp/local/orchestrator/
+    task_executor.py), so a task failing on a laptop would otherwise fail three times over three minutes."""
+    local = copy.deepcopy(pipeline)
+    for task in local.pipeline_spec.root.dag.tasks.values():
+        task.ClearField("retry_policy")
+    return local
+
+
+def _wait_for_tasks(timeout: float = 30.0) -> None:
+    """After Ctrl-C: give the running task, which the terminal interrupted too (its whole process group),
+    time to end its own way (train sends its last logs to the root), so that a resume does not start
+    beside it. A second Ctrl-C stops waiting."""
+    deadline = time.monotonic() + timeout
+    with contextlib.suppress(ChildProcessError, KeyboardInterrupt):
+        while time.monotonic() < deadline:
+            if os.waitpid(-1, os.WNOHANG) == (0, 0):  # a child still runs
+                time.sleep(0.1)
 
 
 def run_local(
@@ -64,10 +159,11 @@ def run_local(
     data: DataConfig,
     config: TrainingConfig,
     rule: PromotionRule,
+    output: TaskOutput,
     pipeline_root: str | None = None,
-    quiet_stdout: bool = False,
 ) -> LocalRunResult:
-    """Run the pipeline with kfp.local; inputs are assumed checked (trainboard.config)."""
+    """Run the pipeline with kfp.local, its output into ``output``; inputs are assumed checked
+    (trainboard.config). TaskFailed when a task fails."""
     from kfp import local
 
     from pipelines.training_pipeline import training_pipeline
@@ -78,11 +174,25 @@ def run_local(
         runner=local.SubprocessRunner(use_venv=False),
         pipeline_root=pipeline_root or default_pipeline_root(root),
     )
-    with _stdout_to_stderr() if quiet_stdout else contextlib.nullcontext():
-        # No accelerator asked for: this machine's TensorFlow uses a GPU it has without one.
-        task = training_pipeline(
-            root=root, run_name=run, accelerator_count="0", **asdict(data), **asdict(config), **asdict(rule)
-        )
+    pipeline = _without_retries(training_pipeline)
+    with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+        try:
+            # No accelerator asked for: this machine's TensorFlow uses a GPU it has without one.
+            task = pipeline(
+                root=root,
+                run_name=run,
+                accelerator_count="0",
+                **asdict(data),
+                **asdict(config),
+                **asdict(rule),
+            )
+        except RuntimeError:
+            if output.failed:  # kfp.local's wrapper error says only which task; the task's own is in output
+                raise output.failed from None
+            raise
+        except KeyboardInterrupt:
+            _wait_for_tasks()
+            raise
     metrics = task.outputs["metrics"].metadata
     return LocalRunResult(
         run=task.outputs["run"],
@@ -92,4 +202,7 @@ def run_local(
         model_uri=task.outputs["model"].uri,
         promoted=task.outputs["promoted"],
         champion=task.outputs["champion"],
+        reason=task.outputs["reason"],
+        card=task.outputs["card"].path,
+        report=task.outputs["report"].path,
     )

@@ -28,6 +28,7 @@ from components.prepare_data.plan import (
     labels_by_split,
 )
 from components.prepare_data.sources import digest, plan_source
+from trainboard import task_events
 from trainboard.artifacts.dataset import DatasetInfo, DatasetWriter, encode_record
 from trainboard.config import DataConfig, check_data_config
 from trainboard.sources.spec import SPLITS
@@ -88,7 +89,9 @@ def _write_checked(plan: Plan, writer: DatasetWriter) -> Written:
     written = Written({split: [] for split in SPLITS}, dict(plan.skipped), [0] * len(examples), {})
     samples_per_class = math.ceil(SAMPLES / max(len(plan.class_names), 1))
     left_out: dict[str, list[int]] = {}
-    for index, image, size in checked_images([example.item for example in examples]):
+    progress = task_events.Progress("images checked", len(examples))
+    for done, (index, image, size) in enumerate(checked_images([example.item for example in examples]), 1):
+        progress.update(done)
         if size is None:
             left_out.setdefault("corrupt or not decodable", []).append(index)
             continue

@@ -16,7 +16,7 @@ def promote(
     min_improvement: float,
     force_promote: bool,
     report: Output[Markdown],
-) -> NamedTuple("Promotion", promoted=bool, champion=str):
+) -> NamedTuple("Promotion", promoted=bool, champion=str, reason=str):
     from collections import namedtuple
     from pathlib import Path
 
@@ -29,4 +29,5 @@ def promote(
     rule = PromotionRule(**field_values(PromotionRule, locals()))
     decision = gate(root, run, trained_model.path, metrics, rule)
     Path(report.path).write_text(write_report(run, metrics, decision, root))
-    return namedtuple("Promotion", ["promoted", "champion"])(decision.promoted, decision.champion)
+    promotion = namedtuple("Promotion", ["promoted", "champion", "reason"])
+    return promotion(decision.promoted, decision.champion, decision.reason)

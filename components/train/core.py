@@ -8,6 +8,7 @@ import math
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from components.train.input_pipeline import load_split
 from components.train.models import build_model, set_trainable
 from components.train.phases import Phase, phases
 from components.train.summaries import write_note, write_run_summaries
-from trainboard import layout, storage
+from trainboard import layout, storage, task_events
 from trainboard.artifacts.dataset import read_info
 from trainboard.artifacts.model import ModelInfo, save_model
 from trainboard.artifacts.training_state import (
@@ -35,6 +36,7 @@ from trainboard.streaming import StreamingTensorBoard
 from trainboard.weights import NONE, local_weights
 
 log = logging.getLogger(__name__)
+EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 # Debugging: copy this attempt's local TensorBoard logs (a temporary folder) to this directory at the end.
 KEEP_LOGS_ENV = "TRAINBOARD_KEEP_LOGS"
 
@@ -82,6 +84,24 @@ def _one_hot(ds: tf.data.Dataset, classes: int) -> tf.data.Dataset:
     return ds.map(lambda x, y: (x, tf.one_hot(y, classes)), num_parallel_calls=tf.data.AUTOTUNE)
 
 
+class EpochEvents(keras.callbacks.Callback):
+    """An ``epoch`` event (trainboard.task_events) after each epoch is committed: its metrics and wall
+    time, the checkpoint included. `trainboard local` prints it as the epoch's one line."""
+
+    def __init__(self, epochs: int):
+        super().__init__()
+        self.epochs = epochs
+        self.started = time.monotonic()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        metrics = {name: float(value) for name, value in (logs or {}).items() if name in EPOCH_METRICS}
+        seconds = round(time.monotonic() - self.started, 2)
+        task_events.emit("epoch", epoch=epoch + 1, epochs=self.epochs, seconds=seconds, **metrics)
+
+
 def _batch_scalar_frequency(requested: int, steps_per_epoch: int) -> int | str:
     """Keras drops the epoch summaries unless steps per epoch is a multiple of an integer update_freq:
     use the largest divisor of steps_per_epoch not above the request."""
@@ -98,7 +118,7 @@ def train(
     ``gpus``: how many the task asked for; with none visible it stops before any work (NoGPU)."""
     check_config(config)
     check_run_name(run)
-    root = check_root(root, must_exist=True)
+    root = check_root(root, will_write=True)
     check_gpus(gpus)
     info = read_info(dataset_dir)
     tensorboard_dir, checkpoint_dir = layout.tensorboard_dir(root, run), layout.checkpoint_dir(root, run)
@@ -168,7 +188,7 @@ def train(
                 if len(run_phases) > 1:
                     write_note(logs, "phase", phase.describe(config.model, trainable), step=phase.start)
                 log.info("%s", phase.describe(config.model, trainable))
-            callbacks = [tensorboard, commit]
+            callbacks = [tensorboard, commit, EpochEvents(config.epochs)]  # the event after the commit
             if config.early_stopping_patience and phase is run_phases[-1]:
                 callbacks.append(
                     keras.callbacks.EarlyStopping(

@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         # its option.
         option = e.field if e.field.isupper() else "--" + e.field.replace("_", "-")
         parser.exit(2, f"trainboard {args.command}: error: {option}: {e.problem}\n")
+    except KeyboardInterrupt:  # Ctrl-C anywhere else (a check, a wait): stopped, not a traceback
+        parser.exit(130, f"trainboard {args.command}: interrupted\n")
 
 
 if __name__ == "__main__":

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from trainboard.cli.output import progress
+from trainboard.errors import UsageError
 
 
 def add(commands) -> None:
@@ -18,6 +20,14 @@ def add(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    output = Path(args.output)
+    if output.is_dir():
+        raise UsageError(
+            "output", f"{output} is a folder; expected a file name, e.g. {output / 'pipeline.yaml'}"
+        )
+    if not output.parent.is_dir():
+        raise UsageError("output", f"folder {output.parent} does not exist; create it or write elsewhere")
+
     from kfp import compiler
 
     from pipelines.training_pipeline import training_pipeline

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import sys
+import time
+from collections.abc import Iterator
 from dataclasses import fields
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 from trainboard import layout
 from trainboard.cli.output import progress
-from trainboard.cli.tensorboard import DEFAULT_ROOT, serve
+from trainboard.cli.tensorboard import DEFAULT_ROOT, check_port, serve
 from trainboard.config import (
     DataConfig,
     PromotionRule,
@@ -22,6 +28,11 @@ from trainboard.config import (
     model_spec,
 )
 from trainboard.errors import UsageError
+
+if TYPE_CHECKING:
+    from trainboard.local_run import TaskOutput
+
+EPOCH_SHOWN = ("loss", "accuracy", "val_accuracy")  # an epoch's line; the log and TensorBoard have the rest
 
 
 def add(commands) -> None:
@@ -61,6 +72,12 @@ def add(commands) -> None:
     )
     p.add_argument(
         "--json", action="store_true", help="progress to stderr; last line of stdout is the result as JSON"
+    )
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="stream kfp.local's, TensorFlow's and every step's own logs here instead of to the run's log "
+        "file (ROOT/logs/RUN.log)",
     )
     p.set_defaults(handler=run)
 
@@ -102,11 +119,12 @@ def run(args: argparse.Namespace) -> int:
     from trainboard.sources import check_source
     from trainboard.weights import check_available
 
+    check_port(args.port)
     config = _training_config(args)
     check_config(config)
     rule = PromotionRule(**field_values(PromotionRule, vars(args)))
     check_promotion_rule(rule)
-    root = check_root(args.root, must_exist=True)
+    root = check_root(args.root, will_write=True)
     run_name = args.run_name or layout.new_run_name()
     check_run_name(run_name)
     data = DataConfig(**field_values(DataConfig, vars(args)))
@@ -120,22 +138,107 @@ def run(args: argparse.Namespace) -> int:
     else:  # what the train task would refuse after data preparation, refused now
         check_same_start(load_state(root, run_name), started_with(config, data.dataset), root, run_name)
 
-    from trainboard.local_run import run_local
+    from trainboard.local_run import TaskFailed, log_path, run_local
 
     tensorboard_root = layout.tensorboard_root(root)
-    progress(
-        f"trainboard: run {run_name}: TensorBoard logs stream to {layout.tensorboard_dir(root, run_name)}"
-    )
+    log = log_path(root, run_name)
+    where = "streamed here (--verbose)" if args.verbose else f"in {log}"
+    progress(f"trainboard: run {run_name}: the logs of every step {where}")
     progress(f"trainboard: watch it live: trainboard tensorboard --logdir {tensorboard_root}")
-    result = run_local(root, run_name, data, config, rule, quiet_stdout=args.json)
+    console = RunConsole(sys.stderr)
+    try:
+        with _task_output(args, log, console) as output:
+            result = run_local(root, run_name, data, config, rule, output)
+    except TaskFailed as e:
+        console.end_line()
+        if not args.verbose:  # else its output is on the terminal already
+            sys.stderr.writelines(f"    {line}\n" for line in e.tail)
+        shown = "" if args.verbose else f"; its last lines are above, the whole log is {log}"
+        print(f"trainboard local: error: {e}{shown}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        console.end_line()
+        print(
+            f"trainboard local: interrupted; to resume run {run_name} from its last completed epoch, run "
+            f"the same command with --run-name {run_name}",
+            file=sys.stderr,
+        )
+        return 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
     progress(
-        f"trainboard: run {run_name} finished: test accuracy {result.metrics['test_accuracy']:.3f}, "
-        f"test loss {result.metrics['test_loss']:.3f}; model at {result.model_uri}"
+        f"trainboard: run {run_name}: test accuracy {result.metrics['test_accuracy']:.3f}, "
+        f"test loss {result.metrics['test_loss']:.3f}"
     )
-    promotion = "promoted: it is the champion" if result.promoted else "not promoted"
-    progress(f"trainboard: run {run_name} {promotion}; champion: {result.champion or 'none'}")
+    if result.promoted:
+        progress(f"trainboard: promoted, now the champion: {result.reason}")
+    else:
+        progress(
+            f"trainboard: not promoted, the champion is still {result.champion or 'none'}: {result.reason}"
+        )
+    progress(f"trainboard: dataset card:     {result.card}")
+    progress(f"trainboard: promotion report: {result.report}")
+    progress(f"trainboard: model:            {result.model_uri}")
     if args.json:
         print(json.dumps(result.as_json()), flush=True)
     if args.serve:
         serve(tensorboard_root, args.port, run_name)
     return 0
+
+
+@contextlib.contextmanager
+def _task_output(args: argparse.Namespace, log: Path, console: RunConsole) -> Iterator[TaskOutput]:
+    """Where kfp.local's output goes: the run's log file, shown as the console's lines; with --verbose,
+    the terminal as it comes (stderr with --json: stdout is for the result)."""
+    from trainboard.local_run import TaskOutput
+
+    if args.verbose:
+        yield TaskOutput(sys.stderr if args.json else sys.stdout, lambda event: None)
+        return
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("a", encoding="utf-8", buffering=1) as sink:  # line by line, for `tail -f`
+        yield TaskOutput(sink, console.on_event)
+
+
+class RunConsole:
+    """A local run as a person follows it: a line as each step starts and ends, with its time; a line per
+    epoch; data preparation's progress in place on a terminal."""
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+        self.in_place = stream.isatty()  # a log or a pipe gets whole lines only
+        self.started: dict[str, float] = {}
+        self.progress: dict[str, str] = {}
+        self.partial = False
+
+    def on_event(self, event: dict) -> None:
+        task = event["task"]
+        kind = event["kind"]
+        if kind == "task_started":
+            self.started[task] = time.monotonic()
+            self.line(f"{task}: started at {time.strftime('%H:%M:%S')}")
+        elif kind == "progress":
+            self.progress[task] = f"{event['done']}/{event['total']} {event['unit']}"
+            if self.in_place:
+                self.end_line()
+                self.stream.write(f"trainboard: {task}: {self.progress[task]}")
+                self.stream.flush()
+                self.partial = True
+        elif kind == "epoch":
+            metrics = ", ".join(f"{name} {event[name]:.4f}" for name in EPOCH_SHOWN if name in event)
+            self.line(
+                f"{task}: epoch {event['epoch']}/{event['epochs']}: {metrics} ({event['seconds']:.1f} s)"
+            )
+        elif kind == "task_finished":
+            seconds = time.monotonic() - self.started.get(task, time.monotonic())
+            done = f" ({self.progress[task]})" if task in self.progress else ""
+            self.line(f"{task}: {'done' if event['ok'] else 'failed'} in {seconds:.1f} s{done}")
+
+    def line(self, text: str) -> None:
+        self.end_line()
+        self.stream.write(f"trainboard: {text}\n")
+        self.stream.flush()
+
+    def end_line(self) -> None:
+        """Clear an in-place progress line before a whole line."""
+        if self.partial:
+            self.stream.write("\r\x1b[K")
+            self.partial = False

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 
-from trainboard import layout
+from trainboard import layout, storage
 from trainboard.cli.output import progress
 from trainboard.config import check_root
 from trainboard.errors import UsageError
 
 DEFAULT_ROOT = "trainboard-runs"  # `trainboard local`'s root, so `trainboard tensorboard` finds it as is
+MAX_PORT = 65535
 
 
 def add(commands) -> None:
@@ -31,12 +32,28 @@ def add(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_port(args.port)
     try:
         logdir = check_root(args.logdir)
+        exists = storage.folder_exists(logdir)
     except UsageError as e:
         raise UsageError("logdir", e.problem) from None
+    except storage.NoCredentials as e:
+        raise UsageError("logdir", str(e)) from None
+    if not exists:
+        # TensorBoard would serve an empty board without a word: a mistyped path looks like "no runs yet".
+        raise UsageError(
+            "logdir",
+            f"{logdir} does not exist; expected ROOT/tensorboard of a root that `trainboard local --root "
+            "ROOT` or a pipeline run has written to (a run writes it when its training starts)",
+        )
     serve(logdir, args.port, host=args.host)
     return 0
+
+
+def check_port(port: int) -> None:
+    if not 1 <= port <= MAX_PORT:
+        raise UsageError("port", f"must be in 1-{MAX_PORT}, got {port}")
 
 
 def serve(logdir: str, port: int, run: str = "", host: str = "127.0.0.1") -> None:

@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
         )
     image_size = args.image_size or model_spec(args.model).default_image_size
     check_model(args.model, image_size)
-    root = check_root(args.root, must_exist=True)
+    root = check_root(args.root, will_write=True)
 
     from trainboard import layout
     from trainboard.weights import DownloadFailed, fetch_imagenet, is_cached

@@ -49,31 +49,39 @@ def setting_names() -> list[str]:
     return [f.name for f in fields(ClusterSettings) if not f.metadata.get("internal")]
 
 
-def config_path(given: str | None = None) -> Path:
-    """``given`` (--config), else ``$TRAINBOARD_CONFIG``, else the per-user file."""
+def config_path(given: str | None = None) -> tuple[Path, str]:
+    """``given`` (--config), else ``$TRAINBOARD_CONFIG``, else the per-user file; with the field that
+    named it ("" for the per-user file, which may be missing)."""
     if given:
-        return Path(given)
+        return Path(given), "config"
     if os.environ.get(CONFIG_ENV):
-        return Path(os.environ[CONFIG_ENV])
+        return Path(os.environ[CONFIG_ENV]), CONFIG_ENV
     config_home = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
-    return Path(config_home) / "trainboard" / "config.toml"
+    return Path(config_home) / "trainboard" / "config.toml", ""
 
 
-def _read_config(path: Path, required: bool) -> dict[str, str]:
+def _read_config(path: Path, named_by: str) -> dict[str, str]:
+    """The settings in ``path``; ``named_by``: the field that named it (config, TRAINBOARD_CONFIG), when
+    the file must exist, or "" for the per-user file, which may be missing."""
+    field = named_by or "config"
+    if path.is_dir():
+        raise UsageError(field, f"{path} is a folder; expected a TOML file")
     if not path.is_file():
-        if required:
-            raise UsageError("config", f"{path} does not exist")
+        if named_by:
+            raise UsageError(field, f"{path} does not exist; expected a TOML file")
         return {}
     try:
-        values = tomllib.loads(path.read_text())
+        values = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise UsageError(field, f"{path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
     except tomllib.TOMLDecodeError as e:
-        raise UsageError("config", f"{path} is not valid TOML: {e}") from None
+        raise UsageError(field, f"{path} is not valid TOML: {e}") from None
     known = setting_names()
     for key, value in values.items():
         if key not in known:
-            raise UsageError("config", f"{path}: unknown setting {key!r}; allowed: {', '.join(known)}")
+            raise UsageError(field, f"{path}: unknown setting {key!r}; allowed: {', '.join(known)}")
         if not isinstance(value, str):
-            raise UsageError("config", f"{path}: {key} must be a string, got {value!r}")
+            raise UsageError(field, f"{path}: {key} must be a string, got {value!r}")
     return values
 
 
@@ -81,8 +89,8 @@ def load_settings(config_file: str | None = None, **flags: str | None) -> Cluste
     """Each setting from its flag (None when not given), else its environment variable, else the config
     file (``config_file`` must exist when given), else the default. The endpoint is required; URLs are
     checked."""
-    path = config_path(config_file)
-    config = _read_config(path, required=bool(config_file))
+    path, named_by = config_path(config_file)
+    config = _read_config(path, named_by)
     values = {}
     for name in setting_names():
         for candidate in (flags.get(name), os.environ.get(ENVIRONMENT.get(name, "")), config.get(name)):

@@ -10,7 +10,9 @@ submits anything; prepare_data runs the same checks on the cluster, then reads t
 
 from __future__ import annotations
 
+from trainboard.errors import UsageError
 from trainboard.sources.spec import Source, parse_source
+from trainboard.storage import NoCredentials
 
 
 def check_source(spec: str, tfds_data_dir: str = "") -> Source:
@@ -20,7 +22,10 @@ def check_source(spec: str, tfds_data_dir: str = "") -> Source:
     if source.kind == "folder":
         from trainboard.sources.folder import scan_folder
 
-        scan_folder(source.uri)
+        try:
+            scan_folder(source.uri)
+        except NoCredentials as e:
+            raise UsageError("dataset", str(e)) from None
     elif source.kind == "tfds":
         from trainboard.sources.tfds import tfds_builder
 

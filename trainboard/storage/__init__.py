@@ -16,7 +16,7 @@ from pathlib import Path
 
 from trainboard.storage import gcs
 from trainboard.storage.backends import backend_for
-from trainboard.storage.errors import MirrorConflict, PreconditionFailed
+from trainboard.storage.errors import MirrorConflict, NoCredentials, PreconditionFailed
 from trainboard.storage.gcs import RETRY_DEADLINE_SECONDS
 from trainboard.storage.mirror import BucketMirror, DirectoryMirror
 from trainboard.storage.uris import GCS_SCHEME, StorageURIError, check_uri, is_gcs, join, split_gcs
@@ -27,6 +27,7 @@ __all__ = [
     "BucketMirror",
     "DirectoryMirror",
     "MirrorConflict",
+    "NoCredentials",
     "PreconditionFailed",
     "StorageURIError",
     "bucket_exists",
@@ -35,6 +36,7 @@ __all__ = [
     "delete",
     "download_dir",
     "exists",
+    "folder_exists",
     "is_gcs",
     "join",
     "list_files",
@@ -74,6 +76,11 @@ def delete(uri: str) -> None:
 def bucket_exists(uri: str) -> bool:
     """Whether the bucket of a gs:// URI exists (True for a local path)."""
     return backend_for(uri).bucket_exists(uri)
+
+
+def folder_exists(uri: str) -> bool:
+    """Whether ``uri`` is a folder (locally) or a bucket with something under the prefix (gs://)."""
+    return backend_for(uri).folder_exists(uri)
 
 
 def truncate(uri: str, length: int) -> None:

@@ -9,3 +9,7 @@ class PreconditionFailed(Exception):
 
 class MirrorConflict(RuntimeError):
     """The mirrored object changed under the mirror: appending would corrupt it."""
+
+
+class NoCredentials(RuntimeError):
+    """gs:// needs Google Cloud credentials and none were found; the message says how to provide them."""

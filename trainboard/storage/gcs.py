@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar, cast
 
 from trainboard import faults
-from trainboard.storage.errors import MirrorConflict, PreconditionFailed
+from trainboard.storage.errors import MirrorConflict, NoCredentials, PreconditionFailed
 from trainboard.storage.uris import GCS_SCHEME, split_gcs
 
 if TYPE_CHECKING:
@@ -52,7 +52,15 @@ def _default_client() -> Client:
         from google.auth.credentials import AnonymousCredentials
 
         return storage.Client(credentials=AnonymousCredentials(), project="trainboard-emulator")
-    return storage.Client()
+    from google.auth.exceptions import DefaultCredentialsError
+
+    try:
+        return storage.Client()
+    except DefaultCredentialsError:
+        raise NoCredentials(
+            "no Google Cloud credentials found to reach gs://; run `gcloud auth application-default login`, "
+            "or set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file"
+        ) from None
 
 
 def client() -> Client:
@@ -199,6 +207,14 @@ def delete(uri: str) -> None:
 
 def bucket_exists(uri: str) -> bool:
     return client().bucket(split_gcs(uri)[0]).exists()
+
+
+def folder_exists(uri: str) -> bool:
+    """The bucket exists and, below a prefix, holds at least one object (GCS has no empty folders)."""
+    bucket, prefix = _bucket_and_prefix(uri)
+    if not client().bucket(bucket).exists():
+        return False
+    return not prefix or any(client().list_blobs(bucket, prefix=prefix, max_results=1))
 
 
 def truncate(uri: str, length: int) -> None:

@@ -57,6 +57,10 @@ def bucket_exists(uri: str) -> bool:
     return True  # a local path has no bucket
 
 
+def folder_exists(uri: str) -> bool:
+    return Path(uri).is_dir()
+
+
 def truncate(uri: str, length: int) -> None:
     with open(uri, "r+b") as f:
         f.truncate(length)
