@@ -68,6 +68,12 @@ class DataConfig:
     tfds_data_dir: str = _option(
         "", "Where TFDS caches downloads and prepared data (a gs:// prefix on a cluster)."
     )
+    max_image_pixels: int = _option(
+        40_000_000,
+        "Skip images of more pixels than this (width x height, read from the file's header before any "
+        "decoding), counted in the dataset card: one huge image or decompression bomb cannot take gigabytes "
+        "of memory.",
+    )
 
 
 @dataclass(frozen=True)
@@ -219,6 +225,7 @@ def check_data_config(data: DataConfig) -> Source:
     check_fraction("test_fraction", data.test_fraction)
     if data.validation_fraction + data.test_fraction >= 1:
         raise UsageError("test_fraction", "validation_fraction + test_fraction must stay below 1")
+    check_positive("max_image_pixels", data.max_image_pixels)
     return parse_source(data.dataset)
 
 

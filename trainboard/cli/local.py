@@ -88,12 +88,14 @@ def run(args: argparse.Namespace) -> int:
     check_run_name(run_name)
     data = DataConfig(**field_values(DataConfig, vars(args)))
     check_data_config(data)
-    check_source(data.dataset, data.tfds_data_dir)  # a tfds: source loads TensorFlow Datasets
+    notes = check_source(data.dataset, data.tfds_data_dir)  # a tfds: source loads TensorFlow Datasets
     check_available(config.weights, config.model, config.image_size, root)  # a file: Keras loads it
 
     from trainboard.local_run import run_local
 
     tensorboard_root = layout.tensorboard_root(root)
+    for note in notes:  # also in the dataset card
+        progress(f"trainboard: {data.dataset}: {note}")
     progress(
         f"trainboard: run {run_name}: TensorBoard logs stream to {layout.tensorboard_dir(root, run_name)}"
     )

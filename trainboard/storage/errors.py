@@ -9,3 +9,12 @@ class PreconditionFailed(Exception):
 
 class MirrorConflict(RuntimeError):
     """The mirrored object changed under the mirror: appending would corrupt it."""
+
+
+class SymlinkLoop(OSError):
+    """A local folder holds a symbolic link back to a folder that contains it (or to itself): following it
+    would list the same files forever. ``path``: the link."""
+
+    def __init__(self, path: str):
+        super().__init__(f"{path} is a symbolic link back to a folder that contains it")
+        self.path = path
