@@ -55,9 +55,9 @@ $(VENV)/.installed: $(LOCKS) pyproject.toml
 lock:
 	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv
 	.lockvenv/bin/pip install --quiet -r requirements/tensorflow-cpu.txt '.[train]'
-	.lockvenv/bin/pip freeze --exclude trainboard | grep -viE '^tensorflow[-_]cpu==' > requirements/runtime.lock
+	.lockvenv/bin/pip freeze --exclude trainboard | grep -viE '^tensorflow([-_]cpu)?==' > requirements/runtime.lock
 	.lockvenv/bin/pip install --quiet '.[test]'
-	.lockvenv/bin/pip freeze --exclude trainboard | grep -viE '^tensorflow[-_]cpu==' \
+	.lockvenv/bin/pip freeze --exclude trainboard | grep -viE '^tensorflow([-_]cpu)?==' \
 		| grep -vxFf requirements/runtime.lock > requirements/test.lock
 	rm -rf .lockvenv
 

@@ -107,7 +107,7 @@ class Case:
 
 CASES = [
     # trainboard local: training config, root, run name, data source
-    Case("local-empty-model", ["local", "--model", ""], "model", ["unknown model ''", "small_cnn"]),
+    Case("local-empty-model", ["local", "--model", ""], "model", ["invalid choice: ''", "'small_cnn'"]),
     Case("local-huge-epochs", ["local", "--epochs", "1000000"], "epochs", ["at most 10000"]),
     Case("local-huge-batch", ["local", "--batch-size", "99999999"], "batch_size", ["at most 65536"]),
     Case("local-negative-lr", ["local", "--learning-rate", "-0.1"], "learning_rate", ["greater than 0"]),
@@ -337,7 +337,7 @@ CASES = [
         "manifests-empty-overlay",
         ["manifests", "--bucket", CLUSTER_ROOT, "--overlay", ""],
         "overlay",
-        ["unknown overlay ''", "choose one of"],
+        ["invalid choice: ''", "'gke', 'kubeflow', 'basic'"],
     ),
     # prepare_data (the core: images are decoded there, not by the CLI)
     Case(

@@ -48,8 +48,9 @@ LR_SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")  # auto: mixed_float16 on GPUs
 
 
-def _option(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
+def _option(default: Any, help: str, choices: tuple[str, ...] = ()) -> Any:
+    """A field with its help text and, for a closed set of values, its choices (argparse lists them)."""
+    return field(default=default, metadata={"help": help, "choices": choices})
 
 
 @dataclass(frozen=True)
@@ -80,12 +81,12 @@ class DataConfig:
 class TrainingConfig:
     """How a model is trained."""
 
-    model: str = _option("small_cnn", f"Keras architecture: {', '.join(MODELS)}.")
+    model: str = _option("small_cnn", f"Keras architecture: {', '.join(MODELS)}.", tuple(MODELS))
     epochs: int = _option(8, "Training epochs.")
     batch_size: int = _option(32, "Examples per training step (over all replicas).")
     image_size: int = _option(32, "Square input size in pixels.")
     learning_rate: float = _option(3e-3, "Adam's (initial) learning rate.")
-    lr_schedule: str = _option("cosine", f"Learning-rate schedule: {', '.join(LR_SCHEDULES)}.")
+    lr_schedule: str = _option("cosine", f"Learning-rate schedule: {', '.join(LR_SCHEDULES)}.", LR_SCHEDULES)
     label_smoothing: float = _option(0.0, "Label smoothing in [0, 1).")
     early_stopping_patience: int = _option(
         0,
@@ -93,7 +94,9 @@ class TrainingConfig:
         "0 never stops early.",
     )
     augment: bool = _option(False, "Random flips, crops and colour changes of the training images.")
-    precision: str = _option("auto", f"{', '.join(PRECISIONS)}; auto is mixed_float16 on GPUs, else float32.")
+    precision: str = _option(
+        "auto", f"{', '.join(PRECISIONS)}; auto is mixed_float16 on GPUs, else float32.", PRECISIONS
+    )
     weights: str = _option(
         "none",
         "The backbone's start: none (untrained), imagenet (Keras's ImageNet weights, downloaded once and "

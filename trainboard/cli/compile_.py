@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from trainboard.cli.output import progress
 
@@ -18,10 +19,8 @@ def add(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kfp import compiler
+    from trainboard.cluster.pipeline_spec import compiled_pipeline
 
-    from pipelines.training_pipeline import training_pipeline
-
-    compiler.Compiler().compile(training_pipeline, args.output)
+    Path(args.output).write_text(compiled_pipeline())
     progress(f"trainboard: wrote {args.output}")
     return 0

@@ -55,7 +55,7 @@ def add(commands) -> None:
 
 
 def _add_config_options(p: argparse.ArgumentParser, config: type) -> None:
-    """One option per field of the dataclass ``config``, with its type, default and help."""
+    """One option per field of the dataclass ``config``, with its type, default, choices and help."""
     for option in fields(config):
         flag = "--" + option.name.replace("_", "-")
         help = option.metadata["help"]
@@ -65,7 +65,19 @@ def _add_config_options(p: argparse.ArgumentParser, config: type) -> None:
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=option.default, help=help)
         else:
             kind = {"int": int, "float": float, "str": str}[option.type]
-            p.add_argument(flag, type=kind, default=option.default, help=help + " (default: %(default)s)")
+            choices = option.metadata["choices"] or None
+            p.add_argument(
+                flag, type=kind, default=option.default, choices=choices, help=help + _shown(option.default)
+            )
+
+
+def _shown(default: object) -> str:
+    """The default as the help shows it: none where it is empty (the help says what empty means), a
+    float as a person writes it (10, not 10.0; 3e-03 stays 0.003)."""
+    if default == "":
+        return ""
+    text = f"{default:g}" if isinstance(default, float) else str(default)
+    return f" (default: {text})".replace("%", "%%")
 
 
 def _training_config(args: argparse.Namespace) -> TrainingConfig:
