@@ -348,7 +348,7 @@ def test_header_sizes_are_the_decoded_sizes_in_every_format(tmp_path):
         decoded = tf.io.decode_image(data, channels=3, expand_animations=False).shape[:2]
         assert image_check.header_size(data) == tuple(decoded) == (37, 61), fmt
         (tmp_path / "image").write_bytes(data)
-        assert image_check._file_size(str(tmp_path / "image")) == (37, 61), fmt
+        assert image_check._file_header_size(str(tmp_path / "image")) == (37, 61), fmt
     png = cases[2][1]
     assert image_check.header_size(png[:20]) is None, "cut inside its header"
     assert image_check.header_size(png[:16] + b"\xff" + png[17:]) is None, "IHDR checksum wrong"

@@ -73,7 +73,7 @@ def _decoded(
             yield from _decode_pipeline([chunk[i] for i in fit], [data[i] for i in fit], full, False)
     else:  # local paths (read by tf.data) or encoded bytes
         files = isinstance(first, str)
-        sizes = [_file_size(items[i]) if files else header_size(items[i]) for i in indices]
+        sizes = [_file_header_size(items[i]) if files else header_size(items[i]) for i in indices]
         yield from _too_large(indices, sizes, max_pixels)
         fit = [i for i, size in zip(indices, sizes, strict=True) if not _exceeds(size, max_pixels)]
         yield from _decode_pipeline(fit, [items[i] for i in fit], full, read_files=files)
@@ -87,7 +87,7 @@ def _too_large(
     indices: list[int], sizes: list[tuple[int, int] | None], max_pixels: int
 ) -> Iterator[tuple[int, bytes, tuple[int, int]]]:
     for index, size in zip(indices, sizes, strict=True):
-        if size is not None and _exceeds(size, max_pixels):
+        if _exceeds(size, max_pixels):
             yield index, b"", size
 
 
@@ -164,7 +164,7 @@ def header_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-def _file_size(path: str) -> tuple[int, int] | None:
+def _file_header_size(path: str) -> tuple[int, int] | None:
     """header_size of a local file, reading only its beginning unless its metadata is longer."""
     try:
         fd = os.open(path, os.O_RDONLY)

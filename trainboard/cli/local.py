@@ -73,7 +73,7 @@ def _add_config_options(p: argparse.ArgumentParser, config: type) -> None:
 
 def _shown(default: object) -> str:
     """The default as the help shows it: none where it is empty (the help says what empty means), a
-    float as a person writes it (10, not 10.0; 3e-03 stays 0.003)."""
+    float as a person writes it (10, not 10.0; 0.003 and 1e-05 as they are)."""
     if default == "":
         return ""
     text = f"{default:g}" if isinstance(default, float) else str(default)
