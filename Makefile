@@ -55,15 +55,15 @@ $(VENV)/.installed: $(LOCKS) pyproject.toml
 lock:
 	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv
 	.lockvenv/bin/pip install --quiet -r requirements/tensorflow-cpu.txt '.[train]'
-	.lockvenv/bin/pip freeze --exclude trainboard | grep -viE '^tensorflow[-_]cpu==' > requirements/runtime.lock
+	.lockvenv/bin/pip freeze --exclude trainboard | grep -viE '^tensorflow([-_]cpu)?==' > requirements/runtime.lock
 	.lockvenv/bin/pip install --quiet '.[test]'
-	.lockvenv/bin/pip freeze --exclude trainboard | grep -viE '^tensorflow[-_]cpu==' \
+	.lockvenv/bin/pip freeze --exclude trainboard | grep -viE '^tensorflow([-_]cpu)?==' \
 		| grep -vxFf requirements/runtime.lock > requirements/test.lock
 	$(MAKE) requirements/tensorflow-gpu.lock
 	rm -rf .lockvenv
 
 # The image's TensorFlow: the CUDA build of the tested version with its CUDA wheels, resolved, not installed.
-TF_VERSION := $(shell sed -n 's/^tensorflow-cpu==//p' requirements/tensorflow-cpu.txt)
+TF_VERSION := $(shell sed -n 's/^tensorflow-cpu==\([^;[:space:]]*\).*/\1/p' requirements/tensorflow-cpu.txt)
 requirements/tensorflow-gpu.lock: requirements/tensorflow-cpu.txt
 	.lockvenv/bin/pip install --quiet --dry-run --ignore-installed --report .lockvenv/gpu.json \
 		'tensorflow[and-cuda]==$(TF_VERSION)'

@@ -60,6 +60,7 @@ def training_pipeline(
     validation_fraction: float = 0.1,
     test_fraction: float = 0.1,
     tfds_data_dir: str = "",
+    max_image_pixels: int = 40000000,
     model: str = "vgg16",
     epochs: int = 10,
     batch_size: int = 32,
@@ -99,6 +100,9 @@ def training_pipeline(
             validation split.
         test_fraction: The same for a missing test split.
         tfds_data_dir: Where TFDS caches downloads and prepared data (a gs:// prefix on a cluster).
+        max_image_pixels: Skip images of more pixels than this (width x height, read from the file's header
+            before any decoding), counted in the dataset card: one huge image or decompression bomb cannot
+            take gigabytes of memory.
         model: Keras architecture: small_cnn, vgg16, resnet50, mobilenet_v3_small, mobilenet_v3_large,
             efficientnet_b0.
         epochs: Training epochs.

@@ -36,6 +36,31 @@ def non_utf8_class(tmp: Path) -> str:
     return f"folder:{tmp / 'images'}"
 
 
+def control_character_class(tmp: Path) -> str:
+    """A class folder whose name holds an escape sequence (it would recolour a terminal, forge a line)."""
+    make_image_folder(tmp / "images", {"": 2}, classes=["tea", "coffee"])
+    os.rename(tmp / "images" / "coffee", tmp / "images" / "cof\x1b[31mfee")
+    return f"folder:{tmp / 'images'}"
+
+
+def symlink_loop(tmp: Path) -> str:
+    """A link inside a class folder back to the folder above it."""
+    make_image_folder(tmp / "images", {"": 2}, classes=["tea", "coffee"])
+    (tmp / "images" / "tea" / "everything").symlink_to("..")
+    return f"folder:{tmp / 'images'}"
+
+
+def misspelled_train_split(tmp: Path) -> str:
+    """Split folders, the training one misspelled: no train split, and folders where classes should be."""
+    make_image_folder(tmp / "images", {"trian": 2, "test": 1}, classes=["tea", "coffee"])
+    return f"folder:{tmp / 'images'}"
+
+
+def two_validation_folders(tmp: Path) -> str:
+    make_image_folder(tmp / "images", {"train": 2, "val": 1, "Validation": 1}, classes=["tea", "coffee"])
+    return f"folder:{tmp / 'images'}"
+
+
 def class_with_only(tmp: Path, image: bytes) -> str:
     """Two good classes and a third whose every image is ``image``."""
     make_image_folder(tmp / "images", {"": 4}, classes=["circle", "square"])
@@ -115,7 +140,7 @@ class Case:
 
 CASES = [
     # trainboard local: training config, root, run name, data source
-    Case("local-empty-model", ["local", "--model", ""], "model", ["unknown model ''", "small_cnn"]),
+    Case("local-empty-model", ["local", "--model", ""], "model", ["invalid choice: ''", "'small_cnn'"]),
     Case("local-huge-epochs", ["local", "--epochs", "1000000"], "epochs", ["at most 10000"]),
     Case("local-huge-batch", ["local", "--batch-size", "99999999"], "batch_size", ["at most 65536"]),
     Case("local-negative-lr", ["local", "--learning-rate", "-0.1"], "learning_rate", ["greater than 0"]),
@@ -211,6 +236,40 @@ CASES = [
         "dataset",
         ["b'caf\\xe9' is not UTF-8", "rename it"],
         data=non_utf8_class,
+    ),
+    Case(
+        "local-control-character-class",
+        ["local", "--dataset", "{data}"],
+        "dataset",
+        ["'cof\\x1b[31mfee' holds a control character", "rename it"],
+        data=control_character_class,
+    ),
+    Case(
+        "local-symlink-loop",
+        ["local", "--dataset", "{data}"],
+        "dataset",
+        ["tea/everything is a symbolic link that leads back", "(a loop)"],
+        data=symlink_loop,
+    ),
+    Case(
+        "local-misspelled-train-split",
+        ["local", "--dataset", "{data}"],
+        "dataset",
+        ["trian/ holds folders, not images: it looks like the train split", "train (train/training)"],
+        data=misspelled_train_split,
+    ),
+    Case(
+        "local-two-validation-folders",
+        ["local", "--dataset", "{data}"],
+        "dataset",
+        ["folders Validation and val are both the validation split; keep one"],
+        data=two_validation_folders,
+    ),
+    Case(
+        "local-zero-pixel-limit",
+        ["local", "--max-image-pixels", "0"],
+        "max_image_pixels",
+        ["greater than 0"],
     ),
     # the backbone's weights
     Case(
@@ -433,7 +492,7 @@ CASES = [
         "manifests-empty-overlay",
         ["manifests", "--bucket", CLUSTER_ROOT, "--overlay", ""],
         "overlay",
-        ["unknown overlay ''", "choose one of"],
+        ["invalid choice: ''", "'gke', 'kubeflow', 'basic'"],
     ),
     # prepare_data (the core: images are decoded there, not by the CLI)
     Case(

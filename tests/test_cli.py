@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import argparse
+import importlib.metadata
 import os
+import re
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
 
 import pytest
 
 from tests.support.cli import trainboard
 from tests.support.gcs import BUCKET
 from trainboard import storage
+from trainboard.cli import build_parser
+from trainboard.config import MODELS
 
 BAD_LOCAL_INPUT = [
     # (arguments, the option named, words the message must hold)
-    (["--model", "alexnet"], "--model", ["unknown model 'alexnet'", "small_cnn", "vgg16"]),
+    (["--model", "alexnet"], "--model", ["invalid choice: 'alexnet'", "'small_cnn'", "'vgg16'"]),
+    (["--lr-schedule", "step"], "--lr-schedule", ["invalid choice: 'step'", "'constant', 'cosine'"]),
     (["--epochs", "0"], "--epochs", ["greater than 0"]),
     (["--epochs", "-3"], "--epochs", ["greater than 0"]),
     (["--batch-size", "0"], "--batch-size", ["greater than 0"]),
@@ -66,10 +74,57 @@ def test_bad_input_with_gcs_root_sends_nothing(gcs, tmp_path):
     assert storage.list_files(f"gs://{BUCKET}") == []
 
 
-def test_argparse_type_errors_exit_2(tmp_path):
+def test_argparse_type_errors_exit_2_with_one_line(tmp_path):
     result = trainboard("local", "--epochs", "many", cwd=tmp_path)
     assert result.returncode == 2
-    assert "--epochs" in result.stderr and "invalid int value" in result.stderr
+    assert result.stderr == "trainboard local: error: --epochs: invalid int value: 'many'\n"
+
+
+def test_no_command_prints_the_help_and_version_prints_the_version():
+    alone = trainboard()
+    assert alone.returncode == 0, alone.stderr
+    assert alone.stdout == trainboard("--help").stdout and "COMMAND" in alone.stdout
+    version = trainboard("--version")
+    assert version.returncode == 0
+    assert version.stdout == f"trainboard {importlib.metadata.version('trainboard')}\n"
+    pyproject = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+    assert version.stdout.split()[1] == pyproject["project"]["version"]
+
+
+def _commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """Every command's parser, ``weights fetch`` included."""
+    found = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found[f"{parser.prog.removeprefix('trainboard').strip()} {name}".strip()] = sub
+                found.update(_commands(sub))
+    return found
+
+
+def test_help_shows_choices_and_defaults_as_written():
+    """Closed sets are argparse choices (listed in the help, refused by argparse); a default is shown as
+    a person writes it: none for an empty string (no "(default: )"), 10 for ten, not 10.0."""
+    commands = _commands(build_parser())
+    options = {
+        (name, option): action
+        for name, sub in commands.items()
+        for action in sub._actions
+        for option in action.option_strings
+    }
+    assert options["local", "--model"].choices == tuple(MODELS)
+    assert options["local", "--lr-schedule"].choices == ("constant", "cosine")
+    assert options["local", "--precision"].choices == ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+    assert options["manifests", "--overlay"].choices == ("gke", "kubeflow", "basic")
+    for name in commands:
+        text = trainboard(*name.split(), "--help").stdout
+        assert "(default: )" not in text, name
+        for shown in re.findall(r"\(default: ([^)]*)\)", " ".join(text.split())):
+            assert not re.fullmatch(r"-?\d+\.0", shown), (name, shown)
+    local_help = " ".join(trainboard("local", "--help").stdout.split())
+    assert "--lr-schedule {constant,cosine}" in local_help
+    assert "training. (default: 10)" in local_help, "sync_seconds, 10.0"
+    assert "prefix on a cluster). --max-image-pixels" in local_help, "tfds_data_dir: no empty default"
 
 
 def test_help_lists_commands():

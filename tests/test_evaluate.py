@@ -3,6 +3,7 @@ root and a real TensorBoard listing the run), and bad input: wrong classes, an e
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import shutil
@@ -11,17 +12,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 from tensorboard.compat.proto import event_pb2
+from tensorboard.util import tensor_util
 
 from components.evaluate.core import evaluate
 from components.evaluate.metrics import compute_metrics
+from components.evaluate.summaries import MatrixLayout, write_evaluation_logs
 from components.promote.core import promote
 from components.train.core import train
 from tests.support.events import records, scalars
 from tests.support.training import FAST
 from trainboard import storage
-from trainboard.artifacts.evaluation import RescoredChampion
+from trainboard.artifacts.evaluation import Evaluation, RescoredChampion
 from trainboard.artifacts.model import MODEL_INFO_FILE
+from trainboard.charts import colour
 from trainboard.config import PromotionRule
 
 RUN = "tiny"
@@ -84,6 +89,83 @@ def tiny_model(demo_data, tmp_path_factory) -> str:
     return str(out / "model")
 
 
+def summary_plugins(data: bytes) -> dict[str, str]:
+    """{tag: the TensorBoard plugin that shows it} of one event file's summaries."""
+    return {
+        value.tag: value.metadata.plugin_data.plugin_name
+        for payload in records(data)
+        for value in event_pb2.Event.FromString(payload).summary.value
+    }
+
+
+def texts(data: bytes, tag: str) -> str:
+    [text] = [
+        tensor_util.make_ndarray(value.tensor).item().decode()
+        for payload in records(data)
+        for value in event_pb2.Event.FromString(payload).summary.value
+        if value.tag == tag
+    ]
+    return text
+
+
+def image(data: bytes, tag: str) -> np.ndarray:
+    [encoded] = [
+        tensor_util.make_ndarray(value.tensor)[2]  # width, height, then the PNG
+        for payload in records(data)
+        for value in event_pb2.Event.FromString(payload).summary.value
+        if value.tag == tag
+    ]
+    return np.asarray(Image.open(io.BytesIO(encoded)).convert("RGB"))
+
+
+CALTECH = 102
+
+
+def caltech_sized_evaluation() -> Evaluation:
+    """A test split of 102 classes of 30 images each (caltech101's class count), about 60 % right; class 1
+    taken for class 2 half of the time. Names as long and odd as real ones."""
+    names = [f"class_{i:03d}" for i in range(CALTECH)]
+    names[0], names[1], names[2] = "BACKGROUND_Google_and_more_words", "Faces", "Faces|easy"
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(CALTECH), 30)
+    predicted = np.where(rng.random(len(labels)) < 0.6, labels, rng.integers(0, CALTECH, len(labels)))
+    predicted[np.flatnonzero(labels == 1)[:15]] = 2
+    return compute_metrics(labels, np.eye(CALTECH)[predicted], names)
+
+
+def test_the_evaluation_holds_at_102_classes(tmp_path):
+    """caltech101's 102 classes: one per-class table, not 306 single-point charts; a confusion matrix
+    normalised per row on a colour scale, every name at a readable size, of a size a screen shows."""
+    result = caltech_sized_evaluation()
+    target = write_evaluation_logs(str(tmp_path / "run"), result, step=10)
+    [events] = storage.list_files(target)
+    data = storage.read_bytes(events)
+    assert set(summary_plugins(data)) == {*result.headline(), "test_per_class", "confusion_matrix"}
+
+    rows = [line for line in texts(data, "test_per_class").splitlines() if line.startswith("| ")][1:]
+    assert len(rows) == CALTECH
+    f1 = [float(row.split("|")[-3]) for row in rows]  # from the right: a name may hold an escaped |
+    assert f1 == sorted(f1), "the worst first"
+    assert any(row.startswith("| Faces\\|easy |") for row in rows), "a | in a name stays in its cell"
+
+    picture = image(data, "confusion_matrix")
+    assert picture.shape[0] <= 1500 and picture.shape[1] <= 2000, picture.shape
+    layout = MatrixLayout.of(result.class_names)
+    assert layout.cell >= 12 and layout.font_size >= 10, "a name as tall as its cell, and readable"
+    matrix = np.asarray(result.confusion_matrix)
+
+    def cell(row: int, column: int) -> tuple[int, int, int]:
+        x0, y0, x1, y1 = layout.cell_box(row, column)
+        return tuple(picture[(y0 + y1) // 2, (x0 + x1) // 2])
+
+    shares = matrix / matrix.sum(axis=1, keepdims=True)
+    assert cell(1, 2) == colour(shares[1, 2]) and shares[1, 2] >= 0.5, "Faces taken for Faces|easy"
+    assert cell(5, 5) == colour(shares[5, 5]), "the diagonal: recall"
+    zero = next(c for c in range(CALTECH) if matrix[5, c] == 0)
+    assert cell(5, zero) == (255, 255, 255)
+    assert colour(0.03) != (255, 255, 255), "a confusion of 3 % is visible"
+
+
 def evaluation_events(root: str) -> list[str]:
     return [u for u in storage.list_files(f"{root}/tensorboard/{RUN}/evaluation") if ".tfevents." in u]
 
@@ -98,20 +180,25 @@ def test_evaluation_goes_to_tensorboard_beside_the_curves(
     data = storage.read_bytes(events)
     for name, value in result.headline().items():
         assert scalars(data, name) == [(FAST.epochs, pytest.approx(value))], name
-    assert scalars(data, "test_f1/circle") == [(FAST.epochs, pytest.approx(result.per_class[0].f1))]
-    images = [
-        value
-        for payload in records(data)
-        for value in event_pb2.Event.FromString(payload).summary.value
-        if value.tag == "confusion_matrix"
-    ]
-    assert [v.metadata.plugin_data.plugin_name for v in images] == ["images"]
+    plugins = summary_plugins(data)
+    assert plugins == {
+        **dict.fromkeys(result.headline(), "scalars"),
+        "test_per_class": "text",
+        "confusion_matrix": "images",
+    }
+    table = texts(data, "test_per_class")
+    circle = result.per_class[0]
+    assert (
+        f"| circle | {circle.precision:.3f} | {circle.recall:.3f} | {circle.f1:.3f} | {circle.support} |"
+        in table
+    )
     assert sum(map(sum, result.confusion_matrix)) == result.examples > 0
     assert 0 <= result.accuracy <= 1 and result.loss > 0
 
     tb = tensorboard_factory(f"{root}/tensorboard")
     points = tb.wait_for_scalars(f"{RUN}/evaluation", "test_accuracy", 1)
     assert points[0][2] == pytest.approx(result.accuracy)
+    assert tb.get("/data/plugin/text/tags")[f"{RUN}/evaluation"] == ["test_per_class"]
 
 
 def test_a_model_of_other_classes_is_refused(demo_data, tiny_model, tmp_path):
@@ -146,5 +233,7 @@ def test_the_champion_is_measured_on_the_same_test_split(demo_data, tiny_model, 
     assert again.champion_rescored is None, "a retry of the champion's own run is no comparison"
     challenger = evaluate(demo_data, tiny_model, root, "next")
     # The champion's model (copied to <root>/models/champ/) on this test split: the same model, same score.
-    assert challenger.champion_rescored == RescoredChampion("champ", pytest.approx(challenger.accuracy))
+    assert challenger.champion_rescored == RescoredChampion(
+        "champ", pytest.approx(challenger.accuracy), pytest.approx([c.f1 for c in challenger.per_class])
+    )
     assert type(challenger).from_json(json.loads(json.dumps(challenger.to_json()))) == challenger

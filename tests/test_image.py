@@ -41,15 +41,18 @@ def test_base_is_plain_python_with_the_cuda_build_of_the_tested_tensorflow():
     [base] = [args.split("=", 1)[1] for op, args in steps if op == "ARG" and args.startswith("PYTHON_IMAGE=")]
     assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm", base), "Python 3.11, pinned to a patch release"
     assert [args for op, args in steps if op == "FROM"] == ["${PYTHON_IMAGE} AS wheel", "${PYTHON_IMAGE}"]
-    tested = re.search(
-        r"^tensorflow-cpu==(\S+)$", (REPO / "requirements/tensorflow-cpu.txt").read_text(), re.M
+    # The CPU build, or the plain one where tensorflow-cpu has no wheels: the same version.
+    [tested] = set(
+        re.findall(
+            r"^tensorflow(?:-cpu)?==([^;\s]+)", (REPO / "requirements/tensorflow-cpu.txt").read_text(), re.M
+        )
     )
     gpu = [
         line
         for line in (REPO / "requirements/tensorflow-gpu.lock").read_text().splitlines()
         if line[:1] != "#"
     ]
-    assert gpu[0] == f"tensorflow[and-cuda]=={tested[1]}", "the image and the tests differ only in the build"
+    assert gpu[0] == f"tensorflow[and-cuda]=={tested}", "the image and the tests differ only in the build"
     cuda = gpu[1:]
     assert {"nvidia-cudnn-cu12", "nvidia-cublas-cu12", "nvidia-cuda-runtime-cu12"} <= {
         p.split("==")[0] for p in cuda

@@ -225,7 +225,7 @@ BAD_MANIFESTS_INPUT = [
     (["--bucket", "s3://team-bucket/x", "--overlay", "gke"], "--bucket", "not a gs:// URI"),
     (["--bucket", "/local/path", "--overlay", "gke"], "--bucket", "not a gs:// URI"),
     (["--bucket", "gs://B/x", "--overlay", "gke"], "--bucket", "no valid bucket name"),
-    (["--overlay", "aks"], "--overlay", "unknown overlay 'aks'; choose one of: gke"),
+    (["--overlay", "aks"], "--overlay", "invalid choice: 'aks' (choose from 'gke', 'kubeflow', 'basic')"),
     (["--overlay", "gke", "--kubectl", "no-such-kubectl"], "--kubectl", "not found"),
     (["--overlay", "basic", "--project", "team-project-1"], "--project", "gke and kubeflow"),
     (["--overlay", "gke", "--project", "X"], "--project", "not a Google Cloud project"),

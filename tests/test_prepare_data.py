@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import struct
+import subprocess
+import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +28,7 @@ from trainboard import storage
 from trainboard.artifacts.dataset import read_info
 from trainboard.config import DataConfig
 from trainboard.errors import UsageError
+from trainboard.sources import check_source
 
 
 def read_back(dataset_dir, split: str) -> np.ndarray:
@@ -285,3 +290,122 @@ def test_the_cache_key_fingerprint_follows_the_folder_contents(request, tmp_path
     assert fingerprint_source("demo") == fingerprint_source("demo") != fingerprint_source("tfds:cifar10")
     with pytest.raises(UsageError, match="no files found"):
         fingerprint_source(f"folder:{tmp_path / 'nothing'}")
+
+
+def test_a_messy_folder_hidden_entries_split_aliases_and_names_that_need_escaping(tmp_path):
+    """What a real folder holds besides images: hidden entries (never a class, never read, no part of the
+    cache key), split folders by their other names, a misspelled split, a class named with Markdown."""
+    src = tmp_path / "images"
+    make_image_folder(src / "Training", {"": 4}, classes=["circle", "a|b_*c*"])
+    make_image_folder(src / "val", {"": 2}, classes=["circle", "a|b_*c*"])
+    make_image_folder(src / "tset", {"": 2}, classes=["circle", "a|b_*c*"])
+    image = (src / "Training" / "circle" / "0001.jpg").read_bytes()
+    for hidden in (".ipynb_checkpoints", ".git/objects/ab", "Training/.thumbnails", "Training/circle/.cache"):
+        (src / hidden).mkdir(parents=True)
+        (src / hidden / "copy.jpg").write_bytes(image)
+    (src / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    (src / "Training" / "circle" / "._0001.jpg").write_bytes(b"\x00\x05\x16\x07")  # macOS resource fork
+    key = fingerprint_source(f"folder:{src}")
+    notes = check_source(f"folder:{src}")
+    assert notes == [
+        "folder Training/ read as the train split",
+        "folder val/ read as the validation split",
+        "folder tset/ is not a split (train (train/training), validation (validation/valid/val/dev), "
+        "test (test/testing)) and was left out: did you mean test?",
+    ]
+    info = prepare_data(DataConfig(f"folder:{src}"), str(tmp_path / "data"))
+    assert info.class_names == ["a|b_*c*", "circle"]
+    assert info.examples == {"train": 6, "validation": 4, "test": 2}, "test carved from train, tset not read"
+    assert info.extra["skipped"] == {}, "hidden files are not even counted as skipped"
+    write_card(info, str(tmp_path / "card.md"), str(tmp_path / "data"))
+    card = (tmp_path / "card.md").read_text()
+    assert "| a\\|b\\_\\*c\\* | 3 | 2 | 1 |" in card, "one cell, read literally"
+    assert "- folder tset/ is not a split" in card and "did you mean test?" in card
+    (src / ".DS_Store").write_bytes(b"changed by the Finder")
+    (src / ".git" / "objects" / "ab" / "new").write_bytes(b"a commit")
+    assert fingerprint_source(f"folder:{src}") == key, "hidden files are no new data"
+
+
+def test_header_sizes_are_the_decoded_sizes_in_every_format(tmp_path):
+    """The pixel limit reads sizes from headers: they must be what the decode gives, in each format
+    TensorFlow decodes, and the header alone must do (no decode: a decompression bomb costs nothing)."""
+    rng = np.random.default_rng(3)
+    cases = []
+    for fmt, options in (
+        ("JPEG", {}),
+        ("JPEG", {"progressive": True, "icc_profile": bytes(70_000)}),  # frame header past 64 KiB
+        ("PNG", {}),
+        ("GIF", {}),
+        ("BMP", {}),
+        ("WEBP", {}),
+        ("WEBP", {"lossless": True}),
+        ("WEBP", {"exif": b"Exif\x00\x00" + bytes(100)}),  # the extended format (VP8X)
+    ):
+        out = io.BytesIO()
+        Image.fromarray(rng.integers(0, 255, (37, 61, 3), dtype=np.uint8)).save(out, fmt, **options)
+        cases.append((fmt, out.getvalue()))
+    for fmt, data in cases:
+        decoded = tf.io.decode_image(data, channels=3, expand_animations=False).shape[:2]
+        assert image_check.header_size(data) == tuple(decoded) == (37, 61), fmt
+        (tmp_path / "image").write_bytes(data)
+        assert image_check._file_header_size(str(tmp_path / "image")) == (37, 61), fmt
+    png = cases[2][1]
+    assert image_check.header_size(png[:20]) is None, "cut inside its header"
+    assert image_check.header_size(png[:16] + b"\xff" + png[17:]) is None, "IHDR checksum wrong"
+    assert image_check.header_size(b"just text") is None
+
+
+def _png_bomb(height: int, width: int) -> bytes:
+    """A real PNG of ``height`` x ``width`` black pixels: a few hundred kilobytes that decode to
+    height x width x 3 bytes."""
+    compressor = zlib.compressobj(9)
+    row = bytes(1 + 3 * width)  # filter byte 0, then the row's pixels
+    body = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+
+
+# The peak from VmHWM, this process's own: ru_maxrss would start at the forking pytest's.
+_MEASURE_PEAK = """
+import json, re, sys
+from pathlib import Path
+from components.prepare_data.core import prepare_data
+from trainboard.config import DataConfig
+peaks = []
+for limit, out in ((None, "gated"), (200_000_000, "decoded")):
+    options = {} if limit is None else {"max_image_pixels": limit}
+    info = prepare_data(DataConfig("folder:" + sys.argv[1], **options), sys.argv[2] + "/" + out)
+    peak = int(re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text())[1]) // 1024
+    peaks.append((info.extra["skipped"], peak))
+print(json.dumps(peaks))
+"""
+
+
+def test_an_image_over_the_pixel_limit_is_skipped_undecoded(tmp_path):
+    """A decompression bomb, 12,000 x 12,000 px (144 MP, 432 MB decoded) in a PNG of a few hundred KB:
+    skipped at the default limit (40 MP) and counted in the card, and the peak memory shows it was never
+    decoded: the same run with the limit raised above it decodes it and peaks hundreds of MB higher."""
+    src = tmp_path / "images"
+    make_image_folder(src, {"": 4}, classes=["circle", "square"])
+    bomb = _png_bomb(12_000, 12_000)
+    assert len(bomb) < 1_000_000
+    (src / "square" / "bomb.png").write_bytes(bomb)
+    result = subprocess.run(
+        [sys.executable, "-c", _MEASURE_PEAK, str(src), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).parent.parent,
+    )
+    (gated_skipped, gated_peak), (decoded_skipped, decoded_peak) = json.loads(result.stdout.splitlines()[-1])
+    assert gated_skipped == {"larger than 40 megapixels (max_image_pixels)": 1}
+    assert decoded_skipped == {}
+    assert decoded_peak - gated_peak > 300, (gated_peak, decoded_peak)
+    info = read_info(tmp_path / "gated")
+    write_card(info, str(tmp_path / "card.md"), str(tmp_path / "gated"))
+    card = (tmp_path / "card.md").read_text()
+    assert "- 1 larger than 40 megapixels (max_image_pixels): square/bomb.png" in card

@@ -3,14 +3,19 @@ fake-gcs-server and a local root, bad input (thresholds, a corrupt record). Tens
 
 from __future__ import annotations
 
+import base64
+import io
 import json
+import re
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from components.evaluate.metrics import compute_metrics
+from components.promote import chart
 from components.promote.core import decide, promote, report
 from tests.support.gcs import BUCKET
 from trainboard import layout, storage
@@ -134,6 +139,54 @@ def test_report_tells_the_decision_the_scores_and_the_confusions(tmp_path):
     assert "| test_accuracy | 0.5000 |" in text
     assert "| circle | 0.5000 | 0.6000 | 0.5455 | 5 |" in text  # 3 of 5 right; 3 of 6 circle guesses
     assert "- circle -> square: 2" in text
+
+
+def report_picture(text: str) -> np.ndarray:
+    [encoded] = re.findall(r"\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", text)
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(encoded))).convert("RGB"))
+
+
+def test_the_report_shows_each_of_102_classes_against_the_champion(tmp_path):
+    """caltech101's 102 classes: one picture, a row a class, this run's F1 beside the champion's on the
+    same test split, the biggest drop first; the table beside it in the same order."""
+    names = [f"class_{i:03d}" for i in range(102)]
+    names[7] = "a|b_*c*"
+    labels = np.repeat(np.arange(102), 10)
+    rng = np.random.default_rng(1)
+    predicted = np.where(rng.random(len(labels)) < 0.7, labels, rng.integers(0, 102, len(labels)))
+    metrics = compute_metrics(labels, np.eye(102)[predicted], names)
+    f1 = [c.f1 for c in metrics.per_class]
+    against = [min(score + 0.1, 1.0) for score in f1]  # the champion better on every class...
+    against[7], against[40] = max(f1[7] - 0.5, 0.0), f1[40]  # ...but two: one much worse, one the same
+    metrics.champion_rescored = RescoredChampion("old", 0.7, against)
+    decision = decide(champion("old", 0.7), "new", metrics.accuracy, PromotionRule())
+    text = report("new", metrics, decision, str(tmp_path / "root"))
+    assert "## Per class against the champion `old`" in text
+
+    picture = report_picture(text)
+    assert picture.shape == (chart.TOP + chart.ROW * 102 + 10, chart.PLOT_LEFT + chart.PLOT_WIDTH + 70, 3)
+    order = chart.row_order(metrics)
+    assert order[-1] == 7, "the class that improved most, last"
+    for row, i in enumerate(order):
+        dot = tuple(picture[chart.y_of(row), chart.x_of(f1[i])])
+        expected = chart.BETTER if i == 7 else chart.SAME if i == 40 else chart.WORSE
+        assert dot == expected, (names[i], dot)
+
+    table = [line for line in text.splitlines() if line.startswith("| ") and line.count("|") >= 7]
+    assert table[0] == "| class | precision | recall | F1 | support | champion F1 |"
+    assert [line.split(" | ")[0][2:] for line in table[1:]] == [
+        names[i].replace("|", "\\|").replace("_", "\\_").replace("*", "\\*") for i in order
+    ]
+
+
+def test_without_a_champion_the_picture_shows_this_run_worst_first(tmp_path):
+    metrics = metrics_with_accuracy(0.5)
+    text = report("r1", metrics, decide(None, "r1", 0.5, PromotionRule()), str(tmp_path / "root"))
+    assert "## Per class\n" in text and "champion F1" not in text
+    picture = report_picture(text)
+    order = chart.row_order(metrics)
+    assert [metrics.per_class[i].f1 for i in order] == sorted(c.f1 for c in metrics.per_class)
+    assert tuple(picture[chart.y_of(0), chart.x_of(metrics.per_class[order[0]].f1)]) == chart.SAME
 
 
 @pytest.mark.parametrize(("accuracy_a", "accuracy_b"), [(0.8, 0.8), (0.7, 0.9), (0.9, 0.7)])

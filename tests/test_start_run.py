@@ -37,7 +37,7 @@ def test_start_run_task_writes_the_card_with_a_link_filtered_to_the_run(tmp_path
     run = task.outputs["Output"]
     assert run.endswith("-1f2e3d4c")  # unique per execution: the job id
     card = Path(task.outputs["card"].path).read_text()
-    link = f"https://tensorboard.example.com/?runFilter=%5E{run}%2F#timeseries"
+    link = f"https://tensorboard.example.com/?runFilter=%5E{run}%28%2F%7C%24%29#timeseries"
     assert f"**[Open this run in TensorBoard]({link})**" in card
     assert f"`gs://team-bucket/tb/tensorboard/{run}/`" in card
 
@@ -49,13 +49,20 @@ def test_card_without_a_team_tensorboard_says_how_to_watch():
 
 
 @pytest.mark.parametrize(
-    ("run", "matches", "misses"), [("r1", "r1/train", "r10/train"), ("a.b", "a.b/validation", "aXb/train")]
+    ("run", "matches", "misses"),
+    [
+        ("r1", ["r1/train", "r1/validation", "r1/evaluation", "r1"], ["r10/train", "r10", "xr1/train"]),
+        ("a.b", ["a.b/validation", "a.b"], ["aXb/train", "aXb"]),
+    ],
 )
 def test_run_filter_selects_exactly_the_run(run, matches, misses):
-    """The filter is a regular expression over TensorBoard run names (<run>/train, <run>/validation)."""
+    """The filter is a regular expression over TensorBoard run names: all of the run's (<run>/train,
+    <run>/validation, <run>/evaluation and <run> itself, with its hyperparameters and sample images), no
+    other's."""
     query = urllib.parse.urlsplit(tensorboard_run_url(TENSORBOARD, run)).query
     [run_filter] = urllib.parse.parse_qs(query)["runFilter"]
-    assert re.search(run_filter, matches) and not re.search(run_filter, misses)
+    assert all(re.search(run_filter, name) for name in matches)
+    assert not any(re.search(run_filter, name) for name in misses)
 
 
 @pytest.mark.parametrize(

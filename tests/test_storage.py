@@ -28,6 +28,45 @@ def test_write_read_list_exists(root):
     assert storage.list_files(storage.join(root, "sub")) == [b]
 
 
+def test_hidden_entries_are_listed_only_when_asked_for(root):
+    shown = [storage.join(root, "cats", "a.jpg"), storage.join(root, "cats.d", "b.jpg")]
+    hidden = [storage.join(root, ".git", "HEAD"), storage.join(root, "cats", ".DS_Store")]
+    for uri in shown + hidden:
+        storage.write_bytes(uri, b"x")
+    assert storage.list_files(root) == sorted(shown + hidden)
+    assert storage.list_files(root, skip_hidden=True) == sorted(shown)
+    assert sorted(storage.list_versions(root, skip_hidden=True)) == ["cats.d/b.jpg", "cats/a.jpg"]
+    assert len(storage.list_versions(root)) == 4
+
+
+def test_links_are_followed_and_a_loop_is_named(tmp_path):
+    (tmp_path / "images" / "cats").mkdir(parents=True)
+    (tmp_path / "images" / "cats" / "a.jpg").write_bytes(b"x")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "b.jpg").write_bytes(b"y")
+    (tmp_path / "images" / "dogs").symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "images" / "cats" / "same").symlink_to(tmp_path / "elsewhere")  # twice: no loop
+    listed = storage.list_files(str(tmp_path / "images"))
+    assert [uri[len(str(tmp_path)) :] for uri in listed] == [
+        "/images/cats/a.jpg",
+        "/images/cats/same/b.jpg",
+        "/images/dogs/b.jpg",
+    ]
+    assert sorted(storage.list_versions(str(tmp_path / "images"))) == [
+        "cats/a.jpg",
+        "cats/same/b.jpg",
+        "dogs/b.jpg",
+    ]
+    (tmp_path / "elsewhere" / "up").symlink_to(tmp_path / "images")  # images/dogs/up/dogs/up/...
+    with pytest.raises(storage.SymlinkLoop) as loop:
+        storage.list_files(str(tmp_path / "images"))
+    assert loop.value.path.endswith("/up")
+    (tmp_path / "elsewhere" / "up").unlink()
+    (tmp_path / "images" / "me").symlink_to("me")  # no folder at all: the kernel's ELOOP
+    with pytest.raises(storage.SymlinkLoop, match="images/me is a symbolic link"):
+        storage.list_versions(str(tmp_path / "images"))
+
+
 def test_sync_dir_beside_a_writer_leaves_its_temporary_file_alone(tmp_path):
     """A local write goes through a temporary file then a rename; a sync_dir of the same folder running
     at that moment (two promotions) must neither list nor delete it."""

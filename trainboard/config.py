@@ -52,8 +52,9 @@ LR_SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")  # auto: mixed_float16 on GPUs
 
 
-def _option(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
+def _option(default: Any, help: str, choices: tuple[str, ...] = ()) -> Any:
+    """A field with its help text and, for a closed set of values, its choices (argparse lists them)."""
+    return field(default=default, metadata={"help": help, "choices": choices})
 
 
 @dataclass(frozen=True)
@@ -72,18 +73,24 @@ class DataConfig:
     tfds_data_dir: str = _option(
         "", "Where TFDS caches downloads and prepared data (a gs:// prefix on a cluster)."
     )
+    max_image_pixels: int = _option(
+        40_000_000,
+        "Skip images of more pixels than this (width x height, read from the file's header before any "
+        "decoding), counted in the dataset card: one huge image or decompression bomb cannot take gigabytes "
+        "of memory.",
+    )
 
 
 @dataclass(frozen=True)
 class TrainingConfig:
     """How a model is trained."""
 
-    model: str = _option("small_cnn", f"Keras architecture: {', '.join(MODELS)}.")
+    model: str = _option("small_cnn", f"Keras architecture: {', '.join(MODELS)}.", tuple(MODELS))
     epochs: int = _option(8, "Training epochs.")
     batch_size: int = _option(32, "Examples per training step (over all replicas).")
     image_size: int = _option(32, "Square input size in pixels.")
     learning_rate: float = _option(3e-3, "Adam's (initial) learning rate.")
-    lr_schedule: str = _option("cosine", f"Learning-rate schedule: {', '.join(LR_SCHEDULES)}.")
+    lr_schedule: str = _option("cosine", f"Learning-rate schedule: {', '.join(LR_SCHEDULES)}.", LR_SCHEDULES)
     label_smoothing: float = _option(0.0, "Label smoothing in [0, 1).")
     early_stopping_patience: int = _option(
         0,
@@ -91,7 +98,9 @@ class TrainingConfig:
         "0 never stops early.",
     )
     augment: bool = _option(False, "Random flips, crops and colour changes of the training images.")
-    precision: str = _option("auto", f"{', '.join(PRECISIONS)}; auto is mixed_float16 on GPUs, else float32.")
+    precision: str = _option(
+        "auto", f"{', '.join(PRECISIONS)}; auto is mixed_float16 on GPUs, else float32.", PRECISIONS
+    )
     weights: str = _option(
         "none",
         "The backbone's start: none (untrained), imagenet (Keras's ImageNet weights, downloaded once and "
@@ -231,6 +240,7 @@ def check_data_config(data: DataConfig) -> Source:
     check_fraction("test_fraction", data.test_fraction)
     if data.validation_fraction + data.test_fraction >= 1:
         raise UsageError("test_fraction", "validation_fraction + test_fraction must stay below 1")
+    check_positive("max_image_pixels", data.max_image_pixels)
     return parse_source(data.dataset)
 
 

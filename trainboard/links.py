@@ -12,10 +12,11 @@ def tensorboard_run_url(tensorboard_url: str, run: str) -> str:
     """The team TensorBoard showing only ``run``'s curves.
 
     TensorBoard (2.21) reads the ``runFilter`` query parameter as a regular expression over run names;
-    a run's TensorBoard runs are ``<run>/train``, ``<run>/validation``, ... so ``^<run>/`` selects exactly
-    them (run names hold letters, digits, '.', '_', '-': only '.' needs escaping).
+    a run's TensorBoard runs are ``<run>/train``, ``<run>/validation``, ``<run>/evaluation`` and ``<run>``
+    itself (hyperparameters, sample images, phase notes), so ``^<run>(/|$)`` selects exactly them (run
+    names hold letters, digits, '.', '_', '-': only '.' needs escaping).
     """
-    run_filter = "^" + run.replace(".", r"\.") + "/"
+    run_filter = "^" + run.replace(".", r"\.") + "(/|$)"
     return f"{tensorboard_url.rstrip('/')}/?{urllib.parse.urlencode({'runFilter': run_filter})}#timeseries"
 
 

@@ -1,17 +1,19 @@
 """Render ``manifests/`` (kustomize) for one bucket: ready-to-apply YAML for the team TensorBoard.
 
-The bucket is set in one place, ``manifests/base/settings.yaml``; rendering copies ``manifests/`` to a
-temporary folder, sets it (and the optional namespace, Google project and host name) there and runs
+The bucket is set in one place, ``manifests/base/settings.yaml``; rendering copies ``manifests/`` (package
+data, read through importlib.resources: a wheel or a zip holds it as well as a checkout) to a temporary
+folder, sets it (and the optional namespace, Google project and host name) there and runs
 ``kubectl kustomize`` on the chosen overlay. Nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import importlib.resources
 import re
 import shutil
 import subprocess
 import tempfile
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 import yaml
@@ -19,9 +21,9 @@ import yaml
 from trainboard import layout, storage
 from trainboard.errors import UsageError
 
-# manifests/ is installed beside trainboard/ (a namespace package of data): in the wheel, the image and
-# an editable install alike.
-MANIFESTS_DIR = Path(importlib.util.find_spec("manifests").submodule_search_locations[0])
+# manifests/ is a package of data installed beside trainboard/: in the wheel, the image and an editable
+# install alike.
+MANIFESTS_DIR = importlib.resources.files("manifests")
 OVERLAYS = ("gke", "kubeflow", "basic")
 # What each overlay's options edit, relative to manifests/.
 _SETTINGS = "base/settings.yaml"
@@ -68,7 +70,7 @@ def render(
     project: str = "",
     domain: str = "",
     kubectl: str = "kubectl",
-    manifests_dir: Path = MANIFESTS_DIR,
+    manifests_dir: Traversable = MANIFESTS_DIR,
 ) -> str:
     """The overlay's YAML for ``bucket`` (``gs://BUCKET/PREFIX``, the pipeline's root)."""
     logdir = check_options(bucket, overlay, namespace, project, domain)
@@ -77,7 +79,7 @@ def render(
         raise UsageError("kubectl", f"{kubectl!r} not found; install kubectl (1.27 or newer: kustomize v5)")
     with tempfile.TemporaryDirectory(prefix="trainboard-manifests-") as tmp:
         tree = Path(tmp) / "manifests"
-        shutil.copytree(manifests_dir, tree)
+        _copy_tree(manifests_dir, tree)
         _edit(tree / _SETTINGS, lambda doc: doc["data"].update(logdir=logdir))
         if project:
             account = f"trainboard-tensorboard@{project}.iam.gserviceaccount.com"
@@ -96,6 +98,16 @@ def render(
     if result.returncode != 0:
         raise RuntimeError(f"kubectl kustomize failed: {result.stderr.strip()}")
     return result.stdout
+
+
+def _copy_tree(source: Traversable, dest: Path) -> None:
+    """The package data into a real folder, which kubectl reads (a Traversable may be inside a zip)."""
+    dest.mkdir()
+    for entry in source.iterdir():
+        if entry.is_dir():
+            _copy_tree(entry, dest / entry.name)
+        else:
+            (dest / entry.name).write_bytes(entry.read_bytes())
 
 
 def _edit(path: Path, change) -> None:

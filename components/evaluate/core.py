@@ -40,9 +40,10 @@ def predict_test_split(
 def rescore_champion(
     root: str, run: str, dataset_dir: str, class_names: list[str], batch_size: int
 ) -> RescoredChampion | None:
-    """The current champion's accuracy on this run's test split: the recorded one was measured on the
-    data of its own run, which a changed folder or seed makes a different test. None when there is no
-    champion, it is this run (a retry), its record is unreadable (promote says so) or its classes differ."""
+    """The current champion's accuracy, and F1 per class for the report's comparison, on this run's test
+    split: the recorded one was measured on the data of its own run, which a changed folder or seed makes
+    a different test. None when there is no champion, it is this run (a retry), its record is unreadable
+    (promote says so) or its classes differ."""
     try:
         champion, _ = read_champion(root)
     except ChampionRecordError:
@@ -56,7 +57,8 @@ def rescore_champion(
             log.warning("champion %s has other classes than this dataset: not re-measured", champion.run)
             return None
         labels, probabilities = predict_test_split(model, model_info, dataset_dir, batch_size)
-    return RescoredChampion(champion.run, float(np.mean(probabilities.argmax(axis=1) == labels)))
+    scores = compute_metrics(labels, probabilities, class_names)
+    return RescoredChampion(champion.run, scores.accuracy, [c.f1 for c in scores.per_class])
 
 
 def evaluate(dataset_dir: str, model_dir: str, root: str, run: str, batch_size: int = 64) -> Evaluation:

@@ -20,7 +20,8 @@ def fingerprint_source(dataset: str) -> str:
     or modification time). demo is generated from its seed, a tfds: source is fixed by its name, config
     and version with the image's pinned TFDS: the spec alone identifies them."""
     source = parse_source(dataset)
-    listing = storage.list_versions(source.uri) if source.kind == "folder" else {}
+    # Hidden files are not data (prepare_data does not read them): a touched .DS_Store is no new data.
+    listing = storage.list_versions(source.uri, skip_hidden=True) if source.kind == "folder" else {}
     if source.kind == "folder" and not listing:
         raise UsageError("dataset", f"folder:{source.uri}: no files found")
     payload = json.dumps([dataset, sorted(listing.items())])

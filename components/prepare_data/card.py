@@ -3,12 +3,11 @@ balance, what was skipped, a grid of sample images)."""
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 
 import tensorflow as tf
 
-from trainboard import storage
+from trainboard import markdown, storage
 from trainboard.artifacts.dataset import DatasetInfo
 from trainboard.image_grid import jpeg_bytes, label_grid
 
@@ -30,31 +29,35 @@ def sample_grid(samples: dict[int, list[bytes]], class_names: list[str]) -> byte
 
 
 def dataset_card(info: DatasetInfo, samples_jpeg: bytes = b"") -> str:
-    """The Markdown card shown in the KFP UI: where the data came from, counts per split and class,
-    class balance, what was skipped, and sample images (inline, so the card needs nothing else)."""
+    """The Markdown card shown in the KFP UI: where the data came from, how a folder was read, counts per
+    split and class, class balance, what was skipped, and sample images (inline, so the card needs nothing
+    else). Names from the data are escaped: a class named `a|b` is one cell."""
     per_class = info.extra["per_class"]
     header = "| class | " + " | ".join(per_class) + " |\n|---|" + "---|" * len(per_class) + "\n"
     rows = "".join(
-        f"| {name} | " + " | ".join(str(per_class[s][i]) for s in per_class) + " |\n"
+        f"| {markdown.escape(name)} | " + " | ".join(str(per_class[s][i]) for s in per_class) + " |\n"
         for i, name in enumerate(info.class_names)
     )
     train = [n for n in per_class["train"] if n] or [0]
     skipped = info.extra["skipped"]
     examples = info.extra["skipped_examples"]
     skipped_lines = "".join(
-        f"- {count} {reason}: {', '.join(examples[reason])}{' ...' if count > 5 else ''}\n"
+        f"- {count} {reason}: {', '.join(map(markdown.escape, examples[reason]))}"
+        f"{' ...' if count > len(examples[reason]) else ''}\n"
         for reason, count in skipped.items()
     )
+    notes = "".join(f"- {markdown.escape(note)}\n" for note in info.extra.get("notes", []))
     return (
-        f"# Dataset `{info.source}`\n\n"
-        f"{len(info.class_names)} classes; examples: "
+        f"# Dataset {markdown.escape(info.source)}\n\n"
+        + (f"How the folder was read:\n\n{notes}\n" if notes else "")
+        + f"{len(info.class_names)} classes; examples: "
         + ", ".join(f"{split} {count}" for split, count in info.examples.items())
         + f".\n\nClass balance (train): smallest class {min(train)}, largest {max(train)} "
         f"(ratio {max(train) / max(min(train), 1):.2f}).\n\n"
         f"{header}{rows}\n"
         f"Skipped files: {sum(skipped.values())}\n{skipped_lines}\n"
         f"Images: {info.extra['image_size_policy']}. Fingerprint `{info.fingerprint}`.\n"
-        + (f"\n![Sample training images](data:image/jpeg;base64,{base64.b64encode(samples_jpeg).decode()})\n"
+        + (f"\n{markdown.image('Sample training images', samples_jpeg, 'image/jpeg')}\n"
            if samples_jpeg else "")
     )  # fmt: skip
 

@@ -10,6 +10,7 @@ def prepare_data(
     validation_fraction: float,
     test_fraction: float,
     tfds_data_dir: str,
+    max_image_pixels: int,
     seed: int,
     source_fingerprint: str,  # from fingerprint_source: part of the cache key, so changed data is redone
     data: Output[Dataset],

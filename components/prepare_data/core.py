@@ -55,7 +55,7 @@ def prepare_data(data: DataConfig, output_dir: str, seed: int = 0) -> DatasetInf
     complete_splits(plan, data.validation_fraction, data.test_fraction, seed)
     check_splits(labels_by_split(plan.examples), [], data.dataset)
     with DatasetWriter(output_dir) as writer:
-        written = _write_checked(plan, writer)
+        written = _write_checked(plan, writer, data.max_image_pixels)
         check_splits(written.labels, plan.class_names if source.kind == "folder" else [], data.dataset)
         names = [example.name for example in plan.examples]
         fingerprint = plan.fingerprint or digest(
@@ -75,25 +75,31 @@ def prepare_data(data: DataConfig, output_dir: str, seed: int = 0) -> DatasetInf
                 },
                 "skipped": {reason: len(names) for reason, names in written.skipped.items()},
                 "skipped_examples": {reason: names[:5] for reason, names in written.skipped.items()},
+                "notes": plan.notes,
             },
         )
         writer.finish(info, {SAMPLES_FILE: sample_grid(written.samples, plan.class_names)})
     return info
 
 
-def _write_checked(plan: Plan, writer: DatasetWriter) -> Written:
+def _write_checked(plan: Plan, writer: DatasetWriter, max_pixels: int) -> Written:
     """Check each image and write the usable ones into their split, as the check delivers them (in a
     fixed order: the same source gives the same files). JPEG and PNG are stored as they are; other
-    formats (BMP, GIF) as PNG."""
+    formats (BMP, GIF) as PNG. Images of more than ``max_pixels`` are left out undecoded."""
     examples = plan.examples
     written = Written({split: [] for split in SPLITS}, dict(plan.skipped), [0] * len(examples), {})
     samples_per_class = math.ceil(SAMPLES / max(len(plan.class_names), 1))
     left_out: dict[str, list[int]] = {}
+    too_large = f"larger than {max_pixels / 1e6:g} megapixels (max_image_pixels)"
     progress = task_events.Progress("images checked", len(examples))
-    for done, (index, image, size) in enumerate(checked_images([example.item for example in examples]), 1):
+    checked = checked_images([example.item for example in examples], max_pixels)
+    for done, (index, image, size) in enumerate(checked, 1):
         progress.update(done)
         if size is None:
             left_out.setdefault("corrupt or not decodable", []).append(index)
+            continue
+        if size[0] * size[1] > max_pixels:
+            left_out.setdefault(too_large, []).append(index)
             continue
         if not plan.fingerprint:  # the content fingerprint (CRC-32C: a third of SHA-1's cost)
             written.checksums[index] = google_crc32c.value(image)

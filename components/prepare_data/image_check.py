@@ -1,10 +1,14 @@
 """The image check: every image decoded once (in parallel, in the files' order), read from a local folder,
-a bucket (read ahead through the storage module) or memory. The caller leaves out what does not decode."""
+a bucket (read ahead through the storage module) or memory. The caller leaves out what does not decode,
+and what is too large: an image's size is read from its header before anything decodes it, so a
+decompression bomb (a few kilobytes of PNG that decode to gigabytes) costs no memory."""
 
 from __future__ import annotations
 
 import itertools
+import os
 import struct
+import zlib
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -14,13 +18,19 @@ import tensorflow as tf
 from trainboard import storage
 
 JPEG = b"\xff\xd8\xff"
-PASS_THROUGH = (JPEG, b"\x89PNG\r\n\x1a\n")  # JPEG and PNG are stored as they are
+PNG = b"\x89PNG\r\n\x1a\n"
+PASS_THROUGH = (JPEG, PNG)  # JPEG and PNG are stored as they are
 _REMOTE_CHUNK = 512  # objects read from a bucket ahead of the check: bounds the memory it takes
+# Read first from a local file to find its size: every format's header but a JPEG's that follows long
+# metadata (EXIF, ICC profiles), for which the read goes on, 16 times as much each time. A system call
+# on a few pages: 7 us an image with the parse, where a buffered open() of 64 KiB took 11.
+_HEAD_BYTES = 4096
 
 
-def checked_images(items: list) -> Iterator[tuple[int, bytes, tuple[int, int] | None]]:
-    """(index, bytes, (height, width)) of each item; (index, b"", None) last for those that cannot be read
-    or decoded.
+def checked_images(items: list, max_pixels: int) -> Iterator[tuple[int, bytes, tuple[int, int] | None]]:
+    """(index, bytes, (height, width)) of each item; (index, b"", (height, width)) without decoding it for
+    an image of more than ``max_pixels`` by its header; (index, b"", None) last for those that cannot be
+    read or decoded.
 
     A first pass checks every item with one op, decode_jpeg at 1/8 scale. libjpeg still parses the whole
     compressed stream, so a truncated or corrupt JPEG fails exactly as the full decode in training does
@@ -33,29 +43,52 @@ def checked_images(items: list) -> Iterator[tuple[int, bytes, tuple[int, int] | 
     failed = list(range(len(items)))
     for full in (False, True):
         arrived = set()
-        for index, image, shape in _decoded(items, failed, full):
+        for index, image, shape in _decoded(items, failed, full, max_pixels):
             arrived.add(index)
-            yield index, image, tuple(shape) if full or not image.startswith(JPEG) else _jpeg_size(image)
+            if image.startswith(JPEG) and not full:
+                shape = header_size(image)  # the 1/8-scale decode's shape is not the image's
+            yield index, image, tuple(shape)
         failed = [i for i in failed if i not in arrived]
     for index in failed:
         yield index, b"", None
 
 
-def _decoded(items: list, indices: list[int], full: bool) -> Iterator[tuple[int, bytes, list[int]]]:
-    """(index, bytes, decoded [height, width]) of the items at ``indices`` that read and decode, in order.
+def _decoded(
+    items: list, indices: list[int], full: bool, max_pixels: int
+) -> Iterator[tuple[int, bytes, list[int] | tuple[int, int]]]:
+    """(index, bytes, decoded [height, width]) of the items at ``indices`` that read and decode, in order;
+    (index, b"", (height, width)) for those too large by their header, not decoded.
 
     Local files are read and checked in one parallel tf.data pipeline (C++, outside the GIL): the fastest
-    way measured (bench/prepare_data.py). Objects in a bucket are read through the storage module
-    (retries) by a thread pool, a chunk ahead of the check."""
+    way measured (bench/prepare_data.py); their headers are read first. Objects in a bucket are read
+    through the storage module (retries) by a thread pool, a chunk ahead of the check."""
     if not indices:
         return
     first = items[indices[0]]
     if isinstance(first, str) and storage.is_gcs(first):
         for chunk, data in _read_ahead(items, indices):
-            yield from _decode_pipeline(chunk, data, full, read_files=False)
+            sizes = [header_size(image) for image in data]
+            yield from _too_large(chunk, sizes, max_pixels)
+            fit = [i for i, size in enumerate(sizes) if not _exceeds(size, max_pixels)]
+            yield from _decode_pipeline([chunk[i] for i in fit], [data[i] for i in fit], full, False)
     else:  # local paths (read by tf.data) or encoded bytes
         files = isinstance(first, str)
-        yield from _decode_pipeline(indices, [items[i] for i in indices], full, read_files=files)
+        sizes = [_file_header_size(items[i]) if files else header_size(items[i]) for i in indices]
+        yield from _too_large(indices, sizes, max_pixels)
+        fit = [i for i, size in zip(indices, sizes, strict=True) if not _exceeds(size, max_pixels)]
+        yield from _decode_pipeline(fit, [items[i] for i in fit], full, read_files=files)
+
+
+def _exceeds(size: tuple[int, int] | None, max_pixels: int) -> bool:
+    return size is not None and size[0] * size[1] > max_pixels
+
+
+def _too_large(
+    indices: list[int], sizes: list[tuple[int, int] | None], max_pixels: int
+) -> Iterator[tuple[int, bytes, tuple[int, int]]]:
+    for index, size in zip(indices, sizes, strict=True):
+        if _exceeds(size, max_pixels):
+            yield index, b"", size
 
 
 def _read_ahead(uris: list[str], indices: list[int]) -> Iterator[tuple[list[int], list[bytes]]]:
@@ -106,9 +139,62 @@ _START_OF_FRAME = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # SOFn mark
 _NO_LENGTH = frozenset(range(0xD0, 0xDA)) | {0x01}  # RSTn, SOI, EOI, TEM: markers without a segment
 
 
-def _jpeg_size(data: bytes) -> tuple[int, int]:
+def header_size(data: bytes) -> tuple[int, int] | None:
+    """(height, width) from the header of a JPEG, PNG, GIF, BMP or WebP (what TensorFlow decodes), without
+    decoding it; None where the header does not tell (another format, or cut or corrupt: the decode then
+    refuses it, before it allocates anything)."""
+    try:
+        if data.startswith(JPEG):
+            return _jpeg_size(data)
+        if data.startswith(PNG) and data[12:16] == b"IHDR" and len(data) >= 33:
+            # Only with its checksum right: libpng refuses a corrupt IHDR, so must this.
+            if zlib.crc32(data[12:29]) == int.from_bytes(data[29:33]):
+                width, height = struct.unpack_from(">II", data, 16)
+                return height, width
+        elif data.startswith((b"GIF87a", b"GIF89a")) and len(data) >= 10:
+            width, height = struct.unpack_from("<HH", data, 6)  # the logical screen, which GIF decodes to
+            return height, width
+        elif data.startswith(b"BM") and len(data) >= 26:
+            width, height = struct.unpack_from("<ii", data, 18)
+            return abs(height), abs(width)  # a negative height: rows stored top-down
+        elif data.startswith(b"RIFF") and data[8:12] == b"WEBP":
+            return _webp_size(data)
+    except struct.error:  # cut inside its header
+        return None
+    return None
+
+
+def _file_header_size(path: str) -> tuple[int, int] | None:
+    """header_size of a local file, reading only its beginning unless its metadata is longer."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            head = os.read(fd, _HEAD_BYTES)
+            while head.startswith(JPEG) and _jpeg_walk(head) is None:
+                more = os.read(fd, 15 * len(head))
+                if not more:
+                    break
+                head += more
+        finally:
+            os.close(fd)
+    except OSError:  # unreadable: the check's own read fails and says so
+        return None
+    return header_size(head)
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
     """(height, width) from a JPEG's frame header, found by walking the few segments before it in Python
     (cheaper than a call into TensorFlow per image); libjpeg's header reading where the walk fails."""
+    size = _jpeg_walk(data)
+    if size is not None:
+        return size
+    try:
+        return tuple(tf.io.extract_jpeg_shape(data)[:2].numpy().tolist())
+    except tf.errors.OpError:
+        return None
+
+
+def _jpeg_walk(data: bytes) -> tuple[int, int] | None:
     at = 2
     while at + 9 <= len(data) and data[at] == 0xFF:
         marker = data[at + 1]
@@ -121,7 +207,23 @@ def _jpeg_size(data: bytes) -> tuple[int, int]:
             at += 1
         else:
             at += 2 if marker in _NO_LENGTH else 2 + int.from_bytes(data[at + 2 : at + 4])
-    return tuple(tf.io.extract_jpeg_shape(data)[:2].numpy().tolist())
+    return None
+
+
+def _webp_size(data: bytes) -> tuple[int, int] | None:
+    """The canvas of an extended WebP, else the frame of a lossy (VP8) or lossless (VP8L) one."""
+    if len(data) < 30:
+        return None
+    chunk = data[12:16]
+    if chunk == b"VP8X":
+        return int.from_bytes(data[27:30], "little") + 1, int.from_bytes(data[24:27], "little") + 1
+    if chunk == b"VP8 ":
+        width, height = struct.unpack_from("<HH", data, 26)
+        return height & 0x3FFF, width & 0x3FFF
+    if chunk == b"VP8L":
+        bits = int.from_bytes(data[21:25], "little")
+        return ((bits >> 14) & 0x3FFF) + 1, (bits & 0x3FFF) + 1
+    return None
 
 
 def to_png(image: bytes) -> bytes:

@@ -29,6 +29,7 @@ class Plan:
     class_names: list[str]
     fingerprint: str = ""  # "" for a folder: it comes from the images' content, as they are read
     skipped: dict[str, list[str]] = field(default_factory=dict)  # reason -> names, found while planning
+    notes: list[str] = field(default_factory=list)  # how the source was read, for the card
 
 
 def labels_by_split(examples: list[Example]) -> dict[str, list[int]]:

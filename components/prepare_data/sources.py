@@ -11,11 +11,8 @@ from components.prepare_data.plan import Example, Plan
 from trainboard.errors import UsageError
 from trainboard.sources import demo
 from trainboard.sources.folder import scan_folder
-from trainboard.sources.spec import Source
+from trainboard.sources.spec import SPLIT_ALIASES, Source
 from trainboard.sources.tfds import tfds_builder
-
-_TFDS_SPLIT_NAMES = {"train": "train", "validation": "validation", "val": "validation", "valid": "validation",
-                     "test": "test"}  # fmt: skip
 
 
 def digest(data: bytes) -> str:
@@ -48,8 +45,8 @@ def _plan_tfds(source: Source, data_dir: str) -> Plan:
     plan = Plan([], class_names, digest(f"tfds:{builder.info.full_name}".encode()))
     found: set[str] = set()
     # The split names come from the prepared metadata; where there is none (mocked builders), the usual ones.
-    for name in list(builder.info.splits) or list(_TFDS_SPLIT_NAMES):
-        split = _TFDS_SPLIT_NAMES.get(name)
+    for name in list(builder.info.splits) or list(SPLIT_ALIASES):
+        split = SPLIT_ALIASES.get(name.lower())
         if split is None or split in found:
             continue
         try:
@@ -79,4 +76,4 @@ def _plan_folder(source: Source) -> Plan:
         for uri in classes.get(cls, [])
     ]
     skipped = {"not an image file": folder.not_images} if folder.not_images else {}
-    return Plan(examples, folder.class_names, skipped=skipped)
+    return Plan(examples, folder.class_names, skipped=skipped, notes=folder.notes)

@@ -14,7 +14,8 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from trainboard import layout, storage
+from components.promote.chart import champion_f1, class_comparison, row_order
+from trainboard import layout, markdown, storage
 from trainboard.artifacts.champion import ChampionRecord, read_champion, write_champion
 from trainboard.artifacts.evaluation import Evaluation
 from trainboard.config import PromotionRule, check_promotion_rule, check_root, check_run_name
@@ -143,8 +144,9 @@ def promote(root: str, run: str, model_dir: str, metrics: Evaluation, rule: Prom
 
 
 def report(run: str, metrics: Evaluation, decision: Decision, root: str) -> str:
-    """The Markdown the KFP UI shows: the decision and why, the headline numbers, per-class scores and the
-    worst-confused pairs."""
+    """The Markdown the KFP UI shows: the decision and why, the headline numbers, per class this run
+    against the champion as a picture (inline) and a table, and the worst-confused pairs. Class names
+    are escaped."""
     verdict = "**promoted**" if decision.promoted else "**not promoted**"
     if decision.forced:
         verdict += " (forced by force_promote: the gate was not applied)"
@@ -169,18 +171,34 @@ def report(run: str, metrics: Evaluation, decision: Decision, root: str) -> str:
         "|---|---|",
         *(f"| {name} | {value:.4f} |" for name, value in metrics.headline().items()),
         "",
-        "## Per class",
-        "",
-        "| class | precision | recall | F1 | support |",
-        "|---|---|---|---|---|",
-        *(
-            f"| {c.name} | {c.precision:.4f} | {c.recall:.4f} | {c.f1:.4f} | {c.support} |"
-            for c in metrics.per_class
-        ),
+        *_per_class(run, metrics),
         "",
         "## Most confused (true -> predicted)",
         "",
     ]
     confusions = metrics.worst_confusions()
-    lines += [f"- {true} -> {predicted}: {count}" for true, predicted, count in confusions] or ["- none"]
+    lines += [
+        f"- {markdown.escape(true)} -> {markdown.escape(predicted)}: {count}"
+        for true, predicted, count in confusions
+    ] or ["- none"]
     return "\n".join(lines) + "\n"
+
+
+def _per_class(run: str, metrics: Evaluation) -> list[str]:
+    """The per-class section: the picture, then the table in the picture's order."""
+    against = champion_f1(metrics)
+    champion = f" against the champion `{metrics.champion_rescored.run}`" if against else ""
+    extra = " champion F1 |" if against else ""
+    return [
+        f"## Per class{champion}",
+        "",
+        markdown.image(f"F1 per class, this run{champion}", class_comparison(metrics, run), "image/png"),
+        "",
+        f"| class | precision | recall | F1 | support |{extra}",
+        "|---|---|---|---|---|" + ("---|" if against else ""),
+        *(
+            f"| {markdown.escape(c.name)} | {c.precision:.4f} | {c.recall:.4f} | {c.f1:.4f} | {c.support} |"
+            + (f" {against[i]:.4f} |" if against else "")
+            for i, c in ((i, metrics.per_class[i]) for i in row_order(metrics))
+        ),
+    ]

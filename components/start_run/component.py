@@ -16,6 +16,7 @@ def start_run(
     validation_fraction: float,
     test_fraction: float,
     tfds_data_dir: str,
+    max_image_pixels: int,
     model: str,
     epochs: int,
     batch_size: int,

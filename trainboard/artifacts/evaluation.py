@@ -7,7 +7,7 @@ promote reads it on a light image.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,10 +33,12 @@ class Averages:
 
 @dataclass
 class RescoredChampion:
-    """The champion's test accuracy measured on this run's test split."""
+    """The champion's test accuracy, and F1 per class (in the evaluation's class order), measured on this
+    run's test split."""
 
     run: str
     accuracy: float
+    f1: list[float] = field(default_factory=list)  # empty in an evaluation written before it was measured
 
 
 @dataclass

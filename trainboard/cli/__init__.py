@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from importlib.metadata import version
+from typing import NoReturn
 
 from trainboard.cli import compile_, local, manifests, schedule, schedules, submit, tensorboard, weights
 from trainboard.errors import UsageError
@@ -16,14 +18,24 @@ from trainboard.errors import UsageError
 COMMANDS = (local, compile_, tensorboard, submit, schedule, schedules, manifests, weights)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's own refusals (a value not among the choices, not a number, an unknown option) as one
+    line naming the option, like every other bad input: `trainboard CMD: error: --option: ...`, exit 2.
+    Subcommand parsers are of this class too (add_subparsers makes them of the parent's)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message.removeprefix('argument ')}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="trainboard",
         description="Train Keras image classifiers on Kubeflow Pipelines and watch them learn, live, in one "
         "shared TensorBoard.",
         epilog="Start with `trainboard local`: the whole pipeline on this machine, on generated demo data.",
     )
-    commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND", required=True)
+    parser.add_argument("--version", action="version", version=f"trainboard {version('trainboard')}")
+    commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
     for command in COMMANDS:
         command.add(commands)
     return parser
@@ -32,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command is None:  # `trainboard` alone: what it can do, not an error
+        parser.print_help()
+        return 0
     try:
         return args.handler(args)
     except UsageError as e:

@@ -28,10 +28,8 @@ def run(args: argparse.Namespace) -> int:
     if not output.parent.is_dir():
         raise UsageError("output", f"folder {output.parent} does not exist; create it or write elsewhere")
 
-    from kfp import compiler
+    from trainboard.cluster.pipeline_spec import compiled_pipeline
 
-    from pipelines.training_pipeline import training_pipeline
-
-    compiler.Compiler().compile(training_pipeline, args.output)
+    Path(args.output).write_text(compiled_pipeline())
     progress(f"trainboard: wrote {args.output}")
     return 0

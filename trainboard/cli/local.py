@@ -83,7 +83,7 @@ def add(commands) -> None:
 
 
 def _add_config_options(p: argparse.ArgumentParser, config: type) -> None:
-    """One option per field of the dataclass ``config``, with its type, default and help."""
+    """One option per field of the dataclass ``config``, with its type, default, choices and help."""
     for option in fields(config):
         flag = "--" + option.name.replace("_", "-")
         help = option.metadata["help"]
@@ -93,7 +93,19 @@ def _add_config_options(p: argparse.ArgumentParser, config: type) -> None:
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=option.default, help=help)
         else:
             kind = {"int": int, "float": float, "str": str}[option.type]
-            p.add_argument(flag, type=kind, default=option.default, help=help + " (default: %(default)s)")
+            choices = option.metadata["choices"] or None
+            p.add_argument(
+                flag, type=kind, default=option.default, choices=choices, help=help + _shown(option.default)
+            )
+
+
+def _shown(default: object) -> str:
+    """The default as the help shows it: none where it is empty (the help says what empty means), a
+    float as a person writes it (10, not 10.0; 0.003 and 1e-05 as they are)."""
+    if default == "":
+        return ""
+    text = f"{default:g}" if isinstance(default, float) else str(default)
+    return f" (default: {text})".replace("%", "%%")
 
 
 def _delete_run(root: str, run: str) -> None:
@@ -129,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     check_run_name(run_name)
     data = DataConfig(**field_values(DataConfig, vars(args)))
     check_data_config(data)
-    check_source(data.dataset, data.tfds_data_dir)  # a tfds: source loads TensorFlow Datasets
+    notes = check_source(data.dataset, data.tfds_data_dir)  # a tfds: source loads TensorFlow Datasets
     check_available(config.weights, config.model, config.image_size, root)  # a file: Keras loads it
     if args.restart:
         if not args.run_name:
@@ -141,6 +153,8 @@ def run(args: argparse.Namespace) -> int:
     from trainboard.local_run import TaskFailed, log_path, run_local
 
     tensorboard_root = layout.tensorboard_root(root)
+    for note in notes:  # also in the dataset card
+        progress(f"trainboard: {data.dataset}: {note}")
     log = log_path(root, run_name)
     where = "streamed here (--verbose)" if args.verbose else f"in {log}"
     progress(f"trainboard: run {run_name}: the logs of every step {where}")

@@ -22,15 +22,30 @@ class PipelineParameter:
 
 @functools.cache
 def compiled_pipeline() -> str:
-    """The pipeline YAML exactly as `trainboard compile` writes it (compiled once per process)."""
+    """The pipeline YAML exactly as `trainboard compile` writes it (compiled once per process): the same
+    code gives the same bytes.
+
+    KFP's, with its header comment written again from the spec below it. KFP writes a list-of-dicts
+    default there (gpu_tolerations) in the order of protobuf's map, which changes from one process to the
+    next; the spec itself is written with sorted keys. Integer defaults read 10 there, not KFP's 10.0."""
+    import yaml
     from kfp import compiler
+    from kfp.compiler.pipeline_spec_builder import extract_comments_from_pipeline_spec
 
     from pipelines.training_pipeline import training_pipeline
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp, "pipeline.yaml")
         compiler.Compiler().compile(training_pipeline, str(path))
-        return path.read_text()
+        text = path.read_text()
+    lines = text.splitlines(keepends=True)
+    header = next(i for i, line in enumerate(lines) if not line.startswith("#"))
+    spec = next(yaml.safe_load_all("".join(lines[header:])))  # dicts in the file's (sorted) order
+    for parameter in spec["root"]["inputDefinitions"]["parameters"].values():
+        if parameter["parameterType"] == "NUMBER_INTEGER" and "defaultValue" in parameter:
+            parameter["defaultValue"] = int(parameter["defaultValue"])
+    comment = extract_comments_from_pipeline_spec(spec, spec["pipelineInfo"].get("description", ""))
+    return comment + "".join(lines[header:])
 
 
 def pipeline_parameters(pipeline_yaml: str) -> dict[str, PipelineParameter]:

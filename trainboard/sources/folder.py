@@ -1,15 +1,22 @@
 """The folder source: the team's own images, URI/<class>/<image> or URI/<split>/<class>/<image>, found
 by listing the folder (local or gs://). TensorFlow-free: the CLI checks a folder's layout before it starts
-anything; prepare_data then reads and decodes the images."""
+anything; prepare_data then reads and decodes the images.
+
+Real folders are messy: hidden entries (.git, .ipynb_checkpoints, .DS_Store) are not listed at all; split
+folders go by their usual names too (Train/, val/, testing/: SPLIT_ALIASES), and how a name was read, or
+that a top-level folder was left out, becomes a note for the console and the dataset card.
+"""
 
 from __future__ import annotations
 
+import difflib
 import os
+import unicodedata
 from dataclasses import dataclass, field
 
 from trainboard import storage
 from trainboard.errors import UsageError
-from trainboard.sources.spec import IMAGE_EXTENSIONS, SPLITS
+from trainboard.sources.spec import IMAGE_EXTENSIONS, SPLIT_ALIASES, SPLITS
 
 
 @dataclass
@@ -19,6 +26,7 @@ class ImageFolder:
     splits: dict[str, dict[str, list[str]]]
     class_names: list[str]
     not_images: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # how the layout was read where it may surprise
 
 
 def _is_image(uri: str) -> bool:
@@ -30,11 +38,9 @@ def _folders(uri: str, files: list[str]) -> set[str]:
     ones too (GCS has no empty folders)."""
     found = {"/".join(f.split("/")[:depth]) for f in files for depth in range(1, f.count("/") + 1)}
     if not storage.is_gcs(uri):
-        found |= {
-            os.path.relpath(os.path.join(parent, name), uri).replace(os.sep, "/")
-            for parent, names, _ in os.walk(uri, followlinks=True)
-            for name in names
-        }
+        for parent, names, _ in os.walk(uri, followlinks=True):  # no loop: list_files has looked
+            names[:] = [name for name in names if not name.startswith(".")]
+            found |= {os.path.relpath(os.path.join(parent, name), uri).replace(os.sep, "/") for name in names}
     return found
 
 
@@ -51,24 +57,103 @@ def _check_utf8(where: str, rel: str) -> None:
         ) from None
 
 
+def _check_folder_name(where: str, rel: str) -> None:
+    """Folder names become class names, shown in TensorBoard, the KFP UI, the reports and the console: a
+    control character (a newline, an escape sequence) would break or forge their lines."""
+    control = [c for c in rel if unicodedata.category(c) == "Cc"]
+    if control:
+        raise UsageError(
+            "dataset",
+            f"{where}: the folder name {rel!r} holds a control character ({control[0]!r}); rename it: class "
+            "names must be printable text",
+        )
+
+
+def _layout(where: str, uri: str, folders: set[str], files: list[str]) -> tuple[dict[str, str], list[str]]:
+    """{top-level folder: the split it is} (empty for URI/<class>/<image>) and the notes on how the folder
+    was read. A layout by split is one with a train folder under any of its names."""
+    top = sorted(f for f in folders if "/" not in f)
+    split_of = {name: SPLIT_ALIASES[name.lower()] for name in top if name.lower() in SPLIT_ALIASES}
+    if "train" not in split_of.values():
+        holding_files = {f.split("/")[0] for f in files if f.count("/") == 1}
+        nested = {
+            name: split_of.get(name) or _close_split(name)
+            for name in top
+            if name not in holding_files and any(f.startswith(name + "/") for f in folders)
+        }
+        if nested:  # a class folder holds images; these look like splits: name the misspelled train first
+            name = next((name for name, like in nested.items() if like == "train"), next(iter(nested)))
+            like = nested[name]
+            hint = f": it looks like the {like} split, but there is no train folder" if like else ""
+            raise UsageError(
+                "dataset",
+                f"{where}: {name}/ holds folders, not images{hint}; expected {uri}/<class>/<image> or "
+                f"{uri}/train/<class>/<image> (split folders: {_split_names()})",
+            )
+        return {}, [
+            f"class folder {name}/ is named like the {split} split; for a layout by split add a train/ folder"
+            for name, split in split_of.items()
+        ]
+    names: dict[str, list[str]] = {}
+    for name, split in split_of.items():
+        names.setdefault(split, []).append(name)
+    for split, both in names.items():
+        if len(both) > 1:
+            raise UsageError(
+                "dataset", f"{where}: folders {' and '.join(both)} are both the {split} split; keep one"
+            )
+    notes = [f"folder {name}/ read as the {split} split" for name, split in split_of.items() if name != split]
+    for name in top:
+        if name not in split_of:
+            like = _close_split(name)
+            notes.append(
+                f"folder {name}/ is not a split ({_split_names()}) and was left out"
+                + (f": did you mean {like}?" if like else "")
+            )
+    return split_of, notes
+
+
+def _close_split(name: str) -> str | None:
+    """The split a misspelled folder name (tset, trian, validaton) was probably meant to be."""
+    close = difflib.get_close_matches(name.lower(), SPLIT_ALIASES, n=1, cutoff=0.75)
+    return SPLIT_ALIASES[close[0]] if close else None
+
+
+def _split_names() -> str:
+    return ", ".join(
+        f"{split} ({'/'.join(a for a in SPLIT_ALIASES if SPLIT_ALIASES[a] == split)})" for split in SPLITS
+    )
+
+
 def scan_folder(uri: str) -> ImageFolder:
     """Find the classes and images under ``uri``; UsageError when the layout cannot be trained on."""
     where = f"folder:{uri}"
-    uris = {f[len(uri) + 1 :]: f for f in storage.list_files(uri)}
+    try:
+        listed = storage.list_files(uri, skip_hidden=True)
+    except storage.SymlinkLoop as e:
+        link = os.path.relpath(e.path, uri)
+        raise UsageError(
+            "dataset",
+            f"{where}: {link} is a symbolic link that leads back to itself or to a folder above it (a loop); "
+            "remove it or point it outside the folder",
+        ) from None
+    uris = {f[len(uri) + 1 :]: f for f in listed}
     files = list(uris)
     if not files:
         raise UsageError("dataset", f"{where}: no files found; expected {uri}/<class>/<image> files")
     folders = _folders(uri, files)
     for rel in sorted(folders) + files:
         _check_utf8(where, rel)
-    split_layout = "train" in folders
-    class_depth = 2 if split_layout else 1
+    for rel in sorted(folders):
+        _check_folder_name(where, rel)
+    split_of, notes = _layout(where, uri, folders, files)
+    class_depth = 2 if split_of else 1
     tree: dict[str, dict[str, list[str]]] = {}
     for folder in sorted(folders):
         parts = folder.split("/")
-        if split_layout and parts[0] not in SPLITS:
+        if split_of and parts[0] not in split_of:
             continue
-        split = parts[0] if split_layout else "train"
+        split = split_of[parts[0]] if split_of else "train"
         if len(parts) == class_depth:
             tree.setdefault(split, {}).setdefault(parts[-1], [])
         elif len(parts) == 1:
@@ -76,7 +161,9 @@ def scan_folder(uri: str) -> ImageFolder:
     not_images = []
     for rel in files:
         parts = rel.split("/")
-        split = parts[0] if split_layout else "train"
+        if split_of and len(parts) > 1 and parts[0] not in split_of:
+            continue  # in a folder left out (a note says so)
+        split = split_of.get(parts[0], "") if split_of else "train"
         if len(parts) != class_depth + 1 or split not in tree or not _is_image(rel):
             not_images.append(rel)
             continue
@@ -105,4 +192,4 @@ def scan_folder(uri: str) -> ImageFolder:
                 f"{where}: {split} has classes that train has not: {', '.join(unknown)}; allowed: "
                 f"{', '.join(class_names)}",
             )
-    return ImageFolder(splits=tree, class_names=class_names, not_images=not_images)
+    return ImageFolder(splits=tree, class_names=class_names, not_images=not_images, notes=notes)

@@ -9,6 +9,13 @@ from trainboard import storage
 from trainboard.errors import UsageError
 
 SPLITS = ("train", "validation", "test")
+# The names read as each split, compared in lower case: a folder's (Train/, val/, testing/) or a TFDS
+# split's. "eval" and "holdout" are not among them: teams use them for either held-out split.
+SPLIT_ALIASES = {
+    **dict.fromkeys(("train", "training"), "train"),
+    **dict.fromkeys(("validation", "valid", "val", "dev"), "validation"),
+    **dict.fromkeys(("test", "testing"), "test"),
+}
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 ALLOWED = "demo, tfds:NAME[:CONFIG][@VERSION] or folder:URI (a local folder or gs://BUCKET/PREFIX)"
 _TFDS_RE = re.compile(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from trainboard.storage import gcs
 from trainboard.storage.backends import backend_for
-from trainboard.storage.errors import MirrorConflict, NoCredentials, PreconditionFailed
+from trainboard.storage.errors import MirrorConflict, NoCredentials, PreconditionFailed, SymlinkLoop
 from trainboard.storage.gcs import RETRY_DEADLINE_SECONDS
 from trainboard.storage.mirror import BucketMirror, DirectoryMirror
 from trainboard.storage.uris import GCS_SCHEME, StorageURIError, check_uri, is_gcs, join, split_gcs
@@ -30,6 +30,7 @@ __all__ = [
     "NoCredentials",
     "PreconditionFailed",
     "StorageURIError",
+    "SymlinkLoop",
     "bucket_exists",
     "check_uri",
     "copy_file",
@@ -103,18 +104,21 @@ def write_if_generation(uri: str, data: bytes, generation: int) -> None:
     backend_for(uri).write_if_generation(uri, data, generation)
 
 
-def list_files(uri: str) -> list[str]:
-    """Every file below ``uri`` (recursively), as full URIs, sorted."""
-    return backend_for(uri).list_files(uri)
+def list_files(uri: str, skip_hidden: bool = False) -> list[str]:
+    """Every file below ``uri`` (recursively), as full URIs, sorted; with ``skip_hidden``, none whose path
+    below ``uri`` has a name starting with '.'. Locally symbolic links are followed, and a link back to a
+    folder above it raises SymlinkLoop."""
+    return backend_for(uri).list_files(uri, skip_hidden)
 
 
-def list_versions(uri: str) -> dict[str, tuple[int, int]]:
+def list_versions(uri: str, skip_hidden: bool = False) -> dict[str, tuple[int, int]]:
     """Every file below ``uri`` as ``{relative path: (size, version)}``; version changes on every write.
+    The files are those of list_files.
 
     On GCS this is one listing request per 1000 objects (the version is the object's generation);
     locally the version is the modification time.
     """
-    return backend_for(uri).list_versions(uri)
+    return backend_for(uri).list_versions(uri, skip_hidden)
 
 
 def upload_file(local_path: str | Path, uri: str) -> None:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, TypeVar, cast
 
 from trainboard import faults
 from trainboard.storage.errors import MirrorConflict, NoCredentials, PreconditionFailed
-from trainboard.storage.uris import GCS_SCHEME, split_gcs
+from trainboard.storage.uris import GCS_SCHEME, is_hidden, split_gcs
 
 if TYPE_CHECKING:
     from google.cloud.storage import Blob, Client
@@ -255,18 +255,23 @@ def _bucket_and_prefix(uri: str) -> tuple[str, str]:
     return bucket, prefix + "/" if prefix else ""
 
 
-def list_files(uri: str) -> list[str]:
+def list_files(uri: str, skip_hidden: bool = False) -> list[str]:
     bucket, prefix = _bucket_and_prefix(uri)
-    return sorted(f"{GCS_SCHEME}{bucket}/{b.name}" for b in client().list_blobs(bucket, prefix=prefix))
+    return sorted(
+        f"{GCS_SCHEME}{bucket}/{b.name}"
+        for b in client().list_blobs(bucket, prefix=prefix)
+        if not (skip_hidden and is_hidden(b.name[len(prefix) :]))
+    )
 
 
-def list_versions(uri: str) -> dict[str, tuple[int, int]]:
+def list_versions(uri: str, skip_hidden: bool = False) -> dict[str, tuple[int, int]]:
     """One listing request per 1000 objects; the version is the object's generation."""
     bucket, prefix = _bucket_and_prefix(uri)
     fields = "items(name,size,generation),nextPageToken"
     return {
         b.name[len(prefix) :]: (b.size, b.generation)
         for b in client().list_blobs(bucket, prefix=prefix, fields=fields)
+        if not (skip_hidden and is_hidden(b.name[len(prefix) :]))
     }
 
 

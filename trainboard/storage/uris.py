@@ -48,6 +48,12 @@ def check_uri(uri: str) -> str:
     return str(Path(uri).expanduser().absolute())
 
 
+def is_hidden(relative: str) -> bool:
+    """Whether a path below a folder is hidden: a name on it starts with '.' (.git, .ipynb_checkpoints,
+    .DS_Store), as ls and file managers hide it."""
+    return any(name.startswith(".") for name in relative.split("/"))
+
+
 def join(uri: str, *parts: str) -> str:
     """``uri`` with ``parts`` appended: with ``/`` on gs://, as a path locally."""
     if is_gcs(uri):

@@ -1,0 +1,2 @@
+"""The team TensorBoard's kustomize tree, as package data: `trainboard manifests` (trainboard/manifests.py)
+reads it with importlib.resources, from a checkout, a wheel or the image alike."""
