@@ -1,4 +1,4 @@
-"""The README's plain path: the kfp CLI itself (`kfp run create`, `kfp recurring-run create`) with the
+"""docs/cluster.md's plain path: the kfp CLI itself (`kfp run create`, `kfp recurring-run create`) with the
 compiled YAML, against the loopback KFP API. It also pins down the CLI's traps that trainboard's own
 commands avoid: a schedule is DISABLED without --enabled, and parameters go out as the CLI parses them."""
 

@@ -27,7 +27,7 @@ ROOT = f"gs://{BUCKET}/team"
 RUN = "20261126-101500-keras"
 # Seconds from an epoch's event file landing in the bucket to its scalar in TensorBoard's HTTP API: the
 # mirror's and TensorBoard's 5 s intervals back to back, plus slack for this 2-core machine
-# (bench/tensorboard_bucket.py measures it; README "The team TensorBoard on Kubernetes").
+# (bench/tensorboard_bucket.py measures it; docs/team-tensorboard.md).
 NEW_EPOCH_BOUND_S = 20
 TEST_OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
 CHROMIUM = "/usr/bin/chromium"

@@ -5,7 +5,7 @@ plan (sources.py, plan.py) -> check each image (image_check.py) -> write it (tra
 
 Images are checked (decoded once) but stored as the source's own encoded bytes: no re-encoding, so
 preparation runs at about the decode rate, and training resizes on the fly to whichever image size the
-model wants (see README, "Data preparation"). They stream: each image is checked, encoded into its
+model wants (see docs/pipeline.md, "Data preparation"). They stream: each image is checked, encoded into its
 record and written as the check pipeline delivers it, so a folder of any size fits in memory.
 """
 

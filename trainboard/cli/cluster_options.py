@@ -30,8 +30,8 @@ def add_cluster_options(p: argparse.ArgumentParser, parameters: bool = True) -> 
     p.add_argument(
         "--skip-version-check",
         action="store_true",
-        help="send even when the server does not report a release (healthz tag_name); see README "
-        "'Supported backends'",
+        help="send even when the server does not report a release (healthz tag_name); see "
+        "docs/cluster.md 'Supported backends'",
     )
     p.add_argument("--experiment", help="KFP experiment, created when missing (default: trainboard)")
     if parameters:

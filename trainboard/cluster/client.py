@@ -63,7 +63,7 @@ class Scheduled:
 
 
 # The first Kubeflow Pipelines backend release that runs the compiled pipeline as written, and why (each
-# checked against kubeflow/pipelines' CHANGELOG.md and code; README "Supported backends").
+# checked against kubeflow/pipelines' CHANGELOG.md and code; docs/cluster.md "Supported backends").
 MIN_RELEASE = (2, 5, 0)
 NEEDS = (
     "2.4.0: the GPU type and count from pipeline parameters (#11501)",
