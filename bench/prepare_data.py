@@ -11,7 +11,8 @@ are compared: on these shared VMs a stall only ever adds time (the raw rate of t
 more often, which favours it in the fastest-of comparison. The CPU seconds of each (all threads; the
 median) show the work done, which a stall does not inflate. A third pass measures the other image policy,
 decoding, resizing to 224x224 and encoding again (what preparing at a fixed size would cost, before any
-writing), against which the choice in docs/pipeline.md, keep the source's bytes and resize in training, is made.
+writing), against which the choice in docs/pipeline.md, keep the source's bytes and resize in training,
+is made.
 """
 
 from __future__ import annotations

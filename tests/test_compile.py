@@ -209,7 +209,7 @@ def test_an_unpinned_image_is_refused(tmp_path, image):
 
 
 def test_a_deploy_step_can_run_for_promoted_models_only(tmp_path):
-    """What docs/pipeline.md tells a team to do: nest the pipeline and put its step under dsl.If on `promoted`."""
+    """What docs/pipeline.md tells a team to do: nest the pipeline, its step under dsl.If on `promoted`."""
     from kfp import compiler, dsl
 
     from pipelines.training_pipeline import training_pipeline

@@ -18,7 +18,7 @@ KUBERNETES_VERSION = "1.32"  # the schemas validated against; GKE's regular chan
 BUCKET_ROOT = "gs://team-bucket/trainboard"
 LOGDIR = f"{BUCKET_ROOT}/tensorboard"
 CRD_SCHEMAS = Path(__file__).parent / "crd_schemas"
-# Secrets docs/team-tensorboard.md tells an operator to create (they hold credentials, so never in the repository).
+# Secrets docs/team-tensorboard.md tells an operator to create (credentials: never in the repository).
 OUT_OF_BAND_SECRETS = {"basic": {"trainboard-gcp-key"}, "gke": {"trainboard-iap-oauth"}, "kubeflow": set()}
 
 

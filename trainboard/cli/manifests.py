@@ -15,7 +15,12 @@ def add(commands) -> None:
         "BUCKET/PREFIX/tensorboard. Apply with `trainboard manifests ... | kubectl apply -f -`.",
     )
     p.add_argument("--bucket", required=True, help="the pipeline's root, gs://BUCKET[/PREFIX]")
-    p.add_argument("--overlay", required=True, choices=OVERLAYS, help="the cluster's kind (docs/team-tensorboard.md: Overlays)")
+    p.add_argument(
+        "--overlay",
+        required=True,
+        choices=OVERLAYS,
+        help="the cluster's kind (docs/team-tensorboard.md: Overlays)",
+    )
     p.add_argument("--namespace", default="", help="namespace of every object (default: kubectl's current)")
     p.add_argument(
         "--project",
