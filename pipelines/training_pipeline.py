@@ -186,7 +186,11 @@ def training_pipeline(
     kubernetes.add_toleration_json(trained, gpu_tolerations)
 
     evaluated = evaluate(
-        data=data.outputs["data"], trained_model=trained.outputs["trained_model"], root=root, run=run_output
+        data=data.outputs["data"],
+        trained_model=trained.outputs["trained_model"],
+        root=root,
+        run=run_output,
+        force_promote=force_promote,  # a champion whose model is gone is not re-measured, but replaced
     )
     # A fresh model every run, so a cache hit is impossible; caching off says so plainly.
     _settle(evaluated, "evaluate", cache=False)

@@ -19,7 +19,12 @@ from components.promote import chart
 from components.promote.core import decide, promote, report
 from tests.support.gcs import BUCKET
 from trainboard import layout, storage
-from trainboard.artifacts.champion import ChampionRecord, ChampionRecordError, read_champion
+from trainboard.artifacts.champion import (
+    ChampionRecord,
+    ChampionRecordError,
+    read_champion,
+    read_history,
+)
 from trainboard.artifacts.evaluation import Evaluation, RescoredChampion
 from trainboard.config import PromotionRule
 from trainboard.errors import UsageError
@@ -91,8 +96,14 @@ def champion_folder_run(root: str) -> str:
     """Which run's model ``<root>/models/champion/`` holds (every file must agree)."""
     folder = layout.champion_model_dir(root)
     files = {uri[len(folder) + 1 :]: storage.read_bytes(uri).decode() for uri in storage.list_files(folder)}
-    assert sorted(files) == ["model.keras", "saved_model/saved_model.pb", "trainboard_model.json"]
+    assert sorted(files) == [
+        "model.keras",
+        "saved_model/saved_model.pb",
+        "trainboard_manifest.json",
+        "trainboard_model.json",
+    ]
     run = json.loads(files["trainboard_model.json"])["run"]
+    assert json.loads(files["trainboard_manifest.json"])["run"] == run
     assert (
         files["model.keras"] == f"weights of {run}"
         and files["saved_model/saved_model.pb"] == f"graph of {run}"
@@ -232,7 +243,8 @@ def test_two_promotions_at_once_leave_one_consistent_champion(
         thread.join(60)
     assert sorted(decisions) == ["a", "b"], "a promotion failed"
     monkeypatch.setattr(storage, "read_versioned", read_versioned)
-    assert lost_writes == [layout.champion_record(root)], "both wrote on 'no champion': exactly one lost"
+    lost_records = [uri for uri in lost_writes if uri == layout.champion_record(root)]
+    assert lost_records == [layout.champion_record(root)], "both wrote on 'no champion': exactly one lost"
 
     record, _ = read_champion(root)
     best = max(accuracies.values())
@@ -244,6 +256,9 @@ def test_two_promotions_at_once_leave_one_consistent_champion(
         uri.split("/models/")[1].split("/")[0] for uri in storage.list_files(storage.join(root, "models"))
     }
     assert kept == {"champion", *promoted_runs}, "a run that lost the race leaves no model folder"
+    history = read_history(root)
+    assert sorted(entry.run for entry in history) == promoted_runs, "one history entry a promotion"
+    assert history[-1] == record, "every record written is in the history, the current one last"
     other = "b" if record.run == "a" else "a"
     loser = decisions[other]
     if loser.promoted:  # it won the first write, then the better run replaced it: both were true

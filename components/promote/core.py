@@ -16,9 +16,22 @@ from datetime import UTC, datetime
 
 from components.promote.chart import champion_f1, class_comparison, row_order
 from trainboard import layout, markdown, storage
-from trainboard.artifacts.champion import ChampionRecord, read_champion, write_champion
+from trainboard.artifacts.champion import (
+    ChampionRecord,
+    IncompleteModel,
+    copy_model,
+    matches_manifest,
+    publish_model,
+    read_champion,
+    read_history,
+    read_manifest,
+    record_history,
+    who,
+    write_champion,
+)
 from trainboard.artifacts.evaluation import Evaluation
 from trainboard.config import PromotionRule, check_promotion_rule, check_root, check_run_name
+from trainboard.errors import UsageError
 
 log = logging.getLogger(__name__)
 # Accuracies are ratios of counts; compare them with a tolerance so 0.9 - 0.8 counts as an improvement of 0.1.
@@ -89,13 +102,16 @@ def sync_champion_model(root: str) -> None:
 
     Runs promoted at about the same time may copy at once; each copies again until the record did not
     change while it copied, so the run that wrote the newest record copies last and the folder ends up
-    holding exactly its model.
+    holding exactly its model. The folder's manifest is taken away first and written last (copy_model),
+    so a copy killed half-way is never taken for a model; the next call repairs it. Also appends the
+    record to the history if a crash left it out.
     """
     for _ in range(MAX_ATTEMPTS):
         champion, generation = read_champion(root)
         if champion is None:
             return
-        storage.sync_dir(champion.model_uri, layout.champion_model_dir(root))
+        record_history(root, champion)
+        copy_model(champion.model_uri, layout.champion_model_dir(root), champion.run)
         if read_champion(root)[1] == generation:
             return
     raise RuntimeError(f"{layout.champion_record(root)} kept changing while its model was copied")
@@ -118,18 +134,22 @@ def promote(root: str, run: str, model_dir: str, metrics: Evaluation, rule: Prom
         decision = decide(champion, run, metrics.accuracy, rule, rescored.accuracy if same else None)
         if not decision.promoted or (champion is not None and champion.run == run):
             break
-        if not copied:  # the model is in place before any record can point at it
-            storage.upload_dir(model_dir, run_model)
+        if not copied:  # the model is in place, whole and checked, before any record can point at it
+            publish_model(model_dir, run_model, run)
             copied = True
         record = ChampionRecord(
             run=run,
             model_uri=run_model,
             metrics=metrics.headline(),
-            promoted_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            promoted_at=_now(),
             reason=decision.reason,
+            previous=champion.run if champion else "",
+            by=who(),
+            action="force" if decision.forced else "promote",
         )
         try:
             write_champion(root, record, generation)
+            record_history(root, record)
             break
         except storage.PreconditionFailed:
             log.info("another run changed %s while run %s decided; deciding again", record_uri, run)
@@ -137,10 +157,61 @@ def promote(root: str, run: str, model_dir: str, metrics: Evaluation, rule: Prom
         raise RuntimeError(f"{record_uri} changed {MAX_ATTEMPTS} times while run {run} tried to promote")
     if decision.promoted:
         sync_champion_model(root)
-    elif copied:  # lost the race to a better or equal model: models/ keeps promoted runs only
+    else:  # kept the champion: its copy (and history entry) are repaired if a killed promotion left them
+        try:
+            sync_champion_model(root)
+        except IncompleteModel as e:  # its model is gone: evaluate said so, a rollback or a force mends it
+            log.warning("%s", e)
+    if (
+        not decision.promoted and copied
+    ):  # lost the race to a better or equal model: models/ keeps promoted runs only
         for file_uri in storage.list_files(run_model):
             storage.delete(file_uri)
     return decision
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def rollback(root: str, to: str, reason: str = "") -> ChampionRecord:
+    """Make run ``to``'s model (``<root>/models/<to>/``, whole by its manifest) the champion again, with its
+    metrics of its last promotion: a recorded promotion (action rollback), by the same compare-and-swap
+    as promote; then ``models/champion/`` is copied from it."""
+    root = check_root(root)
+    check_run_name(to)
+    promotions = [r for r in read_history(root) if r.run == to]
+    if not promotions:
+        raise UsageError("to", f"run {to!r} was never champion of {root} (see `trainboard champion history`)")
+    model = layout.model_dir(root, to)
+    if not matches_manifest(model, read_manifest(model), digests=True):
+        raise UsageError(
+            "to", f"{model} is missing or not whole (no matching manifest): cannot roll back to it"
+        )
+    for _ in range(MAX_ATTEMPTS):
+        champion, generation = read_champion(root)
+        if champion is not None and champion.run == to:
+            raise UsageError("to", f"run {to!r} is the champion already")
+        record = ChampionRecord(
+            run=to,
+            model_uri=model,
+            metrics=promotions[-1].metrics,
+            promoted_at=_now(),
+            reason=f"rollback from {champion.run if champion else 'none'}"
+            + (f": {reason}" if reason else ""),
+            previous=champion.run if champion else "",
+            by=who(),
+            action="rollback",
+        )
+        try:
+            write_champion(root, record, generation)
+        except storage.PreconditionFailed:
+            log.info("another run changed the champion record during the rollback; trying again")
+            continue
+        record_history(root, record)
+        sync_champion_model(root)
+        return record
+    raise RuntimeError(f"{layout.champion_record(root)} changed {MAX_ATTEMPTS} times during the rollback")
 
 
 def report(run: str, metrics: Evaluation, decision: Decision, root: str) -> str:
