@@ -8,7 +8,6 @@ import io
 import json
 import re
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +17,7 @@ from components.evaluate.metrics import compute_metrics
 from components.promote import chart
 from components.promote.core import decide, promote, report
 from tests.support.gcs import BUCKET
+from tests.support.promotion import champion_folder_run, metrics_with_accuracy, model_folder
 from trainboard import layout, storage
 from trainboard.artifacts.champion import (
     ChampionRecord,
@@ -25,19 +25,9 @@ from trainboard.artifacts.champion import (
     read_champion,
     read_history,
 )
-from trainboard.artifacts.evaluation import Evaluation, RescoredChampion
+from trainboard.artifacts.evaluation import RescoredChampion
 from trainboard.config import PromotionRule
 from trainboard.errors import UsageError
-
-CLASSES = ["circle", "square", "triangle", "cross"]
-
-
-def metrics_with_accuracy(accuracy: float) -> Evaluation:
-    """Test metrics of 20 examples, ``accuracy`` of them right (the mistakes: circle taken for square)."""
-    labels = np.arange(20) % 4
-    right = round(accuracy * 20)
-    predicted = np.where(np.arange(20) < right, labels, (labels + 1) % 4)
-    return compute_metrics(labels, np.eye(4)[predicted], CLASSES)
 
 
 def champion(run: str, accuracy: float) -> ChampionRecord:
@@ -80,35 +70,6 @@ def test_gate_decisions(current, accuracy, rule, promoted, words):
     assert decision.forced is (words == "forced")
     assert decision.champion == ("new" if promoted else current.run if current else "")
     assert decision.previous is current
-
-
-def model_folder(tmp_path: Path, run: str) -> str:
-    """A stand-in Model artifact: what promote copies, whatever the bytes."""
-    out = tmp_path / f"model-{run}"
-    (out / "saved_model").mkdir(parents=True)
-    (out / "model.keras").write_text(f"weights of {run}")
-    (out / "saved_model" / "saved_model.pb").write_text(f"graph of {run}")
-    (out / "trainboard_model.json").write_text(json.dumps({"run": run}))
-    return str(out)
-
-
-def champion_folder_run(root: str) -> str:
-    """Which run's model ``<root>/models/champion/`` holds (every file must agree)."""
-    folder = layout.champion_model_dir(root)
-    files = {uri[len(folder) + 1 :]: storage.read_bytes(uri).decode() for uri in storage.list_files(folder)}
-    assert sorted(files) == [
-        "model.keras",
-        "saved_model/saved_model.pb",
-        "trainboard_manifest.json",
-        "trainboard_model.json",
-    ]
-    run = json.loads(files["trainboard_model.json"])["run"]
-    assert json.loads(files["trainboard_manifest.json"])["run"] == run
-    assert (
-        files["model.keras"] == f"weights of {run}"
-        and files["saved_model/saved_model.pb"] == f"graph of {run}"
-    )
-    return run
 
 
 @pytest.fixture(params=["local", "gcs"])
