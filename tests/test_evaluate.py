@@ -28,6 +28,7 @@ from trainboard.artifacts.evaluation import Evaluation, RescoredChampion
 from trainboard.artifacts.model import MODEL_INFO_FILE
 from trainboard.charts import colour
 from trainboard.config import PromotionRule
+from trainboard.errors import UsageError
 
 RUN = "tiny"
 
@@ -237,3 +238,32 @@ def test_the_champion_is_measured_on_the_same_test_split(demo_data, tiny_model, 
         "champ", pytest.approx(challenger.accuracy), pytest.approx([c.f1 for c in challenger.per_class])
     )
     assert type(challenger).from_json(json.loads(json.dumps(challenger.to_json()))) == challenger
+
+
+@pytest.mark.parametrize("damage", ["missing", "unreadable"])
+def test_a_champion_whose_model_is_gone_stops_evaluate_naming_the_record_and_the_way_out(
+    demo_data, tiny_model, tmp_path, damage
+):
+    """Not a temporary path: the record, the model URI it names, and how to get past (rollback, force)."""
+    root = str(tmp_path / "root")
+    promote(root, "champ", tiny_model, evaluate(demo_data, tiny_model, root, "champ"), PromotionRule())
+    model_uri = storage.join(root, "models", "champ")
+    shutil.rmtree(model_uri)
+    if damage == "unreadable":
+        storage.write_bytes(storage.join(model_uri, MODEL_INFO_FILE), b"{not json")
+    with pytest.raises(UsageError) as error:
+        evaluate(demo_data, tiny_model, root, "next")
+    assert error.value.field == "champion.json"
+    message = error.value.problem
+    assert (
+        f"{root}/champion.json names champion champ whose model {model_uri} is missing or unreadable"
+        in message
+    )
+    assert "trainboard champion rollback" in message and "force_promote=true" in message
+    assert "trainboard-champion-" not in message, "no temporary path"
+    forced = evaluate(demo_data, tiny_model, root, "next", force_promote=True)
+    assert forced.champion_rescored is None, "forced: the champion is replaced, not re-measured"
+    decision = promote(root, "next", tiny_model, forced, PromotionRule(force_promote=True))
+    assert (
+        decision.promoted and evaluate(demo_data, tiny_model, root, "third").champion_rescored.run == "next"
+    )

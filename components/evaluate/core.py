@@ -64,11 +64,12 @@ def rescore_champion(
             storage.download_dir(champion.model_uri, local)
             model, model_info = load_trained(local)
         except Exception as e:  # whatever makes it unreadable, the way out is the same
+            reason = str(e).replace(local, champion.model_uri.rstrip("/"))  # where it is, not the copy
             problem = (
                 f"{layout.champion_record(root)} names champion {champion.run} whose model "
-                f"{champion.model_uri} is missing or unreadable ({type(e).__name__}: {e}). Roll back to an "
-                f"earlier champion (`trainboard champion rollback --root {root} --to RUN`; `trainboard "
-                "champion history` lists them), or run with force_promote=true to replace it"
+                f"{champion.model_uri} is missing or unreadable ({type(e).__name__}: {reason}). "
+                f"Roll back to an earlier champion (`trainboard champion rollback --root {root} --to RUN`; "
+                "`trainboard champion history` lists them), or run with force_promote=true to replace it"
             )
             if force_promote:
                 log.warning("%s; force_promote: not re-measured", problem)
