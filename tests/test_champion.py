@@ -191,3 +191,20 @@ def test_promotion_killed_mid_copy_leaves_serving_one_whole_model_and_is_repaire
     assert champion_folder_run(root) == record.run
     assert read_model_copy(champion_dir, tmp_path / "repaired") == record.run
     assert read_history(root)[-1] == record
+
+
+@pytest.mark.parametrize("damage", ["missing", "cut-short"])
+def test_local_refuses_a_champion_whose_model_is_gone_before_any_work(tmp_path, capsys, damage):
+    root = str(tmp_path / "root")
+    promote_at(root, tmp_path, "r1", 0.8)
+    model = Path(layout.model_dir(root, "r1"))
+    if damage == "missing":
+        for path in sorted(model.rglob("*"), reverse=True):
+            path.unlink() if path.is_file() else path.rmdir()
+    else:
+        (model / "model.keras").write_text("w")
+    code, out, err = in_process(capsys, "local", "--root", root, "--epochs", "1")
+    assert (code, out) == (2, "") and len(err.splitlines()) == 1
+    assert err.startswith(f"trainboard local: error: champion.json: {root}/champion.json names champion r1 ")
+    assert f"whose model {model} " in err and "trainboard champion rollback" in err and "force_promote" in err
+    assert not Path(layout.tensorboard_root(root)).exists(), "refused before any work"

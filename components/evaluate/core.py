@@ -14,7 +14,7 @@ import tensorflow as tf
 from components.evaluate.metrics import compute_metrics
 from components.evaluate.summaries import write_evaluation_logs
 from trainboard import layout, storage
-from trainboard.artifacts.champion import ChampionRecordError, read_champion
+from trainboard.artifacts.champion import ChampionRecordError, champion_model_problem, read_champion
 from trainboard.artifacts.dataset import read_info, read_split
 from trainboard.artifacts.evaluation import Evaluation, RescoredChampion
 from trainboard.artifacts.model import ModelInfo, load_trained
@@ -59,8 +59,8 @@ def rescore_champion(
         return None
     with tempfile.TemporaryDirectory(prefix="trainboard-champion-") as local:
         try:
-            if not storage.list_files(champion.model_uri):
-                raise FileNotFoundError("no files there")
+            if champion_model_problem(root):
+                raise FileNotFoundError("missing, or not matching its manifest")
             storage.download_dir(champion.model_uri, local)
             model, model_info = load_trained(local)
         except Exception as e:  # whatever makes it unreadable, the way out is the same

@@ -222,6 +222,26 @@ def read_model_copy(folder: str, local_dir: str | Path) -> str:
     return manifest["run"]
 
 
+def champion_model_problem(root: str) -> str | None:
+    """Why the champion record's model cannot be read (missing, or not matching its manifest), with the
+    ways out; None when there is no champion or its model is there. Cheap: a listing and the manifest."""
+    record, _ = read_champion(root)
+    if record is None:
+        return None
+    manifest = read_manifest(record.model_uri)
+    if not storage.list_files(record.model_uri):
+        what = "is missing"
+    elif manifest is not None and not matches_manifest(record.model_uri, manifest):
+        what = "does not match its manifest (a file missing or cut short)"
+    else:
+        return None
+    return (
+        f"{layout.champion_record(root)} names champion {record.run} whose model {record.model_uri} {what}. "
+        f"Roll back to an earlier champion (`trainboard champion rollback --root {root} --to RUN`; "
+        "`trainboard champion history` lists them), or run with force_promote=true to replace it"
+    )
+
+
 def download_champion(root: str, local_dir: str | Path) -> str:
     """What serving should do: download ``models/champion/`` into the empty ``local_dir`` if it is one model,
     whole; while a copy runs (or after one was cut short) the record's own ``model_uri`` instead, checked

@@ -62,8 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except UsageError as e:
         # An environment variable (TRAINBOARD_IMAGE) or a positional (MODEL) is named as it is; a field by
-        # its option.
-        option = e.field if e.field.isupper() else "--" + e.field.replace("_", "-")
+        # its option. A file (champion.json) is named as it is.
+        option = e.field if e.field.isupper() or "." in e.field else "--" + e.field.replace("_", "-")
         parser.exit(2, f"trainboard {args.command}: error: {option}: {e.problem}\n")
     except KeyboardInterrupt:  # Ctrl-C anywhere else (a check, a wait): stopped, not a traceback
         parser.exit(130, f"trainboard {args.command}: interrupted\n")
