@@ -45,12 +45,15 @@ def rescore_champion(
     class_names: list[str],
     batch_size: int,
     force_promote: bool = False,
+    this_right: np.ndarray | None = None,
 ) -> RescoredChampion | None:
     """The current champion's accuracy, and F1 per class for the report's comparison, on this run's test
     split: the recorded one was measured on the data of its own run, which a changed folder or seed makes
     a different test. None when there is no champion, it is this run (a retry), its record is unreadable
     (promote says so) or its classes differ. A champion whose model is missing or unreadable is a
-    UsageError naming the record, the model and the ways out (None with force_promote: it is replaced)."""
+    UsageError naming the record, the model and the ways out (None with force_promote: it is replaced).
+    ``this_right``: which test examples this run's model got right, to count the examples on which the two
+    models disagree (McNemar's test in promote)."""
     try:
         champion, _ = read_champion(root)
     except ChampionRecordError:
@@ -80,7 +83,12 @@ def rescore_champion(
             return None
         labels, probabilities = predict_test_split(model, model_info, dataset_dir, batch_size)
     scores = compute_metrics(labels, probabilities, class_names)
-    return RescoredChampion(champion.run, scores.accuracy, [c.f1 for c in scores.per_class])
+    rescored = RescoredChampion(champion.run, scores.accuracy, [c.f1 for c in scores.per_class])
+    if this_right is not None and len(this_right) == len(labels):
+        champion_right = probabilities.argmax(axis=1) == labels
+        rescored.only_this_right = int(np.sum(this_right & ~champion_right))
+        rescored.only_champion_right = int(np.sum(~this_right & champion_right))
+    return rescored
 
 
 def evaluate(
@@ -105,7 +113,13 @@ def evaluate(
     labels, probabilities = predict_test_split(model, model_info, dataset_dir, batch_size)
     result = compute_metrics(labels, probabilities, info.class_names)
     result.champion_rescored = rescore_champion(
-        root, run, dataset_dir, info.class_names, batch_size, force_promote
+        root,
+        run,
+        dataset_dir,
+        info.class_names,
+        batch_size,
+        force_promote,
+        probabilities.argmax(axis=1) == labels,
     )
     # Step: the epochs trained, so the point sits at the end of the run's training curves.
     write_evaluation_logs(layout.tensorboard_dir(root, run), result, step=model_info.epochs)

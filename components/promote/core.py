@@ -3,7 +3,9 @@
 ``<root>/champion.json`` records the current champion (run, model URI, metrics, time). A new model is
 promoted when its test accuracy reaches ``min_accuracy`` and beats the champion's by more than 0 and by at
 least ``min_improvement`` (an equal accuracy keeps the champion: no redeploy for no gain); the first model
-needs only ``min_accuracy``; ``force_promote`` overrides both. The record changes by compare-and-swap
+needs only ``min_accuracy``; ``min_significance`` (in (0, 1)) also asks McNemar's exact test on the
+two models' per-example correctness on the same test split for a p-value at most it; ``force_promote``
+overrides them all. The record changes by compare-and-swap
 (a generation precondition on GCS), so of two runs finishing at once one wins and the other reads the new
 record and decides again. TensorFlow-free: it runs on the evaluation's JSON and copies files.
 """
@@ -11,6 +13,7 @@ record and decides again. TensorFlow-free: it runs on the evaluation's JSON and 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -48,6 +51,18 @@ class Decision:
     forced: bool
     champion: str  # the champion's run after this decision ("" when there is none)
     previous: ChampionRecord | None  # the champion this run was measured against
+    p_value: float | None = None  # McNemar's exact test against the champion, where it could be counted
+
+
+def mcnemar_p_value(only_this_right: int, only_champion_right: int) -> float:
+    """McNemar's exact test (two-sided): under "both models are as good", each of the n examples on which
+    they disagree goes either way with probability 1/2; the p-value is twice the binomial tail of the
+    smaller count, at most 1. No disagreement: 1."""
+    n = only_this_right + only_champion_right
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(only_this_right, only_champion_right) + 1))
+    return min(1.0, 2 * tail / 2**n)
 
 
 def decide(
@@ -56,14 +71,15 @@ def decide(
     accuracy: float,
     rule: PromotionRule,
     champion_accuracy: float | None = None,
+    p_value: float | None = None,
 ) -> Decision:
     """The gate, a pure function of the current champion, this run's test accuracy and the rule.
     ``champion_accuracy``: the champion measured on this run's test split, compared instead of its
-    recorded accuracy when given."""
+    recorded accuracy when given; ``p_value``: McNemar's test of the two on that split, when counted."""
 
     def verdict(promoted: bool, reason: str, forced: bool = False) -> Decision:
         new_champion = run if promoted else (champion.run if champion else "")
-        return Decision(promoted, reason, forced, new_champion, champion)
+        return Decision(promoted, reason, forced, new_champion, champion, p_value)
 
     if champion is not None and champion.run == run:
         # A retried task whose earlier attempt already won: the same decision, not a comparison with itself.
@@ -92,9 +108,23 @@ def decide(
             False,
             f"{against}: better by {improvement:.4f}, less than min_improvement {rule.min_improvement:.4f}",
         )
-    return verdict(
-        True, f"{against}: better by {improvement:.4f} (min_improvement {rule.min_improvement:.4f})"
-    )
+    better = f"{against}: better by {improvement:.4f} (min_improvement {rule.min_improvement:.4f})"
+    if 0 < rule.min_significance < 1:
+        if p_value is None:
+            return verdict(
+                False,
+                f"{better}, but min_significance {rule.min_significance:g} needs the champion measured on "
+                "this run's test split, and it was not (other classes, or another run promoted meanwhile); "
+                "force_promote overrides",
+            )
+        if p_value > rule.min_significance:
+            return verdict(
+                False,
+                f"{better}, but not significant: McNemar p = {p_value:.4g} > min_significance "
+                f"{rule.min_significance:g}",
+            )
+        better += f", significant: McNemar p = {p_value:.4g} <= {rule.min_significance:g}"
+    return verdict(True, better)
 
 
 def sync_champion_model(root: str) -> None:
@@ -131,7 +161,9 @@ def promote(root: str, run: str, model_dir: str, metrics: Evaluation, rule: Prom
         rescored = metrics.champion_rescored
         # Evaluate measured the champion of that moment; another run may have been promoted since.
         same = rescored is not None and champion is not None and rescored.run == champion.run
-        decision = decide(champion, run, metrics.accuracy, rule, rescored.accuracy if same else None)
+        counted = same and rescored.only_this_right is not None and rescored.only_champion_right is not None
+        p_value = mcnemar_p_value(rescored.only_this_right, rescored.only_champion_right) if counted else None
+        decision = decide(champion, run, metrics.accuracy, rule, rescored.accuracy if same else None, p_value)
         if not decision.promoted or (champion is not None and champion.run == run):
             break
         if not copied:  # the model is in place, whole and checked, before any record can point at it
@@ -235,6 +267,7 @@ def report(run: str, metrics: Evaluation, decision: Decision, root: str) -> str:
         "",
         champion_line + f"; champion now: `{decision.champion or 'none'}` "
         f"(record `{layout.champion_record(root)}`, model `{layout.champion_model_dir(root)}/`).",
+        *_significance(decision, metrics),
         "",
         f"## Test split ({metrics.examples} examples)",
         "",
@@ -253,6 +286,19 @@ def report(run: str, metrics: Evaluation, decision: Decision, root: str) -> str:
         for true, predicted, count in confusions
     ] or ["- none"]
     return "\n".join(lines) + "\n"
+
+
+def _significance(decision: Decision, metrics: Evaluation) -> list[str]:
+    """The paired test against the champion, where it was counted."""
+    rescored = metrics.champion_rescored
+    if decision.p_value is None or rescored is None:
+        return []
+    return [
+        "",
+        f"Paired test against `{rescored.run}` on the same test split (McNemar's exact): "
+        f"{rescored.only_this_right} examples only this run got right, {rescored.only_champion_right} only "
+        f"the champion; p-value {decision.p_value:.4g}.",
+    ]
 
 
 def _per_class(run: str, metrics: Evaluation) -> list[str]:
