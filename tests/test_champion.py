@@ -208,3 +208,31 @@ def test_local_refuses_a_champion_whose_model_is_gone_before_any_work(tmp_path, 
     assert err.startswith(f"trainboard local: error: champion.json: {root}/champion.json names champion r1 ")
     assert f"whose model {model} " in err and "trainboard champion rollback" in err and "force_promote" in err
     assert not Path(layout.tensorboard_root(root)).exists(), "refused before any work"
+
+
+def test_a_rollback_racing_a_promotion_is_decided_on_the_newest_record(tmp_path, monkeypatch):
+    """A promotion lands between the rollback's read of the record and its write: the write's precondition
+    fails, the rollback reads the new record and rolls back from it, and the history says so."""
+    root = str(tmp_path / "root")
+    promote_at(root, tmp_path, "r1", 0.8)
+    promote_at(root, tmp_path, "r2", 0.85)
+    read_versioned, raced = storage.read_versioned, []
+
+    def read_then_promote(uri: str):
+        result = read_versioned(uri)
+        if uri == layout.champion_record(root) and not raced:
+            raced.append(uri)
+            promote_at(root, tmp_path, "r3", 0.9)  # lands after the rollback read
+        return result
+
+    monkeypatch.setattr(storage, "read_versioned", read_then_promote)
+    back = rollback(root, "r1")
+    monkeypatch.setattr(storage, "read_versioned", read_versioned)
+    assert raced and (back.run, back.previous) == ("r1", "r3") and back.reason == "rollback from r3"
+    assert [(e.run, e.previous) for e in read_history(root)] == [
+        ("r1", ""),
+        ("r2", "r1"),
+        ("r3", "r2"),
+        ("r1", "r3"),
+    ]
+    assert read_champion(root)[0] == back and champion_folder_run(root) == "r1"
