@@ -191,6 +191,12 @@ def test_promotion_killed_mid_copy_leaves_serving_one_whole_model_and_is_repaire
     assert champion_folder_run(root) == record.run
     assert read_model_copy(champion_dir, tmp_path / "repaired") == record.run
     assert read_history(root)[-1] == record
+    if point.startswith("model_copy"):  # the retried task copies its model again, whole, and promotes
+        assert promote_at(root, tmp_path, "r2", 0.9).promoted
+        assert (
+            champion_folder_run(root) == "r2"
+            and read_model_copy(layout.model_dir(root, "r2"), tmp_path / "r2") == "r2"
+        )
 
 
 @pytest.mark.parametrize("damage", ["missing", "cut-short"])

@@ -172,9 +172,12 @@ def publish_model(local_dir: str | Path, folder: str, run: str) -> None:
     """Copy a trained model to ``folder`` (``models/<run>/``), then its manifest, then check every file
     against it: a record may point there only after this returned."""
     manifest = local_manifest(local_dir, run)
+    storage.delete(storage.join(folder, MANIFEST))  # a retry after a kill: not whole until written again
     for rel in manifest["files"]:
         storage.upload_file(Path(local_dir, rel), storage.join(folder, rel))
         fault_pause("model_copy")
+    for rel in set(_relative(folder)) - set(manifest["files"]):  # left by an earlier attempt
+        storage.delete(storage.join(folder, rel))
     write_manifest(folder, manifest)
     if not matches_manifest(folder, read_manifest(folder), digests=True):
         raise RuntimeError(f"{folder}: the copied model does not match its manifest")
