@@ -331,3 +331,5 @@ def test_min_significance_asks_the_gain_to_be_significant(tmp_path):
     assert promote(
         root, "r2", model_folder(tmp_path, "r2"), metrics, PromotionRule(min_significance=0.05)
     ).promoted
+    assert read_champion(root)[0].p_value == pytest.approx(22 / 1024), "the p-value is in the record"
+    assert read_history(root)[-1].p_value == pytest.approx(22 / 1024), "and in the history"

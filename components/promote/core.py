@@ -178,6 +178,7 @@ def promote(root: str, run: str, model_dir: str, metrics: Evaluation, rule: Prom
             previous=champion.run if champion else "",
             by=who(),
             action="force" if decision.forced else "promote",
+            p_value=decision.p_value,
         )
         try:
             write_champion(root, record, generation)

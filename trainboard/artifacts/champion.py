@@ -45,6 +45,7 @@ class ChampionRecord:
     previous: str = ""  # the champion's run before this record ("" for the first)
     by: str = ""  # who wrote it: user@host
     action: str = "promote"  # promote, force (force_promote) or rollback
+    p_value: float | None = None  # McNemar's test against the previous champion, where it was counted
 
     @property
     def accuracy(self) -> float:
