@@ -1,7 +1,8 @@
 """The champion's history and rollback, and its serving copy under faults: every promotion and rollback is
 one created-never-rewritten entry of <root>/champion-history/; `trainboard champion show|history|rollback`;
 a promote process SIGKILLed at each point of its copies leaves a reader (serving) one model, whole, and the
-next promotion repairs models/champion/. TensorFlow-free."""
+next promotion repairs models/champion/. TensorFlow-free in this process; one slow test runs
+`trainboard local` twice, the second forced and with the paired test in its report, then rolls back."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from components.promote.core import promote, rollback
-from tests.support.cli import in_process
+from tests.support.cli import in_process, last_json_line, trainboard
 from tests.support.gcs import BUCKET
 from tests.support.promotion import champion_folder_run, metrics_with_accuracy, model_folder, promote_command
 from trainboard import faults, layout, storage
@@ -242,3 +243,33 @@ def test_a_rollback_racing_a_promotion_is_decided_on_the_newest_record(tmp_path,
         ("r1", "r3"),
     ]
     assert read_champion(root)[0] == back and champion_folder_run(root) == "r1"
+
+
+@pytest.mark.slow
+def test_two_local_runs_a_forced_promotion_and_a_rollback_as_a_user_would(tmp_path):
+    """The real pipeline (kfp.local): the second run's report has the paired test against the first on the
+    same test split; the history has both; a rollback makes the first the champion again, whole."""
+    root = tmp_path / "root"
+    local = ["local", "--no-serve", "--json", "--root", str(root), "--epochs", "1"]
+    first = trainboard(*local, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    first_run = last_json_line(first.stdout)["run"]
+    second = trainboard(*local, "--seed", "3", "--min-significance", "0.05", "--force-promote", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr[-3000:]
+    out = last_json_line(second.stdout)
+    assert out["promoted"] and out["champion"] == out["run"]
+    report = Path(out["report"]).read_text()
+    assert f"Paired test against `{first_run}` on the same test split (McNemar's exact): " in report
+    assert "p-value " in report
+
+    history = trainboard("champion", "history", "--root", str(root), "--json")
+    entries = [json.loads(line) for line in history.stdout.splitlines()]
+    assert [(e["run"], e["action"], e["previous"]) for e in entries] == [
+        (first_run, "promote", ""),
+        (out["run"], "force", first_run),
+    ]
+    back = trainboard("champion", "rollback", "--root", str(root), "--to", first_run, "--reason", "canary")
+    assert back.returncode == 0, back.stderr
+    shown = last_json_line(trainboard("champion", "show", "--root", str(root)).stdout)
+    assert (shown["run"], shown["action"], shown["serving_copy_whole"]) == (first_run, "rollback", True)
+    assert read_model_copy(layout.champion_model_dir(str(root)), tmp_path / "served") == first_run
