@@ -107,6 +107,7 @@ def test_champion_command_shows_lists_and_rolls_back(tmp_path, capsys):
     code, out, _ = in_process(capsys, "champion", "show", "--root", root)
     shown = json.loads(out)
     assert code == 0 and (shown["run"], shown["previous"], shown["serving_copy_whole"]) == ("r2", "r1", True)
+    assert shown["model_problem"] is None
 
     code, out, err = in_process(
         capsys, "champion", "rollback", "--root", root, "--to", "r1", "--reason", "bad"
@@ -215,6 +216,8 @@ def test_local_refuses_a_champion_whose_model_is_gone_before_any_work(tmp_path, 
     assert err.startswith(f"trainboard local: error: champion.json: {root}/champion.json names champion r1 ")
     assert f"whose model {model} " in err and "trainboard champion rollback" in err and "force_promote" in err
     assert not Path(layout.tensorboard_root(root)).exists(), "refused before any work"
+    shown = json.loads(in_process(capsys, "champion", "show", "--root", root)[1])
+    assert shown["run"] == "r1" and f"whose model {model} " in shown["model_problem"]
 
 
 def test_a_rollback_racing_a_promotion_is_decided_on_the_newest_record(tmp_path, monkeypatch):

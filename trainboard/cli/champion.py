@@ -19,7 +19,10 @@ def add(commands) -> None:
         "rollback (ROOT/champion-history/), and rollback to a run that was champion before.",
     )
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    show = actions.add_parser("show", help="the champion record, and whether models/champion/ is whole")
+    show = actions.add_parser(
+        "show",
+        help="the champion record, whether models/champion/ is whole, and what is wrong with its model",
+    )
     history = actions.add_parser("history", help="every promotion and rollback, oldest first")
     history.add_argument("--json", action="store_true", help="one JSON object a line")
     back = actions.add_parser("rollback", help="make an earlier champion the champion again (recorded)")
@@ -36,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from trainboard import layout
     from trainboard.artifacts.champion import (
         ChampionRecordError,
+        champion_model_problem,
         matches_manifest,
         read_champion,
         read_history,
@@ -54,7 +58,11 @@ def run(args: argparse.Namespace) -> int:
             whole = manifest is not None and manifest["run"] == record.run
             print(
                 json.dumps(
-                    {**asdict(record), "serving_copy_whole": whole and matches_manifest(folder, manifest)}
+                    {
+                        **asdict(record),
+                        "serving_copy_whole": whole and matches_manifest(folder, manifest),
+                        "model_problem": champion_model_problem(root),  # null: its model is there
+                    }
                 )
             )
         elif args.action == "history":
