@@ -20,11 +20,13 @@ from tests.support.gcs import BUCKET
 from tests.support.promotion import champion_folder_run, metrics_with_accuracy, model_folder, promote_command
 from trainboard import faults, layout, storage
 from trainboard.artifacts.champion import (
+    ChampionRecord,
     IncompleteModel,
     download_champion,
     read_champion,
     read_history,
     read_model_copy,
+    record_history,
 )
 from trainboard.config import PromotionRule
 from trainboard.errors import UsageError
@@ -276,3 +278,27 @@ def test_two_local_runs_a_forced_promotion_and_a_rollback_as_a_user_would(tmp_pa
     shown = last_json_line(trainboard("champion", "show", "--root", str(root)).stdout)
     assert (shown["run"], shown["action"], shown["serving_copy_whole"]) == (first_run, "rollback", True)
     assert read_model_copy(layout.champion_model_dir(str(root)), tmp_path / "served") == first_run
+
+
+def test_a_root_from_before_the_history_gets_one_and_rolls_back_to_a_model_without_manifest(tmp_path):
+    """A record and model folders written before history and manifests: the next promote records the
+    champion it finds, and a rollback to a run whose folder has no manifest copies it with one."""
+    root = str(tmp_path / "root")
+    promote_at(root, tmp_path, "r1", 0.8)
+    promote_at(root, tmp_path, "r2", 0.9)
+    for uri in [
+        *storage.list_files(layout.champion_history_dir(root)),
+        *storage.list_files(storage.join(root, "models")),
+    ]:
+        if "champion-history" in uri or uri.endswith("trainboard_manifest.json"):
+            storage.delete(uri)
+    assert not promote_at(root, tmp_path, "r3", 0.5).promoted
+    assert [e.run for e in read_history(root)] == ["r2"], "the champion found is recorded"
+    assert champion_folder_run(root) == "r2", "and its copy gets a manifest"
+    # r1's promotion, as if the history had recorded it then: a rollback needs the metrics it restores.
+    old = ChampionRecord(
+        "r1", layout.model_dir(root, "r1"), {"test_accuracy": 0.8}, "2020-01-01T00:00:00", ""
+    )
+    record_history(root, old)
+    assert rollback(root, "r1").run == "r1" and champion_folder_run(root) == "r1"
+    assert read_model_copy(layout.champion_model_dir(root), tmp_path / "served") == "r1"

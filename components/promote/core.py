@@ -217,7 +217,8 @@ def rollback(root: str, to: str, reason: str = "") -> ChampionRecord:
     if not promotions:
         raise UsageError("to", f"run {to!r} was never champion of {root} (see `trainboard champion history`)")
     model = layout.model_dir(root, to)
-    if not matches_manifest(model, read_manifest(model), digests=True):
+    manifest = read_manifest(model)  # None: promoted before manifests; its files are taken as they are
+    if not (matches_manifest(model, manifest, digests=True) if manifest else storage.list_files(model)):
         raise UsageError(
             "to", f"{model} is missing or not whole (no matching manifest): cannot roll back to it"
         )
