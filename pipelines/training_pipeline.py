@@ -88,6 +88,7 @@ def training_pipeline(
     tensorboard_url: str = "",
     min_accuracy: float = 0.0,
     min_improvement: float = 0.0,
+    min_significance: float = 0.0,
     force_promote: bool = False,
 ) -> Outputs:
     """Train a Keras image classifier; TensorBoard logs stream to <root>/tensorboard/<run>/ while it trains.
@@ -141,6 +142,9 @@ def training_pipeline(
             <root>/models/champion/) only when its test accuracy is at least this, in [0, 1].
         min_improvement: And only when it beats the champion's test accuracy by more than 0 and by at least
             this, in [0, 1]; an equal accuracy keeps the champion.
+        min_significance: And, when in (0, 1), only when the gain is significant: McNemar's exact test on
+            the two models' per-example correctness on this run's test split gives a p-value at most this;
+            0 (or 1) disables it.
         force_promote: Promote whatever the metrics; the evaluation report says it was forced.
     """
     parameters = dict(locals())  # the config parameters go to the components by name
@@ -186,7 +190,11 @@ def training_pipeline(
     kubernetes.add_toleration_json(trained, gpu_tolerations)
 
     evaluated = evaluate(
-        data=data.outputs["data"], trained_model=trained.outputs["trained_model"], root=root, run=run_output
+        data=data.outputs["data"],
+        trained_model=trained.outputs["trained_model"],
+        root=root,
+        run=run_output,
+        force_promote=force_promote,  # a champion whose model is gone is not re-measured, but replaced
     )
     # A fresh model every run, so a cache hit is impossible; caching off says so plainly.
     _settle(evaluated, "evaluate", cache=False)

@@ -1,5 +1,5 @@
 """Bad input across every way in: `trainboard local`, `submit` / `schedule` (pipeline parameters, cron, the
-config file), `manifests`, data sources and the training config. Each case exits 2 (a core raises
+config file), `manifests`, `champion`, data sources and the training config. Each case exits 2 (a core raises
 UsageError) with a message naming the field and what is allowed, and nothing reaches the root or the
 Kubeflow Pipelines endpoint."""
 
@@ -310,6 +310,20 @@ CASES = [
         "freeze_epochs",
         ["untrained backbone"],
     ),
+    # trainboard champion
+    Case(
+        "champion-rollback-never-champion",
+        ["champion", "rollback", "--root", "{data}", "--to", "nobody"],
+        "to",
+        ["run 'nobody' was never champion", "trainboard champion history"],
+        data=lambda tmp: str(tmp / "root"),
+    ),
+    Case(
+        "local-significance-above-1",
+        ["local", "--min-significance", "1.5"],
+        "min_significance",
+        ["must be in [0, 1] (a p-value", "got 1.5"],
+    ),
     Case(
         "weights-fetch-no-imagenet",
         ["weights", "fetch", "small_cnn", "--root", "."],
@@ -592,6 +606,7 @@ def test_the_matrix_covers_every_way_in():
     assert len(CASES) >= 25
     assert {case.command[0] for case in CASES} == {
         "local",
+        "champion",
         "submit",
         "schedule",
         "manifests",

@@ -48,6 +48,7 @@ BAD_LOCAL_INPUT = [
     (["--min-accuracy", "1.5"], "--min-accuracy", ["must be in [0, 1]", "got 1.5"]),
     (["--min-accuracy", "-0.1"], "--min-accuracy", ["must be in [0, 1]"]),
     (["--min-improvement", "2"], "--min-improvement", ["must be in [0, 1]"]),
+    (["--min-significance", "1.5"], "--min-significance", ["must be in [0, 1] (a p-value", "got 1.5"]),
     (["--run-name", "champion"], "--run-name", ["'champion' is reserved", "models/champion/"]),
 ]
 
@@ -141,6 +142,7 @@ def test_help_lists_commands():
         "--image-size",
         "--min-accuracy",
         "--min-improvement",
+        "--min-significance",
         "--force-promote",
         "--root",
         "--no-serve",

@@ -67,6 +67,7 @@ GOLDEN = {
         "run_name": ("STRING", ""),
         "min_accuracy": ("NUMBER_DOUBLE", 0.0),
         "min_improvement": ("NUMBER_DOUBLE", 0.0),
+        "min_significance": ("NUMBER_DOUBLE", 0.0),
         "force_promote": ("BOOLEAN", False),
     },
     # The decision and why are pipeline outputs, for a `with dsl.If(...)` deploy step or a caller.

@@ -7,6 +7,7 @@ import io
 import json
 import math
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ from trainboard.artifacts.evaluation import Evaluation, RescoredChampion
 from trainboard.artifacts.model import MODEL_INFO_FILE
 from trainboard.charts import colour
 from trainboard.config import PromotionRule
+from trainboard.errors import UsageError
 
 RUN = "tiny"
 
@@ -233,7 +235,54 @@ def test_the_champion_is_measured_on_the_same_test_split(demo_data, tiny_model, 
     assert again.champion_rescored is None, "a retry of the champion's own run is no comparison"
     challenger = evaluate(demo_data, tiny_model, root, "next")
     # The champion's model (copied to <root>/models/champ/) on this test split: the same model, same score.
+    # The same model: it disagrees with itself on no example (McNemar's counts 0 and 0).
     assert challenger.champion_rescored == RescoredChampion(
-        "champ", pytest.approx(challenger.accuracy), pytest.approx([c.f1 for c in challenger.per_class])
+        "champ", pytest.approx(challenger.accuracy), pytest.approx([c.f1 for c in challenger.per_class]), 0, 0
     )
     assert type(challenger).from_json(json.loads(json.dumps(challenger.to_json()))) == challenger
+
+
+@pytest.mark.parametrize("damage", ["missing", "unreadable"])
+def test_a_champion_whose_model_is_gone_stops_evaluate_naming_the_record_and_the_way_out(
+    demo_data, tiny_model, tmp_path, damage
+):
+    """Not a temporary path: the record, the model URI it names, and how to get past (rollback, force)."""
+    root = str(tmp_path / "root")
+    promote(root, "champ", tiny_model, evaluate(demo_data, tiny_model, root, "champ"), PromotionRule())
+    model_uri = storage.join(root, "models", "champ")
+    shutil.rmtree(model_uri)
+    if damage == "unreadable":
+        storage.write_bytes(storage.join(model_uri, MODEL_INFO_FILE), b"{not json")
+    with pytest.raises(UsageError) as error:
+        evaluate(demo_data, tiny_model, root, "next")
+    assert error.value.field == "champion.json"
+    message = error.value.problem
+    assert (
+        f"{root}/champion.json names champion champ whose model {model_uri} is missing or unreadable"
+        in message
+    )
+    assert "trainboard champion rollback" in message and "force_promote=true" in message
+    assert "trainboard-champion-" not in message, "no temporary path"
+    forced = evaluate(demo_data, tiny_model, root, "next", force_promote=True)
+    assert forced.champion_rescored is None, "forced: the champion is replaced, not re-measured"
+    decision = promote(root, "next", tiny_model, forced, PromotionRule(force_promote=True))
+    assert (
+        decision.promoted and evaluate(demo_data, tiny_model, root, "third").champion_rescored.run == "next"
+    )
+
+
+def test_the_examples_on_which_two_models_disagree_are_counted_for_mcnemar(demo_data, tiny_model, tmp_path):
+    """A champion trained for one epoch with another seed, the challenger for two: the counts of examples
+    only one of them got right differ by exactly the accuracies' difference in examples."""
+    root = str(tmp_path / "root")
+    other = tmp_path / "other"
+    train(demo_data, str(other), str(tmp_path / "train-root"), "other", replace(FAST, epochs=1, seed=7))
+    promote(root, "other", str(other), evaluate(demo_data, str(other), root, "other"), PromotionRule())
+    challenger = evaluate(demo_data, tiny_model, root, "next")
+    rescored = challenger.champion_rescored
+    assert rescored.run == "other" and rescored.only_this_right is not None
+    difference = round((challenger.accuracy - rescored.accuracy) * challenger.examples)
+    assert rescored.only_this_right - rescored.only_champion_right == difference
+    assert rescored.only_this_right + rescored.only_champion_right > 0, (
+        "two different models disagree somewhere"
+    )

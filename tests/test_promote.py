@@ -8,7 +8,6 @@ import io
 import json
 import re
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,23 +15,19 @@ from PIL import Image
 
 from components.evaluate.metrics import compute_metrics
 from components.promote import chart
-from components.promote.core import decide, promote, report
+from components.promote.core import decide, mcnemar_p_value, promote, report
 from tests.support.gcs import BUCKET
+from tests.support.promotion import champion_folder_run, metrics_with_accuracy, model_folder
 from trainboard import layout, storage
-from trainboard.artifacts.champion import ChampionRecord, ChampionRecordError, read_champion
-from trainboard.artifacts.evaluation import Evaluation, RescoredChampion
+from trainboard.artifacts.champion import (
+    ChampionRecord,
+    ChampionRecordError,
+    read_champion,
+    read_history,
+)
+from trainboard.artifacts.evaluation import RescoredChampion
 from trainboard.config import PromotionRule
 from trainboard.errors import UsageError
-
-CLASSES = ["circle", "square", "triangle", "cross"]
-
-
-def metrics_with_accuracy(accuracy: float) -> Evaluation:
-    """Test metrics of 20 examples, ``accuracy`` of them right (the mistakes: circle taken for square)."""
-    labels = np.arange(20) % 4
-    right = round(accuracy * 20)
-    predicted = np.where(np.arange(20) < right, labels, (labels + 1) % 4)
-    return compute_metrics(labels, np.eye(4)[predicted], CLASSES)
 
 
 def champion(run: str, accuracy: float) -> ChampionRecord:
@@ -75,29 +70,6 @@ def test_gate_decisions(current, accuracy, rule, promoted, words):
     assert decision.forced is (words == "forced")
     assert decision.champion == ("new" if promoted else current.run if current else "")
     assert decision.previous is current
-
-
-def model_folder(tmp_path: Path, run: str) -> str:
-    """A stand-in Model artifact: what promote copies, whatever the bytes."""
-    out = tmp_path / f"model-{run}"
-    (out / "saved_model").mkdir(parents=True)
-    (out / "model.keras").write_text(f"weights of {run}")
-    (out / "saved_model" / "saved_model.pb").write_text(f"graph of {run}")
-    (out / "trainboard_model.json").write_text(json.dumps({"run": run}))
-    return str(out)
-
-
-def champion_folder_run(root: str) -> str:
-    """Which run's model ``<root>/models/champion/`` holds (every file must agree)."""
-    folder = layout.champion_model_dir(root)
-    files = {uri[len(folder) + 1 :]: storage.read_bytes(uri).decode() for uri in storage.list_files(folder)}
-    assert sorted(files) == ["model.keras", "saved_model/saved_model.pb", "trainboard_model.json"]
-    run = json.loads(files["trainboard_model.json"])["run"]
-    assert (
-        files["model.keras"] == f"weights of {run}"
-        and files["saved_model/saved_model.pb"] == f"graph of {run}"
-    )
-    return run
 
 
 @pytest.fixture(params=["local", "gcs"])
@@ -232,7 +204,8 @@ def test_two_promotions_at_once_leave_one_consistent_champion(
         thread.join(60)
     assert sorted(decisions) == ["a", "b"], "a promotion failed"
     monkeypatch.setattr(storage, "read_versioned", read_versioned)
-    assert lost_writes == [layout.champion_record(root)], "both wrote on 'no champion': exactly one lost"
+    lost_records = [uri for uri in lost_writes if uri == layout.champion_record(root)]
+    assert lost_records == [layout.champion_record(root)], "both wrote on 'no champion': exactly one lost"
 
     record, _ = read_champion(root)
     best = max(accuracies.values())
@@ -244,6 +217,9 @@ def test_two_promotions_at_once_leave_one_consistent_champion(
         uri.split("/models/")[1].split("/")[0] for uri in storage.list_files(storage.join(root, "models"))
     }
     assert kept == {"champion", *promoted_runs}, "a run that lost the race leaves no model folder"
+    history = read_history(root)
+    assert sorted(entry.run for entry in history) == promoted_runs, "one history entry a promotion"
+    assert history[-1] == record, "every record written is in the history, the current one last"
     other = "b" if record.run == "a" else "a"
     loser = decisions[other]
     if loser.promoted:  # it won the first write, then the better run replaced it: both were true
@@ -282,10 +258,12 @@ def test_a_corrupt_record_is_a_clear_error_and_nothing_is_overwritten(root, tmp_
         (PromotionRule(min_accuracy=-0.1), "min_accuracy"),
         (PromotionRule(min_improvement=2.0), "min_improvement"),
         (PromotionRule(min_improvement=-0.01), "min_improvement"),
+        (PromotionRule(min_significance=1.5), "min_significance"),
+        (PromotionRule(min_significance=-0.05), "min_significance"),
     ],
 )
 def test_thresholds_outside_0_1_are_refused(tmp_path, rule, field):
-    with pytest.raises(UsageError, match=r"must be in \[0, 1\]") as error:
+    with pytest.raises(UsageError, match=r"must be in \[0, 1\] \(an? (accuracy|p-value)") as error:
         promote(str(tmp_path / "root"), "r1", model_folder(tmp_path, "r1"), metrics_with_accuracy(0.9), rule)
     assert error.value.field == field
     assert not (tmp_path / "root").exists()
@@ -307,3 +285,51 @@ def test_the_champion_is_compared_on_the_same_test_split(root, tmp_path):
     rescored.champion_rescored = RescoredChampion("r1", 0.8)
     decision = promote(root, "r3", model_folder(tmp_path, "r3"), rescored, PromotionRule())
     assert (decision.promoted, read_champion(root)[0].run) == (True, "r3")
+
+
+@pytest.mark.parametrize(
+    ("only_this", "only_champion", "p"),
+    [(0, 0, 1.0), (5, 5, 1.0), (10, 0, 2 / 1024), (0, 10, 2 / 1024), (9, 1, 2 * 11 / 1024), (60, 40, 0.0569)],
+)
+def test_mcnemar_exact_p_value(only_this, only_champion, p):
+    # (60, 40): scipy.stats.binomtest(40, 100).pvalue = 0.05688793...
+    assert mcnemar_p_value(only_this, only_champion) == pytest.approx(p, abs=5e-5)
+
+
+def test_min_significance_asks_the_gain_to_be_significant(tmp_path):
+    """20 test examples: 0.9 against the champion's 0.8 is 2 more right; 2 against 0 disagreements is
+    p = 0.5, not significant at 0.05; 9 against 7 neither; 10 against 0 is (p = 0.002)."""
+    rule = PromotionRule(min_significance=0.05)
+    recorded = champion("old", 0.8)
+    assert decide(recorded, "new", 0.9, PromotionRule(), 0.8, mcnemar_p_value(2, 0)).promoted, (
+        "off by default"
+    )
+    weak = decide(recorded, "new", 0.9, rule, 0.8, mcnemar_p_value(2, 0))
+    assert not weak.promoted and "not significant: McNemar p = 0.5 > min_significance 0.05" in weak.reason
+    strong = decide(recorded, "new", 0.9, rule, 0.4, mcnemar_p_value(10, 0))
+    assert strong.promoted and "significant: McNemar p = 0.001953 <= 0.05" in strong.reason
+    unmeasured = decide(recorded, "new", 0.9, rule)
+    assert (
+        not unmeasured.promoted
+        and "needs the champion measured on this run's test split" in unmeasured.reason
+    )
+    assert decide(None, "new", 0.9, rule).promoted, "the first model has nothing to be compared with"
+    assert decide(recorded, "new", 0.5, PromotionRule(min_significance=0.05, force_promote=True)).promoted
+
+    root = str(tmp_path / "root")
+    promote(root, "r1", model_folder(tmp_path, "r1"), metrics_with_accuracy(0.5), PromotionRule())
+    metrics = metrics_with_accuracy(0.9)
+    metrics.champion_rescored = RescoredChampion("r1", 0.5, [], only_this_right=9, only_champion_right=1)
+    decision = promote(
+        root, "r2", model_folder(tmp_path, "r2"), metrics, PromotionRule(min_significance=0.01)
+    )
+    assert not decision.promoted and decision.p_value == pytest.approx(22 / 1024)
+    text = report("r2", metrics, decision, root)
+    assert (
+        "McNemar's exact): 9 examples only this run got right, 1 only the champion; p-value 0.02148" in text
+    )
+    assert promote(
+        root, "r2", model_folder(tmp_path, "r2"), metrics, PromotionRule(min_significance=0.05)
+    ).promoted
+    assert read_champion(root)[0].p_value == pytest.approx(22 / 1024), "the p-value is in the record"
+    assert read_history(root)[-1].p_value == pytest.approx(22 / 1024), "and in the history"

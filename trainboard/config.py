@@ -142,6 +142,12 @@ class PromotionRule:
         "And only when it beats the champion's test accuracy by more than 0 and by at least this, in [0, 1]; "
         "an equal accuracy keeps the champion.",
     )
+    min_significance: float = _option(
+        0.0,
+        "And, when in (0, 1), only when the gain is significant: McNemar's exact test on the two models' "
+        "per-example correctness on this run's test split gives a p-value at most this; 0 (or 1) disables "
+        "it.",
+    )
     force_promote: bool = _option(
         False, "Promote whatever the metrics; the evaluation report says it was forced."
     )
@@ -249,6 +255,11 @@ def check_promotion_rule(rule: PromotionRule) -> None:
         value = getattr(rule, name)
         if not 0 <= value <= 1:
             raise UsageError(name, f"must be in [0, 1] (an accuracy), got {value}")
+    if not 0 <= rule.min_significance <= 1:
+        raise UsageError(
+            "min_significance",
+            f"must be in [0, 1] (a p-value; 0 disables the test), got {rule.min_significance}",
+        )
 
 
 def check_config(config: TrainingConfig) -> None:

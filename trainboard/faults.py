@@ -12,7 +12,9 @@ FAULT_PAUSE_ENV = "TRAINBOARD_FAULT_PAUSE"
 def fault_pause(point: str) -> None:
     """Fault injection for the tests: with TRAINBOARD_FAULT_PAUSE=POINT[:N], the Nth time (default 1)
     execution reaches ``point`` it says so on stderr and sleeps, for the test to kill the process there.
-    Points: ``checkpoint`` (uploaded, not yet committed), ``upload`` (log tail uploaded, not yet composed)."""
+    Points: ``checkpoint`` (uploaded, not yet committed), ``upload`` (log tail uploaded, not yet composed),
+    ``model_copy`` (a file of ``models/<run>/`` uploaded, before the record), ``champion_copy`` (a file
+    of ``models/champion/`` copied, its manifest not yet written)."""
     wanted, _, nth = os.environ.get(FAULT_PAUSE_ENV, "").partition(":")
     if wanted != point:
         return

@@ -7,6 +7,7 @@
     <root>/models/<run>/                   the model of every run that was promoted (kept for rollbacks)
     <root>/models/champion/                a copy of the current champion's model: what serving loads
     <root>/champion.json                   the champion record: run, model URI, metrics, time
+    <root>/champion-history/               every champion record ever written, one file each, append-only
     <root>/weights/                        ImageNet backbone weights, fetched once (trainboard weights fetch)
 
 One TensorBoard over ``<root>/tensorboard`` shows every run side by side.
@@ -51,6 +52,10 @@ def champion_model_dir(root: str) -> str:
 
 def champion_record(root: str) -> str:
     return storage.join(root, "champion.json")
+
+
+def champion_history_dir(root: str) -> str:
+    return storage.join(root, "champion-history")
 
 
 def imagenet_weights(root: str, model: str, image_size: int) -> str:

@@ -10,6 +10,7 @@ def evaluate(
     trained_model: Input[Model],
     root: str,
     run: str,
+    force_promote: bool,
     metrics: Output[Metrics],
     classification_metrics: Output[ClassificationMetrics],
     evaluation: Output[Artifact],
@@ -17,7 +18,7 @@ def evaluate(
     from components.evaluate.core import evaluate as run_evaluation
     from trainboard.artifacts.evaluation import write_evaluation
 
-    result = run_evaluation(data.path, trained_model.path, root, run)
+    result = run_evaluation(data.path, trained_model.path, root, run, force_promote=force_promote)
     for name, value in result.headline().items():
         metrics.log_metric(name, value)
     classification_metrics.log_confusion_matrix(result.class_names, result.confusion_matrix)

@@ -14,11 +14,12 @@ import tensorflow as tf
 from components.evaluate.metrics import compute_metrics
 from components.evaluate.summaries import write_evaluation_logs
 from trainboard import layout, storage
-from trainboard.artifacts.champion import ChampionRecordError, read_champion
+from trainboard.artifacts.champion import ChampionRecordError, champion_model_problem, read_champion
 from trainboard.artifacts.dataset import read_info, read_split
 from trainboard.artifacts.evaluation import Evaluation, RescoredChampion
 from trainboard.artifacts.model import ModelInfo, load_trained
 from trainboard.config import check_root, check_run_name
+from trainboard.errors import UsageError
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +39,21 @@ def predict_test_split(
 
 
 def rescore_champion(
-    root: str, run: str, dataset_dir: str, class_names: list[str], batch_size: int
+    root: str,
+    run: str,
+    dataset_dir: str,
+    class_names: list[str],
+    batch_size: int,
+    force_promote: bool = False,
+    this_right: np.ndarray | None = None,
 ) -> RescoredChampion | None:
     """The current champion's accuracy, and F1 per class for the report's comparison, on this run's test
     split: the recorded one was measured on the data of its own run, which a changed folder or seed makes
     a different test. None when there is no champion, it is this run (a retry), its record is unreadable
-    (promote says so) or its classes differ."""
+    (promote says so) or its classes differ. A champion whose model is missing or unreadable is a
+    UsageError naming the record, the model and the ways out (None with force_promote: it is replaced).
+    ``this_right``: which test examples this run's model got right, to count the examples on which the two
+    models disagree (McNemar's test in promote)."""
     try:
         champion, _ = read_champion(root)
     except ChampionRecordError:
@@ -51,17 +61,44 @@ def rescore_champion(
     if champion is None or champion.run == run:
         return None
     with tempfile.TemporaryDirectory(prefix="trainboard-champion-") as local:
-        storage.download_dir(champion.model_uri, local)
-        model, model_info = load_trained(local)
+        try:
+            if champion_model_problem(root):
+                raise FileNotFoundError("missing, or not matching its manifest")
+            storage.download_dir(champion.model_uri, local)
+            model, model_info = load_trained(local)
+        except Exception as e:  # whatever makes it unreadable, the way out is the same
+            reason = str(e).replace(local, champion.model_uri.rstrip("/"))  # where it is, not the copy
+            problem = (
+                f"{layout.champion_record(root)} names champion {champion.run} whose model "
+                f"{champion.model_uri} is missing or unreadable ({type(e).__name__}: {reason}). "
+                f"Roll back to an earlier champion (`trainboard champion rollback --root {root} --to RUN`; "
+                "`trainboard champion history` lists them), or run with force_promote=true to replace it"
+            )
+            if force_promote:
+                log.warning("%s; force_promote: not re-measured", problem)
+                return None
+            raise UsageError("champion.json", problem) from None
         if model_info.class_names != class_names:
             log.warning("champion %s has other classes than this dataset: not re-measured", champion.run)
             return None
         labels, probabilities = predict_test_split(model, model_info, dataset_dir, batch_size)
     scores = compute_metrics(labels, probabilities, class_names)
-    return RescoredChampion(champion.run, scores.accuracy, [c.f1 for c in scores.per_class])
+    rescored = RescoredChampion(champion.run, scores.accuracy, [c.f1 for c in scores.per_class])
+    if this_right is not None and len(this_right) == len(labels):
+        champion_right = probabilities.argmax(axis=1) == labels
+        rescored.only_this_right = int(np.sum(this_right & ~champion_right))
+        rescored.only_champion_right = int(np.sum(~this_right & champion_right))
+    return rescored
 
 
-def evaluate(dataset_dir: str, model_dir: str, root: str, run: str, batch_size: int = 64) -> Evaluation:
+def evaluate(
+    dataset_dir: str,
+    model_dir: str,
+    root: str,
+    run: str,
+    batch_size: int = 64,
+    force_promote: bool = False,
+) -> Evaluation:
     root = check_root(root)
     check_run_name(run)
     model, model_info = load_trained(model_dir)
@@ -75,7 +112,15 @@ def evaluate(dataset_dir: str, model_dir: str, root: str, run: str, batch_size: 
         raise ValueError(f"{dataset_dir}: the test split is empty: there is nothing to evaluate")
     labels, probabilities = predict_test_split(model, model_info, dataset_dir, batch_size)
     result = compute_metrics(labels, probabilities, info.class_names)
-    result.champion_rescored = rescore_champion(root, run, dataset_dir, info.class_names, batch_size)
+    result.champion_rescored = rescore_champion(
+        root,
+        run,
+        dataset_dir,
+        info.class_names,
+        batch_size,
+        force_promote,
+        probabilities.argmax(axis=1) == labels,
+    )
     # Step: the epochs trained, so the point sits at the end of the run's training curves.
     write_evaluation_logs(layout.tensorboard_dir(root, run), result, step=model_info.epochs)
     return result

@@ -14,6 +14,7 @@ def promote(
     run: str,
     min_accuracy: float,
     min_improvement: float,
+    min_significance: float,
     force_promote: bool,
     report: Output[Markdown],
 ) -> NamedTuple("Promotion", promoted=bool, champion=str, reason=str):

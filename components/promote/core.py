@@ -3,7 +3,9 @@
 ``<root>/champion.json`` records the current champion (run, model URI, metrics, time). A new model is
 promoted when its test accuracy reaches ``min_accuracy`` and beats the champion's by more than 0 and by at
 least ``min_improvement`` (an equal accuracy keeps the champion: no redeploy for no gain); the first model
-needs only ``min_accuracy``; ``force_promote`` overrides both. The record changes by compare-and-swap
+needs only ``min_accuracy``; ``min_significance`` (in (0, 1)) also asks McNemar's exact test on the
+two models' per-example correctness on the same test split for a p-value at most it; ``force_promote``
+overrides them all. The record changes by compare-and-swap
 (a generation precondition on GCS), so of two runs finishing at once one wins and the other reads the new
 record and decides again. TensorFlow-free: it runs on the evaluation's JSON and copies files.
 """
@@ -11,14 +13,28 @@ record and decides again. TensorFlow-free: it runs on the evaluation's JSON and 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from components.promote.chart import champion_f1, class_comparison, row_order
 from trainboard import layout, markdown, storage
-from trainboard.artifacts.champion import ChampionRecord, read_champion, write_champion
+from trainboard.artifacts.champion import (
+    ChampionRecord,
+    IncompleteModel,
+    copy_model,
+    matches_manifest,
+    publish_model,
+    read_champion,
+    read_history,
+    read_manifest,
+    record_history,
+    who,
+    write_champion,
+)
 from trainboard.artifacts.evaluation import Evaluation
 from trainboard.config import PromotionRule, check_promotion_rule, check_root, check_run_name
+from trainboard.errors import UsageError
 
 log = logging.getLogger(__name__)
 # Accuracies are ratios of counts; compare them with a tolerance so 0.9 - 0.8 counts as an improvement of 0.1.
@@ -35,6 +51,18 @@ class Decision:
     forced: bool
     champion: str  # the champion's run after this decision ("" when there is none)
     previous: ChampionRecord | None  # the champion this run was measured against
+    p_value: float | None = None  # McNemar's exact test against the champion, where it could be counted
+
+
+def mcnemar_p_value(only_this_right: int, only_champion_right: int) -> float:
+    """McNemar's exact test (two-sided): under "both models are as good", each of the n examples on which
+    they disagree goes either way with probability 1/2; the p-value is twice the binomial tail of the
+    smaller count, at most 1. No disagreement: 1."""
+    n = only_this_right + only_champion_right
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(only_this_right, only_champion_right) + 1))
+    return min(1.0, 2 * tail / 2**n)
 
 
 def decide(
@@ -43,14 +71,15 @@ def decide(
     accuracy: float,
     rule: PromotionRule,
     champion_accuracy: float | None = None,
+    p_value: float | None = None,
 ) -> Decision:
     """The gate, a pure function of the current champion, this run's test accuracy and the rule.
     ``champion_accuracy``: the champion measured on this run's test split, compared instead of its
-    recorded accuracy when given."""
+    recorded accuracy when given; ``p_value``: McNemar's test of the two on that split, when counted."""
 
     def verdict(promoted: bool, reason: str, forced: bool = False) -> Decision:
         new_champion = run if promoted else (champion.run if champion else "")
-        return Decision(promoted, reason, forced, new_champion, champion)
+        return Decision(promoted, reason, forced, new_champion, champion, p_value)
 
     if champion is not None and champion.run == run:
         # A retried task whose earlier attempt already won: the same decision, not a comparison with itself.
@@ -79,9 +108,23 @@ def decide(
             False,
             f"{against}: better by {improvement:.4f}, less than min_improvement {rule.min_improvement:.4f}",
         )
-    return verdict(
-        True, f"{against}: better by {improvement:.4f} (min_improvement {rule.min_improvement:.4f})"
-    )
+    better = f"{against}: better by {improvement:.4f} (min_improvement {rule.min_improvement:.4f})"
+    if 0 < rule.min_significance < 1:
+        if p_value is None:
+            return verdict(
+                False,
+                f"{better}, but min_significance {rule.min_significance:g} needs the champion measured on "
+                "this run's test split, and it was not (other classes, or another run promoted meanwhile); "
+                "force_promote overrides",
+            )
+        if p_value > rule.min_significance:
+            return verdict(
+                False,
+                f"{better}, but not significant: McNemar p = {p_value:.4g} > min_significance "
+                f"{rule.min_significance:g}",
+            )
+        better += f", significant: McNemar p = {p_value:.4g} <= {rule.min_significance:g}"
+    return verdict(True, better)
 
 
 def sync_champion_model(root: str) -> None:
@@ -89,13 +132,16 @@ def sync_champion_model(root: str) -> None:
 
     Runs promoted at about the same time may copy at once; each copies again until the record did not
     change while it copied, so the run that wrote the newest record copies last and the folder ends up
-    holding exactly its model.
+    holding exactly its model. The folder's manifest is taken away first and written last (copy_model),
+    so a copy killed half-way is never taken for a model; the next call repairs it. Also appends the
+    record to the history if a crash left it out.
     """
     for _ in range(MAX_ATTEMPTS):
         champion, generation = read_champion(root)
         if champion is None:
             return
-        storage.sync_dir(champion.model_uri, layout.champion_model_dir(root))
+        record_history(root, champion)
+        copy_model(champion.model_uri, layout.champion_model_dir(root), champion.run)
         if read_champion(root)[1] == generation:
             return
     raise RuntimeError(f"{layout.champion_record(root)} kept changing while its model was copied")
@@ -115,21 +161,28 @@ def promote(root: str, run: str, model_dir: str, metrics: Evaluation, rule: Prom
         rescored = metrics.champion_rescored
         # Evaluate measured the champion of that moment; another run may have been promoted since.
         same = rescored is not None and champion is not None and rescored.run == champion.run
-        decision = decide(champion, run, metrics.accuracy, rule, rescored.accuracy if same else None)
+        counted = same and rescored.only_this_right is not None and rescored.only_champion_right is not None
+        p_value = mcnemar_p_value(rescored.only_this_right, rescored.only_champion_right) if counted else None
+        decision = decide(champion, run, metrics.accuracy, rule, rescored.accuracy if same else None, p_value)
         if not decision.promoted or (champion is not None and champion.run == run):
             break
-        if not copied:  # the model is in place before any record can point at it
-            storage.upload_dir(model_dir, run_model)
+        if not copied:  # the model is in place, whole and checked, before any record can point at it
+            publish_model(model_dir, run_model, run)
             copied = True
         record = ChampionRecord(
             run=run,
             model_uri=run_model,
             metrics=metrics.headline(),
-            promoted_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            promoted_at=_now(),
             reason=decision.reason,
+            previous=champion.run if champion else "",
+            by=who(),
+            action="force" if decision.forced else "promote",
+            p_value=decision.p_value,
         )
         try:
             write_champion(root, record, generation)
+            record_history(root, record)
             break
         except storage.PreconditionFailed:
             log.info("another run changed %s while run %s decided; deciding again", record_uri, run)
@@ -137,10 +190,62 @@ def promote(root: str, run: str, model_dir: str, metrics: Evaluation, rule: Prom
         raise RuntimeError(f"{record_uri} changed {MAX_ATTEMPTS} times while run {run} tried to promote")
     if decision.promoted:
         sync_champion_model(root)
-    elif copied:  # lost the race to a better or equal model: models/ keeps promoted runs only
+    else:  # kept the champion: its copy (and history entry) are repaired if a killed promotion left them
+        try:
+            sync_champion_model(root)
+        except IncompleteModel as e:  # its model is gone: evaluate said so, a rollback or a force mends it
+            log.warning("%s", e)
+    if (
+        not decision.promoted and copied
+    ):  # lost the race to a better or equal model: models/ keeps promoted runs only
         for file_uri in storage.list_files(run_model):
             storage.delete(file_uri)
     return decision
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def rollback(root: str, to: str, reason: str = "") -> ChampionRecord:
+    """Make run ``to``'s model (``<root>/models/<to>/``, whole by its manifest) the champion again, with its
+    metrics of its last promotion: a recorded promotion (action rollback), by the same compare-and-swap
+    as promote; then ``models/champion/`` is copied from it."""
+    root = check_root(root)
+    check_run_name(to)
+    promotions = [r for r in read_history(root) if r.run == to]
+    if not promotions:
+        raise UsageError("to", f"run {to!r} was never champion of {root} (see `trainboard champion history`)")
+    model = layout.model_dir(root, to)
+    manifest = read_manifest(model)  # None: promoted before manifests; its files are taken as they are
+    if not (matches_manifest(model, manifest, digests=True) if manifest else storage.list_files(model)):
+        raise UsageError(
+            "to", f"{model} is missing or not whole (no matching manifest): cannot roll back to it"
+        )
+    for _ in range(MAX_ATTEMPTS):
+        champion, generation = read_champion(root)
+        if champion is not None and champion.run == to:
+            raise UsageError("to", f"run {to!r} is the champion already")
+        record = ChampionRecord(
+            run=to,
+            model_uri=model,
+            metrics=promotions[-1].metrics,
+            promoted_at=_now(),
+            reason=f"rollback from {champion.run if champion else 'none'}"
+            + (f": {reason}" if reason else ""),
+            previous=champion.run if champion else "",
+            by=who(),
+            action="rollback",
+        )
+        try:
+            write_champion(root, record, generation)
+        except storage.PreconditionFailed:
+            log.info("another run changed the champion record during the rollback; trying again")
+            continue
+        record_history(root, record)
+        sync_champion_model(root)
+        return record
+    raise RuntimeError(f"{layout.champion_record(root)} changed {MAX_ATTEMPTS} times during the rollback")
 
 
 def report(run: str, metrics: Evaluation, decision: Decision, root: str) -> str:
@@ -164,6 +269,7 @@ def report(run: str, metrics: Evaluation, decision: Decision, root: str) -> str:
         "",
         champion_line + f"; champion now: `{decision.champion or 'none'}` "
         f"(record `{layout.champion_record(root)}`, model `{layout.champion_model_dir(root)}/`).",
+        *_significance(decision, metrics),
         "",
         f"## Test split ({metrics.examples} examples)",
         "",
@@ -182,6 +288,19 @@ def report(run: str, metrics: Evaluation, decision: Decision, root: str) -> str:
         for true, predicted, count in confusions
     ] or ["- none"]
     return "\n".join(lines) + "\n"
+
+
+def _significance(decision: Decision, metrics: Evaluation) -> list[str]:
+    """The paired test against the champion, where it was counted."""
+    rescored = metrics.champion_rescored
+    if decision.p_value is None or rescored is None:
+        return []
+    return [
+        "",
+        f"Paired test against `{rescored.run}` on the same test split (McNemar's exact): "
+        f"{rescored.only_this_right} examples only this run got right, {rescored.only_champion_right} only "
+        f"the champion; p-value {decision.p_value:.4g}.",
+    ]
 
 
 def _per_class(run: str, metrics: Evaluation) -> list[str]:

@@ -38,6 +38,7 @@ def start_run(
     profile_batches: str,
     min_accuracy: float,
     min_improvement: float,
+    min_significance: float,
     force_promote: bool,
     card: Output[Markdown],
 ) -> str:

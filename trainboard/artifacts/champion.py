@@ -1,17 +1,34 @@
 """The champion record, ``<root>/champion.json``: which run's model is the champion, where it is, its
-metrics, when and why it was promoted. promote writes it; evaluate reads it to re-measure the champion.
+metrics, when, why and by whom it was promoted, and the champion before it. promote and
+``trainboard champion rollback`` write it; evaluate reads it to re-measure the champion.
 
 It changes only by compare-and-swap (read_champion's generation, then write_champion), so of two runs
 promoting at once exactly one write wins (a generation precondition on GCS, a lock and a content check
-on a local root). TensorFlow-free.
+on a local root). Every record written is also kept in the append-only history,
+``<root>/champion-history/<time>-<run>.json`` (one object per entry, created, never rewritten).
+
+Model copies (``models/<run>/``, ``models/champion/``) carry a manifest, written last: the run and each
+file's size and SHA-256. A folder whose files do not match its manifest (a copy killed half-way) is not a
+model: read_model_copy refuses it, and the next promotion repairs ``models/champion/``. TensorFlow-free.
 """
 
 from __future__ import annotations
 
+import contextlib
+import getpass
+import hashlib
 import json
+import os
+import re
+import socket
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from trainboard import layout, storage
+from trainboard.faults import fault_pause
+
+# Each model copy's manifest, written after its files: a folder without it (or not matching it) is not whole.
+MANIFEST = "trainboard_manifest.json"
 
 
 class ChampionRecordError(ValueError):
@@ -25,6 +42,10 @@ class ChampionRecord:
     metrics: dict[str, float]
     promoted_at: str  # ISO 8601, UTC
     reason: str
+    previous: str = ""  # the champion's run before this record ("" for the first)
+    by: str = ""  # who wrote it: user@host
+    action: str = "promote"  # promote, force (force_promote) or rollback
+    p_value: float | None = None  # McNemar's test against the previous champion, where it was counted
 
     @property
     def accuracy(self) -> float:
@@ -62,3 +83,180 @@ def write_champion(root: str, record: ChampionRecord, generation: int) -> None:
     storage.PreconditionFailed when another run wrote it in between."""
     data = json.dumps(asdict(record), indent=2).encode()
     storage.write_if_generation(layout.champion_record(root), data, generation)
+
+
+def who() -> str:
+    """user@host of this process, for the history (TRAINBOARD_USER overrides the user)."""
+    try:
+        user = os.environ.get("TRAINBOARD_USER") or getpass.getuser()
+    except (KeyError, OSError):  # a container user without a passwd entry
+        user = str(os.getuid())
+    return f"{user}@{socket.gethostname()}"
+
+
+# --- the history -------------------------------------------------------------------------------------------
+
+
+def history_entry(root: str, record: ChampionRecord) -> str:
+    """The history file of ``record``: named by its time and run, so it sorts by time and is the same
+    for the same record (written again after a crash, it is found, not duplicated)."""
+    stamp = re.sub(r"[^0-9T]", "", record.promoted_at.split("+")[0])
+    return storage.join(layout.champion_history_dir(root), f"{stamp}-{record.run}.json")
+
+
+def record_history(root: str, record: ChampionRecord) -> None:
+    """Append ``record`` to the history: create its entry, never overwrite one (already there: done)."""
+    with contextlib.suppress(storage.PreconditionFailed):
+        storage.write_if_generation(
+            history_entry(root, record), json.dumps(asdict(record), indent=2).encode(), 0
+        )
+
+
+def read_history(root: str) -> list[ChampionRecord]:
+    """Every record the champion ever had, oldest first."""
+    folder = layout.champion_history_dir(root)
+    return [
+        parse_record(storage.read_bytes(uri), uri)
+        for uri in storage.list_files(folder)
+        if uri.endswith(".json")
+    ]
+
+
+# --- model copies with a manifest --------------------------------------------------------------------------
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def local_manifest(local_dir: str | Path, run: str) -> dict:
+    """The manifest of a local model folder: its run and each file's size and SHA-256."""
+    files = {}
+    for path in sorted(Path(local_dir).rglob("*")):
+        if path.is_file() and path.name != MANIFEST:
+            data = path.read_bytes()
+            files[path.relative_to(local_dir).as_posix()] = {"size": len(data), "sha256": _digest(data)}
+    return {"run": run, "files": files}
+
+
+def read_manifest(folder: str) -> dict | None:
+    data, _ = storage.read_versioned(storage.join(folder, MANIFEST))
+    try:
+        return json.loads(data) if data is not None else None
+    except ValueError:
+        return None
+
+
+def write_manifest(folder: str, manifest: dict) -> None:
+    storage.write_bytes(storage.join(folder, MANIFEST), json.dumps(manifest, indent=2).encode())
+
+
+def _relative(folder: str) -> dict[str, tuple[int, int]]:
+    return {rel: v for rel, v in storage.list_versions(folder).items() if rel != MANIFEST}
+
+
+def matches_manifest(folder: str, manifest: dict | None, digests: bool = False) -> bool:
+    """Whether ``folder`` holds exactly the manifest's files at their sizes (and, with ``digests``, their
+    SHA-256: reads every byte)."""
+    if manifest is None:
+        return False
+    present = _relative(folder)
+    files = manifest["files"]
+    if set(present) != set(files) or any(present[rel][0] != f["size"] for rel, f in files.items()):
+        return False
+    return not digests or all(
+        _digest(storage.read_bytes(storage.join(folder, rel))) == f["sha256"] for rel, f in files.items()
+    )
+
+
+def publish_model(local_dir: str | Path, folder: str, run: str) -> None:
+    """Copy a trained model to ``folder`` (``models/<run>/``), then its manifest, then check every file
+    against it: a record may point there only after this returned."""
+    manifest = local_manifest(local_dir, run)
+    storage.delete(storage.join(folder, MANIFEST))  # a retry after a kill: not whole until written again
+    for rel in manifest["files"]:
+        storage.upload_file(Path(local_dir, rel), storage.join(folder, rel))
+        fault_pause("model_copy")
+    for rel in set(_relative(folder)) - set(manifest["files"]):  # left by an earlier attempt
+        storage.delete(storage.join(folder, rel))
+    write_manifest(folder, manifest)
+    if not matches_manifest(folder, read_manifest(folder), digests=True):
+        raise RuntimeError(f"{folder}: the copied model does not match its manifest")
+
+
+class IncompleteModel(RuntimeError):
+    """A model folder that is not one model, whole (missing its manifest, or files that do not match)."""
+
+
+def copy_model(source: str, dest: str, run: str) -> None:
+    """Make ``dest`` a copy of the model folder ``source``: its manifest first taken away (so no reader
+    takes the folder for whole while it changes), the files copied, extra files deleted, the manifest
+    written last. A source without a manifest (promoted before manifests) gets one computed from it."""
+    manifest = read_manifest(source)
+    if manifest is None:
+        files = {
+            rel: {"size": size, "sha256": _digest(storage.read_bytes(storage.join(source, rel)))}
+            for rel, (size, _) in _relative(source).items()
+        }
+        manifest = {"run": run, "files": files}
+    if not manifest["files"] or not matches_manifest(source, manifest):
+        raise IncompleteModel(f"{source} is missing or not whole: nothing to copy")
+    if read_manifest(dest) == manifest and matches_manifest(dest, manifest):
+        return  # whole already
+    storage.delete(storage.join(dest, MANIFEST))
+    for rel in sorted(manifest["files"]):
+        storage.copy_file(storage.join(source, rel), storage.join(dest, rel))
+        fault_pause("champion_copy")
+    for rel in set(_relative(dest)) - set(manifest["files"]):
+        storage.delete(storage.join(dest, rel))
+    write_manifest(dest, manifest)
+
+
+def read_model_copy(folder: str, local_dir: str | Path) -> str:
+    """What a reader (serving) does: download ``folder`` and check every file against its manifest; the
+    run whose model it is, or IncompleteModel."""
+    storage.download_dir(folder, local_dir)
+    manifest_path = Path(local_dir, MANIFEST)
+    if not manifest_path.is_file():
+        raise IncompleteModel(f"{folder}: no {MANIFEST}: a copy is in progress or was cut short")
+    manifest = json.loads(manifest_path.read_text())
+    found = local_manifest(local_dir, manifest["run"])
+    if found != manifest:
+        raise IncompleteModel(f"{folder}: the files do not match {MANIFEST}: not one model, whole")
+    return manifest["run"]
+
+
+def champion_model_problem(root: str) -> str | None:
+    """Why the champion record's model cannot be read (missing, or not matching its manifest), with the
+    ways out; None when there is no champion or its model is there. Cheap: a listing and the manifest."""
+    record, _ = read_champion(root)
+    if record is None:
+        return None
+    manifest = read_manifest(record.model_uri)
+    if not storage.list_files(record.model_uri):
+        what = "is missing"
+    elif manifest is not None and not matches_manifest(record.model_uri, manifest):
+        what = "does not match its manifest (a file missing or cut short)"
+    else:
+        return None
+    return (
+        f"{layout.champion_record(root)} names champion {record.run} whose model {record.model_uri} {what}. "
+        f"Roll back to an earlier champion (`trainboard champion rollback --root {root} --to RUN`; "
+        "`trainboard champion history` lists them), or run with force_promote=true to replace it"
+    )
+
+
+def download_champion(root: str, local_dir: str | Path) -> str:
+    """What serving should do: download ``models/champion/`` into the empty ``local_dir`` if it is one model,
+    whole; while a copy runs (or after one was cut short) the record's own ``model_uri`` instead, checked
+    the same way. The run whose model ``local_dir`` holds; IncompleteModel when neither is whole."""
+    try:
+        return read_model_copy(layout.champion_model_dir(root), local_dir)
+    except IncompleteModel:
+        pass
+    record, _ = read_champion(root)
+    if record is None:
+        raise IncompleteModel(f"{layout.champion_record(root)}: no champion")
+    for path in sorted(Path(local_dir).rglob("*"), reverse=True):  # what the first try downloaded
+        path.unlink() if path.is_file() else path.rmdir()
+    return read_model_copy(record.model_uri, local_dir)

@@ -39,6 +39,10 @@ class RescoredChampion:
     run: str
     accuracy: float
     f1: list[float] = field(default_factory=list)  # empty in an evaluation written before it was measured
+    # The paired comparison on the same examples (McNemar's test): how many this run got right and the
+    # champion wrong, and the other way round; None in an evaluation written before it was counted.
+    only_this_right: int | None = None
+    only_champion_right: int | None = None
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """trainboard: train Keras image classifiers on Kubeflow Pipelines and watch them learn, live.
 
-One module per command (local, compile, tensorboard, submit, schedule, schedules, manifests, weights),
+One module per command (local, compile, tensorboard, submit, schedule, schedules, manifests, weights,
+champion),
 each with ``add(commands)`` that declares its options and a handler that runs it. Starts fast and needs
 no TensorFlow: each command imports what it uses when it runs.
 """
@@ -12,10 +13,20 @@ import sys
 from importlib.metadata import version
 from typing import NoReturn
 
-from trainboard.cli import compile_, local, manifests, schedule, schedules, submit, tensorboard, weights
+from trainboard.cli import (
+    champion,
+    compile_,
+    local,
+    manifests,
+    schedule,
+    schedules,
+    submit,
+    tensorboard,
+    weights,
+)
 from trainboard.errors import UsageError
 
-COMMANDS = (local, compile_, tensorboard, submit, schedule, schedules, manifests, weights)
+COMMANDS = (local, compile_, tensorboard, submit, schedule, schedules, manifests, weights, champion)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,8 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except UsageError as e:
         # An environment variable (TRAINBOARD_IMAGE) or a positional (MODEL) is named as it is; a field by
-        # its option.
-        option = e.field if e.field.isupper() else "--" + e.field.replace("_", "-")
+        # its option. A file (champion.json) is named as it is.
+        option = e.field if e.field.isupper() or "." in e.field else "--" + e.field.replace("_", "-")
         parser.exit(2, f"trainboard {args.command}: error: {option}: {e.problem}\n")
     except KeyboardInterrupt:  # Ctrl-C anywhere else (a check, a wait): stopped, not a traceback
         parser.exit(130, f"trainboard {args.command}: interrupted\n")

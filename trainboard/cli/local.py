@@ -126,6 +126,17 @@ def _training_config(args: argparse.Namespace) -> TrainingConfig:
     return TrainingConfig(**values)
 
 
+def _check_champion(root: str, rule: PromotionRule) -> None:
+    from trainboard.artifacts.champion import ChampionRecordError, champion_model_problem
+
+    try:
+        problem = champion_model_problem(root)
+    except ChampionRecordError:  # promote says so, naming the file and how to recover
+        return
+    if problem and not rule.force_promote:
+        raise UsageError("champion.json", problem)
+
+
 def run(args: argparse.Namespace) -> int:
     from trainboard.artifacts.training_state import check_same_start, load_state, started_with
     from trainboard.sources import check_source
@@ -143,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
     check_data_config(data)
     notes = check_source(data.dataset, data.tfds_data_dir)  # a tfds: source loads TensorFlow Datasets
     check_available(config.weights, config.model, config.image_size, root)  # a file: Keras loads it
+    _check_champion(root, rule)  # what evaluate would refuse after training, refused now
     if args.restart:
         if not args.run_name:
             raise UsageError("restart", "needs --run-name: the run to start over")
