@@ -6,9 +6,12 @@ Both rely on event files only growing: they move only the bytes added since the 
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from trainboard.storage.backends import backend_for
 from trainboard.storage.uris import join
@@ -18,6 +21,7 @@ from trainboard.storage.uris import join
 _MAX_COMPOSE_APPENDS = 1000
 # TensorBoard loads files whose name holds "tfevents": a file being downloaded must not look like one.
 _PARTIAL_PREFIX = ".mirror-partial-"
+log = logging.getLogger("trainboard.storage")
 
 
 @dataclass
@@ -76,6 +80,33 @@ class DirectoryMirror:
         return sent
 
 
+def unsafe_name(rel: str) -> str | None:
+    """Why an object's name (relative to the mirrored prefix) must not be written below the mirror's
+    folder, or None when it is safe: it would resolve outside the folder (``..``), is absolute, has an
+    empty or ``.`` segment, or would pass for one of the mirror's own files."""
+    if not rel:
+        return "empty name"
+    if rel.startswith("/") or "\\" in rel or "\0" in rel:
+        return "absolute path, backslash or NUL"
+    parts = rel.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        return "empty, '.' or '..' segment"
+    if parts[-1].startswith(_PARTIAL_PREFIX):
+        return "name of the mirror's partial files"
+    return None
+
+
+class _Progress:
+    """A file that notes the time of each write: a long download that is still moving is not hung."""
+
+    def __init__(self, f: BinaryIO, mirror: BucketMirror) -> None:
+        self._f, self._mirror = f, mirror
+
+    def write(self, data: bytes) -> int:
+        self._mirror.last_progress = time.time()
+        return self._f.write(data)
+
+
 @dataclass
 class BucketMirror:
     """Mirror a bucket prefix into a local folder, incrementally: the TensorBoard pod's sidecar
@@ -85,38 +116,70 @@ class BucketMirror:
     of storage requests a reload for a team's bucket, all day, even when nothing changes). This mirror sends
     one listing request per 1000 objects per interval, and downloads only what changed: the new bytes of a
     grown event file (one ranged read) or a new file. TensorBoard then reads the local copy.
+
+    Robust for a long-lived pod: objects are streamed to disk in chunks (memory does not grow with an
+    object's size); what is already in ``dest`` counts as copied, so a restarted mirror (same volume)
+    fetches only the bytes it lacks; an object whose name would land outside ``dest`` is refused, logged
+    once, and skipped.
     """
 
     source: str
     dest: Path
-    _copied: dict[str, tuple[int, int]] = field(default_factory=dict)
+    bytes_received: int = 0
+    last_progress: float = 0.0
+    refused: set[str] = field(default_factory=set)
+    _copied: dict[str, tuple[int, int | None]] = field(default_factory=dict)
+    _seeded: bool = False
+
+    def _seed_from_disk(self) -> None:
+        """A restart: the files already in ``dest`` are copies of the objects' first bytes (event files
+        only grow); a partial download left by a killed mirror is removed."""
+        if self.dest.is_dir():
+            for path in self.dest.rglob("*"):
+                if path.name.startswith(_PARTIAL_PREFIX):
+                    path.unlink(missing_ok=True)
+                elif path.is_file() and not path.is_symlink():
+                    self._copied[path.relative_to(self.dest).as_posix()] = (path.stat().st_size, None)
+        self._seeded = True
 
     def sync(self) -> int:
         """Bring ``dest`` up to date with ``source``; return the number of bytes downloaded."""
+        if not self._seeded:
+            self._seed_from_disk()
         source = backend_for(self.source)
         listing = source.list_versions(self.source)
         received = 0
+        for rel in [r for r in listing if r not in self.refused and unsafe_name(r)]:
+            self.refused.add(rel)
+            log.error("bucket mirror: refused object %r below %s: %s", rel, self.source, unsafe_name(rel))
+        listing = {r: v for r, v in listing.items() if r not in self.refused}
         for rel, (size, version) in sorted(listing.items()):
             copied = self._copied.get(rel)
             if copied == (size, version):
                 continue
             path = self.dest / rel
             uri = join(self.source, rel)
-            if copied and size > copied[0] and path.is_file() and path.stat().st_size == copied[0]:
-                # Event files only grow: fetch the new tail only.
-                tail = source.read_bytes(uri, start=copied[0])
+            have = path.stat().st_size if path.is_file() else -1
+            if copied is not None and copied[1] is None and have == size:
+                pass  # seeded from disk after a restart: the copy is complete
+            elif 0 < have < size and copied is not None and (copied[1] is None or have >= copied[0]):
+                # Event files only grow: fetch the new tail only, streamed onto the copy.
                 with path.open("ab") as f:
-                    f.write(tail)
-                received += len(tail)
+                    source.download_range(uri, _Progress(f, self), have, size, version)
+                received += size - have
             else:
-                data = source.read_bytes(uri)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 partial = path.with_name(_PARTIAL_PREFIX + str(os.getpid()))
-                partial.write_bytes(data)
-                partial.replace(path)
-                received += len(data)
+                try:
+                    with partial.open("wb") as f:
+                        source.download_range(uri, _Progress(f, self), 0, size, version)
+                    partial.replace(path)
+                finally:
+                    partial.unlink(missing_ok=True)
+                received += size
             self._copied[rel] = (path.stat().st_size, version)
         for rel in set(self._copied) - set(listing):
             (self.dest / rel).unlink(missing_ok=True)
             del self._copied[rel]
+        self.bytes_received += received
         return received
