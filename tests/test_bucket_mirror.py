@@ -183,3 +183,27 @@ def test_health_reports_the_last_sync_and_turns_stale_when_storage_fails(gcs, tm
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_retention_mirrors_the_latest_runs_and_every_promoted_one_and_frees_the_rest(gcs, tmp_path):
+    runs = [f"2026010{d}-030000-{d:06x}" for d in range(1, 6)]  # five nightly runs, oldest first
+    for run in runs:
+        _upload(f"{run}/train/events.out.tfevents.1", run.encode())
+    _upload("trend/events.out.tfevents.1", b"trend")  # not a run: always mirrored
+    # runs[0] was champion once: its model is kept under <root>/models/ for rollbacks.
+    storage.gcs.client().bucket(BUCKET).blob(f"root/models/{runs[0]}/model.keras").upload_from_string(b"m")
+    dest = tmp_path / "logs"
+    mirror = BucketMirror(f"gs://{BUCKET}/root/tensorboard", dest, keep_runs=2)
+    mirror.sync()
+    mirrored = {p.name for p in dest.iterdir()}
+    assert mirrored == {runs[0], runs[3], runs[4], "trend"}
+
+    # A new night: runs[3] falls out of the latest two and is deleted from the volume, folder and all.
+    new = "20260106-030000-000006"
+    _upload(f"{new}/train/events.out.tfevents.1", b"new")
+    mirror.sync()
+    assert {p.name for p in dest.iterdir()} == {runs[0], runs[4], new, "trend"}
+
+    # A restarted mirror with the same retention fetches nothing and deletes nothing it keeps.
+    assert BucketMirror(f"gs://{BUCKET}/root/tensorboard", dest, keep_runs=2).sync() == 0
+    assert {p.name for p in dest.iterdir()} == {runs[0], runs[4], new, "trend"}

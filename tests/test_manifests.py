@@ -273,6 +273,7 @@ def test_the_mirror_serves_health_and_both_probes_read_it(overlay):
     for probe in ("livenessProbe", "readinessProbe"):
         get = mirror[probe]["httpGet"]
         assert get["path"] == "/healthz" and get["port"] in ("mirror-health", port), probe
+    assert int(args["keep-runs"]) > 0, "retention on: the volume stays bounded whatever the bucket holds"
     liveness = mirror["livenessProbe"]
     # Restarts come only after the mirror itself says stale, not on one slow answer.
     assert liveness["periodSeconds"] * liveness["failureThreshold"] >= 60

@@ -78,6 +78,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--source", required=True, help="gs://BUCKET/PREFIX/tensorboard (or a local folder)")
     parser.add_argument("--dest", required=True, help="local folder that TensorBoard reads")
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between listings (default: 5)")
+    parser.add_argument(
+        "--keep-runs",
+        type=int,
+        default=0,
+        help="mirror only the latest N runs and every run ever promoted (a models/<run>/ beside the source); "
+        "other runs are deleted from --dest (default: 0, every run)",
+    )
     parser.add_argument("--once", action="store_true", help="one sync, then exit (1 if it failed)")
     parser.add_argument(
         "--health-port", type=int, default=0, help="serve GET /healthz on this port (default: 0, none)"
@@ -92,7 +99,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
-    mirror = BucketMirror(storage.check_uri(args.source), Path(args.dest))
+    if args.keep_runs < 0:
+        parser.error(f"--keep-runs must be 0 (every run) or more, got {args.keep_runs}")
+    mirror = BucketMirror(storage.check_uri(args.source), Path(args.dest), keep_runs=args.keep_runs)
     health = Health(mirror, args.stale_after)
     if args.health_port:
         serve_health(health, args.health_host, args.health_port)

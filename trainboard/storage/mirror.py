@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from trainboard.storage.backends import backend_for
+from trainboard.storage.backends import Backend, backend_for
 from trainboard.storage.uris import join
 
 # GCS allows at most 1024 components in a composite object; start over well before that (local files
@@ -96,6 +97,20 @@ def unsafe_name(rel: str) -> str | None:
     return None
 
 
+# How trainboard.layout.new_run_name names runs (they sort by start time); other folders (not runs) are kept.
+_RUN_NAME = re.compile(r"\d{8}-\d{6}-.+")
+
+
+def retained_runs(runs: set[str], keep: int, promoted: set[str]) -> set[str]:
+    """The run folders a retention of ``keep`` runs mirrors: the ``keep`` latest runs (names sort by start
+    time), every run in ``promoted`` (ever champion: it has a ``models/<run>/``), and every folder that is
+    not named as a run. ``keep`` 0 keeps everything."""
+    if keep <= 0:
+        return set(runs)
+    named = sorted(r for r in runs if _RUN_NAME.fullmatch(r))
+    return (runs - set(named)) | set(named[-keep:]) | (set(named) & promoted)
+
+
 class _Progress:
     """A file that notes the time of each write: a long download that is still moving is not hung."""
 
@@ -117,6 +132,10 @@ class BucketMirror:
     one listing request per 1000 objects per interval, and downloads only what changed: the new bytes of a
     grown event file (one ranged read) or a new file. TensorBoard then reads the local copy.
 
+    Retention (``keep_runs`` > 0): only the latest ``keep_runs`` runs and every run ever promoted (a
+    ``models/<run>/`` beside ``source``, as trainboard.layout lays out a root) are mirrored; the files of
+    any other run are deleted from ``dest``, so the volume stays bounded whatever the bucket holds.
+
     Robust for a long-lived pod: objects are streamed to disk in chunks (memory does not grow with an
     object's size); what is already in ``dest`` counts as copied, so a restarted mirror (same volume)
     fetches only the bytes it lacks; an object whose name would land outside ``dest`` is refused, logged
@@ -125,6 +144,7 @@ class BucketMirror:
 
     source: str
     dest: Path
+    keep_runs: int = 0
     bytes_received: int = 0
     last_progress: float = 0.0
     refused: set[str] = field(default_factory=set)
@@ -142,6 +162,14 @@ class BucketMirror:
                     self._copied[path.relative_to(self.dest).as_posix()] = (path.stat().st_size, None)
         self._seeded = True
 
+    def _retain(self, source: Backend, listing: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
+        models = join(self.source.rstrip("/").rsplit("/", 1)[0], "models")
+        # One more listing per interval: the runs ever promoted (their models/<run>/ is kept for rollbacks).
+        promoted = {rel.split("/", 1)[0] for rel in source.list_versions(models) if "/" in rel}
+        runs = {rel.split("/", 1)[0] for rel in listing if "/" in rel}
+        kept = retained_runs(runs, self.keep_runs, promoted)
+        return {rel: v for rel, v in listing.items() if "/" not in rel or rel.split("/", 1)[0] in kept}
+
     def sync(self) -> int:
         """Bring ``dest`` up to date with ``source``; return the number of bytes downloaded."""
         if not self._seeded:
@@ -153,6 +181,8 @@ class BucketMirror:
             self.refused.add(rel)
             log.error("bucket mirror: refused object %r below %s: %s", rel, self.source, unsafe_name(rel))
         listing = {r: v for r, v in listing.items() if r not in self.refused}
+        if self.keep_runs > 0:
+            listing = self._retain(source, listing)
         for rel, (size, version) in sorted(listing.items()):
             copied = self._copied.get(rel)
             if copied == (size, version):
@@ -179,7 +209,12 @@ class BucketMirror:
                 received += size
             self._copied[rel] = (path.stat().st_size, version)
         for rel in set(self._copied) - set(listing):
-            (self.dest / rel).unlink(missing_ok=True)
+            path = self.dest / rel
+            path.unlink(missing_ok=True)
             del self._copied[rel]
+            for folder in path.parents:  # a run dropped by retention leaves no empty folder behind
+                if folder == self.dest or not folder.is_relative_to(self.dest) or any(folder.iterdir()):
+                    break
+                folder.rmdir()
         self.bytes_received += received
         return received
