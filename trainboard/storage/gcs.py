@@ -172,14 +172,24 @@ def read_bytes(uri: str, start: int = 0) -> bytes:
 def download_range(uri: str, out: BinaryIO, start: int, end: int, generation: int | None = None) -> None:
     """Write bytes ``start`` to ``end`` (exclusive) of the object into ``out``, streamed in chunks of
     ``DOWNLOAD_CHUNK_BYTES`` (one ranged request each): memory stays bounded whatever the object's size. With
-    ``generation``, only that version of the object (412 if it was replaced meanwhile)."""
+    ``generation``, only that version of the object. Raises PreconditionFailed when the object was replaced
+    meanwhile, FileNotFoundError when it is gone."""
     if end <= start:
         return
     bucket, name = split_gcs(uri)
     blob = client().bucket(bucket).blob(name, chunk_size=DOWNLOAD_CHUNK_BYTES)
     # raw_download: the bytes as stored (event files are not gzip-encoded; a range of a decoded stream
     # would not be one anyway).
-    blob.download_to_file(out, start=start, end=end - 1, if_generation_match=generation, raw_download=True)
+    from google.api_core import exceptions
+
+    try:
+        blob.download_to_file(
+            out, start=start, end=end - 1, if_generation_match=generation, raw_download=True
+        )
+    except exceptions.PreconditionFailed as e:
+        raise PreconditionFailed(f"{uri} is no longer at generation {generation}") from e
+    except exceptions.NotFound as e:
+        raise FileNotFoundError(f"{uri}: no such object") from e
 
 
 def write_bytes(uri: str, data: bytes) -> None:

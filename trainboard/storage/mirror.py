@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from trainboard.storage.backends import Backend, backend_for
+from trainboard.storage.errors import PreconditionFailed
 from trainboard.storage.uris import join
 
 # GCS allows at most 1024 components in a composite object; start over well before that (local files
@@ -170,6 +171,35 @@ class BucketMirror:
         kept = retained_runs(runs, self.keep_runs, promoted)
         return {rel: v for rel, v in listing.items() if "/" not in rel or rel.split("/", 1)[0] in kept}
 
+    def _fetch(self, source: Backend, rel: str, size: int, version: int) -> int:
+        """Bring ``dest/rel`` to the listed ``size`` and ``version``; return the bytes downloaded."""
+        copied = self._copied.get(rel)
+        path = self.dest / rel
+        uri = join(self.source, rel)
+        have = path.stat().st_size if path.is_file() else -1
+        received = 0
+        if copied is not None and copied[1] is None and have == size:
+            pass  # seeded from disk after a restart: the copy is complete
+        elif 0 < have < size and copied is not None and (copied[1] is None or have >= copied[0]):
+            # Event files only grow: fetch the new tail only, streamed onto the copy. Any generation: the
+            # bytes below ``size`` are the same in every later one (an append composes a new generation).
+            with path.open("ab") as f:
+                source.download_range(uri, _Progress(f, self), have, size)
+            received = size - have
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(_PARTIAL_PREFIX + str(os.getpid()))
+            try:
+                with partial.open("wb") as f:
+                    # This generation only: chunks of two different objects must not make one file.
+                    source.download_range(uri, _Progress(f, self), 0, size, version)
+                partial.replace(path)
+            finally:
+                partial.unlink(missing_ok=True)
+            received = size
+        self._copied[rel] = (path.stat().st_size, version)
+        return received
+
     def sync(self) -> int:
         """Bring ``dest`` up to date with ``source``; return the number of bytes downloaded."""
         if not self._seeded:
@@ -187,27 +217,12 @@ class BucketMirror:
             copied = self._copied.get(rel)
             if copied == (size, version):
                 continue
-            path = self.dest / rel
-            uri = join(self.source, rel)
-            have = path.stat().st_size if path.is_file() else -1
-            if copied is not None and copied[1] is None and have == size:
-                pass  # seeded from disk after a restart: the copy is complete
-            elif 0 < have < size and copied is not None and (copied[1] is None or have >= copied[0]):
-                # Event files only grow: fetch the new tail only, streamed onto the copy.
-                with path.open("ab") as f:
-                    source.download_range(uri, _Progress(f, self), have, size, version)
-                received += size - have
-            else:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                partial = path.with_name(_PARTIAL_PREFIX + str(os.getpid()))
-                try:
-                    with partial.open("wb") as f:
-                        source.download_range(uri, _Progress(f, self), 0, size, version)
-                    partial.replace(path)
-                finally:
-                    partial.unlink(missing_ok=True)
-                received += size
-            self._copied[rel] = (path.stat().st_size, version)
+            try:
+                received += self._fetch(source, rel, size, version)
+            except (PreconditionFailed, FileNotFoundError) as e:
+                # Replaced or deleted since the listing (a training run composing onto it): the next
+                # interval's listing has its new version. The other objects go on.
+                log.info("bucket mirror: %s changed while it was fetched (%s); next interval", rel, e)
         for rel in set(self._copied) - set(listing):
             path = self.dest / rel
             path.unlink(missing_ok=True)
