@@ -207,3 +207,26 @@ def test_retention_mirrors_the_latest_runs_and_every_promoted_one_and_frees_the_
     # A restarted mirror with the same retention fetches nothing and deletes nothing it keeps.
     assert BucketMirror(f"gs://{BUCKET}/root/tensorboard", dest, keep_runs=2).sync() == 0
     assert {p.name for p in dest.iterdir()} == {runs[0], runs[4], new, "trend"}
+
+
+def test_an_object_replaced_during_the_sync_is_fetched_at_the_next_one_and_the_others_go_on(
+    gcs, tmp_path, monkeypatch
+):
+    _upload("a/train/events.out.tfevents.1", b"a-first")
+    _upload("b/train/events.out.tfevents.1", b"b")
+    listed = storage.gcs.list_versions
+
+    def list_then_replace(uri: str, skip_hidden: bool = False) -> dict:
+        listing = listed(uri, skip_hidden)
+        _upload("a/train/events.out.tfevents.1", b"a-second")  # rewritten after the listing
+        return listing
+
+    monkeypatch.setattr(storage.gcs, "list_versions", list_then_replace)
+    dest = tmp_path / "logs"
+    mirror = BucketMirror(f"gs://{BUCKET}/root/tensorboard", dest)
+    assert mirror.sync() == len(b"b"), "the listed generation of a is gone: a skipped, b fetched"
+    assert not (dest / "a" / "train" / "events.out.tfevents.1").exists()
+    assert [p.name for p in (dest / "a" / "train").iterdir()] == [], "no partial file left behind"
+    monkeypatch.setattr(storage.gcs, "list_versions", listed)
+    assert mirror.sync() == len(b"a-second")
+    assert (dest / "a" / "train" / "events.out.tfevents.1").read_bytes() == b"a-second"

@@ -177,7 +177,8 @@ def download_range(uri: str, out: BinaryIO, start: int, end: int, generation: in
     if end <= start:
         return
     bucket, name = split_gcs(uri)
-    blob = client().bucket(bucket).blob(name, chunk_size=DOWNLOAD_CHUNK_BYTES)
+    # That generation (?generation=N on every ranged request): 404 once it is no longer the live object.
+    blob = client().bucket(bucket).blob(name, chunk_size=DOWNLOAD_CHUNK_BYTES, generation=generation)
     # raw_download: the bytes as stored (event files are not gzip-encoded; a range of a decoded stream
     # would not be one anyway).
     from google.api_core import exceptions
