@@ -230,3 +230,38 @@ def test_an_object_replaced_during_the_sync_is_fetched_at_the_next_one_and_the_o
     monkeypatch.setattr(storage.gcs, "list_versions", listed)
     assert mirror.sync() == len(b"a-second")
     assert (dest / "a" / "train" / "events.out.tfevents.1").read_bytes() == b"a-second"
+
+
+def test_a_mirror_killed_in_the_middle_of_a_download_resumes_it_after_the_restart(gcs, tmp_path):
+    size = 128 * 1024 * 1024
+    big = tmp_path / "events.out.tfevents.big"
+    with big.open("wb") as f:
+        for i in range(size // (1024 * 1024)):
+            f.write(bytes([i % 251]) * (1024 * 1024))
+    storage.gcs.client().bucket(BUCKET).blob(
+        "root/tensorboard/run/train/events.out.tfevents.big"
+    ).upload_from_filename(str(big))
+    dest = tmp_path / "logs"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trainboard.bucket_mirror", f"--source=gs://{BUCKET}/root/tensorboard",
+         f"--dest={dest}", "--once"],
+        env=gcs.env(),
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    partial_size = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        partials = list((dest / "run" / "train").glob(".mirror-partial-*")) if dest.exists() else []
+        if partials and (partial_size := partials[0].stat().st_size) >= 16 * 1024 * 1024:
+            break
+        time.sleep(0.005)
+    proc.kill()  # SIGKILL, as the kubelet does after a failed liveness probe's grace period
+    proc.wait(10)
+    partials = list((dest / "run" / "train").glob(".mirror-partial-*"))
+    assert len(partials) == 1 and 0 < partials[0].stat().st_size < size, "killed in the middle"
+    partial_size = partials[0].stat().st_size
+
+    restarted = BucketMirror(f"gs://{BUCKET}/root/tensorboard", dest)
+    assert restarted.sync() == size - partial_size, "only the bytes the volume lacks"
+    copy = dest / "run" / "train" / "events.out.tfevents.big"
+    assert filecmp.cmp(copy, big, shallow=False)
+    assert [p.name for p in copy.parent.iterdir()] == [copy.name]

@@ -7,9 +7,9 @@ Both rely on event files only growing: they move only the bytes added since the 
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -139,8 +139,8 @@ class BucketMirror:
 
     Robust for a long-lived pod: objects are streamed to disk in chunks (memory does not grow with an
     object's size); what is already in ``dest`` counts as copied, so a restarted mirror (same volume)
-    fetches only the bytes it lacks; an object whose name would land outside ``dest`` is refused, logged
-    once, and skipped.
+    fetches only the bytes it lacks (a download killed half-way included); an object whose name would
+    land outside ``dest`` is refused, logged once, and skipped.
     """
 
     source: str
@@ -151,14 +151,15 @@ class BucketMirror:
     refused: set[str] = field(default_factory=set)
     _copied: dict[str, tuple[int, int | None]] = field(default_factory=dict)
     _seeded: bool = False
+    _partials: list[Path] = field(default_factory=list)
 
     def _seed_from_disk(self) -> None:
         """A restart: the files already in ``dest`` are copies of the objects' first bytes (event files
-        only grow); a partial download left by a killed mirror is removed."""
+        only grow); a partial download left by a killed mirror is resumed by _fetch."""
         if self.dest.is_dir():
             for path in self.dest.rglob("*"):
                 if path.name.startswith(_PARTIAL_PREFIX):
-                    path.unlink(missing_ok=True)
+                    self._partials.append(path)
                 elif path.is_file() and not path.is_symlink():
                     self._copied[path.relative_to(self.dest).as_posix()] = (path.stat().st_size, None)
         self._seeded = True
@@ -188,15 +189,27 @@ class BucketMirror:
             received = size - have
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_name(_PARTIAL_PREFIX + str(os.getpid()))
+            # The partial file names the object's generation: a restarted mirror resumes it where the
+            # killed one stopped, and only for that same generation. (No "tfevents" in the name: TensorBoard
+            # must not read it.)
+            stem = f"{_PARTIAL_PREFIX}{zlib.crc32(path.name.encode()):08x}-"
+            partial = path.with_name(f"{stem}{version}")
+            for stale in path.parent.glob(f"{stem}*"):
+                if stale != partial:
+                    stale.unlink(missing_ok=True)
+            start = partial.stat().st_size if partial.is_file() else 0
+            if start > size:
+                partial.unlink()
+                start = 0
             try:
-                with partial.open("wb") as f:
+                with partial.open("ab") as f:
                     # This generation only: chunks of two different objects must not make one file.
-                    source.download_range(uri, _Progress(f, self), 0, size, version)
-                partial.replace(path)
-            finally:
-                partial.unlink(missing_ok=True)
-            received = size
+                    source.download_range(uri, _Progress(f, self), start, size, version)
+            except (PreconditionFailed, FileNotFoundError):
+                partial.unlink(missing_ok=True)  # that generation is gone: nothing to resume
+                raise
+            partial.replace(path)
+            received = size - start
         self._copied[rel] = (path.stat().st_size, version)
         return received
 
@@ -231,5 +244,9 @@ class BucketMirror:
                 if folder == self.dest or not folder.is_relative_to(self.dest) or any(folder.iterdir()):
                     break
                 folder.rmdir()
+        # Partial downloads found at the restart that this first sync did not resume: of objects gone.
+        for partial in self._partials:
+            partial.unlink(missing_ok=True)
+        self._partials.clear()
         self.bytes_received += received
         return received
