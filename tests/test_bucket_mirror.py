@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from tests.support.gcs import BUCKET
+import filecmp
+import json
+import logging
+import re
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+from tests.support.gcs import BUCKET, free_port, wait_for_http
 from trainboard import storage
 from trainboard.storage import BucketMirror
 
@@ -33,3 +43,225 @@ def test_mirror_fetches_new_files_then_only_new_tails_then_drops_deleted(gcs, tm
     storage.gcs.client().bucket(BUCKET).blob("root/tensorboard/run/train/events.out.tfevents.1").delete()
     assert mirror.sync() == 0
     assert not copy.exists()
+
+
+def _upload(name: str, data: bytes) -> None:
+    storage.gcs.client().bucket(BUCKET).blob(f"root/tensorboard/{name}").upload_from_string(data)
+
+
+_PEAK_RSS = """
+import re, sys
+from trainboard import bucket_mirror
+try:
+    bucket_mirror.main(sys.argv[1:])
+finally:
+    status = open("/proc/self/status").read()
+    print("VmHWM", re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1), file=sys.stderr)
+"""
+
+
+def _mirror_once(gcs, dest, *extra: str) -> tuple[int, int]:
+    """``python -m trainboard.bucket_mirror --once`` in its own process: (exit status, peak RSS in bytes).
+
+    The peak is the process's own VmHWM: ru_maxrss of a child also counts the parent it was forked from."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _PEAK_RSS, f"--source=gs://{BUCKET}/root/tensorboard", f"--dest={dest}",
+         "--once", *extra],
+        env=gcs.env(), stderr=subprocess.PIPE, text=True, check=False,
+    )  # fmt: skip
+    sys.stderr.write(proc.stderr)
+    peak_kb = re.search(r"VmHWM (\d+)", proc.stderr)
+    return proc.returncode, int(peak_kb.group(1)) * 1024 if peak_kb else 0
+
+
+def test_mirror_streams_a_large_object_to_disk_in_bounded_memory(gcs, tmp_path):
+    size = 256 * 1024 * 1024
+    big = tmp_path / "events.out.tfevents.big"
+    with big.open("wb") as f:  # 256 MiB, not all the same byte
+        for i in range(size // (1024 * 1024)):
+            f.write(bytes([i % 251]) * (1024 * 1024))
+    storage.gcs.client().bucket(BUCKET).blob(
+        "root/tensorboard/run/train/events.out.tfevents.big"
+    ).upload_from_filename(str(big))
+    rc, peak_rss = _mirror_once(gcs, tmp_path / "logs")
+    assert rc == 0
+    copy = tmp_path / "logs" / "run" / "train" / "events.out.tfevents.big"
+    assert copy.stat().st_size == size
+    assert filecmp.cmp(copy, big, shallow=False)
+    # The interpreter and the Google client take about 60-70 MB; the object must not be held in memory.
+    assert peak_rss < 150 * 1024 * 1024, f"peak RSS {peak_rss / 2**20:.0f} MiB mirroring a 256 MiB object"
+
+
+def test_a_restarted_mirror_fetches_only_the_bytes_its_volume_lacks(gcs, tmp_path):
+    _upload("run/train/events.out.tfevents.1", b"epoch-0;" * 1000)
+    _upload("run/validation/events.out.tfevents.1", b"val-0;")
+    dest = tmp_path / "logs"
+    assert BucketMirror(f"gs://{BUCKET}/root/tensorboard", dest).sync() == 8000 + 6
+
+    # The pod's mirror restarts (same emptyDir): a new process knows nothing but what is on the volume.
+    # Meanwhile training appended an epoch, and the old mirror left a half-written download behind.
+    _upload("run/train/events.out.tfevents.1", b"epoch-0;" * 1000 + b"epoch-1;")
+    (dest / "run" / "train" / ".mirror-partial-12345").write_bytes(b"half")
+    restarted = BucketMirror(f"gs://{BUCKET}/root/tensorboard", dest)
+    assert restarted.sync() == len(b"epoch-1;"), "only the new tail, nothing already on the volume"
+    assert (dest / "run" / "train" / "events.out.tfevents.1").read_bytes() == b"epoch-0;" * 1000 + b"epoch-1;"
+    assert sorted(p.name for p in (dest / "run" / "train").iterdir()) == ["events.out.tfevents.1"]
+    assert restarted.sync() == 0
+
+    # A restart killed in the middle of a tail: the copy holds part of the tail; the rest is fetched.
+    _upload("run/train/events.out.tfevents.1", b"epoch-0;" * 1000 + b"epoch-1;epoch-2;")
+    with (dest / "run" / "train" / "events.out.tfevents.1").open("ab") as f:
+        f.write(b"epo")
+    assert BucketMirror(f"gs://{BUCKET}/root/tensorboard", dest).sync() == len(b"ch-2;")
+    assert (dest / "run" / "train" / "events.out.tfevents.1").read_bytes().endswith(b"epoch-1;epoch-2;")
+
+    # The command, as the pod runs it, restarted: nothing new, nothing fetched (the files keep their inodes).
+    inode = (dest / "run" / "validation" / "events.out.tfevents.1").stat().st_ino
+    assert _mirror_once(gcs, dest)[0] == 0
+    assert (dest / "run" / "validation" / "events.out.tfevents.1").stat().st_ino == inode
+
+
+def test_mirror_refuses_names_that_resolve_outside_its_folder_and_goes_on(gcs, tmp_path, caplog):
+    bad = ["../../escaped.tfevents", "run//empty-segment", "run/./dot", "run/../../../up", "/absolute"]
+    for name in bad:
+        _upload(name, b"evil")
+    _upload("run/train/events.out.tfevents.1", b"good")
+    dest = tmp_path / "box" / "logs"
+    mirror = BucketMirror(f"gs://{BUCKET}/root/tensorboard", dest)
+    listed = set(storage.gcs.list_versions(f"gs://{BUCKET}/root/tensorboard"))
+    assert set(bad) <= listed, "the emulator kept the names as given"
+
+    with caplog.at_level(logging.ERROR, logger="trainboard.storage"):
+        assert mirror.sync() == len(b"good")
+    assert (dest / "run" / "train" / "events.out.tfevents.1").read_bytes() == b"good"
+    written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+    assert written == ["box/logs/run/train/events.out.tfevents.1"]
+    refused = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refused) == len(bad) and all(any(repr(n) in m for m in refused) for n in bad)
+    caplog.clear()
+    with caplog.at_level(logging.ERROR, logger="trainboard.storage"):
+        assert mirror.sync() == 0
+    assert not caplog.records, "each refused name is logged once, not at every interval"
+
+
+def _health(port: int) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
+            return r.status, json.load(r)
+    except urllib.error.HTTPError as e:
+        return e.code, json.load(e)
+
+
+def test_health_reports_the_last_sync_and_turns_stale_when_storage_fails(gcs, tmp_path):
+    _upload("run/train/events.out.tfevents.1", b"epoch-0;")
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trainboard.bucket_mirror", f"--source=gs://{BUCKET}/root/tensorboard",
+         f"--dest={tmp_path / 'logs'}", "--interval=0.5", f"--health-port={port}", "--health-host=127.0.0.1",
+         "--stale-after=3"],
+        env=gcs.env(),
+    )  # fmt: skip
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/healthz", proc=proc)
+        deadline = time.monotonic() + 30
+        while (answer := _health(port))[1]["last_success"] is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        status, body = answer
+        assert status == 200 and body["last_success"] is not None and body["last_error"] is None
+        assert body["bytes_received"] == len(b"epoch-0;")
+
+        gcs.process.terminate()  # storage gone: every sync hangs or fails from now on
+        gcs.process.wait(10)
+        deadline = time.monotonic() + 30
+        while (answer := _health(port))[0] == 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        status, body = answer
+        assert status == 503, body
+        # The listing hangs in the client's own retries (a hung mirror): stale all the same.
+        assert body["age_seconds"] >= 3
+        assert body["last_success"] is not None
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_retention_mirrors_the_latest_runs_and_every_promoted_one_and_frees_the_rest(gcs, tmp_path):
+    runs = [f"2026010{d}-030000-{d:06x}" for d in range(1, 6)]  # five nightly runs, oldest first
+    for run in runs:
+        _upload(f"{run}/train/events.out.tfevents.1", run.encode())
+    _upload("trend/events.out.tfevents.1", b"trend")  # not a run: always mirrored
+    # runs[0] was champion once: its model is kept under <root>/models/ for rollbacks.
+    storage.gcs.client().bucket(BUCKET).blob(f"root/models/{runs[0]}/model.keras").upload_from_string(b"m")
+    dest = tmp_path / "logs"
+    mirror = BucketMirror(f"gs://{BUCKET}/root/tensorboard", dest, keep_runs=2)
+    mirror.sync()
+    mirrored = {p.name for p in dest.iterdir()}
+    assert mirrored == {runs[0], runs[3], runs[4], "trend"}
+
+    # A new night: runs[3] falls out of the latest two and is deleted from the volume, folder and all.
+    new = "20260106-030000-000006"
+    _upload(f"{new}/train/events.out.tfevents.1", b"new")
+    mirror.sync()
+    assert {p.name for p in dest.iterdir()} == {runs[0], runs[4], new, "trend"}
+
+    # A restarted mirror with the same retention fetches nothing and deletes nothing it keeps.
+    assert BucketMirror(f"gs://{BUCKET}/root/tensorboard", dest, keep_runs=2).sync() == 0
+    assert {p.name for p in dest.iterdir()} == {runs[0], runs[4], new, "trend"}
+
+
+def test_an_object_replaced_during_the_sync_is_fetched_at_the_next_one_and_the_others_go_on(
+    gcs, tmp_path, monkeypatch
+):
+    _upload("a/train/events.out.tfevents.1", b"a-first")
+    _upload("b/train/events.out.tfevents.1", b"b")
+    listed = storage.gcs.list_versions
+
+    def list_then_replace(uri: str, skip_hidden: bool = False) -> dict:
+        listing = listed(uri, skip_hidden)
+        _upload("a/train/events.out.tfevents.1", b"a-second")  # rewritten after the listing
+        return listing
+
+    monkeypatch.setattr(storage.gcs, "list_versions", list_then_replace)
+    dest = tmp_path / "logs"
+    mirror = BucketMirror(f"gs://{BUCKET}/root/tensorboard", dest)
+    assert mirror.sync() == len(b"b"), "the listed generation of a is gone: a skipped, b fetched"
+    assert not (dest / "a" / "train" / "events.out.tfevents.1").exists()
+    assert [p.name for p in (dest / "a" / "train").iterdir()] == [], "no partial file left behind"
+    monkeypatch.setattr(storage.gcs, "list_versions", listed)
+    assert mirror.sync() == len(b"a-second")
+    assert (dest / "a" / "train" / "events.out.tfevents.1").read_bytes() == b"a-second"
+
+
+def test_a_mirror_killed_in_the_middle_of_a_download_resumes_it_after_the_restart(gcs, tmp_path):
+    size = 128 * 1024 * 1024
+    big = tmp_path / "events.out.tfevents.big"
+    with big.open("wb") as f:
+        for i in range(size // (1024 * 1024)):
+            f.write(bytes([i % 251]) * (1024 * 1024))
+    storage.gcs.client().bucket(BUCKET).blob(
+        "root/tensorboard/run/train/events.out.tfevents.big"
+    ).upload_from_filename(str(big))
+    dest = tmp_path / "logs"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trainboard.bucket_mirror", f"--source=gs://{BUCKET}/root/tensorboard",
+         f"--dest={dest}", "--once"],
+        env=gcs.env(),
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    partial_size = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        partials = list((dest / "run" / "train").glob(".mirror-partial-*")) if dest.exists() else []
+        if partials and (partial_size := partials[0].stat().st_size) >= 16 * 1024 * 1024:
+            break
+        time.sleep(0.005)
+    proc.kill()  # SIGKILL, as the kubelet does after a failed liveness probe's grace period
+    proc.wait(10)
+    partials = list((dest / "run" / "train").glob(".mirror-partial-*"))
+    assert len(partials) == 1 and 0 < partials[0].stat().st_size < size, "killed in the middle"
+    partial_size = partials[0].stat().st_size
+
+    restarted = BucketMirror(f"gs://{BUCKET}/root/tensorboard", dest)
+    assert restarted.sync() == size - partial_size, "only the bytes the volume lacks"
+    copy = dest / "run" / "train" / "events.out.tfevents.big"
+    assert filecmp.cmp(copy, big, shallow=False)
+    assert [p.name for p in copy.parent.iterdir()] == [copy.name]

@@ -259,3 +259,32 @@ def test_image_dockerfile_is_hadolint_clean():
     text = dockerfile.read_text()
     assert "USER 10001:10001" in text  # the Deployment's runAsUser
     assert ":latest" not in text
+
+
+def test_the_mirror_serves_health_and_both_probes_read_it(overlay):
+    """The bucket mirror's /healthz (trainboard.bucket_mirror) is probed: liveness restarts a stale mirror,
+    readiness shows a stale board; the port and the path are the ones the mirror serves."""
+    _, objects = overlay
+    mirror = next(c for t in pods(objects) for c in t["spec"]["containers"] if c["name"] == "bucket-mirror")
+    args = dict(a.removeprefix("--").split("=", 1) for a in mirror["args"])
+    port = int(args["health-port"])
+    assert float(args["stale-after"]) >= 10 * float(args["interval"])
+    assert {"name": "mirror-health", "containerPort": port, "protocol": "TCP"} in mirror["ports"]
+    for probe in ("livenessProbe", "readinessProbe"):
+        get = mirror[probe]["httpGet"]
+        assert get["path"] == "/healthz" and get["port"] in ("mirror-health", port), probe
+    assert int(args["keep-runs"]) > 0, "retention on: the volume stays bounded whatever the bucket holds"
+    liveness = mirror["livenessProbe"]
+    # Restarts come only after the mirror itself says stale, not on one slow answer.
+    assert liveness["periodSeconds"] * liveness["failureThreshold"] >= 60
+
+
+def test_the_image_has_the_profile_plugin_pinned_to_match_tensorboard():
+    dockerfile = (MANIFESTS_DIR / "image" / "Dockerfile").read_text()
+    lock = (Path(__file__).parents[1] / "requirements" / "runtime.lock").read_text()
+    tensorboard = next(line for line in lock.splitlines() if line.startswith("tensorboard=="))
+    assert tensorboard in dockerfile
+    minor = tensorboard.split("==")[1].rsplit(".", 1)[0]
+    assert f"tensorboard-plugin-profile=={minor}." in dockerfile, "the plugin release of TensorBoard's minor"
+    plugin = dockerfile.split("tensorboard-plugin-profile==")[1].split()[0]
+    assert f"xprof=={plugin}" in dockerfile, "the plugin's implementation, pinned to the same version"

@@ -8,7 +8,7 @@ functions of ``Backend``; behaviour common to both is documented on the facade's
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from trainboard.storage import gcs, local
 from trainboard.storage.uris import is_gcs
@@ -16,6 +16,9 @@ from trainboard.storage.uris import is_gcs
 
 class Backend(Protocol):
     def read_bytes(self, uri: str, start: int = 0) -> bytes: ...
+    def download_range(
+        self, uri: str, out: BinaryIO, start: int, end: int, generation: int | None = None
+    ) -> None: ...
     def write_bytes(self, uri: str, data: bytes) -> None: ...
     def append(self, uri: str, data: bytes, size: int, seq: int) -> None: ...
     def exists(self, uri: str) -> bool: ...

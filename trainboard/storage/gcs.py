@@ -20,7 +20,7 @@ import time
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TYPE_CHECKING, BinaryIO, TypeVar, cast
 
 from trainboard import faults
 from trainboard.storage.errors import MirrorConflict, NoCredentials, PreconditionFailed
@@ -31,6 +31,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("trainboard.storage")
 T = TypeVar("T")
+
+# Each ranged request of download_range fetches at most this many bytes (a multiple of 256 KiB, as GCS
+# requires of a chunk size): the mirror's memory is bounded by this, not by the size of an event file.
+DOWNLOAD_CHUNK_BYTES = 4 * 1024 * 1024
 
 # Bounded retries of the writes training depends on: a storage outage of up to about two minutes
 # delays training instead of killing it. Delays double from 0.5 s up to 8 s; api-core draws each sleep
@@ -163,6 +167,30 @@ def _delete_blob(blob: Blob) -> None:
 
 def read_bytes(uri: str, start: int = 0) -> bytes:
     return _blob(uri).download_as_bytes(start=start or None)  # one ranged request
+
+
+def download_range(uri: str, out: BinaryIO, start: int, end: int, generation: int | None = None) -> None:
+    """Write bytes ``start`` to ``end`` (exclusive) of the object into ``out``, streamed in chunks of
+    ``DOWNLOAD_CHUNK_BYTES`` (one ranged request each): memory stays bounded whatever the object's size. With
+    ``generation``, only that version of the object. Raises PreconditionFailed when the object was replaced
+    meanwhile, FileNotFoundError when it is gone."""
+    if end <= start:
+        return
+    bucket, name = split_gcs(uri)
+    # That generation (?generation=N on every ranged request): 404 once it is no longer the live object.
+    blob = client().bucket(bucket).blob(name, chunk_size=DOWNLOAD_CHUNK_BYTES, generation=generation)
+    # raw_download: the bytes as stored (event files are not gzip-encoded; a range of a decoded stream
+    # would not be one anyway).
+    from google.api_core import exceptions
+
+    try:
+        blob.download_to_file(
+            out, start=start, end=end - 1, if_generation_match=generation, raw_download=True
+        )
+    except exceptions.PreconditionFailed as e:
+        raise PreconditionFailed(f"{uri} is no longer at generation {generation}") from e
+    except exceptions.NotFound as e:
+        raise FileNotFoundError(f"{uri}: no such object") from e
 
 
 def write_bytes(uri: str, data: bytes) -> None:

@@ -12,10 +12,12 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from trainboard.storage.errors import PreconditionFailed, SymlinkLoop
 
 _TEMP_PREFIX, _TEMP_SUFFIX = ".trainboard-", ".tmp"
+_CHUNK_BYTES = 1024 * 1024
 
 
 def _is_temporary(name: str) -> bool:
@@ -26,6 +28,20 @@ def read_bytes(uri: str, start: int = 0) -> bytes:
     with Path(uri).open("rb") as f:
         f.seek(start)
         return f.read()
+
+
+def download_range(uri: str, out: BinaryIO, start: int, end: int, generation: int | None = None) -> None:
+    """Copy bytes ``start`` to ``end`` (exclusive) of the file into ``out``, a chunk at a time."""
+    del generation  # a local file has no generations to check
+    with Path(uri).open("rb") as f:
+        f.seek(start)
+        left = end - start
+        while left > 0:
+            chunk = f.read(min(left, _CHUNK_BYTES))
+            if not chunk:
+                raise OSError(f"{uri} ended at byte {end - left}, expected {end}")
+            out.write(chunk)
+            left -= len(chunk)
 
 
 def write_bytes(uri: str, data: bytes) -> None:

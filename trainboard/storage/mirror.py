@@ -6,11 +6,16 @@ Both rely on event files only growing: they move only the bytes added since the 
 
 from __future__ import annotations
 
-import os
+import logging
+import re
+import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
-from trainboard.storage.backends import backend_for
+from trainboard.storage.backends import Backend, backend_for
+from trainboard.storage.errors import PreconditionFailed
 from trainboard.storage.uris import join
 
 # GCS allows at most 1024 components in a composite object; start over well before that (local files
@@ -18,6 +23,7 @@ from trainboard.storage.uris import join
 _MAX_COMPOSE_APPENDS = 1000
 # TensorBoard loads files whose name holds "tfevents": a file being downloaded must not look like one.
 _PARTIAL_PREFIX = ".mirror-partial-"
+log = logging.getLogger("trainboard.storage")
 
 
 @dataclass
@@ -76,6 +82,47 @@ class DirectoryMirror:
         return sent
 
 
+def unsafe_name(rel: str) -> str | None:
+    """Why an object's name (relative to the mirrored prefix) must not be written below the mirror's
+    folder, or None when it is safe: it would resolve outside the folder (``..``), is absolute, has an
+    empty or ``.`` segment, or would pass for one of the mirror's own files."""
+    if not rel:
+        return "empty name"
+    if rel.startswith("/") or "\\" in rel or "\0" in rel:
+        return "absolute path, backslash or NUL"
+    parts = rel.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        return "empty, '.' or '..' segment"
+    if parts[-1].startswith(_PARTIAL_PREFIX):
+        return "name of the mirror's partial files"
+    return None
+
+
+# How trainboard.layout.new_run_name names runs (they sort by start time); other folders (not runs) are kept.
+_RUN_NAME = re.compile(r"\d{8}-\d{6}-.+")
+
+
+def retained_runs(runs: set[str], keep: int, promoted: set[str]) -> set[str]:
+    """The run folders a retention of ``keep`` runs mirrors: the ``keep`` latest runs (names sort by start
+    time), every run in ``promoted`` (ever champion: it has a ``models/<run>/``), and every folder that is
+    not named as a run. ``keep`` 0 keeps everything."""
+    if keep <= 0:
+        return set(runs)
+    named = sorted(r for r in runs if _RUN_NAME.fullmatch(r))
+    return (runs - set(named)) | set(named[-keep:]) | (set(named) & promoted)
+
+
+class _Progress:
+    """A file that notes the time of each write: a long download that is still moving is not hung."""
+
+    def __init__(self, f: BinaryIO, mirror: BucketMirror) -> None:
+        self._f, self._mirror = f, mirror
+
+    def write(self, data: bytes) -> int:
+        self._mirror.last_progress = time.time()
+        return self._f.write(data)
+
+
 @dataclass
 class BucketMirror:
     """Mirror a bucket prefix into a local folder, incrementally: the TensorBoard pod's sidecar
@@ -85,38 +132,121 @@ class BucketMirror:
     of storage requests a reload for a team's bucket, all day, even when nothing changes). This mirror sends
     one listing request per 1000 objects per interval, and downloads only what changed: the new bytes of a
     grown event file (one ranged read) or a new file. TensorBoard then reads the local copy.
+
+    Retention (``keep_runs`` > 0): only the latest ``keep_runs`` runs and every run ever promoted (a
+    ``models/<run>/`` beside ``source``, as trainboard.layout lays out a root) are mirrored; the files of
+    any other run are deleted from ``dest``, so the volume stays bounded whatever the bucket holds.
+
+    Robust for a long-lived pod: objects are streamed to disk in chunks (memory does not grow with an
+    object's size); what is already in ``dest`` counts as copied, so a restarted mirror (same volume)
+    fetches only the bytes it lacks (a download killed half-way included); an object whose name would
+    land outside ``dest`` is refused, logged once, and skipped.
     """
 
     source: str
     dest: Path
-    _copied: dict[str, tuple[int, int]] = field(default_factory=dict)
+    keep_runs: int = 0
+    bytes_received: int = 0
+    last_progress: float = 0.0
+    refused: set[str] = field(default_factory=set)
+    _copied: dict[str, tuple[int, int | None]] = field(default_factory=dict)
+    _seeded: bool = False
+    _partials: list[Path] = field(default_factory=list)
+
+    def _seed_from_disk(self) -> None:
+        """A restart: the files already in ``dest`` are copies of the objects' first bytes (event files
+        only grow); a partial download left by a killed mirror is resumed by _fetch."""
+        if self.dest.is_dir():
+            for path in self.dest.rglob("*"):
+                if path.name.startswith(_PARTIAL_PREFIX):
+                    self._partials.append(path)
+                elif path.is_file() and not path.is_symlink():
+                    self._copied[path.relative_to(self.dest).as_posix()] = (path.stat().st_size, None)
+        self._seeded = True
+
+    def _retain(self, source: Backend, listing: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
+        models = join(self.source.rstrip("/").rsplit("/", 1)[0], "models")
+        # One more listing per interval: the runs ever promoted (their models/<run>/ is kept for rollbacks).
+        promoted = {rel.split("/", 1)[0] for rel in source.list_versions(models) if "/" in rel}
+        runs = {rel.split("/", 1)[0] for rel in listing if "/" in rel}
+        kept = retained_runs(runs, self.keep_runs, promoted)
+        return {rel: v for rel, v in listing.items() if "/" not in rel or rel.split("/", 1)[0] in kept}
+
+    def _fetch(self, source: Backend, rel: str, size: int, version: int) -> int:
+        """Bring ``dest/rel`` to the listed ``size`` and ``version``; return the bytes downloaded."""
+        copied = self._copied.get(rel)
+        path = self.dest / rel
+        uri = join(self.source, rel)
+        have = path.stat().st_size if path.is_file() else -1
+        received = 0
+        if copied is not None and copied[1] is None and have == size:
+            pass  # seeded from disk after a restart: the copy is complete
+        elif 0 < have < size and copied is not None and (copied[1] is None or have >= copied[0]):
+            # Event files only grow: fetch the new tail only, streamed onto the copy. Any generation: the
+            # bytes below ``size`` are the same in every later one (an append composes a new generation).
+            with path.open("ab") as f:
+                source.download_range(uri, _Progress(f, self), have, size)
+            received = size - have
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # The partial file names the object's generation: a restarted mirror resumes it where the
+            # killed one stopped, and only for that same generation. (No "tfevents" in the name: TensorBoard
+            # must not read it.)
+            stem = f"{_PARTIAL_PREFIX}{zlib.crc32(path.name.encode()):08x}-"
+            partial = path.with_name(f"{stem}{version}")
+            for stale in path.parent.glob(f"{stem}*"):
+                if stale != partial:
+                    stale.unlink(missing_ok=True)
+            start = partial.stat().st_size if partial.is_file() else 0
+            if start > size:
+                partial.unlink()
+                start = 0
+            try:
+                with partial.open("ab") as f:
+                    # This generation only: chunks of two different objects must not make one file.
+                    source.download_range(uri, _Progress(f, self), start, size, version)
+            except (PreconditionFailed, FileNotFoundError):
+                partial.unlink(missing_ok=True)  # that generation is gone: nothing to resume
+                raise
+            partial.replace(path)
+            received = size - start
+        self._copied[rel] = (path.stat().st_size, version)
+        return received
 
     def sync(self) -> int:
         """Bring ``dest`` up to date with ``source``; return the number of bytes downloaded."""
+        if not self._seeded:
+            self._seed_from_disk()
         source = backend_for(self.source)
         listing = source.list_versions(self.source)
         received = 0
+        for rel in [r for r in listing if r not in self.refused and unsafe_name(r)]:
+            self.refused.add(rel)
+            log.error("bucket mirror: refused object %r below %s: %s", rel, self.source, unsafe_name(rel))
+        listing = {r: v for r, v in listing.items() if r not in self.refused}
+        if self.keep_runs > 0:
+            listing = self._retain(source, listing)
         for rel, (size, version) in sorted(listing.items()):
             copied = self._copied.get(rel)
             if copied == (size, version):
                 continue
-            path = self.dest / rel
-            uri = join(self.source, rel)
-            if copied and size > copied[0] and path.is_file() and path.stat().st_size == copied[0]:
-                # Event files only grow: fetch the new tail only.
-                tail = source.read_bytes(uri, start=copied[0])
-                with path.open("ab") as f:
-                    f.write(tail)
-                received += len(tail)
-            else:
-                data = source.read_bytes(uri)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                partial = path.with_name(_PARTIAL_PREFIX + str(os.getpid()))
-                partial.write_bytes(data)
-                partial.replace(path)
-                received += len(data)
-            self._copied[rel] = (path.stat().st_size, version)
+            try:
+                received += self._fetch(source, rel, size, version)
+            except (PreconditionFailed, FileNotFoundError) as e:
+                # Replaced or deleted since the listing (a training run composing onto it): the next
+                # interval's listing has its new version. The other objects go on.
+                log.info("bucket mirror: %s changed while it was fetched (%s); next interval", rel, e)
         for rel in set(self._copied) - set(listing):
-            (self.dest / rel).unlink(missing_ok=True)
+            path = self.dest / rel
+            path.unlink(missing_ok=True)
             del self._copied[rel]
+            for folder in path.parents:  # a run dropped by retention leaves no empty folder behind
+                if folder == self.dest or not folder.is_relative_to(self.dest) or any(folder.iterdir()):
+                    break
+                folder.rmdir()
+        # Partial downloads found at the restart that this first sync did not resume: of objects gone.
+        for partial in self._partials:
+            partial.unlink(missing_ok=True)
+        self._partials.clear()
+        self.bytes_received += received
         return received

@@ -1,0 +1,73 @@
+"""Peak memory of the team TensorBoard's bucket mirror fetching one large event file from fake-gcs-server.
+
+    .venv/bin/python bench/mirror_memory.py [--mib 300]
+
+The mirror (``python -m trainboard.bucket_mirror --once``) runs in its own process; its peak is that
+process's VmHWM (ru_maxrss of a child would also count the parent it was forked from).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # tests.support
+from tests.support.gcs import fake_gcs_command, free_port, wait_for_http  # noqa: E402
+
+_PEAK = """
+import re, sys
+from trainboard import bucket_mirror
+try:
+    bucket_mirror.main(sys.argv[1:])
+finally:
+    status = open("/proc/self/status").read()
+    print("VmHWM", re.search(r"VmHWM:\\s+(\\d+)", status).group(1), file=sys.stderr)
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--mib", type=int, default=300, help="size of the event file (default: 300 MiB)")
+    args = parser.parse_args()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(fake_gcs_command(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_http(f"{url}/storage/v1/b", proc=server)
+        os.environ["STORAGE_EMULATOR_HOST"] = url
+        from trainboard.storage import gcs
+
+        with tempfile.TemporaryDirectory() as tmp:
+            big = Path(tmp) / "events.out.tfevents.big"
+            with big.open("wb") as f:
+                for _ in range(args.mib):
+                    f.write(os.urandom(1024 * 1024))
+            bucket = gcs.client().create_bucket("bench-mirror")
+            blob = bucket.blob("root/tensorboard/run/train/events.out.tfevents.big", chunk_size=8 * 2**20)
+            blob.upload_from_filename(str(big))
+            started = time.monotonic()
+            mirror = subprocess.run(
+                [sys.executable, "-c", _PEAK, "--source=gs://bench-mirror/root/tensorboard",
+                 f"--dest={Path(tmp) / 'logs'}", "--once"],
+                env=dict(os.environ), stderr=subprocess.PIPE, text=True, check=True,
+            )  # fmt: skip
+            seconds = time.monotonic() - started
+            peak = int(re.search(r"VmHWM (\d+)", mirror.stderr).group(1)) // 1024
+            print(
+                f"one {args.mib} MiB event file: mirror peak RSS {peak} MiB, "
+                f"{seconds:.1f} s (process start included)"
+            )
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+if __name__ == "__main__":
+    main()
