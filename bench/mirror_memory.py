@@ -19,17 +19,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # tests.support
-from tests.support.gcs import fake_gcs_command, free_port, wait_for_http  # noqa: E402
-
-_PEAK = """
-import re, sys
-from trainboard import bucket_mirror
-try:
-    bucket_mirror.main(sys.argv[1:])
-finally:
-    status = open("/proc/self/status").read()
-    print("VmHWM", re.search(r"VmHWM:\\s+(\\d+)", status).group(1), file=sys.stderr)
-"""
+from tests.support.gcs import MIRROR_PEAK_RSS, fake_gcs_command, free_port, wait_for_http  # noqa: E402
 
 
 def main() -> None:
@@ -54,7 +44,7 @@ def main() -> None:
             blob.upload_from_filename(str(big))
             started = time.monotonic()
             mirror = subprocess.run(
-                [sys.executable, "-c", _PEAK, "--source=gs://bench-mirror/root/tensorboard",
+                [sys.executable, "-c", MIRROR_PEAK_RSS, "--source=gs://bench-mirror/root/tensorboard",
                  f"--dest={Path(tmp) / 'logs'}", "--once"],
                 env=dict(os.environ), stderr=subprocess.PIPE, text=True, check=True,
             )  # fmt: skip

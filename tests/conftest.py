@@ -25,6 +25,15 @@ def demo_data(tmp_path_factory) -> str:
     return str(out)
 
 
+@pytest.fixture(params=["local", "gcs"])
+def root(request, tmp_path) -> str:
+    """A storage root, once a local folder and once gs://BUCKET/team on a fake-gcs-server."""
+    if request.param == "gcs":
+        request.getfixturevalue("gcs")
+        return f"gs://{BUCKET}/team"
+    return str(tmp_path / "root")
+
+
 @pytest.fixture
 def kfp() -> Iterator[KFPServer]:
     """A loopback Kubeflow Pipelines API (v2beta1 routes), recording every request."""

@@ -12,7 +12,7 @@ import time
 import urllib.error
 import urllib.request
 
-from tests.support.gcs import BUCKET, free_port, wait_for_http
+from tests.support.gcs import BUCKET, MIRROR_PEAK_RSS, free_port, wait_for_http
 from trainboard import storage
 from trainboard.storage import BucketMirror
 
@@ -49,23 +49,12 @@ def _upload(name: str, data: bytes) -> None:
     storage.gcs.client().bucket(BUCKET).blob(f"root/tensorboard/{name}").upload_from_string(data)
 
 
-_PEAK_RSS = """
-import re, sys
-from trainboard import bucket_mirror
-try:
-    bucket_mirror.main(sys.argv[1:])
-finally:
-    status = open("/proc/self/status").read()
-    print("VmHWM", re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1), file=sys.stderr)
-"""
-
-
 def _mirror_once(gcs, dest, *extra: str) -> tuple[int, int]:
     """``python -m trainboard.bucket_mirror --once`` in its own process: (exit status, peak RSS in bytes).
 
     The peak is the process's own VmHWM: ru_maxrss of a child also counts the parent it was forked from."""
     proc = subprocess.run(
-        [sys.executable, "-c", _PEAK_RSS, f"--source=gs://{BUCKET}/root/tensorboard", f"--dest={dest}",
+        [sys.executable, "-c", MIRROR_PEAK_RSS, f"--source=gs://{BUCKET}/root/tensorboard", f"--dest={dest}",
          "--once", *extra],
         env=gcs.env(), stderr=subprocess.PIPE, text=True, check=False,
     )  # fmt: skip

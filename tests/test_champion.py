@@ -34,14 +34,6 @@ from trainboard.errors import UsageError
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(params=["local", "gcs"])
-def root(request, tmp_path) -> str:
-    if request.param == "gcs":
-        request.getfixturevalue("gcs")
-        return f"gs://{BUCKET}/team"
-    return str(tmp_path / "root")
-
-
 def promote_at(root: str, tmp_path: Path, run: str, accuracy: float):
     return promote(root, run, model_folder(tmp_path, run), metrics_with_accuracy(accuracy), PromotionRule())
 

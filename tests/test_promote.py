@@ -16,7 +16,6 @@ from PIL import Image
 from components.evaluate.metrics import compute_metrics
 from components.promote import chart
 from components.promote.core import decide, mcnemar_p_value, promote, report
-from tests.support.gcs import BUCKET
 from tests.support.promotion import champion_folder_run, metrics_with_accuracy, model_folder
 from trainboard import layout, storage
 from trainboard.artifacts.champion import (
@@ -70,14 +69,6 @@ def test_gate_decisions(current, accuracy, rule, promoted, words):
     assert decision.forced is (words == "forced")
     assert decision.champion == ("new" if promoted else current.run if current else "")
     assert decision.previous is current
-
-
-@pytest.fixture(params=["local", "gcs"])
-def root(request, tmp_path) -> str:
-    if request.param == "gcs":
-        request.getfixturevalue("gcs")
-        return f"gs://{BUCKET}/team"
-    return str(tmp_path / "root")
 
 
 def test_first_then_worse_then_better(root, tmp_path):

@@ -8,14 +8,6 @@ from tests.support.gcs import BUCKET
 from trainboard import layout, storage
 
 
-@pytest.fixture(params=["local", "gcs"])
-def root(request, tmp_path):
-    if request.param == "local":
-        return str(tmp_path / "root")
-    request.getfixturevalue("gcs")
-    return f"gs://{BUCKET}/prefix"
-
-
 def test_write_read_list_exists(root):
     a, b = storage.join(root, "a.txt"), storage.join(root, "sub", "b.bin")
     assert not storage.exists(a)

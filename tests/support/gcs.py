@@ -52,3 +52,16 @@ def fake_gcs_command(port: int, data_dir: Path | None = None) -> list[str]:
     )
     return [str(_get_binary_path()), "-scheme", "http", *backend, "-host", "127.0.0.1",
             "-port", str(port), "-external-url", url, "-log-level", "error"]  # fmt: skip
+
+
+# `python -c MIRROR_PEAK_RSS ARGS`: trainboard.bucket_mirror ARGS, then its peak RSS (kB) on stderr as
+# "VmHWM N", for the mirror's memory test and benchmark.
+MIRROR_PEAK_RSS = """
+import re, sys
+from trainboard import bucket_mirror
+try:
+    bucket_mirror.main(sys.argv[1:])
+finally:
+    status = open("/proc/self/status").read()
+    print("VmHWM", re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1), file=sys.stderr)
+"""
