@@ -65,8 +65,9 @@ def serve(logdir: str, port: int, run: str = "", host: str = "127.0.0.1") -> Non
 
     port = free_port(port, host)
     url = f"http://{host}:{port}/"
-    progress(f"trainboard: TensorBoard over {logdir} at {url} (Ctrl-C to stop)")
-    if run:
-        progress(f"trainboard: this run only: {tensorboard_run_url(url, run)}")
+    # Ctrl-C from the first line on is the way to stop it (a Ctrl-C right after the link is printed too).
     with contextlib.suppress(KeyboardInterrupt):
+        progress(f"trainboard: TensorBoard over {logdir} at {url} (Ctrl-C to stop)")
+        if run:
+            progress(f"trainboard: this run only: {tensorboard_run_url(url, run)}")
         serve_tensorboard(logdir, port, host)
