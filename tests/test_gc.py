@@ -37,15 +37,18 @@ def champion(root: str, run: str, previous: str, at: str, generation: int) -> No
 
 def make_root(root: str) -> None:
     """Eight runs, oldest first: RUNS[1] champion once (history only), RUNS[3] the champion now, RUNS[2]
-    has a models/ folder, RUNS[4] stopped short of its epochs; RUNS[0] and RUNS[5] are neither."""
+    has a models/ folder, RUNS[4] stopped short of its epochs, not evaluated; RUNS[0] and RUNS[5] (stopped
+    early, evaluated) are neither."""
     for i, run in enumerate(RUNS):
-        checkpoint(root, run, 1 if i == 4 else 2, 2, 1000 + i)
+        checkpoint(root, run, 1 if i in (4, 5) else 2, 2, 1000 + i)
     for run in RUNS[1:4]:
         storage.write_bytes(storage.join(layout.model_dir(root, run), "model.keras"), run.encode())
     champion(root, RUNS[1], "", "2026-11-01T02:00:00+00:00", 0)
     _, generation = storage.read_versioned(layout.champion_record(root))
     champion(root, RUNS[3], RUNS[1], "2026-11-01T04:00:00+00:00", generation)
     storage.write_bytes(storage.join(layout.tensorboard_dir(root, RUNS[0]), "train", "events"), b"e")
+    evaluation = storage.join(layout.tensorboard_dir(root, RUNS[5]), "evaluation", "events.out.tfevents.1")
+    storage.write_bytes(evaluation, b"e")  # RUNS[5] stopped early (1 of 2 epochs) and was evaluated: done
 
 
 def test_plan_keeps_lineage_newest_and_unfinished_runs(root):
@@ -58,7 +61,7 @@ def test_plan_keeps_lineage_newest_and_unfinished_runs(root):
         RUNS[1]: "champion lineage",
         RUNS[2]: "champion lineage",
         RUNS[3]: "champion lineage",
-        RUNS[4]: "still training (1 of 2 epochs done)",
+        RUNS[4]: "still training (1 of 2 epochs done, not evaluated)",
         RUNS[5]: "",
         RUNS[6]: "one of the newest 2",
         RUNS[7]: "one of the newest 2",
@@ -78,7 +81,7 @@ def test_gc_dry_run_then_delete(root, capsys, monkeypatch):
     )
     would = [line for line in out.splitlines() if line.startswith("would delete")]
     assert [line.split()[2] for line in would] == [RUNS[0], RUNS[5]]
-    assert "champion lineage" in out and "still training (1 of 2 epochs done)" in out
+    assert "champion lineage" in out and "still training (1 of 2 epochs done, not evaluated)" in out
     total = sum(checkpoint_bytes(root, RUNS[i]) for i in (0, 5))
     assert f"would delete 2 of 8 runs' checkpoints, {total} bytes; run again with --delete" in err
 

@@ -2,7 +2,8 @@
 
 Kept, whatever ``keep`` says: every run of the champion's lineage (the record's run and its previous, every
 run in ``champion-history/``, every run with a ``models/<run>/``), and every run still training (its
-``state.json`` has fewer epochs done than it was started with, or a file of it changed in the last hour).
+``state.json`` has fewer epochs done than it was started with and the run has no evaluation yet, so it may
+be resumed, or a file of it changed in the last hour).
 Of the rest, the ``keep`` newest (by their last change) are kept. Only ``checkpoints/`` is ever deleted:
 never ``models/``, ``tensorboard/``, the record or its history. TensorFlow-free, through trainboard.storage.
 """
@@ -74,9 +75,13 @@ def _unfinished(root: str, run: str) -> str:
         done, epochs = int(state.get("epoch", 0)), state.get("started_with", {}).get("epochs")
     except (ValueError, TypeError, AttributeError):
         return f"its {STATE_FILE} cannot be read"
-    if isinstance(epochs, int) and done < epochs:
-        return f"still training ({done} of {epochs} epochs done)"
-    return ""
+    if not (isinstance(epochs, int) and done < epochs):
+        return ""
+    # Short of its epochs: stopped early (early_stopping_patience) or cut off. One the pipeline went on to
+    # evaluate is done; one without an evaluation may still be resumed.
+    if storage.list_files(storage.join(layout.tensorboard_dir(root, run), "evaluation")):
+        return ""
+    return f"still training ({done} of {epochs} epochs done, not evaluated)"
 
 
 def plan(root: str, keep: int, now: float | None = None) -> Plan:
