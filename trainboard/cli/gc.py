@@ -18,8 +18,8 @@ def add(commands) -> None:
         help="delete old runs' checkpoints from a root (a dry run unless --delete)",
         description="List (or, with --delete, delete) ROOT/checkpoints/<run>/ of every run that is not one "
         "of the newest N, not of the champion's lineage (champion.json, champion-history/, models/) and "
-        "not still training (state.json short of its epochs, or changed in the last hour). models/, "
-        "tensorboard/ and the champion record are never touched.",
+        "not still training (state.json short of its epochs and not evaluated, or changed in the last hour). "
+        "models/, tensorboard/ and the champion record are never touched.",
     )
     p.add_argument("--root", required=True, help="the runs' root, gs://BUCKET/PREFIX or a folder")
     p.add_argument(
