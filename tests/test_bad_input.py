@@ -1,6 +1,6 @@
 """Bad input across every way in: `trainboard local`, `submit` / `schedule` (pipeline parameters, cron, the
-config file), `manifests`, `champion`, data sources and the training config. Each case exits 2 (a core raises
-UsageError) with a message naming the field and what is allowed, and nothing reaches the root or the
+config file), `manifests`, `champion`, `gc`, data sources and the training config. Each case exits 2 (a core
+raises UsageError) with a message naming the field and what is allowed, and nothing reaches the root or the
 Kubeflow Pipelines endpoint."""
 
 from __future__ import annotations
@@ -318,6 +318,28 @@ CASES = [
         ["run 'nobody' was never champion", "trainboard champion history"],
         data=lambda tmp: str(tmp / "root"),
     ),
+    # trainboard gc
+    Case(
+        "gc-keep-zero",
+        ["gc", "--root", "{data}", "--keep", "0"],
+        "keep",
+        ["must be 1 or more", "got 0"],
+        data=lambda tmp: str(tmp),
+    ),
+    Case(
+        "gc-missing-root",
+        ["gc", "--root", "{data}"],
+        "root",
+        ["does not exist", "no checkpoints to clean up"],
+        data=lambda tmp: str(tmp / "nowhere"),
+    ),
+    Case(
+        "gc-missing-bucket",
+        ["gc", "--root", "gs://no-such-bucket/team"],
+        "root",
+        ["gs://no-such-bucket/team does not exist"],
+        gcs=True,
+    ),
     Case(
         "local-significance-above-1",
         ["local", "--min-significance", "1.5"],
@@ -607,6 +629,7 @@ def test_the_matrix_covers_every_way_in():
     assert {case.command[0] for case in CASES} == {
         "local",
         "champion",
+        "gc",
         "submit",
         "schedule",
         "manifests",

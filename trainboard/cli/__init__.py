@@ -1,7 +1,7 @@
 """trainboard: train Keras image classifiers on Kubeflow Pipelines and watch them learn, live.
 
 One module per command (local, compile, tensorboard, submit, schedule, schedules, manifests, weights,
-champion),
+champion, gc),
 each with ``add(commands)`` that declares its options and a handler that runs it. Starts fast and needs
 no TensorFlow: each command imports what it uses when it runs.
 """
@@ -16,6 +16,7 @@ from typing import NoReturn
 from trainboard.cli import (
     champion,
     compile_,
+    gc,
     local,
     manifests,
     schedule,
@@ -26,7 +27,7 @@ from trainboard.cli import (
 )
 from trainboard.errors import UsageError
 
-COMMANDS = (local, compile_, tensorboard, submit, schedule, schedules, manifests, weights, champion)
+COMMANDS = (local, compile_, tensorboard, submit, schedule, schedules, manifests, weights, champion, gc)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -41,6 +41,7 @@ __all__ = [
     "is_gcs",
     "join",
     "list_files",
+    "list_modified",
     "list_versions",
     "read_bytes",
     "read_versioned",
@@ -119,6 +120,12 @@ def list_versions(uri: str, skip_hidden: bool = False) -> dict[str, tuple[int, i
     locally the version is the modification time.
     """
     return backend_for(uri).list_versions(uri, skip_hidden)
+
+
+def list_modified(uri: str) -> dict[str, tuple[int, float]]:
+    """Every file below ``uri`` as ``{relative path: (size, last modified, seconds since the epoch)}``:
+    the files' modification times locally, the objects' ``updated`` time on GCS. One listing."""
+    return backend_for(uri).list_modified(uri)
 
 
 def upload_file(local_path: str | Path, uri: str) -> None:

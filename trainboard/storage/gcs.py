@@ -303,6 +303,16 @@ def list_versions(uri: str, skip_hidden: bool = False) -> dict[str, tuple[int, i
     }
 
 
+def list_modified(uri: str) -> dict[str, tuple[int, float]]:
+    """One listing request per 1000 objects; the time is the object's ``updated``."""
+    bucket, prefix = _bucket_and_prefix(uri)
+    fields = "items(name,size,updated),nextPageToken"
+    return {
+        b.name[len(prefix) :]: (b.size, b.updated.timestamp() if b.updated else 0.0)
+        for b in client().list_blobs(bucket, prefix=prefix, fields=fields)
+    }
+
+
 def upload_file(local_path: str | Path, uri: str) -> None:
     retrying(f"upload {uri}", lambda: _blob(uri).upload_from_filename(str(local_path), retry=None))
 

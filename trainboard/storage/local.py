@@ -163,6 +163,15 @@ def list_versions(uri: str, skip_hidden: bool = False) -> dict[str, tuple[int, i
     return versions
 
 
+def list_modified(uri: str) -> dict[str, tuple[int, float]]:
+    """Every file below ``uri`` as ``{relative path: (size, modification time, seconds since the epoch)}``."""
+    modified = {}
+    for path in _files(uri, False):
+        stat = os.stat(path)
+        modified[Path(path).relative_to(uri).as_posix()] = (stat.st_size, stat.st_mtime)
+    return modified
+
+
 def upload_file(local_path: str | Path, uri: str) -> None:
     write_bytes(uri, Path(local_path).read_bytes())
 

@@ -1,0 +1,118 @@
+"""Cleanup of old checkpoints in a root (`trainboard gc`): which ``checkpoints/<run>/`` folders may go.
+
+Kept, whatever ``keep`` says: every run of the champion's lineage (the record's run and its previous, every
+run in ``champion-history/``, every run with a ``models/<run>/``), and every run still training (its
+``state.json`` has fewer epochs done than it was started with and the run has no evaluation yet, so it may
+be resumed, or a file of it changed in the last hour).
+Of the rest, the ``keep`` newest (by their last change) are kept. Only ``checkpoints/`` is ever deleted:
+never ``models/``, ``tensorboard/``, the record or its history. TensorFlow-free, through trainboard.storage.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+
+from trainboard import layout, storage
+from trainboard.artifacts.champion import ChampionRecord, read_champion, read_history
+from trainboard.artifacts.training_state import STATE_FILE
+
+ACTIVE_SECONDS = 3600  # a run with a file changed this recently may still be training
+
+
+@dataclass
+class RunCheckpoints:
+    run: str
+    files: int
+    bytes: int
+    modified: float  # the newest file's time, seconds since the epoch
+    kept_because: str = ""  # "" : deleted (or would be)
+
+
+@dataclass
+class Plan:
+    root: str
+    keep: int
+    runs: list[RunCheckpoints] = field(default_factory=list)  # oldest first
+
+    @property
+    def delete(self) -> list[RunCheckpoints]:
+        return [r for r in self.runs if not r.kept_because]
+
+    @property
+    def kept(self) -> list[RunCheckpoints]:
+        return [r for r in self.runs if r.kept_because]
+
+    @property
+    def delete_bytes(self) -> int:
+        return sum(r.bytes for r in self.delete)
+
+
+def lineage(root: str) -> set[str]:
+    """Every run the champion ever was or came from: record, history (run and previous), models/<run>/."""
+    record, _ = read_champion(root)
+    records: list[ChampionRecord] = read_history(root) + ([record] if record else [])
+    runs = {r.run for r in records} | {r.previous for r in records if r.previous}
+    models = storage.join(root, "models")
+    runs |= {rel.split("/", 1)[0] for rel in storage.list_versions(models) if "/" in rel}
+    # A record whose model lives under checkpoints/<run>/ (never written so, but never deleted either).
+    checkpoints = storage.join(root, "checkpoints") + "/"
+    for r in records:
+        if r.model_uri.startswith(checkpoints):
+            runs.add(r.model_uri[len(checkpoints) :].split("/", 1)[0])
+    return runs - {layout.CHAMPION}
+
+
+def _unfinished(root: str, run: str) -> str:
+    """Why ``run``'s state says it is not done ("" when it is done or has no state)."""
+    uri = storage.join(layout.checkpoint_dir(root, run), STATE_FILE)
+    data, _ = storage.read_versioned(uri)
+    if data is None:
+        return ""
+    try:
+        state = json.loads(data)
+        done, epochs = int(state.get("epoch", 0)), state.get("started_with", {}).get("epochs")
+    except (ValueError, TypeError, AttributeError):
+        return f"its {STATE_FILE} cannot be read"
+    if not (isinstance(epochs, int) and done < epochs):
+        return ""
+    # Short of its epochs: stopped early (early_stopping_patience) or cut off. One the pipeline went on to
+    # evaluate is done; one without an evaluation may still be resumed.
+    if storage.list_files(storage.join(layout.tensorboard_dir(root, run), "evaluation")):
+        return ""
+    return f"still training ({done} of {epochs} epochs done, not evaluated)"
+
+
+def plan(root: str, keep: int, now: float | None = None) -> Plan:
+    """What `trainboard gc` deletes: every run's checkpoints not kept (see the module docstring)."""
+    now = time.time() if now is None else now
+    checkpoints = storage.join(root, "checkpoints")
+    per_run: dict[str, list[tuple[int, float]]] = {}
+    for rel, (size, modified) in storage.list_modified(checkpoints).items():
+        if "/" in rel:  # a file directly under checkpoints/ is no run's
+            per_run.setdefault(rel.split("/", 1)[0], []).append((size, modified))
+    runs = [
+        RunCheckpoints(run, len(files), sum(s for s, _ in files), max(m for _, m in files))
+        for run, files in per_run.items()
+    ]
+    runs.sort(key=lambda r: (r.modified, r.run))
+    champions = lineage(root)
+    newest = {r.run for r in runs[-keep:]} if keep > 0 else set()
+    for r in runs:
+        if r.run in champions:
+            r.kept_because = "champion lineage"
+        elif r.run in newest:
+            r.kept_because = f"one of the newest {keep}"
+        elif now - r.modified < ACTIVE_SECONDS:
+            r.kept_because = f"changed {max(0, int(now - r.modified)) // 60} min ago: may still be training"
+        else:
+            r.kept_because = _unfinished(root, r.run)
+    return Plan(root, keep, runs)
+
+
+def execute(result: Plan) -> None:
+    """Delete the checkpoints of every run ``result`` does not keep, file by file."""
+    for r in result.delete:
+        for uri in storage.list_files(layout.checkpoint_dir(result.root, r.run)):
+            storage.delete(uri)
