@@ -10,7 +10,8 @@ Keras is imported when a model is saved or loaded, not with this module: ModelIn
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+import statistics
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +33,20 @@ class ModelInfo:
     run: str
     log_bytes: int = 0  # TensorBoard log bytes this attempt wrote
     log_bytes_uploaded: int = 0  # and sent to the root: close to log_bytes, however often it synced
+    # What the promotion report compares with the champion's, and the trend plots (0 / empty in a model
+    # trained before they were recorded):
+    images_per_second: float = 0.0  # training throughput of the steady-state epochs
+    settings: dict = field(default_factory=dict)  # what the run was started with: hyperparameters, data
+    class_counts: dict[str, list[int]] = field(default_factory=dict)  # split -> examples per class
+    image: str = ""  # the component image it was trained in
+
+
+def steady_images_per_second(train_examples: int, epoch_seconds: list[float]) -> float:
+    """Training throughput: the examples of an epoch over the median training time of the epochs after the
+    first (which also traces and fills caches; the median passes over a phase's first epoch too)."""
+    steady = epoch_seconds[1:] or epoch_seconds
+    seconds = statistics.median(steady) if steady else 0.0
+    return train_examples / seconds if seconds > 0 else 0.0
 
 
 def save_model(model: keras.Model, info: ModelInfo, out: Path) -> None:
