@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from components.promote.chart import champion_f1, class_comparison, row_order
+from components.promote.trend import TrendIndexError, record_trend
 from trainboard import layout, markdown, storage
 from trainboard.artifacts.champion import (
     ChampionRecord,
@@ -33,6 +34,7 @@ from trainboard.artifacts.champion import (
     write_champion,
 )
 from trainboard.artifacts.evaluation import Evaluation
+from trainboard.artifacts.model import model_metadata
 from trainboard.config import PromotionRule, check_promotion_rule, check_root, check_run_name
 from trainboard.errors import UsageError
 
@@ -200,7 +202,25 @@ def promote(root: str, run: str, model_dir: str, metrics: Evaluation, rule: Prom
     ):  # lost the race to a better or equal model: models/ keeps promoted runs only
         for file_uri in storage.list_files(run_model):
             storage.delete(file_uri)
+    trend(root, run, model_dir, metrics, decision)
     return decision
+
+
+def trend(root: str, run: str, model_dir: str, metrics: Evaluation, decision: Decision) -> None:
+    """This run's point in the board's trend (components.promote.trend): its test metrics and throughput,
+    and the champion's after the decision. A damaged trend index is logged, the promotion stands."""
+    if decision.champion == run:
+        champion = metrics.headline()
+    else:
+        champion = decision.previous.metrics if decision.previous else None
+    verdict = "promoted" if decision.promoted else "not promoted"
+    images_per_second = model_metadata(model_dir).get("images_per_second") or 0.0
+    try:
+        record_trend(
+            root, run, metrics.headline(), images_per_second, champion, f"{run}: {verdict}: {decision.reason}"
+        )
+    except TrendIndexError as e:
+        log.warning("%s; run %s is not in the trend", e, run)
 
 
 def _now() -> str:

@@ -18,7 +18,6 @@ from trainboard import faults, storage
 from trainboard.artifacts.training_state import STATE_FILE, TrainingState
 from trainboard.streaming import StreamingTensorBoard
 
-
 # The seconds each epoch spent training (from its start to its validation), in state.json's history: the
 # throughput promote plots (trainboard.artifacts.model.steady_images_per_second).
 TRAIN_SECONDS = "train_seconds"

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from trainboard import storage
+
 if TYPE_CHECKING:
     import keras
 
@@ -59,6 +61,17 @@ def save_model(model: keras.Model, info: ModelInfo, out: Path) -> None:
 
 def read_model_info(model_dir: str | Path) -> ModelInfo:
     return ModelInfo(**json.loads((Path(model_dir) / MODEL_INFO_FILE).read_text()))
+
+
+def model_metadata(model_dir: str) -> dict:
+    """What ``model_dir``'s trainboard_model.json holds, as it is (a model from before a field was added
+    lacks it), local or in a bucket; {} when it is missing or unreadable. For reports, not decisions."""
+    uri = storage.join(model_dir, MODEL_INFO_FILE)
+    try:
+        data = json.loads(storage.read_bytes(uri)) if storage.exists(uri) else {}
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def load_trained(model_dir: str | Path) -> tuple[keras.Model, ModelInfo]:
