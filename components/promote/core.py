@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from components.promote.changes import changes_since_champion
 from components.promote.chart import champion_f1, class_comparison, row_order
 from components.promote.trend import TrendIndexError, record_trend
 from trainboard import layout, markdown, storage
@@ -268,10 +269,11 @@ def rollback(root: str, to: str, reason: str = "") -> ChampionRecord:
     raise RuntimeError(f"{layout.champion_record(root)} changed {MAX_ATTEMPTS} times during the rollback")
 
 
-def report(run: str, metrics: Evaluation, decision: Decision, root: str) -> str:
-    """The Markdown the KFP UI shows: the decision and why, the headline numbers, per class this run
-    against the champion as a picture (inline) and a table, and the worst-confused pairs. Class names
-    are escaped."""
+def report(run: str, metrics: Evaluation, decision: Decision, root: str, model_dir: str = "") -> str:
+    """The Markdown the KFP UI shows: the decision and why, what changed since the champion (data,
+    hyperparameters, image, throughput, metrics: this run's model in ``model_dir`` against the champion's),
+    the headline numbers, per class this run against the champion as a picture (inline) and a table,
+    and the worst-confused pairs. Class names are escaped."""
     verdict = "**promoted**" if decision.promoted else "**not promoted**"
     if decision.forced:
         verdict += " (forced by force_promote: the gate was not applied)"
@@ -290,6 +292,8 @@ def report(run: str, metrics: Evaluation, decision: Decision, root: str) -> str:
         champion_line + f"; champion now: `{decision.champion or 'none'}` "
         f"(record `{layout.champion_record(root)}`, model `{layout.champion_model_dir(root)}/`).",
         *_significance(decision, metrics),
+        "",
+        *(changes_since_champion(run, model_dir, metrics, previous) if model_dir else []),
         "",
         f"## Test split ({metrics.examples} examples)",
         "",
@@ -327,17 +331,17 @@ def _per_class(run: str, metrics: Evaluation) -> list[str]:
     """The per-class section: the picture, then the table in the picture's order."""
     against = champion_f1(metrics)
     champion = f" against the champion `{metrics.champion_rescored.run}`" if against else ""
-    extra = " champion F1 |" if against else ""
+    extra = " champion F1 | change |" if against else ""
     return [
         f"## Per class{champion}",
         "",
         markdown.image(f"F1 per class, this run{champion}", class_comparison(metrics, run), "image/png"),
         "",
         f"| class | precision | recall | F1 | support |{extra}",
-        "|---|---|---|---|---|" + ("---|" if against else ""),
+        "|---|---|---|---|---|" + ("---|---|" if against else ""),
         *(
             f"| {markdown.escape(c.name)} | {c.precision:.4f} | {c.recall:.4f} | {c.f1:.4f} | {c.support} |"
-            + (f" {against[i]:.4f} |" if against else "")
+            + (f" {against[i]:.4f} | {c.f1 - against[i]:+.4f} |" if against else "")
             for i, c in ((i, metrics.per_class[i]) for i in row_order(metrics))
         ),
     ]
