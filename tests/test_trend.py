@@ -28,6 +28,7 @@ from components.promote.trend import (
 from tests.support.events import event_files, records, scalars
 from tests.support.promotion import metrics_with_accuracy, model_folder
 from trainboard import storage
+from trainboard.artifacts.model import steady_images_per_second
 from trainboard.config import PromotionRule, check_run_name
 from trainboard.errors import UsageError
 from trainboard.storage.mirror import retained_runs
@@ -147,3 +148,10 @@ def test_tensorboard_lists_the_trend_runs_with_a_point_per_night(tmp_path, tenso
     champion = board.wait_for_scalars(f"{TREND}/{CHAMPION}", ACCURACY, 3)
     assert [(step, round(value, 4)) for _, step, value in champion] == [(1, 0.6), (2, 0.6), (3, 0.8)]
     assert [step for _, step, _ in board.wait_for_scalars(f"{TREND}/{RUNS}", THROUGHPUT, 3)] == [1, 2, 3]
+
+
+def test_throughput_is_of_the_steady_state_epochs():
+    """The first epoch (tracing, caches) and a slow epoch after a phase change do not count."""
+    assert steady_images_per_second(900, [30.0, 3.0, 3.0, 12.0, 3.0]) == 300.0
+    assert steady_images_per_second(900, [4.5]) == 200.0, "one epoch: it is all there is"
+    assert steady_images_per_second(900, []) == 0.0, "not measured: not plotted"
