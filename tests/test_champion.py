@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from components.promote.core import promote, rollback
+from components.promote.trend import TREND
 from tests.support.cli import in_process, last_json_line, trainboard
 from tests.support.gcs import BUCKET
 from tests.support.promotion import champion_folder_run, metrics_with_accuracy, model_folder, promote_command
@@ -209,7 +210,8 @@ def test_local_refuses_a_champion_whose_model_is_gone_before_any_work(tmp_path, 
     assert (code, out) == (2, "") and len(err.splitlines()) == 1
     assert err.startswith(f"trainboard local: error: champion.json: {root}/champion.json names champion r1 ")
     assert f"whose model {model} " in err and "trainboard champion rollback" in err and "force_promote" in err
-    assert not Path(layout.tensorboard_root(root)).exists(), "refused before any work"
+    board = Path(layout.tensorboard_root(root))
+    assert [p.name for p in board.iterdir()] == [TREND], "refused before any work: only r1's trend point"
     shown = json.loads(in_process(capsys, "champion", "show", "--root", root)[1])
     assert shown["run"] == "r1" and f"whose model {model} " in shown["model_problem"]
 

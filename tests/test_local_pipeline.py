@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from components.promote.trend import ACCURACY, RUNS, THROUGHPUT, TREND
 from tests.support.cli import BIN, last_json_line, trainboard
 from tests.support.events import scalars
 from tests.support.gcs import BUCKET, free_port
@@ -117,6 +118,14 @@ def test_local_root(tmp_path, tensorboard_factory):
     assert checkpoints == ["epoch-0003.keras", "state.json"], "the last epoch's checkpoint and its state"
     check_run_in_root_and_tensorboard(out, 3, tensorboard_factory)
     check_first_run_is_the_champion(out)
+    # The trend's first point: this run's test accuracy and its measured throughput; the report compares
+    # with no champion (the component hands promote the trained model's folder).
+    [trend] = (root / "tensorboard" / TREND / RUNS).iterdir()
+    [(step, accuracy)] = scalars(trend.read_bytes(), ACCURACY)
+    assert (step, accuracy) == (1, pytest.approx(out["metrics"]["test_accuracy"], abs=1e-6))
+    [(step, images_per_second)] = scalars(trend.read_bytes(), THROUGHPUT)
+    assert step == 1 and images_per_second > 0
+    assert "No champion before this run" in Path(out["report"]).read_text()
 
 
 def test_a_reused_run_name_never_reports_another_runs_model(tmp_path):

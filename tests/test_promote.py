@@ -8,6 +8,7 @@ import io
 import json
 import re
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -136,10 +137,70 @@ def test_the_report_shows_each_of_102_classes_against_the_champion(tmp_path):
         assert dot == expected, (names[i], dot)
 
     table = [line for line in text.splitlines() if line.startswith("| ") and line.count("|") >= 7]
-    assert table[0] == "| class | precision | recall | F1 | support | champion F1 |"
+    assert table[0] == "| class | precision | recall | F1 | support | champion F1 | change |"
     assert [line.split(" | ")[0][2:] for line in table[1:]] == [
         names[i].replace("|", "\\|").replace("_", "\\_").replace("*", "\\*") for i in order
     ]
+    assert [line.split(" | ")[-1] for line in table[1:]] == [f"{f1[i] - against[i]:+.4f} |" for i in order]
+
+
+def model_with(tmp_path: Path, run: str, **info) -> str:
+    """A stand-in Model artifact whose trainboard_model.json also holds ``info`` (ModelInfo's fields)."""
+    folder = model_folder(tmp_path, run)
+    path = Path(folder) / "trainboard_model.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **info}))
+    return folder
+
+
+SETTINGS = {
+    "model": "small_cnn",
+    "learning_rate": 0.001,
+    "batch_size": 32,
+    "epochs": 10,
+    "dataset": "demo",
+    "dataset_fingerprint": "aaa",
+}
+TRAINED = {
+    "settings": SETTINGS,
+    "class_names": ["circle", "square", "triangle", "cross"],
+    "class_counts": {"train": [10, 10, 10, 10], "test": [5, 5, 5, 5]},
+    "image": "registry/trainboard:1",
+    "images_per_second": 100.0,
+}
+
+
+def test_the_report_says_what_changed_since_the_champion(tmp_path):
+    root = str(tmp_path / "root")
+
+    def night(run: str, accuracy: float, **info) -> str:
+        folder, metrics = model_with(tmp_path, run, **{**TRAINED, **info}), metrics_with_accuracy(accuracy)
+        return report(run, metrics, promote(root, run, folder, metrics, PromotionRule()), root, folder)
+
+    first = night("r1", 0.6)
+    assert "No champion before this run: nothing to compare with." in first
+    same = night("r2", 0.7)
+    assert "## What changed since the champion `r1`" in same
+    assert "- Data: unchanged (fingerprint `aaa`)" in same and "- Hyperparameters: unchanged" in same
+    assert "- Examples per class: unchanged" in same
+    assert "- Component image: unchanged, `registry/trainboard:1`" in same
+    assert "| test_accuracy | 0.6000 | 0.7000 | +0.1000 |" in same
+    changed = night(
+        "r3",
+        0.8,
+        settings={**SETTINGS, "learning_rate": 0.01, "epochs": 20, "dataset_fingerprint": "bbb"},
+        class_counts={"train": [10, 10, 10, 16], "test": [5, 5, 4, 5]},
+        image="registry/trainboard:2",
+        images_per_second=50.0,
+    )
+    assert "## What changed since the champion `r2`" in changed
+    assert "- Data: fingerprint `aaa` -> `bbb`" in changed
+    assert "- Hyperparameters: 2 changed" in changed
+    assert "| epochs | 10 | 20 |" in changed and "| learning\\_rate | 0.001 | 0.01 |" in changed
+    assert "batch\\_size" not in changed
+    assert "| cross | train | 10 | 16 | +6 |" in changed and "| triangle | test | 5 | 4 | -1 |" in changed
+    assert "- Component image: `registry/trainboard:1` -> `registry/trainboard:2`" in changed
+    assert "- Training throughput: 100.0 -> 50.0 images/s (-50.0%)" in changed
+    assert "| test_accuracy | 0.7000 | 0.8000 | +0.1000 |" in changed
 
 
 def test_without_a_champion_the_picture_shows_this_run_worst_first(tmp_path):

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from tensorboard.compat.proto import event_pb2
 
+from components.train.checkpoints import TRAIN_SECONDS
 from components.train.core import train
 from components.train.devices import NoGPU, gpus_requested
 from components.train.input_pipeline import load_split
@@ -27,6 +28,7 @@ from trainboard import faults, layout, storage
 from trainboard.artifacts.model import load_trained
 from trainboard.artifacts.training_state import load_state
 from trainboard.backbones import backbone
+from trainboard.component_image import IMAGE
 from trainboard.config import MODELS
 from trainboard.errors import UsageError
 from trainboard.weights import OFFLINE_ENV
@@ -69,6 +71,14 @@ def test_training_logs_scalars_hparams_and_samples_to_the_root(demo_data, tmp_pa
     assert meta.class_names == ["circle", "square", "triangle", "cross"] and meta.epochs == 2
     assert model.input_shape == (None, 16, 16, 3)
     assert 0 < info.best_val_accuracy <= 1
+    # What promote plots and compares: throughput of the epochs after the first (each one's training time
+    # committed), what the run was started with, the data per class, the image.
+    seconds = load_state(root, "r1").history[TRAIN_SECONDS]
+    assert len(seconds) == 2 and all(s > 0 for s in seconds)
+    assert meta.images_per_second == pytest.approx(960 / seconds[1])  # the demo's training split
+    assert meta.settings["learning_rate"] == FAST.learning_rate and meta.settings["dataset_fingerprint"]
+    assert sum(meta.class_counts["train"]) == 960 and len(meta.class_counts["train"]) == 4
+    assert meta.image == IMAGE
 
 
 def test_streaming_to_gcs_uploads_each_byte_about_once(gcs, demo_data, tmp_path):

@@ -3,6 +3,8 @@
     <root>/tensorboard/<run>/train/        Keras event files, streamed while training
     <root>/tensorboard/<run>/validation/
     <root>/tensorboard/<run>/evaluation/   test-split results
+    <root>/tensorboard/_trend/             a point per run: test accuracy, loss, images/s; the champion's
+    <root>/trend.json                      the trend's steps: the runs in the order they reached promote
     <root>/checkpoints/<run>/              per-epoch checkpoints
     <root>/models/<run>/                   the model of every run that was promoted (kept for rollbacks)
     <root>/models/champion/                a copy of the current champion's model: what serving loads

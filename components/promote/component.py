@@ -29,6 +29,6 @@ def promote(
     metrics = read_evaluation(evaluation.path)
     rule = PromotionRule(**field_values(PromotionRule, locals()))
     decision = gate(root, run, trained_model.path, metrics, rule)
-    Path(report.path).write_text(write_report(run, metrics, decision, root))
+    Path(report.path).write_text(write_report(run, metrics, decision, root, trained_model.path))
     promotion = namedtuple("Promotion", ["promoted", "champion", "reason"])
     return promotion(decision.promoted, decision.champion, decision.reason)

@@ -17,7 +17,9 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from components.promote.changes import changes_since_champion
 from components.promote.chart import champion_f1, class_comparison, row_order
+from components.promote.trend import TrendIndexError, record_trend
 from trainboard import layout, markdown, storage
 from trainboard.artifacts.champion import (
     ChampionRecord,
@@ -33,6 +35,7 @@ from trainboard.artifacts.champion import (
     write_champion,
 )
 from trainboard.artifacts.evaluation import Evaluation
+from trainboard.artifacts.model import model_metadata
 from trainboard.config import PromotionRule, check_promotion_rule, check_root, check_run_name
 from trainboard.errors import UsageError
 
@@ -200,7 +203,25 @@ def promote(root: str, run: str, model_dir: str, metrics: Evaluation, rule: Prom
     ):  # lost the race to a better or equal model: models/ keeps promoted runs only
         for file_uri in storage.list_files(run_model):
             storage.delete(file_uri)
+    trend(root, run, model_dir, metrics, decision)
     return decision
+
+
+def trend(root: str, run: str, model_dir: str, metrics: Evaluation, decision: Decision) -> None:
+    """This run's point in the board's trend (components.promote.trend): its test metrics and throughput,
+    and the champion's after the decision. A damaged trend index is logged, the promotion stands."""
+    if decision.champion == run:
+        champion = metrics.headline()
+    else:
+        champion = decision.previous.metrics if decision.previous else None
+    verdict = "promoted" if decision.promoted else "not promoted"
+    images_per_second = model_metadata(model_dir).get("images_per_second") or 0.0
+    try:
+        record_trend(
+            root, run, metrics.headline(), images_per_second, champion, f"{run}: {verdict}: {decision.reason}"
+        )
+    except TrendIndexError as e:
+        log.warning("%s; run %s is not in the trend", e, run)
 
 
 def _now() -> str:
@@ -248,10 +269,11 @@ def rollback(root: str, to: str, reason: str = "") -> ChampionRecord:
     raise RuntimeError(f"{layout.champion_record(root)} changed {MAX_ATTEMPTS} times during the rollback")
 
 
-def report(run: str, metrics: Evaluation, decision: Decision, root: str) -> str:
-    """The Markdown the KFP UI shows: the decision and why, the headline numbers, per class this run
-    against the champion as a picture (inline) and a table, and the worst-confused pairs. Class names
-    are escaped."""
+def report(run: str, metrics: Evaluation, decision: Decision, root: str, model_dir: str = "") -> str:
+    """The Markdown the KFP UI shows: the decision and why, what changed since the champion (data,
+    hyperparameters, image, throughput, metrics: this run's model in ``model_dir`` against the champion's),
+    the headline numbers, per class this run against the champion as a picture (inline) and a table,
+    and the worst-confused pairs. Class names are escaped."""
     verdict = "**promoted**" if decision.promoted else "**not promoted**"
     if decision.forced:
         verdict += " (forced by force_promote: the gate was not applied)"
@@ -270,6 +292,8 @@ def report(run: str, metrics: Evaluation, decision: Decision, root: str) -> str:
         champion_line + f"; champion now: `{decision.champion or 'none'}` "
         f"(record `{layout.champion_record(root)}`, model `{layout.champion_model_dir(root)}/`).",
         *_significance(decision, metrics),
+        "",
+        *(changes_since_champion(run, model_dir, metrics, previous) if model_dir else []),
         "",
         f"## Test split ({metrics.examples} examples)",
         "",
@@ -307,17 +331,17 @@ def _per_class(run: str, metrics: Evaluation) -> list[str]:
     """The per-class section: the picture, then the table in the picture's order."""
     against = champion_f1(metrics)
     champion = f" against the champion `{metrics.champion_rescored.run}`" if against else ""
-    extra = " champion F1 |" if against else ""
+    extra = " champion F1 | change |" if against else ""
     return [
         f"## Per class{champion}",
         "",
         markdown.image(f"F1 per class, this run{champion}", class_comparison(metrics, run), "image/png"),
         "",
         f"| class | precision | recall | F1 | support |{extra}",
-        "|---|---|---|---|---|" + ("---|" if against else ""),
+        "|---|---|---|---|---|" + ("---|---|" if against else ""),
         *(
             f"| {markdown.escape(c.name)} | {c.precision:.4f} | {c.recall:.4f} | {c.f1:.4f} | {c.support} |"
-            + (f" {against[i]:.4f} |" if against else "")
+            + (f" {against[i]:.4f} | {c.f1 - against[i]:+.4f} |" if against else "")
             for i, c in ((i, metrics.per_class[i]) for i in row_order(metrics))
         ),
     ]

@@ -8,6 +8,7 @@ killed attempt wrote past the commit is cut off, so the resumed series has no ga
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -17,9 +18,14 @@ from trainboard import faults, storage
 from trainboard.artifacts.training_state import STATE_FILE, TrainingState
 from trainboard.streaming import StreamingTensorBoard
 
+# The seconds each epoch spent training (from its start to its validation), in state.json's history: the
+# throughput promote plots (trainboard.artifacts.model.steady_images_per_second).
+TRAIN_SECONDS = "train_seconds"
+
 
 class CommitEpoch(keras.callbacks.Callback):
-    """After each epoch's logs are in the bucket: save the model there, then commit state.json."""
+    """After each epoch's logs are in the bucket: save the model there, then commit state.json (with the
+    epoch's training time, TRAIN_SECONDS)."""
 
     def __init__(
         self, checkpoint_dir: str, scratch: Path, tensorboard: StreamingTensorBoard, state: TrainingState
@@ -31,8 +37,17 @@ class CommitEpoch(keras.callbacks.Callback):
             tensorboard,
             state,
         )
+        self.started = self.trained = time.monotonic()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started, self.trained = time.monotonic(), None
+
+    def on_test_begin(self, logs=None):  # fit's validation: the epoch's training is over
+        if self.trained is None:
+            self.trained = time.monotonic()
 
     def on_epoch_end(self, epoch, logs=None):
+        train_seconds = (self.trained or time.monotonic()) - self.started
         name = f"epoch-{epoch + 1:04d}.keras"
         local = self.scratch / name
         self.model.save(local)
@@ -42,6 +57,7 @@ class CommitEpoch(keras.callbacks.Callback):
         previous = self.state.checkpoint
         for key, value in (logs or {}).items():
             self.state.history.setdefault(key, []).append(float(value))
+        self.state.history.setdefault(TRAIN_SECONDS, []).append(round(train_seconds, 4))
         self.state.epoch, self.state.checkpoint = epoch + 1, name
         self.state.logs = self.tensorboard.sync()
         storage.write_bytes(

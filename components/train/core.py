@@ -15,7 +15,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from components.train.checkpoints import CommitEpoch, roll_back_logs
+from components.train.checkpoints import TRAIN_SECONDS, CommitEpoch, roll_back_logs
 from components.train.devices import check_gpus
 from components.train.input_pipeline import load_split
 from components.train.models import build_model, set_trainable
@@ -23,7 +23,7 @@ from components.train.phases import Phase, phases
 from components.train.summaries import write_note, write_run_summaries
 from trainboard import layout, storage, task_events
 from trainboard.artifacts.dataset import read_info
-from trainboard.artifacts.model import ModelInfo, save_model
+from trainboard.artifacts.model import ModelInfo, save_model, steady_images_per_second
 from trainboard.artifacts.training_state import (
     TrainingState,
     check_same_start,
@@ -31,6 +31,7 @@ from trainboard.artifacts.training_state import (
     load_state,
     started_with,
 )
+from trainboard.component_image import IMAGE
 from trainboard.config import TrainingConfig, check_config, check_root, check_run_name
 from trainboard.streaming import StreamingTensorBoard
 from trainboard.weights import NONE, local_weights
@@ -222,6 +223,12 @@ def train(
         run=run,
         log_bytes=sum(tensorboard.mirror.lengths().values()),
         log_bytes_uploaded=tensorboard.mirror.bytes_uploaded,
+        images_per_second=steady_images_per_second(
+            info.examples["train"], state.history.get(TRAIN_SECONDS, [])
+        ),
+        settings=state.started_with,
+        class_counts=info.extra.get("per_class", {}),
+        image=IMAGE,
     )
     save_model(model, result, Path(model_dir))
     return result

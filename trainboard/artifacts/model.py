@@ -10,9 +10,12 @@ Keras is imported when a model is saved or loaded, not with this module: ModelIn
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+import statistics
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from trainboard import storage
 
 if TYPE_CHECKING:
     import keras
@@ -32,6 +35,20 @@ class ModelInfo:
     run: str
     log_bytes: int = 0  # TensorBoard log bytes this attempt wrote
     log_bytes_uploaded: int = 0  # and sent to the root: close to log_bytes, however often it synced
+    # What the promotion report compares with the champion's, and the trend plots (0 / empty in a model
+    # trained before they were recorded):
+    images_per_second: float = 0.0  # training throughput of the steady-state epochs
+    settings: dict = field(default_factory=dict)  # what the run was started with: hyperparameters, data
+    class_counts: dict[str, list[int]] = field(default_factory=dict)  # split -> examples per class
+    image: str = ""  # the component image it was trained in
+
+
+def steady_images_per_second(train_examples: int, epoch_seconds: list[float]) -> float:
+    """Training throughput: the examples of an epoch over the median training time of the epochs after the
+    first (which also traces and fills caches; the median passes over a phase's first epoch too)."""
+    steady = epoch_seconds[1:] or epoch_seconds
+    seconds = statistics.median(steady) if steady else 0.0
+    return train_examples / seconds if seconds > 0 else 0.0
 
 
 def save_model(model: keras.Model, info: ModelInfo, out: Path) -> None:
@@ -44,6 +61,17 @@ def save_model(model: keras.Model, info: ModelInfo, out: Path) -> None:
 
 def read_model_info(model_dir: str | Path) -> ModelInfo:
     return ModelInfo(**json.loads((Path(model_dir) / MODEL_INFO_FILE).read_text()))
+
+
+def model_metadata(model_dir: str) -> dict:
+    """What ``model_dir``'s trainboard_model.json holds, as it is (a model from before a field was added
+    lacks it), local or in a bucket; {} when it is missing or unreadable. For reports, not decisions."""
+    uri = storage.join(model_dir, MODEL_INFO_FILE)
+    try:
+        data = json.loads(storage.read_bytes(uri)) if storage.exists(uri) else {}
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def load_trained(model_dir: str | Path) -> tuple[keras.Model, ModelInfo]:

@@ -1,0 +1,157 @@
+"""The trend at a glance: promote adds a point per run to ``<root>/tensorboard/_trend/`` (this run's test
+accuracy, loss and throughput; the champion's after the decision), read back from the event files and
+from a real TensorBoard; runs promoting at once each get a step of their own; a retry adds no point."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+from tensorboard.compat.proto import event_pb2
+from tensorboard.util import tensor_util
+
+from components.promote.core import promote
+from components.promote.trend import (
+    ABOUT,
+    ACCURACY,
+    CHAMPION,
+    LOSS,
+    RUNS,
+    THROUGHPUT,
+    TREND,
+    trend_dir,
+    trend_index,
+    trend_step,
+)
+from tests.support.events import event_files, records, scalars
+from tests.support.promotion import metrics_with_accuracy, model_folder
+from trainboard import storage
+from trainboard.artifacts.model import steady_images_per_second
+from trainboard.config import PromotionRule, check_run_name
+from trainboard.errors import UsageError
+from trainboard.storage.mirror import retained_runs
+
+
+def trained(tmp_path: Path, run: str, images_per_second: float) -> str:
+    """A stand-in Model artifact whose metadata carries its training throughput."""
+    folder = model_folder(tmp_path, run)
+    info = Path(folder) / "trainboard_model.json"
+    info.write_text(json.dumps({**json.loads(info.read_text()), "images_per_second": images_per_second}))
+    return folder
+
+
+def points(root: str, which: str, tag: str) -> list[tuple[int, float]]:
+    """(step, value) of ``tag`` over every event file of _trend/<which>, by step; values as float32 keeps
+    them, rounded to 4 places."""
+    files = event_files(trend_dir(root, which))
+    return sorted((step, round(v, 4)) for uri in files for step, v in scalars(storage.read_bytes(uri), tag))
+
+
+def texts(root: str) -> list[tuple[int, str]]:
+    out = []
+    for uri in event_files(trend_dir(root, RUNS)):
+        for payload in records(storage.read_bytes(uri)):
+            event = event_pb2.Event.FromString(payload)
+            out += [
+                (event.step, tensor_util.make_ndarray(v.tensor).item().decode())
+                for v in event.summary.value
+                if v.tag == ABOUT
+            ]
+    return sorted(out)
+
+
+NIGHTS = [("n1", 0.6, 120.0), ("n2", 0.5, 118.0), ("n3", 0.8, 60.0)]  # n2 worse, n3 better but slower
+
+
+def test_three_nights_give_one_point_per_run_in_order_and_the_champion_after_each(root, tmp_path):
+    for run, accuracy, speed in NIGHTS:
+        promote(root, run, trained(tmp_path, run, speed), metrics_with_accuracy(accuracy), PromotionRule())
+    loss = {run: round(metrics_with_accuracy(accuracy).loss, 4) for run, accuracy, _ in NIGHTS}
+    assert points(root, RUNS, ACCURACY) == [(1, 0.6), (2, 0.5), (3, 0.8)]
+    assert points(root, RUNS, LOSS) == [(1, loss["n1"]), (2, loss["n2"]), (3, loss["n3"])]
+    assert points(root, RUNS, THROUGHPUT) == [(1, 120.0), (2, 118.0), (3, 60.0)]
+    # The champion after each decision: n1, n1 (n2 was not promoted), n3.
+    assert points(root, CHAMPION, ACCURACY) == [(1, 0.6), (2, 0.6), (3, 0.8)]
+    assert points(root, CHAMPION, LOSS) == [(1, loss["n1"]), (2, loss["n1"]), (3, loss["n3"])]
+    about = texts(root)
+    assert [step for step, _ in about] == [1, 2, 3]
+    assert about[1][1].startswith("n2: not promoted: test accuracy 0.5000 vs champion n1's 0.6000")
+    assert about[2][1].startswith("n3: promoted")
+    # One file per run in each folder, named in step order (TensorBoard loads a folder's files by name).
+    names = [uri.rsplit("/", 1)[1] for uri in event_files(trend_dir(root, RUNS))]
+    assert names == sorted(names) and [n.rsplit(".", 1)[1] for n in names] == ["n1", "n2", "n3"]
+    assert json.loads(storage.read_bytes(trend_index(root))) == {"runs": ["n1", "n2", "n3"]}
+
+
+def test_a_retried_or_killed_promotion_adds_no_second_point(tmp_path):
+    root = str(tmp_path / "root")
+    promote(root, "n1", trained(tmp_path, "n1", 100.0), metrics_with_accuracy(0.6), PromotionRule())
+    assert trend_step(root, "n2") == 2  # n2's promote was killed after it took its step, before its files
+    promote(root, "n3", trained(tmp_path, "n3", 100.0), metrics_with_accuracy(0.7), PromotionRule())
+    for _ in range(2):  # n2's retry, then a retry of that
+        promote(root, "n2", trained(tmp_path, "n2", 100.0), metrics_with_accuracy(0.5), PromotionRule())
+    promote(root, "n3", trained(tmp_path, "n3", 100.0), metrics_with_accuracy(0.7), PromotionRule())
+    assert points(root, RUNS, ACCURACY) == [(1, 0.6), (2, 0.5), (3, 0.7)]
+    assert points(root, CHAMPION, ACCURACY) == [(1, 0.6), (2, 0.7), (3, 0.7)]
+    assert len(event_files(trend_dir(root, RUNS))) == 3
+
+
+def test_runs_promoting_at_once_each_get_a_step_of_their_own(root, tmp_path):
+    runs = [f"r{i}" for i in range(6)]
+    folders = {run: trained(tmp_path, run, 50.0 + i) for i, run in enumerate(runs)}
+    barrier = threading.Barrier(len(runs))
+    errors: list[BaseException] = []
+
+    def night(i: int, run: str) -> None:
+        try:
+            barrier.wait()
+            promote(root, run, folders[run], metrics_with_accuracy(0.5 + 0.05 * i), PromotionRule())
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=night, args=(i, run)) for i, run in enumerate(runs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    order = json.loads(storage.read_bytes(trend_index(root)))["runs"]
+    assert sorted(order) == runs
+    got = points(root, RUNS, THROUGHPUT)
+    assert got == [(step, 50.0 + runs.index(run)) for step, run in enumerate(order, 1)]
+
+
+def test_a_damaged_trend_index_is_named_and_the_promotion_stands(tmp_path, caplog):
+    root = str(tmp_path / "root")
+    storage.write_bytes(trend_index(root), b"{not json")
+    decision = promote(root, "n1", trained(tmp_path, "n1", 1.0), metrics_with_accuracy(0.6), PromotionRule())
+    assert decision.promoted
+    assert f"{trend_index(root)} is not a trend index" in caplog.text and "delete it" in caplog.text
+
+
+def test_the_trend_folder_is_no_run_name_and_the_mirror_keeps_it():
+    with pytest.raises(UsageError):
+        check_run_name(TREND)
+    runs = {TREND, "20260101-000000-aaaaaa", "20260102-000000-bbbbbb"}
+    assert TREND in retained_runs(runs, 1, set())
+
+
+def test_tensorboard_lists_the_trend_runs_with_a_point_per_night(tmp_path, tensorboard_factory):
+    root = str(tmp_path / "root")
+    for run, accuracy, speed in NIGHTS:
+        promote(root, run, trained(tmp_path, run, speed), metrics_with_accuracy(accuracy), PromotionRule())
+    board = tensorboard_factory(f"{root}/tensorboard")
+    got = board.wait_for_scalars(f"{TREND}/{RUNS}", ACCURACY, 3)
+    assert [(step, round(value, 4)) for _, step, value in got] == [(1, 0.6), (2, 0.5), (3, 0.8)]
+    champion = board.wait_for_scalars(f"{TREND}/{CHAMPION}", ACCURACY, 3)
+    assert [(step, round(value, 4)) for _, step, value in champion] == [(1, 0.6), (2, 0.6), (3, 0.8)]
+    assert [step for _, step, _ in board.wait_for_scalars(f"{TREND}/{RUNS}", THROUGHPUT, 3)] == [1, 2, 3]
+
+
+def test_throughput_is_of_the_steady_state_epochs():
+    """The first epoch (tracing, caches) and a slow epoch after a phase change do not count."""
+    assert steady_images_per_second(900, [30.0, 3.0, 3.0, 12.0, 3.0]) == 300.0
+    assert steady_images_per_second(900, [4.5]) == 200.0, "one epoch: it is all there is"
+    assert steady_images_per_second(900, []) == 0.0, "not measured: not plotted"
