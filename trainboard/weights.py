@@ -97,12 +97,16 @@ def check_available(weights: str, model: str, image_size: int, root: str) -> Non
     if weights == IMAGENET:
         check_imagenet_available(root, model, image_size)
     elif weights != NONE:
-        if not storage.exists(weights):
-            raise UsageError("weights", f"{weights} does not exist")
         with tempfile.TemporaryDirectory(prefix="trainboard-weights-") as scratch:
-            local = Path(scratch) / Path(weights).name
-            local.write_bytes(storage.read_bytes(weights))
-            check_weights_file(local, weights, model, image_size)
+            check_weights_file(_copy_file(weights, Path(scratch)), weights, model, image_size)
+
+
+def _copy_file(uri: str, scratch: Path) -> Path:
+    if not storage.exists(uri):
+        raise UsageError("weights", f"{uri} does not exist")
+    local = scratch / Path(uri).name
+    local.write_bytes(storage.read_bytes(uri))
+    return local
 
 
 class DownloadFailed(RuntimeError):
@@ -129,7 +133,18 @@ def fetch_imagenet(model: str, image_size: int, root: str) -> str:
     return uri
 
 
-def _read_cached(uri: str, local: Path) -> None:
+def _cached_imagenet(model: str, image_size: int, root: str, scratch: Path) -> Path:
+    """The root's cached ImageNet weights, copied into ``scratch`` and checked against their SHA-256;
+    made first (Keras's download) when the cache is empty."""
+    uri = layout.imagenet_weights(root, model, image_size)
+    if not is_cached(root, model, image_size):
+        if not online():
+            raise _offline_refusal(root, model, image_size, "no network here")
+        try:
+            fetch_imagenet(model, image_size, root)
+        except DownloadFailed as e:
+            raise _offline_refusal(root, model, image_size, str(e)) from None
+    local = scratch / Path(uri).name
     local.write_bytes(storage.read_bytes(uri))
     expected = storage.read_bytes(checksum_uri(uri)).decode().strip()
     if _sha256(local) != expected:
@@ -138,6 +153,7 @@ def _read_cached(uri: str, local: Path) -> None:
             f"imagenet: {uri} does not match its checksum {checksum_uri(uri)} (a damaged copy); delete both "
             "and run again, or fetch them anew: trainboard weights fetch",
         )
+    return local
 
 
 def local_weights(weights: str, model: str, image_size: int, root: str, scratch: Path) -> Path | None:
@@ -145,23 +161,10 @@ def local_weights(weights: str, model: str, image_size: int, root: str, scratch:
     An imagenet start reads the root's cache, filling it first when it is empty."""
     if weights == NONE:
         return None
-    uri = weights
     if weights == IMAGENET:
-        uri = layout.imagenet_weights(root, model, image_size)
-        if not is_cached(root, model, image_size):
-            if not online():
-                raise _offline_refusal(root, model, image_size, "no network here")
-            try:
-                fetch_imagenet(model, image_size, root)
-            except DownloadFailed as e:
-                raise _offline_refusal(root, model, image_size, str(e)) from None
-    elif not storage.exists(uri):
-        raise UsageError("weights", f"{uri} does not exist")
-    local = scratch / Path(uri).name
-    if weights == IMAGENET:
-        _read_cached(uri, local)
+        local = _cached_imagenet(model, image_size, root, scratch)
     else:
-        local.write_bytes(storage.read_bytes(uri))
+        local = _copy_file(weights, scratch)
     check_weights_file(local, weights, model, image_size)
     return local
 
