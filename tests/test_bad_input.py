@@ -210,6 +210,13 @@ CASES = [
         ],
         env={"NO_GCE_CHECK": "True"},  # no metadata server here: google-auth would try one for a while
     ),
+    Case(
+        "gc-gcs-no-credentials",
+        ["gc", "--root", f"gs://{BUCKET}/x"],
+        "root",
+        ["no Google Cloud credentials", "gcloud auth application-default login"],
+        env={"NO_GCE_CHECK": "True"},
+    ),
     Case("local-port-zero", ["local", "--port", "0"], "port", ["must be in 1-65535, got 0"]),
     Case("local-port-huge", ["local", "--port", "70000"], "port", ["must be in 1-65535, got 70000"]),
     Case("local-run-slashes", ["local", "--run-name", "nightly/2026-01-01"], "run_name", ["no slashes"]),

@@ -320,6 +320,15 @@ def check_pipeline_parameters(values: Mapping[str, Any]) -> None:
         check_http_url("tensorboard_url", values["tensorboard_url"])
 
 
+def root_exists(root: str, field: str = "root") -> bool:
+    """Whether ``root`` (checked) holds anything: a folder, or objects under the gs:// prefix; UsageError
+    naming ``field`` when gs:// has no credentials to look with."""
+    try:
+        return storage.folder_exists(root)
+    except storage.NoCredentials as e:
+        raise UsageError(field, str(e)) from None
+
+
 def check_root(root: str, will_write: bool = False) -> str:
     """The storage root, normalised; UsageError when it is neither a local path nor gs://, when it starts or
     ends with a space, or, with ``will_write`` (this machine writes there next), when it is a local path

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from trainboard.cli.output import progress
-from trainboard.config import check_root
+from trainboard.config import check_root, root_exists
 from trainboard.errors import UsageError
 
 DEFAULT_KEEP = 10
@@ -44,10 +44,10 @@ def run(args: argparse.Namespace) -> int:
         )
     root = check_root(args.root)
 
-    from trainboard import layout, storage
+    from trainboard import layout
     from trainboard.gc import execute, plan
 
-    if not storage.folder_exists(root):
+    if not root_exists(root):
         raise UsageError("root", f"{root} does not exist (or holds nothing): no checkpoints to clean up")
     result = plan(root, args.keep)
     verb = "deleting" if args.delete else "would delete"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 
-from trainboard import layout, storage
+from trainboard import layout
 from trainboard.cli.output import progress
-from trainboard.config import check_root
+from trainboard.config import check_root, root_exists
 from trainboard.errors import UsageError
 
 DEFAULT_ROOT = "trainboard-runs"  # `trainboard local`'s root, so `trainboard tensorboard` finds it as is
@@ -35,12 +35,9 @@ def run(args: argparse.Namespace) -> int:
     check_port(args.port)
     try:
         logdir = check_root(args.logdir)
-        exists = storage.folder_exists(logdir)
     except UsageError as e:
         raise UsageError("logdir", e.problem) from None
-    except storage.NoCredentials as e:
-        raise UsageError("logdir", str(e)) from None
-    if not exists:
+    if not root_exists(logdir, "logdir"):
         # TensorBoard would serve an empty board without a word: a mistyped path looks like "no runs yet".
         raise UsageError(
             "logdir",
