@@ -247,16 +247,6 @@ def test_cron_refuses_what_it_does_not_parse_or_would_misread(expression, words)
 # --- waiting -----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("final", "expected"), [("SUCCEEDED", 0), ("FAILED", 1), ("CANCELED", 1)])
-def test_wait_exits_by_the_runs_final_state(capsys, final, expected):
-    server = KFPServer(final_state=final)
-    try:
-        code, out, _ = cli(capsys, "submit", "--endpoint", server.url, "--param", f"root={ROOT}", "--wait")
-    finally:
-        server.stop()
-    assert code == expected and out.splitlines()[-1].endswith(final)
-
-
 def test_wait_gives_up_at_the_timeout_with_its_own_exit_code(capsys):
     server = KFPServer(final_state="RUNNING")
     try:

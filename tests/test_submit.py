@@ -98,7 +98,7 @@ def test_submit_gives_every_execution_its_own_run_name(capsys, kfp):
     assert len(kfp.experiments) == 1, "the experiment is created once, then found"
 
 
-@pytest.mark.parametrize(("final_state", "exit_code"), [("SUCCEEDED", 0), ("FAILED", 1)])
+@pytest.mark.parametrize(("final_state", "exit_code"), [("SUCCEEDED", 0), ("FAILED", 1), ("CANCELED", 1)])
 def test_submit_wait_follows_the_run_to_its_end(capsys, final_state, exit_code):
     server = KFPServer(final_state=final_state)
     try:
