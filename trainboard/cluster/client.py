@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from trainboard import layout
-from trainboard.cluster.auth import credentials, without_userinfo
+from trainboard.cluster.auth import Credentials, credentials, without_userinfo
 from trainboard.cluster.cron import check_cron
 from trainboard.cluster.params import check_cluster_arguments, parse_params
 from trainboard.cluster.pipeline_spec import compiled_pipeline, pipeline_parameters
@@ -84,7 +84,7 @@ def _release(tag: str) -> tuple[int, int, int] | None:
     return tuple(int(n) for n in match.groups()) if match else None  # type: ignore[return-value]
 
 
-def check_server(settings: ClusterSettings) -> Health:
+def check_server(settings: ClusterSettings, creds: Credentials) -> Health:
     """One health check before anything is sent, with the client's own credentials: the endpoint answers
     as the KFP API, takes the credentials, runs a supported release, and gets a namespace if it is
     multi-user.
@@ -93,7 +93,6 @@ def check_server(settings: ClusterSettings) -> Health:
     wrong at once."""
     endpoint = without_userinfo(settings.endpoint)
     url = settings.endpoint + HEALTHZ
-    creds = credentials(settings.token)
     request = urllib.request.Request(url, headers=creds.headers())
     token_hint = f'set {ENVIRONMENT["token"]}, put token = "..." in the config file, or pass --token'
     try:
@@ -161,8 +160,8 @@ def _client(settings: ClusterSettings) -> Iterator[Any]:
     import kfp_server_api
     import urllib3
 
-    check_server(settings)
     creds = credentials(settings.token)
+    check_server(settings, creds)  # with the very credentials the client sends
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # "only works with KFP v2.0.0-beta.2 and later"
         client = kfp.Client(
