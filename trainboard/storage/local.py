@@ -153,23 +153,27 @@ def _identity(stat: os.stat_result) -> tuple[int, int]:
     return stat.st_dev, stat.st_ino
 
 
+def _stats(uri: str, skip_hidden: bool) -> Iterator[tuple[str, os.stat_result]]:
+    """(relative path, stat) of every file list_files finds, as of the listing: a file another process
+    deletes between the walk and its stat is left out, as a bucket listing taken a moment earlier would
+    not have it either (concurrent promotes replace models/champion/ files)."""
+    for path in _files(uri, skip_hidden):
+        try:
+            stat = os.stat(path)
+        except FileNotFoundError:
+            continue
+        yield Path(path).relative_to(uri).as_posix(), stat
+
+
 def list_versions(uri: str, skip_hidden: bool = False) -> dict[str, tuple[int, int]]:
     """Locally the version is the modification time. The files are those list_files finds (links
     followed, as prepare_data reads them)."""
-    versions = {}
-    for path in _files(uri, skip_hidden):
-        stat = os.stat(path)
-        versions[Path(path).relative_to(uri).as_posix()] = (stat.st_size, stat.st_mtime_ns)
-    return versions
+    return {rel: (stat.st_size, stat.st_mtime_ns) for rel, stat in _stats(uri, skip_hidden)}
 
 
 def list_modified(uri: str) -> dict[str, tuple[int, float]]:
     """Every file below ``uri`` as ``{relative path: (size, modification time, seconds since the epoch)}``."""
-    modified = {}
-    for path in _files(uri, False):
-        stat = os.stat(path)
-        modified[Path(path).relative_to(uri).as_posix()] = (stat.st_size, stat.st_mtime)
-    return modified
+    return {rel: (stat.st_size, stat.st_mtime) for rel, stat in _stats(uri, False)}
 
 
 def upload_file(local_path: str | Path, uri: str) -> None:
