@@ -92,6 +92,9 @@ def test_gc_dry_run_then_delete(root, capsys, monkeypatch):
     gone = {uri for uri in before if any(f"checkpoints/{RUNS[i]}/" in uri for i in (0, 5))}
     assert len(gone) == 4
     assert after == {uri: data for uri, data in before.items() if uri not in gone}, "only those checkpoints"
+    for i in (0, 5):  # on a local root too, no empty checkpoints/<run>/ is left behind
+        assert not storage.folder_exists(layout.checkpoint_dir(root, RUNS[i]))
+    assert storage.folder_exists(layout.checkpoint_dir(root, RUNS[1]))
 
     assert main(["gc", "--root", root, "--keep", "2"]) == 0
     assert "would delete 0 of 6 runs' checkpoints, 0 bytes" in capsys.readouterr().err

@@ -114,5 +114,4 @@ def plan(root: str, keep: int, now: float | None = None) -> Plan:
 def execute(result: Plan) -> None:
     """Delete the checkpoints of every run ``result`` does not keep, file by file."""
     for r in result.delete:
-        for uri in storage.list_files(layout.checkpoint_dir(result.root, r.run)):
-            storage.delete(uri)
+        storage.delete_folder(layout.checkpoint_dir(result.root, r.run))

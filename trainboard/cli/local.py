@@ -114,8 +114,7 @@ def _delete_run(root: str, run: str) -> None:
     from trainboard import storage
 
     for folder in (layout.checkpoint_dir(root, run), layout.tensorboard_dir(root, run)):
-        for uri in storage.list_files(folder):
-            storage.delete(uri)
+        storage.delete_folder(folder)
     progress(f"trainboard: run {run}: its checkpoints and logs deleted; training it from the start")
 
 

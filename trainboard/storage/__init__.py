@@ -35,6 +35,7 @@ __all__ = [
     "check_uri",
     "copy_file",
     "delete",
+    "delete_folder",
     "download_dir",
     "exists",
     "folder_exists",
@@ -73,6 +74,12 @@ def exists(uri: str) -> bool:
 def delete(uri: str) -> None:
     """Delete the file; one that does not exist counts as deleted."""
     backend_for(uri).delete(uri)
+
+
+def delete_folder(uri: str) -> None:
+    """Delete every file below ``uri``, one by one, and the folder: on a local root the folders left empty
+    go too, as a prefix without objects is gone on GCS."""
+    backend_for(uri).delete_folder(uri)
 
 
 def bucket_exists(uri: str) -> bool:

@@ -233,6 +233,11 @@ def delete(uri: str) -> None:
     retrying(f"delete {uri}", lambda: _delete_blob(_blob(uri)))
 
 
+def delete_folder(uri: str) -> None:
+    for file_uri in list_files(uri):
+        delete(file_uri)
+
+
 def bucket_exists(uri: str) -> bool:
     return client().bucket(split_gcs(uri)[0]).exists()
 

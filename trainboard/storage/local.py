@@ -69,6 +69,16 @@ def delete(uri: str) -> None:
     Path(uri).unlink(missing_ok=True)
 
 
+def delete_folder(uri: str) -> None:
+    for file_uri in list_files(uri):
+        delete(file_uri)
+    # Then the folders left empty, deepest first, the folder itself last: gone, as on GCS.
+    folders = sorted((p for p in Path(uri).rglob("*") if p.is_dir() and not p.is_symlink()), reverse=True)
+    for folder in [*folders, Path(uri)]:
+        with contextlib.suppress(OSError):  # not empty (another writer's file) or already gone
+            folder.rmdir()
+
+
 def bucket_exists(uri: str) -> bool:
     return True  # a local path has no bucket
 
