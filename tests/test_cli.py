@@ -6,6 +6,8 @@ import argparse
 import importlib.metadata
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
 import tomllib
@@ -14,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import trainboard
-from tests.support.gcs import BUCKET
+from tests.support.gcs import BUCKET, free_port, wait_for_http
 from trainboard import storage
 from trainboard.cli import build_parser
 from trainboard.config import MODELS
@@ -178,6 +180,42 @@ def test_tensorboard_rejects_bad_logdir(tmp_path):
     result = trainboard("tensorboard", "--logdir", "ftp://x/y", cwd=tmp_path)
     assert result.returncode == 2
     assert "trainboard tensorboard: error: --logdir: scheme ftp:// is not supported" in result.stderr
+
+
+def test_tensorboard_keeps_its_own_output_in_a_log_until_it_fails(tmp_path):
+    """Quiet by default: TensorBoard's start-up notes and the C++ logging of what its plugins load go to a
+    log file, not after trainboard's lines; when TensorBoard fails, its last lines and the log are shown."""
+    logdir = tmp_path / "root" / "tensorboard"
+    logdir.mkdir(parents=True)
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    port = free_port()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("trainboard")), "tensorboard", "--logdir", str(logdir),
+         "--port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/data/runs", proc=server)
+    finally:
+        server.send_signal(signal.SIGINT)
+        out, err = server.communicate(timeout=30)
+    assert server.returncode == 0, err
+    assert out == "" and err.splitlines() == [
+        f"trainboard: TensorBoard over {logdir} at http://127.0.0.1:{port}/ (Ctrl-C to stop)"
+    ]
+    log = (tmp_path / "trainboard-tensorboard.log").read_text()
+    assert f"TensorBoard {importlib.metadata.version('tensorboard')} at http://127.0.0.1:{port}/" in log
+
+    with socket.socket() as taken:  # bound, not listening: the port check passes, TensorBoard cannot bind
+        taken.bind(("127.0.0.1", 0))
+        failed = trainboard(
+            "tensorboard", "--logdir", str(logdir), "--port", str(taken.getsockname()[1]), env=env
+        )
+    assert failed.returncode == 1
+    assert "in use by another program" in failed.stderr and "Traceback" not in failed.stderr
+    assert f"TensorBoard stopped with exit code 1; its last lines are above, the whole log is {tmp_path}" in (
+        failed.stderr
+    )
 
 
 def test_weights_fetch_without_network_fails_saying_what_it_needs(tmp_path):

@@ -5,6 +5,7 @@ sees of it on a terminal: a few lines, a failed step's own error, Ctrl-C and the
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import json
 import os
 import pty
@@ -19,7 +20,7 @@ import pytest
 from components.promote.trend import ACCURACY, RUNS, THROUGHPUT, TREND
 from tests.support.cli import BIN, last_json_line, trainboard
 from tests.support.events import scalars
-from tests.support.gcs import BUCKET, free_port
+from tests.support.gcs import BUCKET, free_port, wait_for_http
 from tests.support.images import make_image_folder
 from trainboard import storage
 from trainboard.config import TrainingConfig
@@ -203,10 +204,13 @@ class Terminal:
 def test_a_first_run_on_a_terminal_is_a_screenful_and_says_where_everything_is(tmp_path):
     """`make run` as a newcomer sees it: the default settings, then TensorBoard, then Ctrl-C."""
     root = tmp_path / "trainboard-runs"
-    terminal = Terminal("local", "--root", str(root), "--port", str(free_port()), cwd=tmp_path)
+    port = free_port()
+    terminal = Terminal("local", "--root", str(root), "--port", str(port), cwd=tmp_path)
     terminal.read_until(r"this run only: http://\S+\n")
+    wait_for_http(f"http://127.0.0.1:{port}/data/runs")
     assert terminal.ctrl_c() == 0, "Ctrl-C stops TensorBoard: the run itself is done"
     lines = terminal.lines()
+    assert lines[-1].startswith("trainboard: this run only: "), "TensorBoard's own output is in the log"
     before_url = lines[: next(i for i, line in enumerate(lines) if "TensorBoard over" in line)]
     assert len(before_url) <= 40, "\n".join(lines)
     for step in STEPS:  # one line as it starts, with the time of day, and one as it ends, with how long
@@ -239,6 +243,7 @@ def test_a_first_run_on_a_terminal_is_a_screenful_and_says_where_everything_is(t
     for step in STEPS:
         assert f"Executing task \x1b[96m'{step}'" in logged, step
     assert f"Epoch {EPOCHS}/{EPOCHS}" in logged and "oneDNN" in logged and '"kind": "epoch"' in logged
+    assert f"TensorBoard {importlib.metadata.version('tensorboard')} at http://127.0.0.1:{port}/" in logged
 
 
 def test_a_failed_step_shows_its_own_error_at_once(tmp_path):

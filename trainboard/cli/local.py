@@ -204,8 +204,8 @@ def run(args: argparse.Namespace) -> int:
     progress(f"trainboard: model:            {result.model_uri}")
     if args.json:
         print(json.dumps(result.as_json()), flush=True)
-    if args.serve:
-        serve(tensorboard_root, args.port, run_name)
+    if args.serve:  # TensorBoard's own output in the run's log too (or here with --verbose)
+        return serve(tensorboard_root, args.port, run_name, log=None if args.verbose else log)
     return 0
 
 

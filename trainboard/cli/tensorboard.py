@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import sys
+import tempfile
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
 
 from trainboard import layout
 from trainboard.cli.output import progress
@@ -28,6 +34,11 @@ def add(commands) -> None:
     )
     p.add_argument("--port", type=int, default=6006, help="port, or the next free one (default: %(default)s)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show TensorBoard's own output here (default: in a log file, shown only if it fails)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -44,8 +55,8 @@ def run(args: argparse.Namespace) -> int:
             f"{logdir} does not exist; expected ROOT/tensorboard of a root that `trainboard local --root "
             "ROOT` or a pipeline run has written to (a run writes it when its training starts)",
         )
-    serve(logdir, args.port, host=args.host)
-    return 0
+    log = None if args.verbose else Path(tempfile.gettempdir()) / "trainboard-tensorboard.log"
+    return serve(logdir, args.port, host=args.host, log=log)
 
 
 def check_port(port: int) -> None:
@@ -53,9 +64,10 @@ def check_port(port: int) -> None:
         raise UsageError("port", f"must be in 1-{MAX_PORT}, got {port}")
 
 
-def serve(logdir: str, port: int, run: str = "", host: str = "127.0.0.1") -> None:
+def serve(logdir: str, port: int, run: str = "", host: str = "127.0.0.1", log: Path | None = None) -> int:
     """TensorBoard over ``logdir`` on ``port`` or the next free one, until Ctrl-C; with ``run``, also the
-    link that shows that run only."""
+    link that shows that run only. TensorBoard's own output goes to ``log`` (None: here). The exit code:
+    0 when stopped by Ctrl-C, 1 when TensorBoard failed."""
     from trainboard.links import tensorboard_run_url
     from trainboard.tensorboard_server import free_port
     from trainboard.tensorboard_server import serve as serve_tensorboard
@@ -67,4 +79,44 @@ def serve(logdir: str, port: int, run: str = "", host: str = "127.0.0.1") -> Non
         progress(f"trainboard: TensorBoard over {logdir} at {url} (Ctrl-C to stop)")
         if run:
             progress(f"trainboard: this run only: {tensorboard_run_url(url, run)}")
-        serve_tensorboard(logdir, port, host)
+        try:
+            with _output_to(log):
+                serve_tensorboard(logdir, port, host)
+        except SystemExit as e:  # TensorBoard's own exit (absl's app.run), e.g. it could not listen
+            if e.code in (0, None):
+                return 0
+            if log is not None:
+                sys.stderr.writelines(f"    {line}" for line in _last_lines(log))
+            where = f"; its last lines are above, the whole log is {log}" if log is not None else ""
+            print(f"trainboard: error: TensorBoard stopped with exit code {e.code}{where}", file=sys.stderr)
+            return 1
+    return 0
+
+
+@contextlib.contextmanager
+def _output_to(log: Path | None) -> Iterator[None]:
+    """File descriptors 1 and 2 appended to ``log`` meanwhile: TensorBoard's start-up notes and the
+    C++ logging of the libraries its plugins load (TensorFlow's, where installed) write to them directly."""
+    if log is None:
+        yield
+        return
+    log.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with log.open("ab") as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            for fd, original in zip((1, 2), saved, strict=True):
+                os.dup2(original, fd)
+                os.close(original)
+
+
+def _last_lines(log: Path, count: int = 10) -> deque[str]:
+    with log.open(encoding="utf-8", errors="replace") as f:
+        return deque(f, maxlen=count)
