@@ -1,14 +1,24 @@
-"""How should the team TensorBoard read the bucket? Both ways, measured side by side on one machine.
+"""The team TensorBoard over a year of nightly runs: how should it read the bucket, and what does it need?
 
-    .venv/bin/python bench/tensorboard_bucket.py [--runs 20] [--samples 5] [--idle-seconds 30]
+    .venv/bin/python bench/tensorboard_bucket.py [--runs 365] [--samples 5] [--idle-seconds 30]
 
-A fake-gcs-server holds RUNS copies of a real Keras run's logs (tests/keras_run.py). Behind a counting
-proxy, each way serves them in turn:
-  gcsfs   TensorBoard reading gs:// itself (TensorFlow-free, gcsfs, --load_fast=false)
-  mirror  the pod of manifests/ (gke overlay, rendered): bucket-mirror sidecar + TensorBoard on the copy
-and the script prints, for each: seconds from a new epoch's event file landing in the bucket to its scalar
-in TensorBoard's HTTP API (SAMPLES new epochs), storage requests per minute while nothing changes, and the
-time to load the dashboard's data (page, run list, tags, epoch_loss of every run).
+The bucket (a fake-gcs-server, behind a counting proxy) holds a root as RUNS nightly runs leave it: one real
+`trainboard local` run (102 classes, --model, --epochs; train / validation / evaluation, the sample-image
+grid, hparams, the dataset card, the per-class table and charts) copied under RUNS nightly run names, one
+`_trend` point per run, and `models/<run>/` for every PROMOTE_EVERY-th run (ever champion: kept by the
+board's retention). Each way then serves it in turn:
+  gcsfs       TensorBoard reading gs:// itself (TensorFlow-free, gcsfs, --load_fast=false), every run
+  mirror      the pod of manifests/ (gke overlay, rendered): bucket-mirror sidecar + TensorBoard on its copy,
+              with the manifest's retention (--keep-runs)
+  mirror-all  the same pod keeping every run (--keep-runs=0), when RUNS is more than the retention
+  mirror-N    the same pod keeping N runs (not by default: --ways)
+Both run in the team image's environment (a venv made by the Dockerfile's own pip command: no TensorFlow,
+which TensorBoard's profile plugin would otherwise import). The script prints, for each: cold start (the
+pod's processes started until TensorBoard lists every run it should), seconds from a new epoch's event file
+landing in the bucket to its scalar in TensorBoard's HTTP API (SAMPLES new epochs of tonight's run),
+storage requests per minute and CPU while nothing changes, peak and idle memory of each container (its
+processes' peak RSS, summed: an upper bound), the bytes on the mirror's volume, and the time to load the
+dashboard's data (page, run list, tags, epoch_loss of every run).
 """
 
 from __future__ import annotations
@@ -16,6 +26,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import http.server
+import os
 import shutil
 import statistics
 import subprocess
@@ -25,20 +36,28 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # tests.support
+sys.path.insert(0, str(REPO))  # tests.support, components
 
 from tensorboard.compat.proto import event_pb2, summary_pb2  # noqa: E402
 from tensorboard.summary.writer.event_file_writer import EventFileWriter  # noqa: E402
 
+from components.promote import trend  # noqa: E402
 from tests.support.gcs import fake_gcs_command, free_port, wait_for_http  # noqa: E402
 from tests.support.local_pod import LocalPod  # noqa: E402
 
 BUCKET = "trainboard-bench"
+ROOT = f"gs://{BUCKET}/root"
+LOGDIR = f"{ROOT}/tensorboard"
+CLASSES = 102  # caltech101's
+PROMOTE_EVERY = 10  # a new champion every tenth night
+FIRST_NIGHT = datetime(2025, 12, 1, 2, 0, tzinfo=UTC)
 
 
 class CountingProxy(http.server.ThreadingHTTPServer):
@@ -88,8 +107,15 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
 
 
 def get(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=60) as response:
+    with urllib.request.urlopen(url, timeout=120) as response:
         return response.read()
+
+
+def listed_runs(tensorboard: str) -> set[str]:
+    try:
+        return set(yaml.safe_load(get(f"{tensorboard}/data/runs")))
+    except OSError:
+        return set()
 
 
 def scalar_steps(tensorboard: str, run: str) -> list[int]:
@@ -112,135 +138,356 @@ def new_epoch_file(folder: Path, step: int) -> Path:
     return next(folder.glob(f"*tfevents*.{step}"))
 
 
-def measure(name: str, logdir: str, start, proxy: CountingProxy, runs: int, args, work: Path) -> dict:
-    from trainboard import storage
+# --- the processes of a container, from /proc -------------------------------------------------------------
 
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every descendant (TensorBoard's fast loader is a child process)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    tree, todo = [], [pid]
+    while todo:
+        tree.append(todo.pop())
+        todo += children.get(tree[-1], [])
+    return tree
+
+
+def memory_mib(pids: list[int], field: str) -> float:
+    """The sum of /proc/PID/status ``field`` (VmHWM: peak RSS, VmRSS: now) over ``pids``, in MiB."""
+    total = 0
+    for pid in pids:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        total += next(
+            (int(line.split()[1]) for line in status.splitlines() if line.startswith(f"{field}:")), 0
+        )
+    return total / 1024
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def du_mib(folder: Path) -> float:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20 if folder.is_dir() else 0
+
+
+# --- the bucket -------------------------------------------------------------------------------------------
+
+
+def image_python(folder: Path) -> str:
+    """The team image's Python without Docker: a venv with what manifests/image/Dockerfile installs (its
+    own pip command, read from it), then trainboard without dependencies, as the image does."""
+    python = folder / "bin" / "python"
+    if python.exists():
+        return str(python)
+    dockerfile = (REPO / "manifests" / "image" / "Dockerfile").read_text().replace("\\\n", " ")
+    command = next(
+        line.split()[3:]
+        for line in dockerfile.splitlines()
+        if line.startswith("RUN pip install") and " -c " in line
+    )
+    subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
+    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, *command], check=True, cwd=REPO)
+    subprocess.run([*pip, "--no-deps", str(REPO)], check=True, cwd=REPO)
+    return str(python)
+
+
+def reference_run(folder: Path, model: str, epochs: int) -> Path:
+    """One run as the pipeline writes it, ``trainboard local`` on CLASSES classes of tiny images: its
+    tensorboard/<run>/ folder."""
+    run = "20251201-020000-ref"
+    logs = folder / "root" / "tensorboard" / run
+    if logs.is_dir():
+        return logs
+    images = folder / "images"
+    shutil.rmtree(images, ignore_errors=True)
+    subprocess.run(
+        [sys.executable, "-c", IMAGE_FOLDER, str(images), str(CLASSES)], check=True, capture_output=True
+    )
+    argv = [
+        str(Path(sys.executable).with_name("trainboard")), "local", f"--dataset=folder:{images}",
+        f"--model={model}", "--weights=none", "--image-size=32", f"--epochs={epochs}",
+        f"--root={folder / 'root'}", f"--run-name={run}", "--no-serve",
+    ]  # fmt: skip
+    subprocess.run(argv, check=True, capture_output=True)
+    return logs
+
+
+# CLASSES folders of 6 drawn images each (tests.support.images imports TensorFlow: a child process).
+IMAGE_FOLDER = """
+import sys
+from pathlib import Path
+from tests.support.images import make_image_folder
+make_image_folder(Path(sys.argv[1]), {"": 6}, classes=[f"class_{i:03d}" for i in range(int(sys.argv[2]))])
+"""
+
+
+def night(i: int) -> str:
+    """The i-th nightly run's name, as trainboard.layout.new_run_name makes it."""
+    return f"{FIRST_NIGHT + timedelta(days=i):%Y%m%d-%H%M%S}-n{i:04d}"
+
+
+def bucket_folder(data: Path, reference: Path, runs: int) -> dict[str, int]:
+    """fake-gcs-server's -data folder: BUCKET/root as RUNS nights leave it. {what: count}."""
+    root = data / BUCKET / "root"
+    files = [p for p in reference.rglob("*") if p.is_file()]
+    for i in range(runs):
+        name = night(i)
+        for path in files:
+            copy = root / "tensorboard" / name / path.relative_to(reference)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            os.link(path, copy)
+        accuracy, loss = 0.80 + 0.15 * i / runs, 0.6 - 0.3 * i / runs
+        point = [trend._scalar(trend.ACCURACY, accuracy), trend._scalar(trend.LOSS, loss)]
+        for which in (trend.RUNS, trend.CHAMPION):
+            path = root / "tensorboard" / trend.TREND / which / trend.file_name(i + 1, name)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(trend.event_file(i + 1, FIRST_NIGHT.timestamp() + i * 86400, point))
+        if i % PROMOTE_EVERY == 0:
+            (root / "models" / name).mkdir(parents=True)
+            (root / "models" / name / "model.keras").write_bytes(b"stand-in: the mirror only lists models/")
+    objects = sum(1 for p in root.rglob("*") if p.is_file())
+    return {"objects": objects, "files per run": len(files), "promoted": len(range(0, runs, PROMOTE_EVERY))}
+
+
+def expected_runs(reference: Path, runs: int, keep: int) -> set[str]:
+    """What TensorBoard should list when it keeps ``keep`` runs (0: all) and every one ever promoted."""
+    subruns = {
+        p.parent.relative_to(reference).as_posix() for p in reference.rglob("*tfevents*") if p.is_file()
+    }
+    names = [night(i) for i in range(runs)]
+    kept = set(names[-keep:] if keep else names) | set(names[::PROMOTE_EVERY])
+    listed = {f"{run}/{sub}" if sub != "." else run for run in kept for sub in subruns}
+    return listed | {f"{trend.TREND}/{trend.RUNS}", f"{trend.TREND}/{trend.CHAMPION}"}
+
+
+# --- the ways ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Started:
+    stop: object  # () -> None
+    containers: dict[str, int]  # container name -> pid
+    volume: Path | None = None
+
+
+def measure(
+    name: str,
+    start,
+    expected: set[str],
+    tonight: str,
+    first_step: int,
+    proxy: CountingProxy,
+    args,
+    work: Path,
+) -> dict:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    stop = start(port)
+    started_at = time.monotonic()
+    pod: Started = start(port)
+    result: dict = {"runs listed": len(expected)}
+
+    def note(key: str, value) -> None:
+        result[key] = value
+        print(f"{name}: {key}: {value}", file=sys.stderr, flush=True)
+
     try:
-        wait_for_http(f"{url}/data/runs", timeout=120)
-        first = f"run-{runs - 1:02d}/train"
-        deadline = time.monotonic() + 300
-        while not scalar_steps(url, first) and time.monotonic() < deadline:
+        while not expected <= (listed := listed_runs(url)):
+            if time.monotonic() - started_at > args.limit:
+                note("cold start (s)", f"> {args.limit:.0f}")
+                note("runs listed", f"{len(listed & expected)} of {len(expected)}")
+                return result
+            time.sleep(1)
+        note("cold start (s)", time.monotonic() - started_at)
+        trees = {c: process_tree(pid) for c, pid in pod.containers.items()}
+        for container, tree in trees.items():
+            note(f"{container}: CPU, cold start (s)", cpu_seconds(tree))
+        while len(scalar_steps(url, f"{tonight}/train")) < args.epochs:
             time.sleep(0.5)
         latencies = []
         for i in range(args.samples):
-            run = f"run-{i % runs:02d}"
-            step = 100 + i
+            step = first_step + i
             event = new_epoch_file(work / name / f"epoch-{step}", step)
-            started = time.monotonic()
-            storage.upload_file(event, f"{logdir}/{run}/train/{event.name}")
-            while step not in scalar_steps(url, f"{run}/train"):
-                if time.monotonic() - started > 120:
-                    raise TimeoutError(f"{name}: step {step} of {run} not shown after 120 s")
+            landed = time.monotonic()
+            storage_upload(event, f"{LOGDIR}/{tonight}/train/{event.name}")
+            while (
+                step not in scalar_steps(url, f"{tonight}/train") and time.monotonic() - landed < args.limit
+            ):
                 time.sleep(0.2)
-            latencies.append(time.monotonic() - started)
+            latencies.append(time.monotonic() - landed)
+            if latencies[-1] >= min(args.limit, 60):  # a way that takes minutes is timed once
+                break
+        if max(latencies) >= args.limit:
+            note("new epoch -> scalar, median (s)", f"> {args.limit:.0f}")
+        else:
+            note("new epoch -> scalar, median (s)", statistics.median(latencies))
+            note("new epoch -> scalar, max (s)", max(latencies))
         time.sleep(args.reload + 1)  # let the last change settle
-        before = proxy.count
+        before, cpu_before = proxy.count, {c: cpu_seconds(t) for c, t in trees.items()}
         time.sleep(args.idle_seconds)
-        idle_per_minute = (proxy.count - before) * 60 / args.idle_seconds
+        note("storage requests/min, idle", (proxy.count - before) * 60 / args.idle_seconds)
+        for container, tree in trees.items():
+            cpu = (cpu_seconds(tree) - cpu_before[container]) / args.idle_seconds
+            note(f"{container}: CPU, idle (millicores)", cpu * 1000)
+            note(f"{container}: memory, idle (MiB)", memory_mib(tree, "VmRSS"))
         page_started = time.monotonic()
         get(f"{url}/")
         run_names = yaml.safe_load(get(f"{url}/data/runs"))
         get(f"{url}/data/plugin/scalars/tags")
         for run in run_names:
             scalar_steps(url, run)
-        page_load = time.monotonic() - page_started
+        note("dashboard data load (s)", time.monotonic() - page_started)
+        for container, tree in trees.items():
+            note(f"{container}: memory, peak (MiB)", memory_mib(tree, "VmHWM"))
+        if pod.volume is not None:
+            note("bytes on the volume (MiB)", du_mib(pod.volume))
     finally:
-        stop()
-    return {
-        "latency_median_s": statistics.median(latencies),
-        "latency_max_s": max(latencies),
-        "idle_requests_per_min": idle_per_minute,
-        "page_load_s": page_load,
-        "runs": len(run_names),
-    }
+        pod.stop()
+    return result
+
+
+def storage_upload(path: Path, uri: str) -> None:
+    from trainboard import storage
+
+    storage.upload_file(path, uri)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=365, help="nightly runs in the root")
+    parser.add_argument("--model", default="vgg16", help="the reference run's model (at 32 px)")
+    parser.add_argument("--epochs", type=int, default=30, help="the reference run's epochs")
     parser.add_argument("--samples", type=int, default=5, help="new epochs timed per way")
     parser.add_argument("--idle-seconds", type=float, default=30)
     parser.add_argument("--reload", type=int, default=5, help="TensorBoard's and the mirror's interval")
+    parser.add_argument(
+        "--limit", type=float, default=900, help="seconds a cold start or a new epoch may take; longer is cut"
+    )
+    parser.add_argument(
+        "--ways",
+        default="gcsfs,mirror,mirror-all",
+        help="gcsfs, mirror (the manifest's retention), mirror-all, mirror-N (N runs kept)",
+    )
+    parser.add_argument(
+        "--cache", type=Path, help="keep the reference run and the image's venv here, reuse them when there"
+    )
     args = parser.parse_args()
 
-    import os
+    from trainboard.manifests import render
 
     work = Path(tempfile.mkdtemp(prefix="trainboard-bench-"))
+    cache = args.cache or work
+    setup_started = time.monotonic()
+    python = image_python(cache / "image-venv")
+    reference = reference_run(cache / f"reference-{args.model}-{args.epochs}", args.model, args.epochs)
+    print(f"image venv and reference run: {time.monotonic() - setup_started:.0f} s", file=sys.stderr)
+    layout = bucket_folder(work / "data", reference, args.runs)
     port = free_port()
     gcs_url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(fake_gcs_command(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [*fake_gcs_command(port), "-data", str(work / "data")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     proxy = CountingProxy(gcs_url)
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    objects = yaml.safe_load_all(render(ROOT, "gke"))
+    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    mirror_args = next(
+        c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "bucket-mirror"
+    )
+    keep = int(next(a for a in mirror_args["args"] if a.startswith("--keep-runs=")).split("=")[1])
+    for container in deployment["spec"]["template"]["spec"]["containers"]:  # --reload for both
+        container["args"] = [
+            a.replace("--reload-interval=5", f"--reload-interval={args.reload}").replace(
+                "--interval=5", f"--interval={args.reload}"
+            )
+            for a in container["args"]
+        ]
+    reader_env = {"STORAGE_EMULATOR_HOST": proxy.url}
+    tonight = night(args.runs - 1)
+    results = {}
     try:
-        wait_for_http(f"{gcs_url}/storage/v1/b", proc=server)
+        wait_for_http(f"{gcs_url}/storage/v1/b", timeout=300, proc=server)
         os.environ["STORAGE_EMULATOR_HOST"] = gcs_url  # the bench's own uploads are not counted
-        from trainboard import storage
-        from trainboard.manifests import render
 
-        storage.gcs.client().create_bucket(BUCKET)
-        keras = work / "keras"
-        subprocess.run(
-            [sys.executable, str(REPO / "tests" / "support" / "keras_run.py"), str(keras), "3"],
-            check=True,
-            capture_output=True,
-        )
-        reader_env = {"STORAGE_EMULATOR_HOST": proxy.url}
-        results = {}
-        for name in ("gcsfs", "mirror"):
-            logdir = f"gs://{BUCKET}/{name}/tensorboard"
-            for i in range(args.runs):
-                storage.upload_dir(keras, f"{logdir}/run-{i:02d}")
-            if name == "gcsfs":
+        def gcsfs(port: int) -> Started:
+            argv = [python, "-m", "trainboard.tensorboard_server", f"--logdir={LOGDIR}",
+                    f"--port={port}", f"--reload-interval={args.reload}"]  # fmt: skip
+            env = {**os.environ, **reader_env}
+            process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            return Started(lambda: (process.terminate(), process.wait(10)), {"tensorboard": process.pid})
 
-                def start(port: int, logdir: str = logdir):
-                    argv = [
-                        sys.executable,
-                        "-m",
-                        "trainboard.tensorboard_server",
-                        f"--logdir={logdir}",
-                        f"--port={port}",
-                        f"--reload-interval={args.reload}",
+        def mirror(keep_runs: int):
+            def start(port: int) -> Started:
+                pod_deployment = yaml.safe_load(yaml.safe_dump(deployment))
+                for container in pod_deployment["spec"]["template"]["spec"]["containers"]:
+                    container["args"] = [
+                        f"--keep-runs={keep_runs}" if a.startswith("--keep-runs=") else a
+                        for a in container["args"]
                     ]
-                    process = subprocess.Popen(
-                        argv,
-                        env={**os.environ, **reader_env},
-                        stdout=subprocess.DEVNULL,
-                        stderr=subprocess.DEVNULL,
-                    )
-                    return lambda: (process.terminate(), process.wait(10))
-            else:
-                objects = yaml.safe_load_all(render(f"gs://{BUCKET}/{name}", "gke"))
-                deployment = next(o for o in objects if o["kind"] == "Deployment")
+                folder = work / f"pod-{keep_runs}"
+                shutil.rmtree(folder, ignore_errors=True)
+                pod = LocalPod(pod_deployment, folder, port, env=reader_env, python=python)
+                pids = {name: process.pid for name, process in pod.processes.items()}
+                return Started(pod.stop, pids, folder / "logs")
 
-                def start(port: int, deployment: dict = deployment):
-                    shutil.rmtree(work / "pod", ignore_errors=True)
-                    pod = LocalPod(deployment, work / "pod", port, env=reader_env)
-                    return pod.stop
+            return start
 
-            results[name] = measure(name, logdir, start, proxy, args.runs, args, work)
-            print(f"{name}: {results[name]}", file=sys.stderr, flush=True)
+        def way(name: str) -> tuple:
+            if name == "gcsfs":
+                return gcsfs, 0
+            kept = {"mirror": keep, "mirror-all": 0}.get(name)
+            kept = int(name.removeprefix("mirror-")) if kept is None else kept
+            return mirror(kept), kept
+
+        chosen = [w for w in args.ways.split(",") if w != "mirror-all" or args.runs > keep]
+        for i, name in enumerate(chosen):
+            start, kept = way(name)
+            expected = expected_runs(reference, args.runs, kept)
+            # Each way's new epochs at steps of its own: the bucket is shared.
+            results[name] = measure(name, start, expected, tonight, 1000 * (i + 1), proxy, args, work)
     finally:
         proxy.shutdown()
         server.terminate()
         shutil.rmtree(work, ignore_errors=True)
 
-    gcsfs, mirror = results["gcsfs"], results["mirror"]
     print(
-        f"{args.runs} runs, {args.samples} new epochs each way, idle window {args.idle_seconds:.0f} s, "
+        f"{args.runs} nightly runs ({layout['files per run']} event files each: {args.model}, {args.epochs} "
+        f"epochs, {CLASSES} classes; {layout['promoted']} ever promoted; {layout['objects']} objects), "
+        f"retention {keep} runs, {args.samples} new epochs each way, idle window {args.idle_seconds:.0f} s, "
         f"intervals {args.reload} s"
     )
-    print(f"{'':34}{'gcsfs':>10}{'mirror':>10}{'gcsfs/mirror':>14}")
-    for key, label in [
-        ("latency_median_s", "new epoch -> scalar, median (s)"),
-        ("latency_max_s", "new epoch -> scalar, max (s)"),
-        ("idle_requests_per_min", "storage requests/min, idle"),
-        ("page_load_s", "dashboard data load (s)"),
-    ]:
-        ratio = gcsfs[key] / mirror[key] if mirror[key] else float("inf")
-        print(f"{label:34}{gcsfs[key]:>10.2f}{mirror[key]:>10.2f}{ratio:>14.1f}")
+    keys = list(dict.fromkeys(k for r in results.values() for k in r))
+    print(
+        f"{'':44}"
+        + "".join(f"{name:>12}" for name in results)
+        + (f"{'gcsfs/mirror':>14}" if len(results) > 1 else "")
+    )
+    for key in keys:
+        values = [r.get(key, "") for r in results.values()]
+        cells = "".join(f"{v:>12.2f}" if isinstance(v, float) else f"{v!s:>12}" for v in values)
+        ratio = ""
+        g, m = results.get("gcsfs", {}).get(key), results.get("mirror", {}).get(key)
+        if isinstance(g, float) and isinstance(m, float) and m:
+            ratio = f"{g / m:>14.1f}"
+        print(f"{key:44}{cells}{ratio}")
 
 
 if __name__ == "__main__":

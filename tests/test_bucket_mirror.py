@@ -198,6 +198,40 @@ def test_retention_mirrors_the_latest_runs_and_every_promoted_one_and_frees_the_
     assert {p.name for p in dest.iterdir()} == {runs[0], runs[4], new, "trend"}
 
 
+def test_a_byte_budget_bounds_the_volume_champion_and_newest_runs_first(gcs, tmp_path, caplog):
+    """Whatever the bucket holds (a run of profiles, years of champions), the volume holds at most the
+    budget: the latest promoted run, then the newest runs that fit; a run left out is logged once."""
+    runs = [f"2026010{d}-030000-{d:06x}" for d in range(1, 7)]  # six nightly runs, oldest first
+    sizes = {runs[0]: 300, runs[1]: 400, runs[2]: 300, runs[3]: 5000, runs[4]: 300, runs[5]: 300}
+    for run, size in sizes.items():
+        _upload(f"{run}/train/events.out.tfevents.1", b"e" * size)
+    _upload("_trend/run/events.out.tfevents.1", b"t" * 100)  # not a run: always, counted first
+    for run in runs[:2]:  # runs[1] is the latest promoted: the champion
+        storage.gcs.client().bucket(BUCKET).blob(f"root/models/{run}/model.keras").upload_from_string(b"m")
+    dest = tmp_path / "logs"
+    mirror = BucketMirror(f"gs://{BUCKET}/root/tensorboard", dest, keep_runs=5, max_bytes=1500)
+    caplog.set_level(logging.WARNING, logger="trainboard.storage")
+    mirror.sync()
+
+    def on_volume() -> tuple[set[str], int]:
+        return {p.name for p in dest.iterdir()}, sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
+
+    # 100 (trend) + 400 (the champion) + 300 + 300 (the two newest); runs[3] (5000) does not fit, runs[2]
+    # still does (1400), then runs[0] (promoted too, but older) does not.
+    assert on_volume() == ({"_trend", runs[1], runs[2], runs[4], runs[5]}, 1400)
+    left_out = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
+    assert len(left_out) == 2 and f"run {runs[3]} (0.0 MiB) left out" in left_out[1]
+    caplog.clear()
+    mirror.sync()
+    assert not [r for r in caplog.records if "left out" in r.getMessage()], "logged once"
+
+    # Tonight's run grows past what fits beside the others: the oldest kept run goes (deleted before the
+    # new bytes are fetched: the volume never holds more than the budget).
+    _upload(f"{runs[5]}/train/events.out.tfevents.1", b"e" * 600)
+    mirror.sync()
+    assert on_volume() == ({"_trend", runs[1], runs[4], runs[5]}, 1400)
+
+
 def test_an_object_replaced_during_the_sync_is_fetched_at_the_next_one_and_the_others_go_on(
     gcs, tmp_path, monkeypatch
 ):

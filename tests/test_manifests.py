@@ -273,7 +273,14 @@ def test_the_mirror_serves_health_and_both_probes_read_it(overlay):
     for probe in ("livenessProbe", "readinessProbe"):
         get = mirror[probe]["httpGet"]
         assert get["path"] == "/healthz" and get["port"] in ("mirror-health", port), probe
-    assert int(args["keep-runs"]) > 0, "retention on: the volume stays bounded whatever the bucket holds"
+    assert int(args["keep-runs"]) > 0, "retention on: the board shows the latest runs and the champions"
+    # The volume stays bounded whatever the bucket holds: the mirror's budget is under the emptyDir's
+    # sizeLimit, past which the kubelet evicts the pod (one partial download of 4 MiB chunks aside).
+    volume = next(c for t in pods(objects) for c in t["spec"]["volumes"] if c["name"] == "logs")
+    limit = volume["emptyDir"]["sizeLimit"]
+    assert limit.endswith("Gi") or limit.endswith("Mi"), limit
+    limit_mib = float(limit[:-2]) * (1024 if limit.endswith("Gi") else 1)
+    assert 0 < float(args["max-mib"]) <= 0.9 * limit_mib, (args["max-mib"], limit)
     liveness = mirror["livenessProbe"]
     # Restarts come only after the mirror itself says stale, not on one slow answer.
     assert liveness["periodSeconds"] * liveness["failureThreshold"] >= 60

@@ -85,6 +85,13 @@ def main(argv: list[str] | None = None) -> None:
         help="mirror only the latest N runs and every run ever promoted (a models/<run>/ beside the source); "
         "other runs are deleted from --dest (default: 0, every run)",
     )
+    parser.add_argument(
+        "--max-mib",
+        type=float,
+        default=0,
+        help="the most MiB of runs in --dest: the latest promoted run, then the newest, while they fit; a "
+        "run left out is logged once (default: 0, no bound)",
+    )
     parser.add_argument("--once", action="store_true", help="one sync, then exit (1 if it failed)")
     parser.add_argument(
         "--health-port", type=int, default=0, help="serve GET /healthz on this port (default: 0, none)"
@@ -101,7 +108,14 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
     if args.keep_runs < 0:
         parser.error(f"--keep-runs must be 0 (every run) or more, got {args.keep_runs}")
-    mirror = BucketMirror(storage.check_uri(args.source), Path(args.dest), keep_runs=args.keep_runs)
+    if args.max_mib < 0:
+        parser.error(f"--max-mib must be 0 (no bound) or more, got {args.max_mib}")
+    mirror = BucketMirror(
+        storage.check_uri(args.source),
+        Path(args.dest),
+        keep_runs=args.keep_runs,
+        max_bytes=int(args.max_mib * 2**20),
+    )
     health = Health(mirror, args.stale_after)
     if args.health_port:
         serve_health(health, args.health_host, args.health_port)

@@ -19,9 +19,10 @@ def expand(value: str, env: dict[str, str]) -> str:
 
 
 def container_argv(
-    container: dict, volume_dirs: dict[str, Path], port: int
+    container: dict, volume_dirs: dict[str, Path], port: int, python: str = sys.executable
 ) -> tuple[list[str], dict[str, str]]:
-    """The container's argv and env, with mount paths, port and host mapped to this machine."""
+    """The container's argv and env, with mount paths, port and host mapped to this machine, and the
+    image's `python` to ``python``."""
     mounts = {m["mountPath"]: str(volume_dirs[m["name"]]) for m in container.get("volumeMounts", [])}
     mount_re = re.compile(rf"(^|=)({'|'.join(map(re.escape, sorted(mounts, key=len, reverse=True)))})(?=/|$)")
 
@@ -38,14 +39,22 @@ def container_argv(
         argv = [a.replace(f"--port={container_port['containerPort']}", f"--port={port}") for a in argv]
     argv = [a.replace("--host=0.0.0.0", "--host=127.0.0.1") for a in argv]
     if argv[0] == "python":
-        argv[0] = sys.executable
+        argv[0] = python
     return argv, env
 
 
 class LocalPod:
-    """The pod template of ``deployment`` as local processes; ``port`` serves its HTTP container port."""
+    """The pod template of ``deployment`` as local processes; ``port`` serves its HTTP container port;
+    ``python`` stands for the image's (default: this interpreter)."""
 
-    def __init__(self, deployment: dict, workdir: Path, port: int, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        deployment: dict,
+        workdir: Path,
+        port: int,
+        env: dict[str, str] | None = None,
+        python: str = sys.executable,
+    ):
         spec = deployment["spec"]["template"]["spec"]
         volume_dirs = {v["name"]: workdir / v["name"] for v in spec.get("volumes", [])}
         for d in volume_dirs.values():
@@ -54,7 +63,7 @@ class LocalPod:
         self.processes: dict[str, subprocess.Popen] = {}
         self.logs: dict[str, Path] = {}
         for container in spec["containers"]:
-            argv, container_env = container_argv(container, volume_dirs, port)
+            argv, container_env = container_argv(container, volume_dirs, port, python)
             self.logs[container["name"]] = log = workdir / f"{container['name']}.log"
             with log.open("w") as out:
                 self.processes[container["name"]] = subprocess.Popen(

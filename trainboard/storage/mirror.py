@@ -112,6 +112,23 @@ def retained_runs(runs: set[str], keep: int, promoted: set[str]) -> set[str]:
     return (runs - set(named)) | set(named[-keep:]) | (set(named) & promoted)
 
 
+def runs_within(sizes: dict[str, int], budget: int, promoted: set[str]) -> set[str]:
+    """The runs of ``sizes`` ({run: bytes}) that fit in ``budget`` bytes, taken in order: the latest
+    promoted run (the champion, unless rolled back), then the others newest first; one that does not fit is
+    skipped and the older ones are still tried."""
+    order = sorted(sizes, reverse=True)
+    champion = max(promoted & set(order), default=None)
+    if champion is not None:
+        order.remove(champion)
+        order.insert(0, champion)
+    fitted, used = set(), 0
+    for run in order:
+        if used + sizes[run] <= budget:
+            fitted.add(run)
+            used += sizes[run]
+    return fitted
+
+
 class _Progress:
     """A file that notes the time of each write: a long download that is still moving is not hung."""
 
@@ -135,7 +152,10 @@ class BucketMirror:
 
     Retention (``keep_runs`` > 0): only the latest ``keep_runs`` runs and every run ever promoted (a
     ``models/<run>/`` beside ``source``, as trainboard.layout lays out a root) are mirrored; the files of
-    any other run are deleted from ``dest``, so the volume stays bounded whatever the bucket holds.
+    any other run are deleted from ``dest``. ``max_bytes`` > 0 bounds the volume whatever the bucket holds
+    (runs of profiles, years of champions): of those runs, only what fits (runs_within) is mirrored, the
+    files that are not run folders counted first; a run left out is logged once. Files are deleted
+    before any is fetched, so the volume never holds more than the budget (and one partial download).
 
     Robust for a long-lived pod: objects are streamed to disk in chunks (memory does not grow with an
     object's size); what is already in ``dest`` counts as copied, so a restarted mirror (same volume)
@@ -146,9 +166,11 @@ class BucketMirror:
     source: str
     dest: Path
     keep_runs: int = 0
+    max_bytes: int = 0
     bytes_received: int = 0
     last_progress: float = 0.0
     refused: set[str] = field(default_factory=set)
+    over_budget: set[str] = field(default_factory=set)
     _copied: dict[str, tuple[int, int | None]] = field(default_factory=dict)
     _seeded: bool = False
     _partials: list[Path] = field(default_factory=list)
@@ -169,8 +191,22 @@ class BucketMirror:
         # One more listing per interval: the runs ever promoted (their models/<run>/ is kept for rollbacks).
         promoted = {rel.split("/", 1)[0] for rel in source.list_versions(models) if "/" in rel}
         runs = {rel.split("/", 1)[0] for rel in listing if "/" in rel}
-        kept = retained_runs(runs, self.keep_runs, promoted)
-        return {rel: v for rel, v in listing.items() if "/" not in rel or rel.split("/", 1)[0] in kept}
+        kept = retained_runs(runs, self.keep_runs, promoted) if self.keep_runs > 0 else runs
+        listing = {rel: v for rel, v in listing.items() if "/" not in rel or rel.split("/", 1)[0] in kept}
+        if self.max_bytes <= 0:
+            return listing
+        sizes: dict[str, int] = {}
+        for rel, (size, _) in listing.items():
+            run = rel.split("/", 1)[0] if "/" in rel and _RUN_NAME.fullmatch(rel.split("/", 1)[0]) else ""
+            sizes[run] = sizes.get(run, 0) + size
+        fitted = runs_within(sizes, self.max_bytes - sizes.pop("", 0), promoted)
+        for run in sorted(set(sizes) - fitted - self.over_budget):
+            log.warning(
+                "bucket mirror: run %s (%.1f MiB) left out: the volume's budget of %.0f MiB is full",
+                run, sizes[run] / 2**20, self.max_bytes / 2**20,
+            )  # fmt: skip
+        self.over_budget = set(sizes) - fitted
+        return {rel: v for rel, v in listing.items() if rel.split("/", 1)[0] not in self.over_budget}
 
     def _fetch(self, source: Backend, rel: str, size: int, version: int) -> int:
         """Bring ``dest/rel`` to the listed ``size`` and ``version``; return the bytes downloaded."""
@@ -213,6 +249,17 @@ class BucketMirror:
         self._copied[rel] = (path.stat().st_size, version)
         return received
 
+    def _delete_unlisted(self, listing: dict[str, tuple[int, int]]) -> None:
+        """Delete the copies of objects gone from ``listing`` (deleted, or left out by retention)."""
+        for rel in set(self._copied) - set(listing):
+            path = self.dest / rel
+            path.unlink(missing_ok=True)
+            del self._copied[rel]
+            for folder in path.parents:  # a run dropped by retention leaves no empty folder behind
+                if folder == self.dest or not folder.is_relative_to(self.dest) or any(folder.iterdir()):
+                    break
+                folder.rmdir()
+
     def sync(self) -> int:
         """Bring ``dest`` up to date with ``source``; return the number of bytes downloaded."""
         if not self._seeded:
@@ -224,8 +271,9 @@ class BucketMirror:
             self.refused.add(rel)
             log.error("bucket mirror: refused object %r below %s: %s", rel, self.source, unsafe_name(rel))
         listing = {r: v for r, v in listing.items() if r not in self.refused}
-        if self.keep_runs > 0:
+        if self.keep_runs > 0 or self.max_bytes > 0:
             listing = self._retain(source, listing)
+        self._delete_unlisted(listing)
         for rel, (size, version) in sorted(listing.items()):
             copied = self._copied.get(rel)
             if copied == (size, version):
@@ -236,14 +284,6 @@ class BucketMirror:
                 # Replaced or deleted since the listing (a training run composing onto it): the next
                 # interval's listing has its new version. The other objects go on.
                 log.info("bucket mirror: %s changed while it was fetched (%s); next interval", rel, e)
-        for rel in set(self._copied) - set(listing):
-            path = self.dest / rel
-            path.unlink(missing_ok=True)
-            del self._copied[rel]
-            for folder in path.parents:  # a run dropped by retention leaves no empty folder behind
-                if folder == self.dest or not folder.is_relative_to(self.dest) or any(folder.iterdir()):
-                    break
-                folder.rmdir()
         # Partial downloads found at the restart that this first sync did not resume: of objects gone.
         for partial in self._partials:
             partial.unlink(missing_ok=True)
