@@ -1,15 +1,12 @@
 """Every benchmark behind one command (`make bench`), printed as one table.
 
-    .venv/bin/python bench/run_all.py [--only e2e,tensorboard,memory,prepare_data,tensorboard_bucket,train]
+    .venv/bin/python bench/run_all.py [--only e2e,memory,prepare_data,tensorboard_bucket,train]
 
 Its own measurements:
   e2e          wall time of `trainboard local` on the demo data over the sum of the three heavy components
                run alone, each in its own fresh process as a KFP task runs it (imports, work, exit): what
                the orchestration adds. Goal <= 1.2. Also over the core calls alone (imports and exit
                excluded). Fastest of two alternating repeats of each.
-  tensorboard  50 runs x 30 epochs in a fake-gcs-server bucket behind a counting proxy, served by
-               `trainboard tensorboard`: seconds until every run is listed, scalars request latency,
-               storage requests per reload while nothing changes, TensorBoard's peak RSS.
   memory       peak RSS of training on the demo data (the train core alone, in its own process).
 and, in quick settings so that the whole command stays under about 10 minutes on 2 cores, the other
 scripts in bench/ (bench/train.py is run when it exists). Their own lines become rows of the table.
@@ -21,23 +18,16 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH.parent), str(BENCH)]  # tests.support and the other benchmarks
 
-from tensorboard_bucket import CountingProxy  # noqa: E402
-
-from tests.support.gcs import fake_gcs_command, free_port, wait_for_http  # noqa: E402
 from tests.support.training import train_command  # noqa: E402
 
 Row = tuple[str, str, str]  # measurement, value, goal
@@ -45,7 +35,22 @@ DEMO_CONFIG = {"model": "small_cnn", "epochs": 8, "batch_size": 32, "image_size"
 # The other scripts in bench/, in settings that keep each to a minute or two here.
 QUICK = {
     "prepare_data": ["--images", "2000", "--repeats", "5"],
-    "tensorboard_bucket": ["--runs", "5", "--samples", "2", "--idle-seconds", "10", "--reload", "2"],
+    # TensorBoard over 50 runs: reading gs:// itself against the pod of manifests/ (the year-scale row is
+    # the script's default: 365 runs, about 25 minutes).
+    "tensorboard_bucket": [
+        "--runs",
+        "50",
+        "--model",
+        "small_cnn",
+        "--epochs",
+        "30",
+        "--ways",
+        "gcsfs,mirror",
+        "--samples",
+        "2",
+        "--idle-seconds",
+        "10",
+    ],
     "train": ["--pairs", "4"],
 }
 # One component's core, alone in a fresh Python process (imports, work, exit), as a KFP task runs it;
@@ -143,117 +148,6 @@ def bench_memory(work: Path) -> list[Row]:
     return [("memory: peak RSS, training on demo data (8 epochs, 32 px)", f"{rss} MiB ({seconds:.0f} s)", "")]
 
 
-def write_runs(folder: Path, runs: int, epochs: int) -> None:
-    """RUNS runs of EPOCHS epochs: train/ and validation/ event files of epoch_loss and epoch_accuracy."""
-    from tensorboard.compat.proto import event_pb2, summary_pb2
-    from tensorboard.summary.writer.event_file_writer import EventFileWriter
-
-    for run in range(runs):
-        for split in ("train", "validation"):
-            writer = EventFileWriter(str(folder / f"run-{run:02d}" / split))
-            for step in range(epochs):
-                values = [
-                    summary_pb2.Summary.Value(tag="epoch_loss", simple_value=1.0 / (step + 1)),
-                    summary_pb2.Summary.Value(tag="epoch_accuracy", simple_value=step / epochs),
-                ]
-                event = event_pb2.Event(
-                    wall_time=time.time(), step=step, summary=summary_pb2.Summary(value=values)
-                )
-                writer.add_event(event)
-            writer.close()
-
-
-def get_json(url: str) -> object:
-    with urllib.request.urlopen(url, timeout=60) as response:
-        return json.loads(response.read())
-
-
-def bench_tensorboard(work: Path, runs: int = 50, epochs: int = 30, reload_seconds: int = 5) -> list[Row]:
-    port = free_port()
-    server = subprocess.Popen(fake_gcs_command(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    proxy = CountingProxy(f"http://127.0.0.1:{port}")
-    threading.Thread(target=proxy.serve_forever, daemon=True).start()
-    tensorboard = None
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/storage/v1/b", proc=server)
-        os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"  # uploads are not counted
-        from trainboard import storage
-
-        storage.gcs.client().create_bucket("bench")
-        write_runs(work / "runs", runs, epochs)
-        storage.upload_dir(work / "runs", "gs://bench/root/tensorboard")
-        tb_port = free_port()
-        command = [
-            sys.executable,
-            "-m",
-            "trainboard.tensorboard_server",
-            "--logdir=gs://bench/root/tensorboard",
-            f"--port={tb_port}",
-            f"--reload-interval={reload_seconds}",
-        ]
-        started = time.perf_counter()
-        tensorboard = subprocess.Popen(
-            command,
-            env={**os.environ, "STORAGE_EMULATOR_HOST": proxy.url},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        url = f"http://127.0.0.1:{tb_port}"
-        wait_for_http(f"{url}/data/runs", proc=tensorboard)
-        while len(get_json(f"{url}/data/runs")) < 2 * runs:
-            if time.perf_counter() - started > 300:
-                raise TimeoutError(f"not every run listed after 300 s: {len(get_json(f'{url}/data/runs'))}")
-            time.sleep(0.2)
-        listed = time.perf_counter() - started
-        # Wait until the last run's scalars are in, then time scalars requests for every run.
-        last = f"{url}/data/plugin/scalars/scalars?run=run-{runs - 1:02d}/validation&tag=epoch_loss"
-        while True:
-            try:
-                if len(get_json(last)) == epochs:
-                    break
-            except urllib.error.HTTPError:
-                pass
-            time.sleep(0.5)
-        latencies = []
-        for run in range(runs):
-            request_started = time.perf_counter()
-            points = get_json(f"{url}/data/plugin/scalars/scalars?run=run-{run:02d}/train&tag=epoch_loss")
-            latencies.append(time.perf_counter() - request_started)
-            assert len(points) == epochs, (run, len(points))
-        time.sleep(reload_seconds + 1)  # whatever the load started has settled
-        reloads = 4
-        before = proxy.count
-        time.sleep(reloads * reload_seconds)
-        per_reload = (proxy.count - before) / reloads
-    finally:
-        rss = _peak_rss_mib(tensorboard.pid) if tensorboard else 0
-        if tensorboard:
-            tensorboard.terminate()
-            tensorboard.wait(10)
-        proxy.shutdown()
-        server.terminate()
-        server.wait(10)
-        os.environ.pop("STORAGE_EMULATOR_HOST", None)
-    label = f"tensorboard ({runs} runs x {epochs} epochs, gs://, reload {reload_seconds} s)"
-    return [
-        (f"{label}: start until every run is listed", f"{listed:.1f} s", ""),
-        (
-            f"{label}: scalars request, median / max",
-            f"{statistics.median(latencies) * 1000:.0f} / {max(latencies) * 1000:.0f} ms",
-            "",
-        ),
-        (f"{label}: storage requests per reload, nothing changed", f"{per_reload:.0f}", ""),
-        (f"{label}: TensorBoard peak RSS", f"{rss} MiB", ""),
-    ]
-
-
-def _peak_rss_mib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) // 1024
-    return 0
-
-
 def bench_script(name: str) -> Callable[[Path], list[Row]]:
     """Another script of bench/, quick settings; each line it prints becomes a row."""
 
@@ -271,7 +165,6 @@ def bench_script(name: str) -> Callable[[Path], list[Row]]:
 BENCHES: dict[str, Callable[[Path], list[Row]]] = {
     "e2e": bench_e2e,
     "memory": bench_memory,
-    "tensorboard": bench_tensorboard,
     **{name: bench_script(name) for name in QUICK},
 }
 
