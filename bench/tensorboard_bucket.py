@@ -50,6 +50,7 @@ from tensorboard.summary.writer.event_file_writer import EventFileWriter  # noqa
 
 from components.promote import trend  # noqa: E402
 from tests.support.gcs import fake_gcs_command, free_port, wait_for_http  # noqa: E402
+from tests.support.image_env import image_venv  # noqa: E402
 from tests.support.local_pod import LocalPod  # noqa: E402
 
 BUCKET = "trainboard-bench"
@@ -187,25 +188,6 @@ def du_mib(folder: Path) -> float:
 
 
 # --- the bucket -------------------------------------------------------------------------------------------
-
-
-def image_python(folder: Path) -> str:
-    """The team image's Python without Docker: a venv with what manifests/image/Dockerfile installs (its
-    own pip command, read from it), then trainboard without dependencies, as the image does."""
-    python = folder / "bin" / "python"
-    if python.exists():
-        return str(python)
-    dockerfile = (REPO / "manifests" / "image" / "Dockerfile").read_text().replace("\\\n", " ")
-    command = next(
-        line.split()[3:]
-        for line in dockerfile.splitlines()
-        if line.startswith("RUN pip install") and " -c " in line
-    )
-    subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
-    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run([*pip, *command], check=True, cwd=REPO)
-    subprocess.run([*pip, "--no-deps", str(REPO)], check=True, cwd=REPO)
-    return str(python)
 
 
 def reference_run(folder: Path, model: str, epochs: int) -> Path:
@@ -394,7 +376,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="trainboard-bench-"))
     cache = args.cache or work
     setup_started = time.monotonic()
-    python = image_python(cache / "image-venv")
+    python = image_venv(cache / "image-venv")
     reference = reference_run(cache / f"reference-{args.model}-{args.epochs}", args.model, args.epochs)
     print(f"image venv and reference run: {time.monotonic() - setup_started:.0f} s", file=sys.stderr)
     layout = bucket_folder(work / "data", reference, args.runs)

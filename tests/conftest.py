@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.gcs import BUCKET, GCSServer, fake_gcs_command, free_port, wait_for_http
+from tests.support.image_env import image_venv
 from tests.support.kfp_server import KFPServer
 from tests.support.tensorboard_http import TensorBoard
 from trainboard.storage import gcs as gcs_backend
@@ -23,6 +24,12 @@ def demo_data(tmp_path_factory) -> str:
     out = tmp_path_factory.mktemp("demo") / "data"
     prepare_data(DataConfig("demo"), str(out))
     return str(out)
+
+
+@pytest.fixture(scope="session")
+def image_python(tmp_path_factory) -> str:
+    """The team image's Python (manifests/image/Dockerfile's packages, no TensorFlow), once per session."""
+    return image_venv(tmp_path_factory.mktemp("image") / "venv")
 
 
 @pytest.fixture(params=["local", "gcs"])

@@ -1,6 +1,7 @@
 """The Profile tab: a profile written by training's ``profile_batches`` (Keras' TensorBoard callback, as
 components/train/core.py sets it) opens in a real TensorBoard with the profile plugin of the team image
-(tensorboard-plugin-profile / xprof, pinned in manifests/image/Dockerfile and requirements/test.lock)."""
+(tensorboard-plugin-profile / xprof, pinned in manifests/image/Dockerfile), in the image's environment:
+its packages, no TensorFlow."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+
+import pytest
 
 from tests.support.tensorboard_http import TensorBoard
 
@@ -40,13 +43,16 @@ def _get(board: TensorBoard, path: str, **params: str) -> object:
     return json.loads(body)
 
 
-def test_a_profile_from_profile_batches_opens_in_the_profile_plugin(tmp_path):
+@pytest.mark.slow  # makes the image's venv (about a minute)
+def test_a_profile_from_profile_batches_opens_in_the_profile_plugin(tmp_path, image_python):
+    no_tensorflow = subprocess.run([image_python, "-c", "import tensorflow"], capture_output=True)
+    assert no_tensorflow.returncode != 0, "the team image has no TensorFlow, nor must its stand-in here"
     logdir = tmp_path / "tensorboard" / "run-1"
     subprocess.run([sys.executable, "-c", _TRAIN, str(logdir)], check=True, timeout=300)
     traces = list(logdir.rglob("*.xplane.pb"))
     assert traces, f"no profile written under {logdir}"
 
-    board = TensorBoard(str(tmp_path / "tensorboard"))
+    board = TensorBoard(str(tmp_path / "tensorboard"), python=image_python)
     try:
         listing = _get(board, "/data/plugins_listing")
         assert "profile" in listing, sorted(listing)

@@ -58,15 +58,17 @@ class PodTensorBoard(TensorBoard):
 
 
 @pytest.fixture
-def team_tensorboard(gcs, keras_logs, tmp_path):
-    """(TensorBoard of the gke overlay's pod, the run's uploader, its local folder) over the fake bucket."""
+def team_tensorboard(gcs, keras_logs, tmp_path, image_python):
+    """(TensorBoard of the gke overlay's pod, the run's uploader, its local folder) over the fake bucket;
+    the pod's containers run in the image's environment (no TensorFlow)."""
     first, _ = keras_logs
     local_run = shutil.copytree(first, tmp_path / "training")
     uploader = storage.DirectoryMirror(local_run, layout.tensorboard_dir(ROOT, RUN))
     uploader.sync()
     objects = list(yaml.safe_load_all(render(ROOT, "gke")))
     deployment = next(o for o in objects if o["kind"] == "Deployment")
-    pod = LocalPod(deployment, tmp_path / "pod", free_port(), env={"STORAGE_EMULATOR_HOST": gcs.url})
+    env = {"STORAGE_EMULATOR_HOST": gcs.url}
+    pod = LocalPod(deployment, tmp_path / "pod", free_port(), env=env, python=image_python)
     tb = PodTensorBoard(pod)
     yield tb, uploader, local_run
     tb.stop()

@@ -1,6 +1,6 @@
 """Run a rendered Deployment's pod on this machine: each container's command, args and env as written in
 the manifest, with only what a laptop lacks mapped: volumes become local folders, the containerPort a free
-local port, 0.0.0.0 the loopback address, the image's `python` this interpreter."""
+local port, 0.0.0.0 the loopback address, the image's `python` this interpreter or the one given."""
 
 from __future__ import annotations
 

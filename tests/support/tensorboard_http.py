@@ -14,13 +14,19 @@ from tests.support.gcs import free_port, wait_for_http
 
 
 class TensorBoard:
-    """`trainboard tensorboard` in a subprocess, queried over HTTP."""
+    """`trainboard tensorboard` in a subprocess, queried over HTTP; with ``python``, the team image's
+    command instead (`python -m trainboard.tensorboard_server`) run by that interpreter."""
 
-    def __init__(self, logdir: str, env: dict | None = None, port: int = 0):
+    def __init__(self, logdir: str, env: dict | None = None, port: int = 0, python: str = ""):
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        command = (
+            [python, "-m", "trainboard.tensorboard_server"]
+            if python
+            else [str(BIN / "trainboard"), "tensorboard"]
+        )
         self.process = subprocess.Popen(
-            [str(BIN / "trainboard"), "tensorboard", "--logdir", logdir, "--port", str(self.port)],
+            [*command, "--logdir", logdir, "--port", str(self.port)],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
