@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import importlib.metadata
 import os
 import re
@@ -203,7 +204,7 @@ def test_tensorboard_keeps_its_own_output_in_a_log_until_it_fails(tmp_path):
     assert out == "" and err.splitlines() == [
         f"trainboard: TensorBoard over {logdir} at http://127.0.0.1:{port}/ (Ctrl-C to stop)"
     ]
-    log = (tmp_path / "trainboard-tensorboard.log").read_text()
+    log = (tmp_path / f"trainboard-tensorboard-{getpass.getuser()}.log").read_text()
     assert f"TensorBoard {importlib.metadata.version('tensorboard')} at http://127.0.0.1:{port}/" in log
 
     with socket.socket() as taken:  # bound, not listening: the port check passes, TensorBoard cannot bind

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import getpass
 import os
 import sys
 import tempfile
@@ -55,7 +56,14 @@ def run(args: argparse.Namespace) -> int:
             f"{logdir} does not exist; expected ROOT/tensorboard of a root that `trainboard local --root "
             "ROOT` or a pipeline run has written to (a run writes it when its training starts)",
         )
-    log = None if args.verbose else Path(tempfile.gettempdir()) / "trainboard-tensorboard.log"
+    # One per user: /tmp is shared, and another user's file cannot be replaced.
+    log = (
+        None
+        if args.verbose
+        else Path(tempfile.gettempdir()) / f"trainboard-tensorboard-{getpass.getuser()}.log"
+    )
+    if log is not None:
+        log.unlink(missing_ok=True)  # the last start's output only (one still serving keeps its own file)
     return serve(logdir, args.port, host=args.host, log=log)
 
 
