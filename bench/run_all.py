@@ -1,6 +1,6 @@
 """Every benchmark behind one command (`make bench`), printed as one table.
 
-    .venv/bin/python bench/run_all.py [--only e2e,memory,prepare_data,tensorboard_bucket,train]
+    .venv/bin/python bench/run_all.py [--only e2e,memory,prepare_data,tensorboard_bucket,...]
 
 Its own measurements:
   e2e          wall time of `trainboard local` on the demo data over the sum of the three heavy components
@@ -8,8 +8,8 @@ Its own measurements:
                the orchestration adds. Goal <= 1.2. Also over the core calls alone (imports and exit
                excluded). Fastest of two alternating repeats of each.
   memory       peak RSS of training on the demo data (the train core alone, in its own process).
-and, in quick settings so that the whole command stays under about 10 minutes on 2 cores, the other
-scripts in bench/ (bench/train.py is run when it exists). Their own lines become rows of the table.
+and, in quick settings (QUICK) so that the whole command stays under about 20 minutes on 2 cores, the
+other scripts in bench/ (bench/train.py is run when it exists). Their own lines become rows of the table.
 """
 
 from __future__ import annotations
@@ -32,26 +32,14 @@ from tests.support.training import train_command  # noqa: E402
 
 Row = tuple[str, str, str]  # measurement, value, goal
 DEMO_CONFIG = {"model": "small_cnn", "epochs": 8, "batch_size": 32, "image_size": 32}
-# The other scripts in bench/, in settings that keep each to a minute or two here.
-QUICK = {
-    "prepare_data": ["--images", "2000", "--repeats", "5"],
-    # TensorBoard over 50 runs: reading gs:// itself against the pod of manifests/ (the year-scale row is
-    # the script's default: 365 runs, about 25 minutes).
-    "tensorboard_bucket": [
-        "--runs",
-        "50",
-        "--model",
-        "small_cnn",
-        "--epochs",
-        "30",
-        "--ways",
-        "gcsfs,mirror",
-        "--samples",
-        "2",
-        "--idle-seconds",
-        "10",
-    ],
-    "train": ["--pairs", "4"],
+QUICK = {  # name[@variant]: the arguments of bench/<name>.py
+    "prepare_data": "--images 2000 --repeats 5",
+    # TensorBoard over 50 runs: reading gs:// itself against the pod of manifests/.
+    "tensorboard_bucket": "--runs 50 --model small_cnn --epochs 30 --ways gcsfs,mirror --samples 2 "
+    "--idle-seconds 10",
+    # The pod over a year of nightly runs (the script's own default also times the other ways: 25 minutes).
+    "tensorboard_bucket@year": "--runs 365 --ways mirror --samples 2 --idle-seconds 10",
+    "train": "--pairs 4",
 }
 # One component's core, alone in a fresh Python process (imports, work, exit), as a KFP task runs it;
 # prints the seconds of the core call itself.
@@ -152,11 +140,12 @@ def bench_script(name: str) -> Callable[[Path], list[Row]]:
     """Another script of bench/, quick settings; each line it prints becomes a row."""
 
     def run(_: Path) -> list[Row]:
-        script = BENCH / f"{name}.py"
+        script = BENCH / f"{name.split('@')[0]}.py"
         if not script.exists():
             return [(f"{name}: skipped", f"bench/{name}.py is not in this checkout", "")]
-        out, seconds, _ = run_measured([sys.executable, str(script), *QUICK[name]])
-        rows = [(f"{name}: {' '.join(QUICK[name])}", f"({seconds:.0f} s)", "")]
+        arguments = QUICK[name].split()
+        out, seconds, _ = run_measured([sys.executable, str(script), *arguments])
+        rows = [(f"{name}: {' '.join(arguments)}", f"({seconds:.0f} s)", "")]
         return rows + [(f"{name}: {line.strip()}", "", "") for line in out.splitlines() if line.strip()]
 
     return run
