@@ -235,12 +235,9 @@ def bucket_folder(data: Path, reference: Path, runs: int) -> dict[str, int]:
             copy = root / "tensorboard" / name / path.relative_to(reference)
             copy.parent.mkdir(parents=True, exist_ok=True)
             os.link(path, copy)
-        accuracy, loss = 0.80 + 0.15 * i / runs, 0.6 - 0.3 * i / runs
-        point = [trend._scalar(trend.ACCURACY, accuracy), trend._scalar(trend.LOSS, loss)]
-        for which in (trend.RUNS, trend.CHAMPION):
-            path = root / "tensorboard" / trend.TREND / which / trend.file_name(i + 1, name)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(trend.event_file(i + 1, FIRST_NIGHT.timestamp() + i * 86400, point))
+        # The night's trend point, written by the promote step's own code.
+        metrics = {"test_accuracy": 0.80 + 0.15 * i / runs, "test_loss": 0.6 - 0.3 * i / runs}
+        trend.record_trend(str(root), name, metrics, 120.0, metrics, "bench night")
         if i % PROMOTE_EVERY == 0:
             (root / "models" / name).mkdir(parents=True)
             (root / "models" / name / "model.keras").write_bytes(b"stand-in: the mirror only lists models/")
