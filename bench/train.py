@@ -21,6 +21,7 @@ ratios compare, with the median ratio of adjacent pairs printed beside them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
@@ -217,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         storage.gcs.client().create_bucket("bench")
         with tempfile.TemporaryDirectory() as tmp:
             data_dir = str(Path(tmp) / "data")
-            prepare_data(DataConfig("demo"), data_dir)
+            with contextlib.redirect_stdout(sys.stderr):  # its progress events: stdout is the results
+                prepare_data(DataConfig("demo"), data_dir)
             info = read_info(data_dir)
             classes, size, batch = len(info.class_names), args.image_size, args.batch_size
             n = info.examples["train"]
