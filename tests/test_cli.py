@@ -214,9 +214,10 @@ def test_tensorboard_keeps_its_own_output_in_a_log_until_it_fails(tmp_path):
         )
     assert failed.returncode == 1
     assert "in use by another program" in failed.stderr and "Traceback" not in failed.stderr
-    assert f"TensorBoard stopped with exit code 1; its last lines are above, the whole log is {tmp_path}" in (
-        failed.stderr
-    )
+    assert (
+        "trainboard tensorboard: error: TensorBoard stopped with exit code 1; its last lines are above, "
+        f"the whole log is {tmp_path}"
+    ) in failed.stderr
 
 
 def test_weights_fetch_without_network_fails_saying_what_it_needs(tmp_path):

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from trainboard import layout
-from trainboard.cli.output import progress
+from trainboard.cli.output import failed_with_log, progress
 from trainboard.cli.tensorboard import DEFAULT_ROOT, check_port, serve
 from trainboard.config import (
     DataConfig,
@@ -176,11 +176,7 @@ def run(args: argparse.Namespace) -> int:
             result = run_local(root, run_name, data, config, rule, output)
     except TaskFailed as e:
         console.end_line()
-        if not args.verbose:  # else its output is on the terminal already
-            sys.stderr.writelines(f"    {line}\n" for line in e.tail)
-        shown = "" if args.verbose else f"; its last lines are above, the whole log is {log}"
-        print(f"trainboard local: error: {e}{shown}", file=sys.stderr)
-        return 1
+        return failed_with_log("local", str(e), e.tail, None if args.verbose else log)
     except KeyboardInterrupt:
         console.end_line()
         print(
@@ -205,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.as_json()), flush=True)
     if args.serve:  # TensorBoard's own output in the run's log too (or here with --verbose)
-        return serve(tensorboard_root, args.port, run_name, log=None if args.verbose else log)
+        return serve("local", tensorboard_root, args.port, run_name, log=None if args.verbose else log)
     return 0
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from trainboard import layout
-from trainboard.cli.output import progress
+from trainboard.cli.output import failed_with_log, progress
 from trainboard.config import check_root, root_exists
 from trainboard.errors import UsageError
 
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if log is not None:
         log.unlink(missing_ok=True)  # the last start's output only (one still serving keeps its own file)
-    return serve(logdir, args.port, host=args.host, log=log)
+    return serve("tensorboard", logdir, args.port, host=args.host, log=log)
 
 
 def check_port(port: int) -> None:
@@ -72,10 +72,12 @@ def check_port(port: int) -> None:
         raise UsageError("port", f"must be in 1-{MAX_PORT}, got {port}")
 
 
-def serve(logdir: str, port: int, run: str = "", host: str = "127.0.0.1", log: Path | None = None) -> int:
+def serve(
+    command: str, logdir: str, port: int, run: str = "", host: str = "127.0.0.1", log: Path | None = None
+) -> int:
     """TensorBoard over ``logdir`` on ``port`` or the next free one, until Ctrl-C; with ``run``, also the
     link that shows that run only. TensorBoard's own output goes to ``log`` (None: here). The exit code:
-    0 when stopped by Ctrl-C, 1 when TensorBoard failed."""
+    0 when stopped by Ctrl-C, 1 when TensorBoard failed (said as ``command``'s error)."""
     from trainboard.links import tensorboard_run_url
     from trainboard.tensorboard_server import free_port
     from trainboard.tensorboard_server import serve as serve_tensorboard
@@ -93,11 +95,8 @@ def serve(logdir: str, port: int, run: str = "", host: str = "127.0.0.1", log: P
         except SystemExit as e:  # TensorBoard's own exit (absl's app.run), e.g. it could not listen
             if e.code in (0, None):
                 return 0
-            if log is not None:
-                sys.stderr.writelines(f"    {line}" for line in _last_lines(log))
-            where = f"; its last lines are above, the whole log is {log}" if log is not None else ""
-            print(f"trainboard: error: TensorBoard stopped with exit code {e.code}{where}", file=sys.stderr)
-            return 1
+            tail = _last_lines(log) if log is not None else []
+            return failed_with_log(command, f"TensorBoard stopped with exit code {e.code}", tail, log)
     return 0
 
 
@@ -125,6 +124,8 @@ def _output_to(log: Path | None) -> Iterator[None]:
                 os.close(original)
 
 
-def _last_lines(log: Path, count: int = 10) -> deque[str]:
+def _last_lines(log: Path) -> deque[str]:
+    from trainboard.local_run import TAIL_LINES  # as many as a failed step shows
+
     with log.open(encoding="utf-8", errors="replace") as f:
-        return deque(f, maxlen=count)
+        return deque(f, maxlen=TAIL_LINES)
