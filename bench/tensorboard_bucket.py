@@ -36,6 +36,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -52,6 +53,8 @@ from components.promote import trend  # noqa: E402
 from tests.support.gcs import fake_gcs_command, free_port, wait_for_http  # noqa: E402
 from tests.support.image_env import image_venv  # noqa: E402
 from tests.support.local_pod import LocalPod  # noqa: E402
+from trainboard import storage  # noqa: E402
+from trainboard.manifests import render  # noqa: E402
 
 BUCKET = "trainboard-bench"
 ROOT = f"gs://{BUCKET}/root"
@@ -261,9 +264,25 @@ def expected_runs(reference: Path, runs: int, keep: int) -> set[str]:
 
 @dataclass
 class Started:
-    stop: object  # () -> None
+    stop: Callable[[], object]
     containers: dict[str, int]  # container name -> pid
     volume: Path | None = None
+
+
+def with_args(deployment: dict, **values: object) -> dict:
+    """A copy of ``deployment`` whose containers' ``--NAME=...`` arguments (NAME: the keyword, ``_`` for
+    ``-``) say ``values`` instead; every NAME must be there, so a renamed flag is not silently ignored."""
+    copy = yaml.safe_load(yaml.safe_dump(deployment))
+    unset = set(values)
+    for container in copy["spec"]["template"]["spec"]["containers"]:
+        for i, arg in enumerate(container.get("args", [])):
+            name = arg.removeprefix("--").split("=", 1)[0].replace("-", "_")
+            if arg.startswith("--") and name in values:
+                container["args"][i] = f"--{name.replace('_', '-')}={values[name]}"
+                unset.discard(name)
+    if unset:
+        raise ValueError(f"no --{', --'.join(sorted(unset))} in the rendered Deployment")
+    return copy
 
 
 def measure(
@@ -304,7 +323,7 @@ def measure(
             step = first_step + i
             event = new_epoch_file(work / name / f"epoch-{step}", step)
             landed = time.monotonic()
-            storage_upload(event, f"{LOGDIR}/{tonight}/train/{event.name}")
+            storage.upload_file(event, f"{LOGDIR}/{tonight}/train/{event.name}")
             while (
                 step not in scalar_steps(url, f"{tonight}/train") and time.monotonic() - landed < args.limit
             ):
@@ -341,12 +360,6 @@ def measure(
     return result
 
 
-def storage_upload(path: Path, uri: str) -> None:
-    from trainboard import storage
-
-    storage.upload_file(path, uri)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=365, help="nightly runs in the root")
@@ -367,8 +380,6 @@ def main() -> None:
         "--cache", type=Path, help="keep the reference run and the image's venv here, reuse them when there"
     )
     args = parser.parse_args()
-
-    from trainboard.manifests import render
 
     work = Path(tempfile.mkdtemp(prefix="trainboard-bench-"))
     cache = args.cache or work
@@ -392,13 +403,7 @@ def main() -> None:
         c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "bucket-mirror"
     )
     keep = int(next(a for a in mirror_args["args"] if a.startswith("--keep-runs=")).split("=")[1])
-    for container in deployment["spec"]["template"]["spec"]["containers"]:  # --reload for both
-        container["args"] = [
-            a.replace("--reload-interval=5", f"--reload-interval={args.reload}").replace(
-                "--interval=5", f"--interval={args.reload}"
-            )
-            for a in container["args"]
-        ]
+    deployment = with_args(deployment, reload_interval=args.reload, interval=args.reload)
     reader_env = {"STORAGE_EMULATOR_HOST": proxy.url}
     tonight = night(args.runs - 1)
     results = {}
@@ -415,12 +420,7 @@ def main() -> None:
 
         def mirror(keep_runs: int):
             def start(port: int) -> Started:
-                pod_deployment = yaml.safe_load(yaml.safe_dump(deployment))
-                for container in pod_deployment["spec"]["template"]["spec"]["containers"]:
-                    container["args"] = [
-                        f"--keep-runs={keep_runs}" if a.startswith("--keep-runs=") else a
-                        for a in container["args"]
-                    ]
+                pod_deployment = with_args(deployment, keep_runs=keep_runs)
                 folder = work / f"pod-{keep_runs}"
                 shutil.rmtree(folder, ignore_errors=True)
                 pod = LocalPod(pod_deployment, folder, port, env=reader_env, python=python)
