@@ -165,7 +165,6 @@ def write_evaluation_logs(run_dir: str, metrics: Evaluation, step: int) -> str:
                 description="Test split: rows are true classes, columns predicted ones",
             )
         writer.close()
-        for stale in storage.list_files(target):
-            storage.delete(stale)
+        storage.delete_folder(target)
         storage.upload_dir(scratch, target)
     return target

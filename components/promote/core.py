@@ -198,11 +198,9 @@ def promote(root: str, run: str, model_dir: str, metrics: Evaluation, rule: Prom
             sync_champion_model(root)
         except IncompleteModel as e:  # its model is gone: evaluate said so, a rollback or a force mends it
             log.warning("%s", e)
-    if (
-        not decision.promoted and copied
-    ):  # lost the race to a better or equal model: models/ keeps promoted runs only
-        for file_uri in storage.list_files(run_model):
-            storage.delete(file_uri)
+    if not decision.promoted and copied:
+        # Lost the race to a better or equal model: models/ keeps promoted runs only.
+        storage.delete_folder(run_model)
     trend(root, run, model_dir, metrics, decision)
     return decision
 
