@@ -258,10 +258,10 @@ def test_wait_gives_up_at_the_timeout_with_its_own_exit_code(capsys):
 
 
 def test_wait_on_an_api_that_stops_answering_has_its_own_exit_code(capsys, monkeypatch):
-    from trainboard.cluster import client
+    from trainboard.cluster import runs
 
     server = KFPServer(final_state="RUNNING")
-    monkeypatch.setattr(client, "WAIT_POLL_SECONDS", 0.05)
+    monkeypatch.setattr(runs, "WAIT_POLL_SECONDS", 0.05)
     answer = server.answer
 
     def answer_then_go_away(request):  # the API goes away once the run is running (a restart, the network)

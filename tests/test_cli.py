@@ -20,6 +20,7 @@ from tests.support.cli import trainboard
 from tests.support.gcs import BUCKET, free_port, wait_for_http
 from trainboard import storage
 from trainboard.cli import build_parser
+from trainboard.cli.root_option import ROOT_HELP
 from trainboard.config import MODELS
 
 BAD_LOCAL_INPUT = [
@@ -131,6 +132,27 @@ def test_help_shows_choices_and_defaults_as_written():
     assert "prefix on a cluster). --max-image-pixels" in local_help, "tfds_data_dir: no empty default"
 
 
+def test_every_root_option_is_the_one_declaration():
+    """--root reads the same on every command that takes one (declared once, in cli/root_option.py)."""
+    roots = {
+        name: action
+        for name, sub in _commands(build_parser()).items()
+        for action in sub._actions
+        if "--root" in action.option_strings
+    }
+    assert set(roots) == {
+        "local",
+        "weights fetch",
+        "champion show",
+        "champion history",
+        "champion rollback",
+        "gc",
+    }
+    for name, action in roots.items():
+        assert action.help.startswith(ROOT_HELP), name
+        assert action.required == (name != "local"), name
+
+
 def test_help_lists_commands():
     result = trainboard("--help")
     assert result.returncode == 0
@@ -162,7 +184,8 @@ def test_help_lists_commands():
 def test_cli_and_pipeline_do_not_import_tensorflow():
     code = (
         "import sys, trainboard.cli, trainboard.local_run, pipelines.training_pipeline;"
-        "import trainboard.cluster.client, trainboard.sources.folder, trainboard.sources.tfds;"
+        "import trainboard.cluster.runs, trainboard.cluster.recurring_runs;"
+        "import trainboard.sources.folder, trainboard.sources.tfds;"
         "import trainboard.cluster.pipeline_spec as spec; spec.compiled_pipeline();"
         "import components.promote.core, trainboard.artifacts.model;"  # the promote task needs no TensorFlow
         "heavy = [m for m in ('tensorflow', 'keras', 'tensorflow_datasets') if m in sys.modules];"

@@ -29,7 +29,8 @@ from tests.support.events import event_files, records, scalars
 from tests.support.promotion import metrics_with_accuracy, model_folder
 from trainboard import storage
 from trainboard.artifacts.model import steady_images_per_second
-from trainboard.config import PromotionRule, check_run_name
+from trainboard.checks import check_run_name
+from trainboard.config import PromotionRule
 from trainboard.errors import UsageError
 from trainboard.storage.mirror import retained_runs
 

@@ -18,8 +18,9 @@ from trainboard.artifacts.champion import ChampionRecordError, champion_model_pr
 from trainboard.artifacts.dataset import read_info, read_split
 from trainboard.artifacts.evaluation import Evaluation, RescoredChampion
 from trainboard.artifacts.model import ModelInfo, load_trained
-from trainboard.config import check_root, check_run_name
+from trainboard.checks import check_run_name
 from trainboard.errors import UsageError
+from trainboard.roots import check_root
 
 log = logging.getLogger(__name__)
 

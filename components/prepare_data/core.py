@@ -30,7 +30,8 @@ from components.prepare_data.plan import (
 from components.prepare_data.sources import digest, plan_source
 from trainboard import task_events
 from trainboard.artifacts.dataset import DatasetInfo, DatasetWriter, encode_record
-from trainboard.config import DataConfig, check_data_config
+from trainboard.config import DataConfig
+from trainboard.config_checks import check_data_config
 from trainboard.sources.spec import SPLITS
 
 

@@ -36,8 +36,11 @@ from trainboard.artifacts.champion import (
 )
 from trainboard.artifacts.evaluation import Evaluation
 from trainboard.artifacts.model import model_metadata
-from trainboard.config import PromotionRule, check_promotion_rule, check_root, check_run_name
+from trainboard.checks import check_run_name
+from trainboard.config import PromotionRule
+from trainboard.config_checks import check_promotion_rule
 from trainboard.errors import UsageError
+from trainboard.roots import check_root
 
 log = logging.getLogger(__name__)
 # Accuracies are ratios of counts; compare them with a tolerance so 0.9 - 0.8 counts as an improvement of 0.1.

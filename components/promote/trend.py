@@ -4,7 +4,7 @@ promote adds a point per run to the TensorBoard runs ``<root>/tensorboard/_trend
 accuracy and loss, its training throughput in images/s) and ``<root>/tensorboard/_trend/champion`` (the
 champion's test accuracy and loss after the decision), under the tags ``trend/...``: one chart per tag,
 a line for the runs and one for the champion, "better or worse than last night" at a glance. ``_trend``
-starts with '_': never a run name (config.check_run_name), and the board's mirror keeps every folder
+starts with '_': never a run name (checks.check_run_name), and the board's mirror keeps every folder
 that is not named as a run.
 
 The step is the run's place in ``<root>/trend.json`` (the runs in the order they first reached promote,

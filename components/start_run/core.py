@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from trainboard import layout
-from trainboard.config import check_pipeline_parameters, check_root, check_run_name
+from trainboard.checks import check_run_name
+from trainboard.config_checks import check_pipeline_parameters
 from trainboard.errors import UsageError
 from trainboard.links import tensorboard_run_url
+from trainboard.roots import check_root
 
 # What a backend older than 2.5.0 passes on unresolved (kubeflow/pipelines #11599 added the placeholder).
 JOB_ID_PLACEHOLDER = "{{$.pipeline_job_uuid}}"

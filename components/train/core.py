@@ -31,8 +31,11 @@ from trainboard.artifacts.training_state import (
     load_state,
     started_with,
 )
+from trainboard.checks import check_run_name
 from trainboard.component_image import IMAGE
-from trainboard.config import TrainingConfig, check_config, check_root, check_run_name
+from trainboard.config import TrainingConfig
+from trainboard.config_checks import check_config
+from trainboard.roots import check_root
 from trainboard.streaming import StreamingTensorBoard
 from trainboard.weights import NONE, local_weights
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import keras
 
 from trainboard.backbones import backbone, preprocess
-from trainboard.config import check_model
+from trainboard.config_checks import check_model
 
 
 def _small_cnn(inputs):

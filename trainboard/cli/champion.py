@@ -8,7 +8,8 @@ import json
 from dataclasses import asdict
 
 from trainboard.cli.output import progress, server_error
-from trainboard.config import check_root
+from trainboard.cli.root_option import add_root_option
+from trainboard.roots import check_root
 
 
 def add(commands) -> None:
@@ -29,7 +30,7 @@ def add(commands) -> None:
     back.add_argument("--to", required=True, metavar="RUN", help="the run to make the champion again")
     back.add_argument("--reason", default="", help="why, for the history")
     for action in (show, history, back):
-        action.add_argument("--root", required=True, help="the runs' root, gs://BUCKET/PREFIX or a folder")
+        add_root_option(action)
     p.set_defaults(handler=run)
 
 

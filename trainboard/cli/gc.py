@@ -6,8 +6,9 @@ from __future__ import annotations
 import argparse
 
 from trainboard.cli.output import progress
-from trainboard.config import check_root, root_exists
+from trainboard.cli.root_option import add_root_option
 from trainboard.errors import UsageError
+from trainboard.roots import check_root, root_exists
 
 DEFAULT_KEEP = 10
 
@@ -21,7 +22,7 @@ def add(commands) -> None:
         "not still training (state.json short of its epochs and not evaluated, or changed in the last hour). "
         "models/, tensorboard/ and the champion record are never touched.",
     )
-    p.add_argument("--root", required=True, help="the runs' root, gs://BUCKET/PREFIX or a folder")
+    add_root_option(p)
     p.add_argument(
         "--keep",
         type=int,

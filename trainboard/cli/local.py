@@ -13,21 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from trainboard import layout
+from trainboard.checks import check_run_name
 from trainboard.cli.output import failed_with_log, progress
+from trainboard.cli.root_option import add_root_option
 from trainboard.cli.tensorboard import DEFAULT_ROOT, check_port, serve
-from trainboard.config import (
-    DataConfig,
-    PromotionRule,
-    TrainingConfig,
-    check_config,
-    check_data_config,
-    check_promotion_rule,
-    check_root,
-    check_run_name,
-    field_values,
-    model_spec,
-)
+from trainboard.config import DataConfig, PromotionRule, TrainingConfig, field_values, model_spec
+from trainboard.config_checks import check_config, check_data_config, check_promotion_rule
 from trainboard.errors import UsageError
+from trainboard.roots import check_root
 
 if TYPE_CHECKING:
     from trainboard.local_run import TaskOutput
@@ -45,11 +38,7 @@ def add(commands) -> None:
     )
     for config in (DataConfig, TrainingConfig, PromotionRule):
         _add_config_options(p, config)
-    p.add_argument(
-        "--root",
-        default=DEFAULT_ROOT,
-        help="storage root: a local folder or gs://BUCKET/PREFIX (default: %(default)s)",
-    )
+    add_root_option(p, default=DEFAULT_ROOT)
     p.add_argument(
         "--run-name",
         default="",

@@ -36,14 +36,15 @@ def add(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trainboard.cluster import client
+    from trainboard.cluster import recurring_runs
+    from trainboard.cluster.connection import ServerError
 
     settings = cluster_settings(args)
     try:
-        scheduled = client.schedule(
+        scheduled = recurring_runs.schedule(
             settings, args.param, args.name, args.cron, args.max_concurrency, args.catchup, args.replace
         )
-    except client.ServerError as e:
+    except ServerError as e:
         return server_error("schedule", e)
     catchup = "catch-up" if args.catchup else "no catch-up"
     print(

@@ -31,18 +31,19 @@ def add(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trainboard.cluster import client
+    from trainboard.cluster import recurring_runs
+    from trainboard.cluster.connection import ServerError
 
     settings = cluster_settings(args)
     try:
         if args.action == "list":
-            schedules = client.list_schedules(settings)
+            schedules = recurring_runs.list_schedules(settings)
             print(f"{'NAME':24} {'STATUS':9} {'CRON':20} ID")
             for s in schedules:
                 print(f"{s.name:24} {s.status:9} {s.cron:20} {s.recurring_run_id}")
             return 0
-        changed = client.change_schedule(settings, args.name, args.action)
-    except client.ServerError as e:
+        changed = recurring_runs.change_schedule(settings, args.name, args.action)
+    except ServerError as e:
         return server_error("schedules", e)
     done = {"pause": "paused", "resume": "resumed", "delete": "deleted"}[args.action]
     for s in changed:

@@ -38,13 +38,14 @@ EXIT_UNREACHABLE, EXIT_TIMEOUT = 3, 4
 
 
 def run(args: argparse.Namespace) -> int:
-    from trainboard.cluster import client
+    from trainboard.cluster import runs
+    from trainboard.cluster.connection import ServerError, Unreachable
 
     if args.timeout < 0:
         raise UsageError("timeout", f"must be 0 (no limit) or more seconds, got {args.timeout:g}")
     settings = cluster_settings(args)
     try:
-        submitted = client.submit(settings, args.param, args.run_name)
+        submitted = runs.submit(settings, args.param, args.run_name)
         print(f"trainboard: submitted run {submitted.run} to experiment {settings.experiment}")
         print(f"KFP run:     {submitted.run_url}")
         print(
@@ -52,13 +53,13 @@ def run(args: argparse.Namespace) -> int:
         )
         if not args.wait:
             return 0
-        state = client.wait(settings, submitted.run_id, args.timeout)
-    except client.Unreachable as e:
+        state = runs.wait(settings, submitted.run_id, args.timeout)
+    except Unreachable as e:
         server_error("submit", e)
         return EXIT_UNREACHABLE
-    except client.ServerError as e:
+    except ServerError as e:
         return server_error("submit", e)
-    except client.WaitTimeout as e:
+    except runs.WaitTimeout as e:
         server_error("submit", e)
         return EXIT_TIMEOUT
     print(f"trainboard: run {submitted.run} {state}")

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from trainboard import layout
 from trainboard.cli.output import failed_with_log, progress
-from trainboard.config import check_root, root_exists
 from trainboard.errors import UsageError
+from trainboard.roots import check_root, root_exists
 
 DEFAULT_ROOT = "trainboard-runs"  # `trainboard local`'s root, so `trainboard tensorboard` finds it as is
 MAX_PORT = 65535

@@ -6,8 +6,11 @@ import argparse
 import json
 
 from trainboard.cli.output import progress, server_error
-from trainboard.config import MODELS, check_model, check_root, model_spec
+from trainboard.cli.root_option import add_root_option
+from trainboard.config import MODELS, model_spec
+from trainboard.config_checks import check_model
 from trainboard.errors import UsageError
+from trainboard.roots import check_root
 
 PRETRAINED = [name for name in MODELS if name != "small_cnn"]
 
@@ -26,7 +29,7 @@ def add(commands) -> None:
     fetch.add_argument(
         "--image-size", type=int, default=None, help="the runs' image size (default: the model's own)"
     )
-    fetch.add_argument("--root", required=True, help="the runs' root, gs://BUCKET/PREFIX or a local folder")
+    add_root_option(fetch)
     p.set_defaults(handler=run)
 
 

@@ -4,7 +4,10 @@
     pipeline_spec.py  the compiled pipeline and its declared parameters
     params.py         --param KEY=VALUE parsed by those types and checked as the tasks would
     cron.py           cron expressions as the KFP scheduler reads them
-    client.py         the health check, then kfp.Client: submit, wait, schedule
+    auth.py           the credentials the client sends
+    connection.py     the health check, then kfp.Client with the same credentials
+    runs.py           submit one run, wait for its final state
+    recurring_runs.py schedule, list, pause, resume, delete
 
 TensorFlow-free.
 """

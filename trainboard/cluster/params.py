@@ -11,9 +11,11 @@ import re
 from typing import Any
 
 from trainboard import storage
-from trainboard.cluster.pipeline_spec import PipelineParameter
-from trainboard.config import check_pipeline_parameters, check_root
+from trainboard.cluster.pipeline_spec import PipelineParameter, compiled_pipeline, pipeline_parameters
+from trainboard.cluster.settings import ClusterSettings
+from trainboard.config_checks import check_pipeline_parameters
 from trainboard.errors import UsageError
+from trainboard.roots import check_root
 from trainboard.weights import IMAGENET, NONE
 
 _TYPE_WORDS = {
@@ -107,3 +109,14 @@ def _check_config_values(arguments: dict[str, Any], parameters: dict[str, Pipeli
         check_pipeline_parameters(values)
     except UsageError as e:
         raise UsageError("param", f"{e.field}={values[e.field]!r}: {e.problem}") from None
+
+
+def checked_arguments(pairs: list[str], settings: ClusterSettings) -> dict[str, Any]:
+    """``--param`` pairs parsed by the compiled pipeline's own types, the team TensorBoard URL from the
+    settings added, and every value checked as the tasks would."""
+    parameters = pipeline_parameters(compiled_pipeline())
+    arguments = parse_params(pairs, parameters)
+    if settings.tensorboard_url and "tensorboard_url" in parameters:
+        arguments.setdefault("tensorboard_url", settings.tensorboard_url)
+    check_cluster_arguments(arguments, parameters)
+    return arguments

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,3 +61,12 @@ def pipeline_parameters(pipeline_yaml: str) -> dict[str, PipelineParameter]:
             default = int(default)  # the compiler writes integers as protobuf numbers: 10.0
         parameters[name] = PipelineParameter(name, p["parameterType"], not p.get("isOptional"), default)
     return parameters
+
+
+@contextlib.contextmanager
+def pipeline_package() -> Iterator[str]:
+    """The compiled pipeline as a file (kfp.Client sends a package path), removed afterwards."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp, "pipeline.yaml")
+        path.write_text(compiled_pipeline())
+        yield str(path)

@@ -19,7 +19,7 @@ import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-from trainboard.config import check_http_url
+from trainboard.checks import check_http_url
 from trainboard.errors import UsageError
 
 # The environment variable kfp's own Client and CLI read for the endpoint; the others are trainboard's.

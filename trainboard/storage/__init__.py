@@ -5,17 +5,18 @@ google-cloud-storage, which honours ``STORAGE_EMULATOR_HOST``: the same code run
 fake-gcs-server in the tests and against real GCS (Workload Identity or any default credentials)
 on a cluster.
 
-This module is the public API: each function hands its URI to the backend of its scheme (backends.py:
-local.py, gcs.py); copies between schemes are done here. uris.py holds the URI rules, mirror.py the
-incremental mirrors of TensorBoard logs.
+The package reads top-down: uris.py and errors.py hold the rules, local.py and gcs.py are the backends
+(backends.py: what each provides and which serves a URI), copies.py and mirror.py are built on them.
+This module is the public API and only chooses and re-exports: each function hands its URI to the
+backend of its scheme; nothing inside the package imports it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from trainboard.storage import gcs
 from trainboard.storage.backends import backend_for
+from trainboard.storage.copies import copy_file, download_dir, sync_dir, upload_dir
 from trainboard.storage.errors import MirrorConflict, NoCredentials, PreconditionFailed, SymlinkLoop
 from trainboard.storage.gcs import RETRY_DEADLINE_SECONDS
 from trainboard.storage.mirror import BucketMirror, DirectoryMirror
@@ -137,47 +138,3 @@ def list_modified(uri: str) -> dict[str, tuple[int, float]]:
 
 def upload_file(local_path: str | Path, uri: str) -> None:
     backend_for(uri).upload_file(local_path, uri)
-
-
-# --- between backends --------------------------------------------------------------------------------------
-
-
-def download_dir(uri: str, local_dir: str | Path) -> Path:
-    """Copy every file below ``uri`` into ``local_dir`` (keeping relative paths); return local_dir."""
-    local_dir = Path(local_dir)
-    source = backend_for(uri)
-    for file_uri in source.list_files(uri):
-        dest = local_dir / file_uri[len(uri.rstrip("/")) + 1 :]
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        source.download_file(file_uri, dest)
-    return local_dir
-
-
-def upload_dir(local_dir: str | Path, uri: str) -> None:
-    for path in sorted(Path(local_dir).rglob("*")):
-        if path.is_file():
-            upload_file(path, join(uri, path.relative_to(local_dir).as_posix()))
-
-
-def copy_file(source: str, dest: str) -> None:
-    """Copy one file; bucket to bucket on the server side, without the bytes passing through here."""
-    if is_gcs(source) and is_gcs(dest):
-        gcs.copy(source, dest)
-    elif is_gcs(source):
-        write_bytes(dest, read_bytes(source))
-    else:
-        upload_file(source, dest)
-
-
-def sync_dir(source: str, dest: str) -> None:
-    """Make ``dest`` hold exactly the files below ``source``: copy each, then delete the files that
-    ``source`` does not have. Readers of ``dest`` may see a mix while it runs (no directory is atomic on
-    an object store)."""
-    prefix = source.rstrip("/") + "/"
-    wanted = {file_uri[len(prefix) :] for file_uri in list_files(source)}
-    for rel in sorted(wanted):
-        copy_file(join(source, rel), join(dest, rel))
-    dest_prefix = dest.rstrip("/") + "/"
-    for file_uri in list_files(dest):
-        if file_uri[len(dest_prefix) :] not in wanted:
-            delete(file_uri)

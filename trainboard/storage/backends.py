@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from trainboard.storage import gcs, local
+import trainboard.storage.gcs as gcs
+import trainboard.storage.local as local
 from trainboard.storage.uris import is_gcs
 
 

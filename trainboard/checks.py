@@ -1,0 +1,65 @@
+"""The small checks that every parameter's check is made of: a positive number, a range, a choice, a
+count, a run name, a URL. Each raises UsageError naming the field; they import nothing of trainboard
+but the errors and the layout, so the parameter checks and the weights can both use them."""
+
+from __future__ import annotations
+
+import math
+import re
+import urllib.parse
+
+from trainboard import layout
+from trainboard.errors import UsageError
+
+_RUN_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def check_positive(field: str, value: float, at_most: float = math.inf) -> None:
+    if not value > 0:
+        raise UsageError(field, f"must be greater than 0, got {value}")
+    if value > at_most:
+        raise UsageError(field, f"must be at most {at_most}, got {value}")
+
+
+def check_run_name(run: str) -> None:
+    if not _RUN_RE.fullmatch(run):  # fullmatch: `$` would let a trailing newline through
+        raise UsageError(
+            "run_name",
+            f"{run!r} is not a valid run name; use 1-100 of letters, digits, '.', '_', '-' "
+            "(no slashes), starting with a letter or digit",
+        )
+    if run == layout.CHAMPION:
+        raise UsageError("run_name", f"{run!r} is reserved: <root>/models/{run}/ holds the champion's model")
+
+
+def check_choice(field: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise UsageError(field, f"{value!r} is not one of: {', '.join(allowed)}")
+
+
+def check_non_negative(field: str, value: float) -> None:
+    if value < 0:
+        raise UsageError(field, f"must be 0 or more, got {value}")
+
+
+def check_count(field: str, value: str) -> None:
+    """A whole number 0 or more, written as a string (a pod-spec value the KFP driver reads as a string)."""
+    if not re.fullmatch(r"[0-9]+", value):
+        raise UsageError(
+            field, f'must be a whole number 0 or more, written as a string (e.g. "1"), got {value!r}'
+        )
+
+
+def check_fraction(field: str, value: float) -> None:
+    if not 0 < value < 1:
+        raise UsageError(field, f"must be between 0 and 1 (exclusive), got {value}")
+
+
+def check_http_url(field: str, url: str) -> str:
+    """``url`` without a trailing slash, or UsageError unless it is http(s)://HOST[...] (shown without
+    any user:password@ it holds)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        shown = urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]))
+        raise UsageError(field, f"{shown!r} is not an http:// or https:// URL with a host")
+    return url.rstrip("/")
