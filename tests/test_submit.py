@@ -4,6 +4,7 @@ and bad input stopped with a clear error before anything is sent."""
 
 from __future__ import annotations
 
+import math
 import re
 import signal
 import subprocess
@@ -283,3 +284,55 @@ def test_ctrl_c_while_waiting_stops_without_a_traceback(tmp_path):
     assert waiting.returncode == 130, err
     assert err.splitlines()[-1] == "trainboard submit: interrupted"
     assert "Traceback" not in err
+
+
+class Hung(Exception):
+    """Not a TimeoutError: urllib3 would take that for a socket's timeout, and retry."""
+
+
+def hung(signum: int, frame: object) -> None:
+    raise Hung("trainboard submit still waits after 20 s")
+
+
+def submit_within_20_s(capsys, server: KFPServer) -> tuple[int, str, str, float]:
+    """`trainboard submit` to ``server``, stopped by SIGALRM if it hangs: exit code, out, err, seconds."""
+    signal.signal(signal.SIGALRM, hung)
+    signal.alarm(20)
+    started = time.monotonic()
+    try:
+        code, out, err = cli(capsys, "submit", "--endpoint", server.url, "--param", f"root={ROOT}")
+    finally:
+        signal.alarm(0)
+        server.stop()
+    return code, out, err, time.monotonic() - started
+
+
+def test_a_server_that_answers_healthz_but_stalls_elsewhere_is_named_in_seconds(capsys, monkeypatch):
+    """Every request has a deadline: the route that did not answer is named, exit 3 (as an API that stops
+    answering), in seconds instead of hanging forever."""
+    from trainboard.cluster import connection
+
+    monkeypatch.setattr(connection, "REQUEST_SECONDS", 0.5, raising=False)
+    server = KFPServer(delay=math.inf)
+    code, out, err, seconds = submit_within_20_s(capsys, server)
+    assert code == 3 and out == "", err
+    [message] = err.strip().splitlines()
+    assert message.startswith(
+        f"trainboard submit: error: {server.url}: GET {API}/experiments did not answer "
+    )
+    assert "within 0.5 s" in message
+    assert seconds < 10
+    assert submitted_runs(server) == []
+
+
+def test_the_requests_of_one_submit_have_a_bound_all_together(capsys, monkeypatch):
+    """Each answer comes within its own deadline, but slowly: the sending stops at its bound, naming the
+    request it did not send."""
+    from trainboard.cluster import connection
+
+    monkeypatch.setattr(connection, "REQUEST_SECONDS", 5, raising=False)
+    monkeypatch.setattr(connection, "SEND_SECONDS", 1, raising=False)
+    code, _, err, seconds = submit_within_20_s(capsys, server := KFPServer(delay=0.4))
+    assert code == 3, err
+    assert f"{server.url}: " in err and f" {API}/" in err and "1 s in all" in err
+    assert seconds < 10

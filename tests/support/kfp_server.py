@@ -4,6 +4,7 @@ schedule, answering like the real server and recording every request for the tes
 from __future__ import annotations
 
 import json
+import math
 import threading
 import urllib.parse
 from dataclasses import dataclass, field
@@ -28,27 +29,38 @@ class KFPServer:
     ``final_state``: what GET runs/ID answers (the run has finished).
     ``refusal``: when set, creating a run or a recurring run answers 400 with it (a server-side check).
     ``release`` and ``multi_user``: what healthz reports (tag_name, multi_user), as the real API server's
-    handler does (backend/src/apiserver/main.go)."""
+    handler does (backend/src/apiserver/main.go).
+    ``delay``: seconds every route but healthz waits before it answers; ``math.inf``: no answer at all
+    until stop() (a server whose health check answers while the rest stalls)."""
 
     token: str = ""
     release: str = "2.14.3"
     multi_user: bool = False
     final_state: str = "SUCCEEDED"
     refusal: str = ""
+    delay: float = 0.0
     requests: list[Request] = field(default_factory=list)
     experiments: dict[str, dict] = field(default_factory=dict)
     runs: dict[str, dict] = field(default_factory=dict)
     recurring_runs: dict[str, dict] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self._stopped = threading.Event()
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.url = f"http://127.0.0.1:{self._http.server_port}"
         # A short poll interval: shutdown() waits for it, once per test.
         threading.Thread(target=self._http.serve_forever, args=(0.02,), daemon=True).start()
 
     def stop(self) -> None:
+        self._stopped.set()  # a delayed request gives up: no test waits on it
         self._http.shutdown()
         self._http.server_close()
+
+    def held(self, request: Request) -> bool:
+        """Whether ``request`` waited out ``delay`` (False: the server stopped first; it gets no answer)."""
+        if not self.delay or request.path == API + "/healthz":
+            return True
+        return not self._stopped.wait(None if math.isinf(self.delay) else self.delay)
 
     def bodies(self, method: str, path: str) -> list[dict]:
         return [r.body for r in self.requests if r.method == method and r.path == API + path]
@@ -120,6 +132,8 @@ def _handler(server: KFPServer) -> type[BaseHTTPRequestHandler]:
                 body=json.loads(raw) if raw else None,
             )
             server.requests.append(request)
+            if not server.held(request):
+                return
             status, answer = server.answer(request)
             payload = json.dumps(answer).encode()
             self.send_response(status)

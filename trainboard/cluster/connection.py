@@ -1,6 +1,7 @@
 """The connection to the Kubeflow Pipelines API: one health check before anything is sent (reachable, the
 credentials taken, a supported release, a namespace where multi-user), then kfp.Client with the same
-credentials, its failures turned into ServerError / Unreachable. TensorFlow-free."""
+credentials, its failures turned into ServerError / Unreachable, every request with a deadline.
+TensorFlow-free."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import contextlib
 import io
 import json
 import re
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import warnings
 from collections.abc import Iterator
@@ -20,6 +23,11 @@ from trainboard.cluster.settings import ENVIRONMENT, ClusterSettings
 from trainboard.errors import UsageError
 
 HEALTHZ = "/apis/v2beta1/healthz"
+# A server can answer its health check and stall on every other route (a wedged database behind it):
+# each request gets REQUEST_SECONDS to connect and as long again for each read, and the requests that
+# send one run or schedule get SEND_SECONDS in all.
+REQUEST_SECONDS = 30.0
+SEND_SECONDS = 120.0
 
 
 class ServerError(RuntimeError):
@@ -121,36 +129,83 @@ def _check_release(health: Health, skip: bool) -> None:
 
 
 @contextlib.contextmanager
-def connect(settings: ClusterSettings) -> Iterator[Any]:
+def connect(settings: ClusterSettings, total: float | None = None) -> Iterator[Any]:
     """kfp.Client on the checked endpoint with the checked credentials; request failures become
-    ServerError."""
+    ServerError, a request with no answer within REQUEST_SECONDS, or past ``total`` seconds of requests
+    (default SEND_SECONDS), Unreachable naming it."""
     import kfp
     import kfp_server_api
     import urllib3
 
     creds = credentials(settings.token)
     check_server(settings, creds)  # with the very credentials the client sends
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # "only works with KFP v2.0.0-beta.2 and later"
-        client = kfp.Client(
-            host=settings.endpoint, namespace=settings.namespace or "kubeflow", **creds.client_arguments()
-        )
+    endpoint = without_userinfo(settings.endpoint)
     try:
-        # kfp prints "Run details: <link>" itself; the CLI prints its own summary.
-        with contextlib.redirect_stdout(io.StringIO()):
-            yield client
+        with _deadlines(kfp_server_api.ApiClient, endpoint, SEND_SECONDS if total is None else total):
+            with warnings.catch_warnings():
+                # "This client only works with KFP v2.0.0-beta.2 and later": check_server checked more.
+                warnings.simplefilter("ignore", FutureWarning)
+                client = kfp.Client(
+                    host=settings.endpoint,
+                    namespace=settings.namespace or "kubeflow",
+                    **creds.client_arguments(),
+                )
+            # kfp prints "Run details: <link>" itself; the CLI prints its own summary.
+            with contextlib.redirect_stdout(io.StringIO()):
+                yield client
     except kfp_server_api.ApiException as e:
-        raise ServerError(
-            f"{without_userinfo(settings.endpoint)} answered {e.status} {e.reason}: {(e.body or '').strip()}"
-        ) from None
+        raise ServerError(f"{endpoint} answered {e.status} {e.reason}: {(e.body or '').strip()}") from None
     except (OSError, urllib3.exceptions.HTTPError) as e:
-        raise Unreachable(f"lost {without_userinfo(settings.endpoint)}: {e}") from None
+        raise Unreachable(f"lost {endpoint}: {e}") from None
 
 
-def _experiment(client: Any, settings: ClusterSettings) -> Any:
-    """The settings' experiment in its namespace, created when missing (create_experiment gets an existing
-    one)."""
-    return client.create_experiment(settings.experiment, namespace=settings.namespace or None)
+@contextlib.contextmanager
+def _deadlines(api_client: type, endpoint: str, total: float) -> Iterator[None]:
+    """Every request of ``api_client`` (kfp_server_api.ApiClient) with a deadline while inside.
+
+    kfp.Client never passes the generated client's ``_request_timeout`` (kfp/client/client.py; its
+    constructor may itself call healthz, hence the class, not an instance), and without it
+    RESTClientObject.request hands urllib3 ``timeout=None``, which overrides any pool default and waits
+    forever (kfp_server_api/rest.py). So ApiClient.request (kfp_server_api/api_client.py), which every
+    call goes through, gets one here; urllib3 retries a GET whose read timed out, so read retries are
+    turned off too, or one GET could take four deadlines."""
+    import urllib3
+
+    no_read_retries = urllib3.Retry(total=3, read=0)
+    end = time.monotonic() + total
+    request = api_client.request
+
+    def with_deadline(self: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        route = f"{method} {urllib.parse.urlsplit(url).path}"
+        left = end - time.monotonic()
+        if left <= 0:
+            raise Unreachable(f"{endpoint}: {route} not sent: the requests before it took {total:g} s in all")
+        seconds = min(REQUEST_SECONDS, left)
+        kwargs["_request_timeout"] = (seconds, seconds)  # connect, then each read
+        self.rest_client.pool_manager.connection_pool_kw["retries"] = no_read_retries
+        try:
+            return request(self, method, url, *args, **kwargs)
+        except (urllib3.exceptions.MaxRetryError, urllib3.exceptions.TimeoutError) as e:
+            error = e.reason if isinstance(e, urllib3.exceptions.MaxRetryError) else e
+            # urllib3 2 makes a refused connection (NewConnectionError) a ConnectTimeoutError too.
+            if not isinstance(error, urllib3.exceptions.TimeoutError) or isinstance(
+                error, urllib3.exceptions.NewConnectionError
+            ):
+                raise
+        # A request that changes something may have done so before its answer was lost.
+        maybe_done = "" if method == "GET" else "; it may have taken effect: look in the KFP UI first"
+        limit = (
+            f"within {seconds:g} s" if seconds == REQUEST_SECONDS else f"before {total:g} s in all ran out"
+        )
+        raise Unreachable(
+            f"{endpoint}: {route} did not answer {limit}, though the health check did{maybe_done}"
+        )
+
+    api_client.request = with_deadline
+    try:
+        yield
+    finally:
+        api_client.request = request
 
 
 def ensure_experiment(client: Any, settings: ClusterSettings) -> Any:

@@ -64,7 +64,7 @@ def wait(settings: ClusterSettings, run_id: str, timeout: float = 0) -> str:
     """Poll the run until it reaches a final state; return that state. WaitTimeout after ``timeout``
     seconds (0: no limit); Unreachable when the API stops answering."""
     deadline = time.monotonic() + timeout if timeout else math.inf
-    with connect(settings) as client:
+    with connect(settings, total=math.inf) as client:  # each poll has its deadline; --timeout bounds all
         while (state := str(client.get_run(run_id).state)) not in FINAL_STATES:
             left = deadline - time.monotonic()
             if left <= 0:
