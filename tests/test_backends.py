@@ -191,6 +191,58 @@ def test_an_existing_schedule_is_refused_showing_both_or_replaced_after_the_new_
     )
 
 
+def test_the_same_schedule_command_again_changes_nothing(capsys, kfp):
+    """Identical (cron, parameters, max concurrency, catch-up, pipeline): exit 0, nothing created or
+    deleted; any one of them different still needs --replace."""
+    nightly = ["schedule", "--endpoint", kfp.url, *NIGHTLY, "--param", "epochs=20"]
+    code, _, err = cli(capsys, *nightly)
+    assert code == 0, err
+    [first] = kfp.recurring_runs
+    before = len(created(kfp))
+    code, out, err = cli(capsys, *nightly)
+    assert code == 0, err
+    assert "trainboard: schedule nightly already scheduled, unchanged: cron '0 0 3 * * *'" in out
+    assert f"/#/recurringrun/details/{first}" in out
+    assert created(kfp)[before:] == [], "nothing created or deleted"
+
+    assert cli(capsys, "schedules", "pause", "nightly", "--endpoint", kfp.url)[0] == 0
+    code, out, _ = cli(capsys, *nightly)
+    assert code == 0 and "unchanged, and disabled (trainboard schedules resume nightly)" in out
+
+    before = len(created(kfp))
+    base = ["schedule", "--endpoint", kfp.url, "--name", "nightly", "--param", f"root={ROOT}"]
+    for different in (
+        ["--cron", "0 0 3 * * *", "--param", "epochs=20", "--max-concurrency", "2"],
+        ["--cron", "0 0 3 * * *", "--param", "epochs=20", "--catchup"],
+        ["--cron", "0 0 3 * * *", "--param", "epochs=21"],
+        ["--cron", "0 0 4 * * *", "--param", "epochs=20"],
+    ):
+        code, _, err = cli(capsys, *base, *different)
+        assert code == 2 and "--name: schedule nightly exists" in err and "--replace" in err, different
+    assert created(kfp)[before:] == []
+    assert list(kfp.recurring_runs) == [first]
+
+
+def test_a_changed_pipeline_is_not_the_same_schedule(capsys, kfp, monkeypatch):
+    code, _, err = cli(capsys, "schedule", "--endpoint", kfp.url, *NIGHTLY)
+    assert code == 0, err
+    [first] = kfp.recurring_runs
+    kfp.recurring_runs[first]["pipeline_spec"]["pipeline_spec"]["pipelineInfo"]["name"] = "older"
+    code, _, err = cli(capsys, "schedule", "--endpoint", kfp.url, *NIGHTLY)
+    assert code == 2 and "--name: schedule nightly exists" in err
+
+
+@pytest.mark.parametrize(
+    "name", ["", "   ", " nightly", "nightly ", "night\tly", "nightly\n", "\u202enightly", "night\u200fly"]
+)
+def test_schedule_names_that_read_as_another_are_refused(capsys, kfp, name):
+    code, out, err = cli(capsys, "schedule", "--endpoint", kfp.url, "--name", name, *NIGHTLY[2:])
+    assert code == 2 and out == ""
+    [message] = err.strip().splitlines()
+    assert message.startswith("trainboard schedule: error: --name: "), message
+    assert kfp.requests == []
+
+
 def test_schedules_are_listed_paused_resumed_and_deleted_by_name(capsys, kfp):
     for name in ("nightly", "weekly"):
         code, _, err = cli(capsys, "schedule", "--endpoint", kfp.url, *NIGHTLY[:0], "--name", name,
@@ -221,7 +273,19 @@ def test_schedules_are_listed_paused_resumed_and_deleted_by_name(capsys, kfp):
 
 @pytest.mark.parametrize(
     "expression",
-    ["0 0 3 * * *", "0 30 2 * * MON-FRI", "0 0 3 ? * SUN", "@daily", "@midnight", "@hourly", "@every 1h30m"],
+    [
+        "0 0 3 * * *",
+        "0 30 2 * * MON-FRI",
+        "0 0 3 ? * SUN",
+        "@daily",
+        "@midnight",
+        "@hourly",
+        "@every 1h30m",
+        "@every 1s",
+        "0 0 3 29 2 *",  # February 29: leap years
+        "0 0 3 31 2 MON",  # day-of-month or day-of-week when both are set: every Monday in February
+        "0 0 3 31 1-3 *",
+    ],
 )
 def test_cron_takes_what_robfig_cron_v1_2_0_parses(expression):
     assert check_cron(expression) == expression
@@ -235,6 +299,13 @@ def test_cron_takes_what_robfig_cron_v1_2_0_parses(expression):
         ("@every", ["@every DURATION"]),
         ("@every 1d", ["@every DURATION"]),  # Go durations stop at hours
         ("0 0 3 * * * *", ["has 7 fields"]),
+        ("0 0 3 31 2 *", ["never runs", "no month in '2' has a day '31'"]),
+        ("0 0 3 30 FEB ?", ["never runs"]),
+        ("0 0 3 31 4,6,9,11 *", ["never runs"]),
+        ("@every 0s", ["1s or more"]),
+        ("@every 0", ["1s or more"]),
+        ("@every -1h", ["1s or more"]),
+        ("@every 500ms", ["1s or more"]),  # robfig/cron's Every: anything under 1s runs every second
     ],
 )
 def test_cron_refuses_what_it_does_not_parse_or_would_misread(expression, words):

@@ -410,6 +410,18 @@ CASES = [
         ["dataset='ftp://x': unsupported source", "tfds:NAME"],
     ),
     Case(
+        "submit-tfds-typo",
+        ["submit", "--param", "dataset=tfds:caltech10"],
+        "param",
+        ["dataset='tfds:caltech10'", "did you mean tfds:caltech101"],
+    ),
+    Case(
+        "submit-local-folder",
+        ["submit", "--param", "dataset=folder:/local/path"],
+        "param",
+        ["dataset='folder:/local/path'", "folder:gs://BUCKET/PREFIX"],
+    ),
+    Case(
         "submit-huge-fraction",
         ["submit", "--param", "test_fraction=1e300"],
         "param",
@@ -441,6 +453,28 @@ CASES = [
         ["schedule", "--name", "n", "--cron", "@nightly"],
         "cron",
         ["not a descriptor KFP knows", "@daily", "@every DURATION"],
+    ),
+    Case(
+        "schedule-cron-february-31",
+        ["schedule", "--name", "n", "--cron", "0 0 3 31 2 *"],
+        "cron",
+        ["never runs", "no month in '2' has a day '31'"],
+    ),
+    Case(
+        "schedule-cron-every-0s", ["schedule", "--name", "n", "--cron", "@every 0s"], "cron", ["1s or more"]
+    ),
+    Case("schedule-name-empty", ["schedule", "--name", "", "--cron", "@daily"], "name", ["is empty"]),
+    Case(
+        "schedule-name-leading-space",
+        ["schedule", "--name", " nightly", "--cron", "@daily"],
+        "name",
+        ["starts or ends with a space", "'nightly'"],
+    ),
+    Case(
+        "schedule-name-bidi",
+        ["schedule", "--name", "\u202enightly", "--cron", "@daily"],
+        "name",
+        ["U+202E", "right-to-left"],
     ),
     Case(
         "submit-negative-timeout",

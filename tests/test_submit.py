@@ -202,6 +202,27 @@ BAD_INPUT = [
     (["schedule", "--name", "n", "--cron", "0 */0 * * * *"], "--cron", ["minute '*/0'"]),
     (["schedule", "--name", "n", "--cron", "0 0 3 * * *", "--max-concurrency", "0"], "--max-concurrency", []),
     (["schedule", "--name", "n", "--cron", "0 0 3 * * *", "--param", "run_name=x"], "--param", ["unique"]),
+    # The dataset, as `trainboard local` checks it (check_source), for the cluster.
+    (
+        ["submit", "--param", "dataset=tfds:caltech10"],
+        "--param",
+        ["dataset='tfds:caltech10': tfds:caltech10 is not a TFDS dataset", "did you mean tfds:caltech101"],
+    ),
+    (
+        ["submit", "--param", "dataset=folder:/local/path"],
+        "--param",
+        ["dataset='folder:/local/path'", "no cluster task can read", "folder:gs://BUCKET/PREFIX"],
+    ),
+    (
+        ["schedule", "--name", "n", "--cron", "0 0 3 * * *", "--param", "dataset=folder:images"],
+        "--param",
+        ["folder:gs://BUCKET/PREFIX"],
+    ),
+    (["schedule", "--name", " nightly", "--cron", "0 0 3 * * *"], "--name", ["starts or ends with a space"]),
+    (["schedule", "--name", "", "--cron", "0 0 3 * * *"], "--name", ["is empty"]),
+    (["schedule", "--name", "nightly\u202e", "--cron", "@daily"], "--name", ["U+202E", "right-to-left"]),
+    (["schedule", "--name", "n", "--cron", "0 0 3 31 2 *"], "--cron", ["never runs"]),
+    (["schedule", "--name", "n", "--cron", "@every 0s"], "--cron", ["1s or more"]),
 ]
 
 
@@ -218,6 +239,30 @@ def test_bad_input_exits_2_with_one_clear_line_and_sends_nothing(capsys, kfp, ar
         assert word in message
     assert out == ""
     assert kfp.requests == [], "nothing may be sent before the input is checked"
+
+
+def test_a_bucket_folder_and_a_tfds_dataset_are_sent(capsys, kfp):
+    for dataset in ("folder:gs://team-bucket/images", "tfds:cifar10"):
+        code, _, err = cli(capsys, "submit", "--endpoint", kfp.url, "--param", f"root={ROOT}",
+                           "--param", f"dataset={dataset}")  # fmt: skip
+        assert code == 0, err
+        assert submitted_runs(kfp)[-1]["runtime_config"]["parameters"]["dataset"] == dataset
+
+
+def test_without_tensorflow_datasets_a_tfds_name_is_sent_with_a_note(capsys, kfp, monkeypatch):
+    """The light install (no train extra) cannot look the name up: it says so, and prepare-data checks."""
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "tensorflow_datasets" else find_spec(name, *a),
+    )
+    code, _, err = cli(capsys, "submit", "--endpoint", kfp.url, "--param", f"root={ROOT}",
+                       "--param", "dataset=tfds:caltech10")  # fmt: skip
+    assert code == 0, err
+    assert "trainboard: note: tfds:caltech10 not checked here: TensorFlow Datasets is not installed" in err
 
 
 def test_missing_root_and_missing_endpoint_are_named(capsys, kfp):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from trainboard.cli.cluster_options import add_cluster_options, cluster_settings
-from trainboard.cli.output import server_error
+from trainboard.cli.output import progress, server_error
 
 
 def add(commands) -> None:
@@ -30,7 +30,7 @@ def add(commands) -> None:
         "--replace",
         action="store_true",
         help="replace the experiment's schedule of this name (the old one is deleted once the new one "
-        "exists); without it an existing name is refused",
+        "exists); without it an existing name is refused, unless it is identical (then nothing changes)",
     )
     p.set_defaults(handler=run)
 
@@ -46,11 +46,19 @@ def run(args: argparse.Namespace) -> int:
         )
     except ServerError as e:
         return server_error("schedule", e)
+    for note in scheduled.notes:
+        progress(f"trainboard: note: {note}")
     catchup = "catch-up" if args.catchup else "no catch-up"
-    print(
-        f"trainboard: schedule {scheduled.name} enabled: cron '{args.cron}', "
-        f"max concurrency {args.max_concurrency}, {catchup}"
-    )
+    what = f"cron '{args.cron}', max concurrency {args.max_concurrency}, {catchup}"
+    if not scheduled.unchanged:
+        print(f"trainboard: schedule {scheduled.name} enabled: {what}")
+    elif scheduled.status == "ENABLED":  # the same command again: nothing created or deleted
+        print(f"trainboard: schedule {scheduled.name} already scheduled, unchanged: {what}")
+    else:
+        print(
+            f"trainboard: schedule {scheduled.name} already scheduled, unchanged, and "
+            f"{scheduled.status.lower()} (trainboard schedules resume {scheduled.name}): {what}"
+        )
     print(f"KFP recurring run: {scheduled.url}")
     if settings.tensorboard_url:
         print(f"TensorBoard:       {settings.tensorboard_url}")

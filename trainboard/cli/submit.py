@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from trainboard.cli.cluster_options import add_cluster_options, cluster_settings
-from trainboard.cli.output import server_error
+from trainboard.cli.output import progress, server_error
 from trainboard.errors import UsageError
 
 
@@ -46,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
     settings = cluster_settings(args)
     try:
         submitted = runs.submit(settings, args.param, args.run_name)
+        for note in submitted.notes:
+            progress(f"trainboard: note: {note}")
         print(f"trainboard: submitted run {submitted.run} to experiment {settings.experiment}")
         print(f"KFP run:     {submitted.run_url}")
         print(

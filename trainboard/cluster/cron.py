@@ -28,19 +28,23 @@ _CRON_FIELDS = (  # name, lowest, highest, names of the values from lowest on
 )
 _CRON_ITEM_RE = re.compile(r"^(?:(\*|\?)|(\w+)(?:-(\w+))?)(?:/(\d+))?$")
 DESCRIPTORS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
-# time.ParseDuration: a sequence of decimal numbers with units (1h30m, 90s, 1.5h).
-_GO_DURATION_RE = re.compile(r"^(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+$")
+# time.ParseDuration: an optional sign and decimal numbers with units (1h30m, 90s, 1.5h), or a bare 0.
+_GO_DURATION_RE = re.compile(r"^[+-]?(?:0|(?:\d+(?:\.\d+)?(?:ns|us|µs|μs|ms|s|m|h))+)$")
+_GO_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+_DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # February 29 comes every leap year
 
 
-def _cron_item_ok(item: str, low: int, high: int, names: list[str]) -> bool:
+def _cron_item_values(item: str, low: int, high: int, names: list[str]) -> set[int]:
+    """The values one comma-separated item of a field stands for (empty: not valid there). As robfig/cron
+    reads it: * and ? are every value, N/S is N-high/S."""
     match = _CRON_ITEM_RE.match(item)
     if not match:
-        return False
+        return set()
     wildcard, first, last, step = match.groups()
     if step is not None and int(step) == 0:
-        return False
+        return set()
     if wildcard:
-        return True
+        return set(range(low, high + 1, int(step or 1)))
     values = []
     for token in (first, last):
         if token is None:
@@ -50,8 +54,49 @@ def _cron_item_ok(item: str, low: int, high: int, names: list[str]) -> bool:
         elif token.upper() in names:
             values.append(low + names.index(token.upper()))
         else:
-            return False
-    return all(low <= v <= high for v in values) and values == sorted(values)
+            return set()
+    if not all(low <= v <= high for v in values) or values != sorted(values):
+        return set()
+    end = values[-1] if last is not None or step is None else high
+    return set(range(values[0], end + 1, int(step or 1)))
+
+
+def _check_every(expression: str, duration: str) -> str:
+    """``@every DURATION`` when it is a positive Go duration of at least a second: robfig/cron's Every
+    runs anything shorter, 0 and negative durations included, every second."""
+    if not _GO_DURATION_RE.match(duration):
+        raise UsageError(
+            "cron",
+            f"{expression!r}: @every DURATION takes a Go duration such as 6h, 1h30m or 90s (no days), "
+            f"not {duration!r}",
+        )
+    sign = -1 if duration.startswith("-") else 1
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|μs|ms|s|m|h)", duration)
+    if sign * sum(float(n) * _GO_UNIT_SECONDS[unit] for n, unit in parts) < 1:
+        raise UsageError(
+            "cron",
+            f"{expression!r}: the interval must be 1s or more (the scheduler would start a run every "
+            "second); e.g. @every 6h",
+        )
+    return f"@every {duration}"
+
+
+def _check_day_exists(expression: str, fields: list[str]) -> None:
+    """Refuses days of the month that no month in the expression has (0 0 3 31 2 *: February 31): such
+    a schedule never runs. Only with a day-of-week of * or ?: robfig/cron runs a schedule that
+    restricts both on either."""
+    if fields[5] not in ("*", "?"):
+        return
+    days, months = (
+        set().union(*(_cron_item_values(item, *_CRON_FIELDS[i][1:]) for item in fields[i].split(",")))
+        for i in (3, 4)
+    )
+    if not any(day <= _DAYS_IN_MONTH[month - 1] for day in days for month in months):
+        raise UsageError(
+            "cron",
+            f"{expression!r} never runs: no month in {fields[4]!r} has a day {fields[3]!r} (day-of-month "
+            "is the 4th field, month the 5th)",
+        )
 
 
 def check_cron(expression: str) -> str:
@@ -60,8 +105,8 @@ def check_cron(expression: str) -> str:
     spelling."""
     fields = expression.split()
     if fields and fields[0].startswith("@"):
-        if fields[0] == "@every" and len(fields) == 2 and _GO_DURATION_RE.match(fields[1]):
-            return " ".join(fields)
+        if fields[0] == "@every" and len(fields) == 2:
+            return _check_every(expression, fields[1])
         if len(fields) == 1 and fields[0] in DESCRIPTORS:
             return fields[0]
         raise UsageError(
@@ -80,10 +125,11 @@ def check_cron(expression: str) -> str:
     if len(fields) != len(_CRON_FIELDS):
         raise UsageError("cron", f"{expression!r} has {len(fields)} fields; {CRON_FORMAT}")
     for text, (name, low, high, names) in zip(fields, _CRON_FIELDS, strict=True):
-        if not all(_cron_item_ok(item, low, high, names) for item in text.split(",")):
+        if not all(_cron_item_values(item, low, high, names) for item in text.split(",")):
             raise UsageError(
                 "cron",
                 f"{name} {text!r} in {expression!r} is not valid: use *, ?, N, N-M, */S or lists of them "
                 f"with N in {low}-{high}; {CRON_FORMAT}",
             )
+    _check_day_exists(expression, fields)
     return " ".join(fields)

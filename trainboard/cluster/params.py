@@ -16,6 +16,7 @@ from trainboard.cluster.settings import ClusterSettings
 from trainboard.config_checks import check_pipeline_parameters
 from trainboard.errors import UsageError
 from trainboard.roots import check_root
+from trainboard.sources import check_source
 from trainboard.weights import IMAGENET, NONE
 
 _TYPE_WORDS = {
@@ -73,9 +74,10 @@ def parse_params(pairs: list[str], parameters: dict[str, PipelineParameter]) -> 
     return arguments
 
 
-def check_cluster_arguments(arguments: dict[str, Any], parameters: dict[str, PipelineParameter]) -> None:
+def check_cluster_arguments(arguments: dict[str, Any], parameters: dict[str, PipelineParameter]) -> list[str]:
     """Every required parameter given; the root a gs:// URI (a local path exists only on this machine);
-    promotion thresholds in [0, 1]."""
+    every value as the tasks check it; a given dataset as `trainboard local` checks it (check_source), for
+    the cluster. Returns check_source's notes, for the console."""
     missing = [name for name, p in parameters.items() if p.required and name not in arguments]
     if missing:
         raise UsageError("param", f"missing required {', '.join(missing)}; add --param NAME=VALUE for each")
@@ -99,6 +101,12 @@ def check_cluster_arguments(arguments: dict[str, Any], parameters: dict[str, Pip
             "bucket)",
         )
     _check_config_values(arguments, parameters)
+    if "dataset" not in arguments:  # the pipeline's default, tfds:caltech101, is checked by the tests
+        return []
+    try:  # last: a tfds: source loads TensorFlow Datasets, seconds
+        return check_source(arguments["dataset"], cluster=True)
+    except UsageError as e:
+        raise UsageError("param", f"dataset={arguments['dataset']!r}: {e.problem}") from None
 
 
 def _check_config_values(arguments: dict[str, Any], parameters: dict[str, PipelineParameter]) -> None:
@@ -111,12 +119,11 @@ def _check_config_values(arguments: dict[str, Any], parameters: dict[str, Pipeli
         raise UsageError("param", f"{e.field}={values[e.field]!r}: {e.problem}") from None
 
 
-def checked_arguments(pairs: list[str], settings: ClusterSettings) -> dict[str, Any]:
+def checked_arguments(pairs: list[str], settings: ClusterSettings) -> tuple[dict[str, Any], list[str]]:
     """``--param`` pairs parsed by the compiled pipeline's own types, the team TensorBoard URL from the
-    settings added, and every value checked as the tasks would."""
+    settings added, and every value checked as the tasks would; with the notes of the checks."""
     parameters = pipeline_parameters(compiled_pipeline())
     arguments = parse_params(pairs, parameters)
     if settings.tensorboard_url and "tensorboard_url" in parameters:
         arguments.setdefault("tensorboard_url", settings.tensorboard_url)
-    check_cluster_arguments(arguments, parameters)
-    return arguments
+    return arguments, check_cluster_arguments(arguments, parameters)

@@ -63,6 +63,26 @@ def pipeline_parameters(pipeline_yaml: str) -> dict[str, PipelineParameter]:
     return parameters
 
 
+def sent_pipeline_spec() -> dict[str, Any]:
+    """The compiled pipeline as kfp.Client sends it in a run or a recurring run: each YAML document
+    through its protobuf message and back (kfp/client/client.py: _extract_pipeline_yaml, then
+    _PipelineDoc.to_dict), so int64 fields are strings and the key order protobuf's."""
+    import yaml
+    from google.protobuf import json_format
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    pipeline, *platforms = yaml.safe_load_all(compiled_pipeline())
+    platform = {key: value for doc in platforms for key, value in doc.items()}
+    return {
+        "pipeline_spec": json_format.MessageToDict(
+            json_format.ParseDict(pipeline, pipeline_spec_pb2.PipelineSpec())
+        ),
+        "platform_spec": json_format.MessageToDict(
+            json_format.ParseDict(platform, pipeline_spec_pb2.PlatformSpec())
+        ),
+    }
+
+
 @contextlib.contextmanager
 def pipeline_package() -> Iterator[str]:
     """The compiled pipeline as a file (kfp.Client sends a package path), removed afterwards."""

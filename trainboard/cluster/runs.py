@@ -28,11 +28,12 @@ class Submitted:
     run_id: str
     run_url: str
     tensorboard_url: str
+    notes: tuple[str, ...] = ()  # what the checks could not look at from here
 
 
 def submit(settings: ClusterSettings, pairs: list[str], run_name: str = "") -> Submitted:
     """One run of the pipeline; its KFP name is its run name under the root, unique unless given."""
-    arguments = checked_arguments(pairs, settings)
+    arguments, notes = checked_arguments(pairs, settings)
     if "run_name" in arguments:
         raise UsageError("param", "run_name is set with --run-name (the KFP run carries the same name)")
     run = run_name or layout.new_run_name()
@@ -53,6 +54,7 @@ def submit(settings: ClusterSettings, pairs: list[str], run_name: str = "") -> S
         run_id=created.run_id,
         run_url=kfp_run_url(without_userinfo(settings.endpoint), created.run_id),
         tensorboard_url=tensorboard_url and tensorboard_run_url(tensorboard_url, run),
+        notes=tuple(notes),
     )
 
 

@@ -4,22 +4,44 @@ demo                          generated offline (demo.py)
 tfds:NAME[:CONFIG][@VERSION]  a TFDS image-classification dataset (tfds.py)
 folder:URI                    URI/<split>/<class>/*.jpg|png or URI/<class>/* (folder.py; local or gs://)
 
-spec.py parses the spec. check_source looks at the data behind it: the CLI runs it before it starts or
-submits anything; prepare_data runs the same checks on the cluster, then reads the data.
+spec.py parses the spec. check_source looks at the data behind it: `trainboard local` runs it before it
+starts anything, `submit` and `schedule` (cluster=True) before they send anything; prepare_data runs the
+same checks on the cluster, then reads the data.
 """
 
 from __future__ import annotations
 
+import importlib.util
+
+from trainboard import storage
 from trainboard.errors import UsageError
 from trainboard.sources.spec import parse_source
 from trainboard.storage import NoCredentials
 
 
-def check_source(spec: str, tfds_data_dir: str = "") -> list[str]:
+def check_source(spec: str, tfds_data_dir: str = "", cluster: bool = False) -> list[str]:
     """Everything about a source that can be checked before preparing it: the spec, a folder's layout,
     a TFDS dataset's name and features (this one imports TensorFlow Datasets). Returns the notes on how a
-    folder was read (a split folder under another name, a folder left out), for the console."""
+    folder was read (a split folder under another name, a folder left out), for the console.
+
+    ``cluster``: the tasks read the source, not this machine. A folder must be on gs:// and is not listed
+    from here (the tasks read it with their own credentials; this machine may have none); a TFDS name
+    and its features are checked from TensorFlow Datasets' own catalog, without ``tfds_data_dir`` (the
+    tasks'), where it is installed (the train extra), else a note says so."""
     source = parse_source(spec)
+    if cluster and source.kind == "folder":
+        if not storage.is_gcs(source.uri):
+            raise UsageError(
+                "dataset",
+                f"folder:{source.uri} is a folder on this machine, which no cluster task can read; a "
+                "cluster run takes folder:gs://BUCKET/PREFIX (upload the images there)",
+            )
+        return []
+    if cluster and source.kind == "tfds" and importlib.util.find_spec("tensorflow_datasets") is None:
+        return [
+            f"{spec} not checked here: TensorFlow Datasets is not installed (pip install "
+            "'trainboard[train]'); the prepare-data task checks it on the cluster"
+        ]
     if source.kind == "folder":
         from trainboard.sources.folder import scan_folder
 
@@ -30,5 +52,5 @@ def check_source(spec: str, tfds_data_dir: str = "") -> list[str]:
     if source.kind == "tfds":
         from trainboard.sources.tfds import tfds_builder
 
-        tfds_builder(source, tfds_data_dir)
+        tfds_builder(source, "" if cluster else tfds_data_dir)
     return []
