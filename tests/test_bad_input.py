@@ -571,6 +571,12 @@ CASES = [
         "overlay",
         ["invalid choice: ''", "'gke', 'kubeflow', 'basic'"],
     ),
+    Case(
+        "manifests-gke-placeholders",
+        ["manifests", "--bucket", CLUSTER_ROOT, "--overlay", "gke"],
+        "project",
+        ["gke overlay needs --project PROJECT", "--domain HOST", "missing: --project, --domain"],
+    ),
     # prepare_data (the core: images are decoded there, not by the CLI)
     Case(
         "data-1x1-images",

@@ -220,17 +220,36 @@ def test_cli_prints_what_kubectl_applies(tmp_path):
     assert result.stdout == render(BUCKET_ROOT, "basic")
 
 
+@pytest.mark.parametrize(
+    ("overlay", "options"),
+    [
+        ("gke", ["--project", "team-project-1", "--domain", "tb.team.example"]),
+        ("kubeflow", ["--project", "team-project-1"]),
+    ],
+)
+def test_cli_renders_an_overlay_with_what_it_needs_and_no_placeholder(tmp_path, overlay, options):
+    result = trainboard("manifests", "--bucket", BUCKET_ROOT, "--overlay", overlay, *options, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "YOUR-PROJECT" not in result.stdout and "tensorboard.example.com" not in result.stdout
+
+
 BAD_MANIFESTS_INPUT = [
     # (arguments, after --bucket BUCKET_ROOT unless they name one; the option named; words of the message)
     (["--bucket", "s3://team-bucket/x", "--overlay", "gke"], "--bucket", "not a gs:// URI"),
     (["--bucket", "/local/path", "--overlay", "gke"], "--bucket", "not a gs:// URI"),
     (["--bucket", "gs://B/x", "--overlay", "gke"], "--bucket", "no valid bucket name"),
     (["--overlay", "aks"], "--overlay", "invalid choice: 'aks' (choose from 'gke', 'kubeflow', 'basic')"),
-    (["--overlay", "gke", "--kubectl", "no-such-kubectl"], "--kubectl", "not found"),
+    (["--overlay", "basic", "--kubectl", "no-such-kubectl"], "--kubectl", "not found"),
     (["--overlay", "basic", "--project", "team-project-1"], "--project", "gke and kubeflow"),
     (["--overlay", "gke", "--project", "X"], "--project", "not a Google Cloud project"),
     (["--overlay", "gke", "--namespace", "Team_A"], "--namespace", "not a Kubernetes"),
     (["--overlay", "kubeflow", "--domain", "a.example"], "--domain", "gke overlay only"),
+    # Placeholders (YOUR-PROJECT, tensorboard.example.com) would apply without a word.
+    (["--overlay", "gke"], "--project", "gke overlay needs --project PROJECT"),
+    (["--overlay", "gke"], "--project", "missing: --project, --domain"),
+    (["--overlay", "gke", "--project", "team-project-1"], "--domain", "missing: --domain"),
+    (["--overlay", "gke", "--domain", "tb.example.org"], "--project", "missing: --project"),
+    (["--overlay", "kubeflow"], "--project", "kubeflow overlay needs --project PROJECT"),
 ]
 
 

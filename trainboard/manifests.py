@@ -31,6 +31,14 @@ _GCP_SERVICE_ACCOUNT = "components/workload-identity/gcp-service-account.yaml"
 _CERTIFICATE = "overlays/gke/managedcertificate.yaml"
 _WORKLOAD_IDENTITY_OVERLAYS = ("gke", "kubeflow")
 
+# What each overlay renders as a placeholder (YOUR-PROJECT, tensorboard.example.com) unless given: the
+# Workload Identity service account's project, the managed certificate's host name.
+_NEEDS = {"gke": ("project", "domain"), "kubeflow": ("project",), "basic": ()}
+_MEANS = {
+    "project": "--project PROJECT (of trainboard-tensorboard@PROJECT.iam.gserviceaccount.com)",
+    "domain": "--domain HOST (the HTTPS host name)",
+}
+
 _PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 _NAMESPACE_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 # ManagedCertificate's own rule for a domain.
@@ -63,6 +71,19 @@ def check_options(bucket: str, overlay: str, namespace: str = "", project: str =
     return layout.tensorboard_root(root)
 
 
+def check_complete(overlay: str, project: str = "", domain: str = "") -> None:
+    """UsageError naming what ``overlay`` needs and was not given: the YAML would hold placeholders that
+    kubectl applies without a word, and a pod that cannot read the bucket or a certificate never issued."""
+    given = {"project": project, "domain": domain}
+    missing = [name for name in _NEEDS[overlay] if not given[name]]
+    if missing:
+        raise UsageError(
+            missing[0],
+            f"the {overlay} overlay needs {' and '.join(_MEANS[name] for name in _NEEDS[overlay])}; "
+            f"missing: {', '.join('--' + name for name in missing)}",
+        )
+
+
 def render(
     bucket: str,
     overlay: str,
@@ -71,9 +92,13 @@ def render(
     domain: str = "",
     kubectl: str = "kubectl",
     manifests_dir: Traversable = MANIFESTS_DIR,
+    placeholders: bool = True,
 ) -> str:
-    """The overlay's YAML for ``bucket`` (``gs://BUCKET/PREFIX``, the pipeline's root)."""
+    """The overlay's YAML for ``bucket`` (``gs://BUCKET/PREFIX``, the pipeline's root). ``placeholders``:
+    what the overlay needs and was not given stays the template's placeholder; False (the CLI): refused."""
     logdir = check_options(bucket, overlay, namespace, project, domain)
+    if not placeholders:
+        check_complete(overlay, project, domain)
     kubectl_path = shutil.which(kubectl)
     if kubectl_path is None:
         raise UsageError("kubectl", f"{kubectl!r} not found; install kubectl (1.27 or newer: kustomize v5)")

@@ -26,9 +26,9 @@ def add(commands) -> None:
         "--project",
         default="",
         help="Google Cloud project of the Workload Identity service account "
-        "trainboard-tensorboard@PROJECT.iam.gserviceaccount.com (gke, kubeflow)",
+        "trainboard-tensorboard@PROJECT.iam.gserviceaccount.com (required by gke and kubeflow)",
     )
-    p.add_argument("--domain", default="", help="host name of the HTTPS front door (gke)")
+    p.add_argument("--domain", default="", help="host name of the HTTPS front door (required by gke)")
     p.add_argument("--kubectl", default="kubectl", help="kubectl to render with (default: %(default)s)")
     p.set_defaults(handler=run)
 
@@ -36,5 +36,6 @@ def add(commands) -> None:
 def run(args: argparse.Namespace) -> int:
     from trainboard.manifests import render
 
-    print(render(args.bucket, args.overlay, args.namespace, args.project, args.domain, args.kubectl), end="")
+    options = (args.bucket, args.overlay, args.namespace, args.project, args.domain, args.kubectl)
+    print(render(*options, placeholders=False), end="")
     return 0
