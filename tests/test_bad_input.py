@@ -552,6 +552,20 @@ CASES = [
         ["/out does not exist"],
         data=lambda tmp: str(tmp),
     ),
+    Case(
+        "compile-under-proc",
+        ["compile", "-o", "/proc/trainboard-pipeline.yaml"],
+        "output",
+        ["cannot write /proc/trainboard-pipeline.yaml", "-o/--output"],
+    ),  # no traceback where the file system refuses; a chmod'ed folder would not stop root
+    Case(
+        "compile-parent-is-a-file",
+        ["compile", "-o", "{data}/pipeline.yaml"],
+        "output",
+        ["notes.txt is a file, not a folder"],
+        data=a_file,
+    ),
+    Case("compile-onto-a-folder", ["compile", "-o", "{data}"], "output", ["is a folder"], data=str),
     # manifests
     Case(
         "manifests-empty-bucket",

@@ -25,11 +25,19 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             "output", f"{output} is a folder; expected a file name, e.g. {output / 'pipeline.yaml'}"
         )
+    if output.parent.exists() and not output.parent.is_dir():
+        raise UsageError("output", f"{output.parent} is a file, not a folder; write elsewhere")
     if not output.parent.is_dir():
         raise UsageError("output", f"folder {output.parent} does not exist; create it or write elsewhere")
 
     from trainboard.cluster.pipeline_spec import compiled_pipeline
 
-    Path(args.output).write_text(compiled_pipeline())
+    text = compiled_pipeline()
+    try:
+        output.write_text(text)
+    except OSError as e:  # a read-only file system, a folder of another user, /proc: only trying tells
+        raise UsageError(
+            "output", f"cannot write {output}: {e.strerror or e}; give -o/--output a file you can write"
+        ) from None
     progress(f"trainboard: wrote {args.output}")
     return 0
