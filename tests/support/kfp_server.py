@@ -56,7 +56,7 @@ class KFPServer:
         self._http.shutdown()
         self._http.server_close()
 
-    def held(self, request: Request) -> bool:
+    def waits_out_delay(self, request: Request) -> bool:
         """Whether ``request`` waited out ``delay`` (False: the server stopped first; it gets no answer)."""
         if not self.delay or request.path == API + "/healthz":
             return True
@@ -132,7 +132,7 @@ def _handler(server: KFPServer) -> type[BaseHTTPRequestHandler]:
                 body=json.loads(raw) if raw else None,
             )
             server.requests.append(request)
-            if not server.held(request):
+            if not server.waits_out_delay(request):
                 return
             status, answer = server.answer(request)
             payload = json.dumps(answer).encode()

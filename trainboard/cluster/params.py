@@ -101,7 +101,7 @@ def check_cluster_arguments(arguments: dict[str, Any], parameters: dict[str, Pip
             "bucket)",
         )
     _check_config_values(arguments, parameters)
-    if "dataset" not in arguments:  # the pipeline's default, tfds:caltech101, is checked by the tests
+    if "dataset" not in arguments:  # the default, tfds:caltech101: tests/test_prepare_data.py prepares it
         return []
     try:  # last: a tfds: source loads TensorFlow Datasets, seconds
         return check_source(arguments["dataset"], cluster=True)

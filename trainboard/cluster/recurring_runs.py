@@ -23,7 +23,7 @@ class Scheduled:
     name: str
     recurring_run_id: str
     url: str
-    unchanged: bool = False  # an identical schedule of that name was there already; nothing was sent
+    unchanged: bool = False  # an identical schedule of that name was there: nothing created or deleted
     status: str = "ENABLED"
     notes: tuple[str, ...] = ()  # what the checks could not look at from here
 
