@@ -176,6 +176,7 @@ def training_pipeline(
         data=data.outputs["data"],
         root=root,
         run=run_output,
+        job_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,  # the lease's holder: a retried task holds it already
         accelerator_type=accelerator_type,
         accelerator_count=accelerator_count,
         **field_values(TrainingConfig, parameters),
@@ -194,6 +195,7 @@ def training_pipeline(
         trained_model=trained.outputs["trained_model"],
         root=root,
         run=run_output,
+        job_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
         force_promote=force_promote,  # a champion whose model is gone is not re-measured, but replaced
     )
     # A fresh model every run, so a cache hit is impossible; caching off says so plainly.
@@ -204,6 +206,7 @@ def training_pipeline(
         evaluation=evaluated.outputs["evaluation"],
         root=root,
         run=run_output,
+        job_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
         **field_values(PromotionRule, parameters),
     )
     # No cache: it reads and writes the champion record. Safe to retry: an attempt that finds its own run

@@ -323,7 +323,14 @@ CASES = [
         ["champion", "rollback", "--root", "{data}", "--to", "nobody"],
         "to",
         ["run 'nobody' was never champion", "trainboard champion history"],
-        data=lambda tmp: str(tmp / "root"),
+        data=lambda tmp: (tmp / "root").mkdir() or str(tmp / "root"),
+    ),
+    Case(
+        "champion-show-root-missing",
+        ["champion", "show", "--root", "{data}"],
+        "root",
+        ["does not exist", "no champion to show"],
+        data=lambda tmp: str(tmp / "no-such-root"),
     ),
     # trainboard gc
     Case(

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from components.promote.core import promote, rollback
+from components.promote.core import promote
+from components.promote.rollback import rollback
 from components.promote.trend import TREND
 from tests.support.cli import in_process, last_json_line, trainboard
 from tests.support.gcs import BUCKET
+from tests.support.kill import kill_at_pause
 from tests.support.promotion import champion_folder_run, metrics_with_accuracy, model_folder, promote_command
 from trainboard import faults, layout, storage
 from trainboard.artifacts.champion import (
@@ -62,7 +63,7 @@ def test_every_promotion_and_rollback_is_appended_to_the_history(root, tmp_path,
         "r1",
         "rollback",
         "r3",
-        layout.model_dir(root, "r1"),
+        "models/r1",  # relative to the root: a copied root still finds it
     )
     assert back.reason == "rollback from r3: r3 misbehaves in serving"
     assert back.metrics == history[0].metrics, "the metrics of its own promotion"
@@ -96,6 +97,9 @@ def test_a_rollback_to_a_run_that_cannot_be_champion_is_refused_and_changes_noth
 
 def test_champion_command_shows_lists_and_rolls_back(tmp_path, capsys):
     root = str(tmp_path / "root")
+    code, out, err = in_process(capsys, "champion", "show", "--root", root)
+    assert (code, out) == (2, "") and f"--root: {root} does not exist" in err, "not 'no champion yet'"
+    Path(root).mkdir()
     assert json.loads(in_process(capsys, "champion", "show", "--root", root)[1]) is None
     promote_at(root, tmp_path, "r1", 0.8)
     promote_at(root, tmp_path, "r2", 0.9)
@@ -161,17 +165,7 @@ def test_promotion_killed_mid_copy_leaves_serving_one_whole_model_and_is_repaire
     proc = subprocess.Popen(
         promote_command(root, "r2", tmp_path, 0.9), cwd=REPO, env=env, stderr=subprocess.PIPE, text=True
     )
-    try:
-        for line in proc.stderr:
-            if f"fault pause at {point.split(':')[0]}" in line:
-                break
-        else:
-            raise AssertionError(f"promote exited ({proc.wait()}) before pausing at {point}")
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    kill_at_pause(proc, point)
     record = read_champion(root)[0]
     champion_dir = layout.champion_model_dir(root)
     if point.startswith("model_copy"):

@@ -146,6 +146,7 @@ def test_every_root_option_is_the_one_declaration():
         "champion show",
         "champion history",
         "champion rollback",
+        "champion repair",
         "gc",
     }
     for name, action in roots.items():

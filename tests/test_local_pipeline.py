@@ -58,9 +58,8 @@ def check_first_run_is_the_champion(result: dict) -> None:
     """A fresh root has no champion: the first run meets the default min_accuracy 0 and is promoted."""
     assert (result["promoted"], result["champion"]) == (True, result["run"])
     record = json.loads(storage.read_bytes(storage.join(result["root"], "champion.json")))
-    assert (
-        record["run"] == result["run"] and record["model_uri"] == f"{result['root']}/models/{result['run']}"
-    )
+    assert record["run"] == result["run"] and record["model_uri"] == f"models/{result['run']}"
+    assert result["model_uri"] == f"{result['root']}/models/{result['run']}", "the served model's place"
     assert storage.exists(storage.join(result["root"], "models", "champion", "model.keras"))
 
 
@@ -131,9 +130,11 @@ def test_local_root(tmp_path, tensorboard_factory):
 
 def test_a_reused_run_name_never_reports_another_runs_model(tmp_path):
     """`--run-name nightly` twice, the second on other data: refused before any work (it would resume the
-    first run's model and report it as the second's); `--restart` trains it afresh."""
+    first run's model and report it as the second's); `--restart` trains it afresh. (Never promoted:
+    a promoted run's name is final, tests/test_run_identity.py.)"""
     root = tmp_path / "root"
     common = ["local", "--no-serve", "--json", "--root", str(root), "--run-name", "nightly", "--epochs", "1"]
+    common += ["--min-accuracy", "1"]
     first = trainboard(*common, cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     make_image_folder(tmp_path / "images", {"": 12}, classes=["circle", "square"])

@@ -76,7 +76,7 @@ def test_first_then_worse_then_better(root, tmp_path):
     first = promote(root, "r1", model_folder(tmp_path, "r1"), metrics_with_accuracy(0.8), PromotionRule())
     assert (first.promoted, first.champion) == (True, "r1")
     record, _ = read_champion(root)
-    assert (record.run, record.model_uri, record.accuracy) == ("r1", layout.model_dir(root, "r1"), 0.8)
+    assert (record.run, record.model_uri, record.accuracy) == ("r1", "models/r1", 0.8)
     assert record.metrics == metrics_with_accuracy(0.8).headline() and "first model" in record.reason
     assert champion_folder_run(root) == "r1"
 

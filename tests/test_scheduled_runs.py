@@ -150,9 +150,8 @@ def test_ten_scheduled_runs_a_killed_promotion_and_a_rollback_leave_a_consistent
         assert manifest is not None and manifest["run"] == run
         assert matches_manifest(folder, manifest, digests=True), folder
     serving = layout.champion_model_dir(uri)
-    assert read_manifest(serving) == read_manifest(record.model_uri) and record.model_uri == layout.model_dir(
-        uri, c["run"]
-    )
+    assert read_manifest(serving) == read_manifest(record.model_in(uri))
+    assert record.model_uri == layout.model_path(c["run"])
     assert matches_manifest(serving, read_manifest(serving), digests=True)
     assert read_model_copy(serving, tmp_path / "served") == c["run"]
 

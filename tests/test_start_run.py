@@ -14,6 +14,7 @@ from kfp import local
 from components.start_run.component import start_run
 from components.start_run.core import JOB_ID_PLACEHOLDER, run_card
 from components.start_run.core import start_run as start
+from tests.support.gcs import BUCKET
 from trainboard.config import CONFIGS, cluster_default
 from trainboard.errors import UsageError
 from trainboard.links import tensorboard_run_url
@@ -22,12 +23,12 @@ TENSORBOARD = "https://tensorboard.example.com/"
 PIPELINE_DEFAULTS = {f.name: cluster_default(f.name) for config in CONFIGS for f in fields(config)}
 
 
-def test_start_run_task_writes_the_card_with_a_link_filtered_to_the_run(tmp_path):
+def test_start_run_task_writes_the_card_with_a_link_filtered_to_the_run(tmp_path, gcs):
 
     warnings.filterwarnings("ignore", message=".*non-Python base image", category=RuntimeWarning)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "pipeline-root"))
     task = start_run(
-        root="gs://team-bucket/tb",
+        root=f"gs://{BUCKET}/tb",  # start_run reads the champion records there
         run_name="",
         job_id="1f2e-3d4c",
         tensorboard_url=TENSORBOARD,
@@ -39,7 +40,7 @@ def test_start_run_task_writes_the_card_with_a_link_filtered_to_the_run(tmp_path
     card = Path(task.outputs["card"].path).read_text()
     link = f"https://tensorboard.example.com/?runFilter=%5E{run}%28%2F%7C%24%29#timeseries"
     assert f"**[Open this run in TensorBoard]({link})**" in card
-    assert f"`gs://team-bucket/tb/tensorboard/{run}/`" in card
+    assert f"`gs://{BUCKET}/tb/tensorboard/{run}/`" in card
 
 
 def test_card_without_a_team_tensorboard_says_how_to_watch():

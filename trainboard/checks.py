@@ -21,8 +21,13 @@ def check_positive(field: str, value: float, at_most: float = math.inf) -> None:
         raise UsageError(field, f"must be at most {at_most}, got {value}")
 
 
+def is_run_name(name: str) -> bool:
+    """Whether ``name`` is one a run can have (gc walks only these under checkpoints/)."""
+    return bool(_RUN_RE.fullmatch(name)) and name != layout.CHAMPION  # fullmatch: `$` lets a newline in
+
+
 def check_run_name(run: str) -> None:
-    if not _RUN_RE.fullmatch(run):  # fullmatch: `$` would let a trailing newline through
+    if not _RUN_RE.fullmatch(run):
         raise UsageError(
             "run_name",
             f"{run!r} is not a valid run name; use 1-100 of letters, digits, '.', '_', '-' "

@@ -4,8 +4,9 @@ Kept, whatever ``keep`` says: every run of the champion's lineage (the record's 
 run in ``champion-history/``, every run with a ``models/<run>/``), and every run still training (its
 ``state.json`` has fewer epochs done than it was started with and the run has no evaluation yet, so it may
 be resumed, or a file of it changed in the last hour).
-Of the rest, the ``keep`` newest (by their last change) are kept. Only ``checkpoints/`` is ever deleted:
-never ``models/``, ``tensorboard/``, the record or its history. TensorFlow-free, through trainboard.storage.
+Of the rest, the ``keep`` newest (by their last change) are kept. Only ``checkpoints/<run>/`` folders
+named as runs are ever deleted: never ``models/``, ``tensorboard/``, the record or its history, and a
+symbolic link among them is deleted, not followed (storage.delete_folder). TensorFlow-free.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from trainboard import layout, storage
 from trainboard.artifacts.champion import ChampionRecord, read_champion, read_history
 from trainboard.artifacts.training_state import STATE_FILE
+from trainboard.checks import is_run_name
 
 ACTIVE_SECONDS = 3600  # a run with a file changed this recently may still be training
 
@@ -59,8 +61,8 @@ def lineage(root: str) -> set[str]:
     # A record whose model lives under checkpoints/<run>/ (never written so, but never deleted either).
     checkpoints = storage.join(root, "checkpoints") + "/"
     for r in records:
-        if r.model_uri.startswith(checkpoints):
-            runs.add(r.model_uri[len(checkpoints) :].split("/", 1)[0])
+        if r.model_in(root).startswith(checkpoints):
+            runs.add(r.model_in(root)[len(checkpoints) :].split("/", 1)[0])
     return runs - {layout.CHAMPION}
 
 
@@ -90,7 +92,9 @@ def plan(root: str, keep: int, now: float | None = None) -> Plan:
     checkpoints = storage.join(root, "checkpoints")
     per_run: dict[str, list[tuple[int, float]]] = {}
     for rel, (size, modified) in storage.list_modified(checkpoints).items():
-        if "/" in rel:  # a file directly under checkpoints/ is no run's
+        # Only the layout's own names: a file directly under checkpoints/, or a folder no run can be
+        # called, is no run's (and is never deleted).
+        if "/" in rel and is_run_name(rel.split("/", 1)[0]):
             per_run.setdefault(rel.split("/", 1)[0], []).append((size, modified))
     runs = [
         RunCheckpoints(run, len(files), sum(s for s, _ in files), max(m for _, m in files))

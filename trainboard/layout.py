@@ -6,11 +6,13 @@
     <root>/tensorboard/_trend/             a point per run: test accuracy, loss, images/s; the champion's
     <root>/trend.json                      the trend's steps: the runs in the order they reached promote
     <root>/checkpoints/<run>/              per-epoch checkpoints
-    <root>/models/<run>/                   the model of every run that was promoted (kept for rollbacks)
+    <root>/models/<run>/                   the model of every run that was promoted (kept for rollbacks),
+                                           written once, never replaced
     <root>/models/champion/                a copy of the current champion's model: what serving loads
-    <root>/champion.json                   the champion record: run, model URI, metrics, time
+    <root>/champion.json                   the champion record: run, model path (relative), metrics, time
     <root>/champion-history/               every champion record ever written, one file each, append-only
     <root>/weights/                        ImageNet backbone weights, fetched once (trainboard weights fetch)
+    <root>/leases/<run>.json               who runs <run> now, until when (artifacts/lease.py)
 
 One TensorBoard over ``<root>/tensorboard`` shows every run side by side.
 """
@@ -44,8 +46,14 @@ def checkpoint_dir(root: str, run: str) -> str:
 CHAMPION = "champion"  # the name of the champion's model folder, so no run may be called that
 
 
+def model_path(run: str) -> str:
+    """``models/<run>``, relative to the root: what the champion record stores, so that a root copied or
+    moved (another bucket, a restored backup) still finds its models."""
+    return f"models/{run}"
+
+
 def model_dir(root: str, run: str) -> str:
-    return storage.join(root, "models", run)
+    return storage.join(root, model_path(run))
 
 
 def champion_model_dir(root: str) -> str:

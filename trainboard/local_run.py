@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from trainboard import layout, storage, task_events
+from trainboard.artifacts.champion import read_champion
 from trainboard.config import DataConfig, PromotionRule, TrainingConfig
 
 Event = dict[str, Any]
@@ -194,14 +195,18 @@ def run_local(
             _wait_for_tasks()
             raise
     metrics = task.outputs["metrics"].metadata
+    # What the records say after the decision, not what was meant: promote's "promoted" is read back from
+    # them (components/promote/core.py, _as_recorded); the champion is the record's now.
+    promoted = task.outputs["promoted"]
+    record, _ = read_champion(root)
     return LocalRunResult(
         run=task.outputs["run"],
         root=root,
         logdir=layout.tensorboard_dir(root, run),
         metrics={k: float(metrics[k]) for k in ("test_accuracy", "test_loss")},
-        model_uri=task.outputs["model"].uri,
-        promoted=task.outputs["promoted"],
-        champion=task.outputs["champion"],
+        model_uri=layout.model_dir(root, run) if promoted else task.outputs["model"].uri,
+        promoted=promoted,
+        champion=record.run if record else "",
         reason=task.outputs["reason"],
         card=task.outputs["card"].path,
         report=task.outputs["report"].path,

@@ -10,6 +10,7 @@ def evaluate(
     trained_model: Input[Model],
     root: str,
     run: str,
+    job_id: str,
     force_promote: bool,
     metrics: Output[Metrics],
     classification_metrics: Output[ClassificationMetrics],
@@ -17,8 +18,10 @@ def evaluate(
 ):
     from components.evaluate.core import evaluate as run_evaluation
     from trainboard.artifacts.evaluation import write_evaluation
+    from trainboard.artifacts.lease import held, holder_for
 
-    result = run_evaluation(data.path, trained_model.path, root, run, force_promote=force_promote)
+    with held(root, run, holder_for(job_id)):
+        result = run_evaluation(data.path, trained_model.path, root, run, force_promote=force_promote)
     for name, value in result.headline().items():
         metrics.log_metric(name, value)
     classification_metrics.log_confusion_matrix(result.class_names, result.confusion_matrix)

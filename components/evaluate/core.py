@@ -61,17 +61,18 @@ def rescore_champion(
         return None
     if champion is None or champion.run == run:
         return None
+    champion_model = champion.model_in(root)
     with tempfile.TemporaryDirectory(prefix="trainboard-champion-") as local:
         try:
             if champion_model_problem(root):
                 raise FileNotFoundError("missing, or not matching its manifest")
-            storage.download_dir(champion.model_uri, local)
+            storage.download_dir(champion_model, local)
             model, model_info = load_trained(local)
         except Exception as e:  # whatever makes it unreadable, the way out is the same
-            reason = str(e).replace(local, champion.model_uri.rstrip("/"))  # where it is, not the copy
+            reason = str(e).replace(local, champion_model.rstrip("/"))  # where it is, not the copy
             problem = (
                 f"{layout.champion_record(root)} names champion {champion.run} whose model "
-                f"{champion.model_uri} is missing or unreadable ({type(e).__name__}: {reason}). "
+                f"{champion_model} is missing or unreadable ({type(e).__name__}: {reason}). "
                 f"Roll back to an earlier champion (`trainboard champion rollback --root {root} --to RUN`; "
                 "`trainboard champion history` lists them), or run with force_promote=true to replace it"
             )

@@ -30,6 +30,7 @@ from components.prepare_data.plan import (
 from components.prepare_data.sources import digest, plan_source
 from trainboard import task_events
 from trainboard.artifacts.dataset import DatasetInfo, DatasetWriter, encode_record
+from trainboard.artifacts.training_state import data_settings
 from trainboard.config import DataConfig
 from trainboard.config_checks import check_data_config
 from trainboard.sources.spec import SPLITS
@@ -69,6 +70,7 @@ def prepare_data(data: DataConfig, output_dir: str, seed: int = 0) -> DatasetInf
             fingerprint=fingerprint,
             extra={
                 "image_size_policy": "source size, encoded as in the source; resized in training",
+                "data_settings": data_settings(data),  # what train's resume check compares
                 "seed": seed,
                 "per_class": {
                     split: np.bincount(written.labels[split], minlength=len(plan.class_names)).tolist()

@@ -23,7 +23,7 @@ def _cell(value: object) -> str:
 
 
 def changes_since_champion(
-    run: str, model_dir: str, metrics: Evaluation, champion: ChampionRecord | None
+    run: str, model_dir: str, metrics: Evaluation, champion: ChampionRecord | None, root: str
 ) -> list[str]:
     """Markdown lines: this run (``model_dir``, ``metrics``) against ``champion``, the champion it was
     measured against; [] when this run is that champion (a retry)."""
@@ -31,7 +31,7 @@ def changes_since_champion(
         return ["## Since the champion", "", "No champion before this run: nothing to compare with."]
     if champion.run == run:
         return []
-    this, theirs = model_metadata(model_dir), model_metadata(champion.model_uri)
+    this, theirs = model_metadata(model_dir), model_metadata(champion.model_in(root))
     mine, before = this.get("settings") or {}, theirs.get("settings") or {}
     lines = [f"## What changed since the champion `{champion.run}`", ""]
     if not (mine and before):

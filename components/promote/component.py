@@ -12,6 +12,7 @@ def promote(
     evaluation: Input[Artifact],
     root: str,
     run: str,
+    job_id: str,
     min_accuracy: float,
     min_improvement: float,
     min_significance: float,
@@ -24,11 +25,13 @@ def promote(
     from components.promote.core import promote as gate
     from components.promote.core import report as write_report
     from trainboard.artifacts.evaluation import read_evaluation
+    from trainboard.artifacts.lease import held, holder_for
     from trainboard.config import PromotionRule, field_values
 
     metrics = read_evaluation(evaluation.path)
     rule = PromotionRule(**field_values(PromotionRule, locals()))
-    decision = gate(root, run, trained_model.path, metrics, rule)
+    with held(root, run, holder_for(job_id), release_at_end=True):  # the run's last step frees its name
+        decision = gate(root, run, trained_model.path, metrics, rule)
     Path(report.path).write_text(write_report(run, metrics, decision, root, trained_model.path))
     promotion = namedtuple("Promotion", ["promoted", "champion", "reason"])
     return promotion(decision.promoted, decision.champion, decision.reason)

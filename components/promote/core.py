@@ -24,8 +24,9 @@ from trainboard import layout, markdown, storage
 from trainboard.artifacts.champion import (
     ChampionRecord,
     IncompleteModel,
+    ModelExists,
     copy_model,
-    matches_manifest,
+    local_manifest,
     publish_model,
     read_champion,
     read_history,
@@ -39,7 +40,6 @@ from trainboard.artifacts.model import model_metadata
 from trainboard.checks import check_run_name
 from trainboard.config import PromotionRule
 from trainboard.config_checks import check_promotion_rule
-from trainboard.errors import UsageError
 from trainboard.roots import check_root
 
 log = logging.getLogger(__name__)
@@ -147,7 +147,7 @@ def sync_champion_model(root: str) -> None:
         if champion is None:
             return
         record_history(root, champion)
-        copy_model(champion.model_uri, layout.champion_model_dir(root), champion.run)
+        copy_model(champion.model_in(root), layout.champion_model_dir(root), champion.run)
         if read_champion(root)[1] == generation:
             return
     raise RuntimeError(f"{layout.champion_record(root)} kept changing while its model was copied")
@@ -173,13 +173,17 @@ def promote(root: str, run: str, model_dir: str, metrics: Evaluation, rule: Prom
         if not decision.promoted or (champion is not None and champion.run == run):
             break
         if not copied:  # the model is in place, whole and checked, before any record can point at it
-            publish_model(model_dir, run_model, run)
+            try:
+                publish_model(model_dir, run_model, run)
+            except ModelExists as e:
+                decision = Decision(False, str(e), False, champion.run if champion else "", champion)
+                break
             copied = True
         record = ChampionRecord(
             run=run,
-            model_uri=run_model,
+            model_uri=layout.model_path(run),
             metrics=metrics.headline(),
-            promoted_at=_now(),
+            promoted_at=now(),
             reason=decision.reason,
             previous=champion.run if champion else "",
             by=who(),
@@ -202,10 +206,30 @@ def promote(root: str, run: str, model_dir: str, metrics: Evaluation, rule: Prom
         except IncompleteModel as e:  # its model is gone: evaluate said so, a rollback or a force mends it
             log.warning("%s", e)
     if not decision.promoted and copied:
-        # Lost the race to a better or equal model: models/ keeps promoted runs only.
+        # Lost the race to a better or equal model: models/ keeps promoted runs only (no record names it).
         storage.delete_folder(run_model)
+    decision = _as_recorded(root, run, model_dir, decision)
     trend(root, run, model_dir, metrics, decision)
     return decision
+
+
+def _as_recorded(root: str, run: str, model_dir: str, decision: Decision) -> Decision:
+    """The decision as the records now say it: "promoted" only when the champion record (or, once a
+    better run replaced it, the history) names this run and ``models/<run>/`` holds this very model (the
+    same files as ``model_dir``), never assumed from the gate alone."""
+    if not decision.promoted:
+        return decision
+    record, _ = read_champion(root)
+    named = (record is not None and record.run == run) or any(e.run == run for e in read_history(root))
+    if named and read_manifest(layout.model_dir(root, run)) == local_manifest(model_dir, run):
+        return decision
+    reason = (
+        f"run {run} was promoted earlier with the model of another training under that name, not this one; "
+        "a promoted model is never replaced: train under another run name"
+        if named
+        else f"the champion record names {record.run if record else 'no run'}, not {run}"
+    )
+    return Decision(False, reason, False, record.run if record else "", decision.previous)
 
 
 def trend(root: str, run: str, model_dir: str, metrics: Evaluation, decision: Decision) -> None:
@@ -225,49 +249,8 @@ def trend(root: str, run: str, model_dir: str, metrics: Evaluation, decision: De
         log.warning("%s; run %s is not in the trend", e, run)
 
 
-def _now() -> str:
+def now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
-def rollback(root: str, to: str, reason: str = "") -> ChampionRecord:
-    """Make run ``to``'s model (``<root>/models/<to>/``, whole by its manifest) the champion again, with its
-    metrics of its last promotion: a recorded promotion (action rollback), by the same compare-and-swap
-    as promote; then ``models/champion/`` is copied from it."""
-    root = check_root(root)
-    check_run_name(to)
-    promotions = [r for r in read_history(root) if r.run == to]
-    if not promotions:
-        raise UsageError("to", f"run {to!r} was never champion of {root} (see `trainboard champion history`)")
-    model = layout.model_dir(root, to)
-    manifest = read_manifest(model)  # None: promoted before manifests; its files are taken as they are
-    if not (matches_manifest(model, manifest, digests=True) if manifest else storage.list_files(model)):
-        raise UsageError(
-            "to", f"{model} is missing or not whole (no matching manifest): cannot roll back to it"
-        )
-    for _ in range(MAX_ATTEMPTS):
-        champion, generation = read_champion(root)
-        if champion is not None and champion.run == to:
-            raise UsageError("to", f"run {to!r} is the champion already")
-        record = ChampionRecord(
-            run=to,
-            model_uri=model,
-            metrics=promotions[-1].metrics,
-            promoted_at=_now(),
-            reason=f"rollback from {champion.run if champion else 'none'}"
-            + (f": {reason}" if reason else ""),
-            previous=champion.run if champion else "",
-            by=who(),
-            action="rollback",
-        )
-        try:
-            write_champion(root, record, generation)
-        except storage.PreconditionFailed:
-            log.info("another run changed the champion record during the rollback; trying again")
-            continue
-        record_history(root, record)
-        sync_champion_model(root)
-        return record
-    raise RuntimeError(f"{layout.champion_record(root)} changed {MAX_ATTEMPTS} times during the rollback")
 
 
 def report(run: str, metrics: Evaluation, decision: Decision, root: str, model_dir: str = "") -> str:
@@ -294,7 +277,7 @@ def report(run: str, metrics: Evaluation, decision: Decision, root: str, model_d
         f"(record `{layout.champion_record(root)}`, model `{layout.champion_model_dir(root)}/`).",
         *_significance(decision, metrics),
         "",
-        *(changes_since_champion(run, model_dir, metrics, previous) if model_dir else []),
+        *(changes_since_champion(run, model_dir, metrics, previous, root) if model_dir else []),
         "",
         f"## Test split ({metrics.examples} examples)",
         "",

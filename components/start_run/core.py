@@ -8,7 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from trainboard import layout
+from trainboard.artifacts.champion import check_records
+from trainboard.artifacts.lease import holder_for, take
+from trainboard.artifacts.training_state import check_resume
 from trainboard.checks import check_run_name
+from trainboard.component_image import IMAGE
+from trainboard.config import DataConfig, TrainingConfig, field_values
 from trainboard.config_checks import check_pipeline_parameters
 from trainboard.errors import UsageError
 from trainboard.links import tensorboard_run_url
@@ -31,6 +36,13 @@ def start_run(root: str, run_name: str, job_id: str, parameters: Mapping[str, An
         )
     run = run_name or layout.new_run_name(job_id.replace("-", ""))
     check_run_name(run)
+    check_records(root, run)  # a damaged record stops the run now, not after training
+    take(root, run, holder_for(job_id))  # the run's name is this KFP run's (or its command's) until it ends
+    # A resume with other settings, refused before data preparation (its checkpoint is looked at by
+    # `trainboard local` and by train: read whole from gs:// it could outgrow this small pod).
+    config = TrainingConfig(**field_values(TrainingConfig, parameters))
+    data = DataConfig(**field_values(DataConfig, parameters))
+    check_resume(root, run, config, data, IMAGE, checkpoint=False)
     return run
 
 

@@ -9,6 +9,7 @@ def train(
     data: Input[Dataset],
     root: str,
     run: str,
+    job_id: str,
     model: str,
     epochs: int,
     batch_size: int,
@@ -36,9 +37,11 @@ def train(
 
     from components.train.core import train as fit
     from components.train.devices import gpus_requested
+    from trainboard.artifacts.lease import held, holder_for
     from trainboard.config import TrainingConfig, field_values
 
     config = TrainingConfig(**field_values(TrainingConfig, locals()))
     gpus = gpus_requested(accelerator_type, accelerator_count)
-    info = fit(data.path, trained_model.path, root, run, config, gpus=gpus)
+    with held(root, run, holder_for(job_id)):  # renewed while it trains; a retry of this run holds it
+        info = fit(data.path, trained_model.path, root, run, config, gpus=gpus)
     trained_model.metadata.update(asdict(info))

@@ -9,7 +9,10 @@ on a local root). Every record written is also kept in the append-only history,
 
 Model copies (``models/<run>/``, ``models/champion/``) carry a manifest, written last: the run and each
 file's size and SHA-256. A folder whose files do not match its manifest (a copy killed half-way) is not a
-model: read_model_copy refuses it, and the next promotion repairs ``models/champion/``. TensorFlow-free.
+model: read_model_copy refuses it, and the next promotion repairs ``models/champion/``. ``models/<run>/``
+is written once (create-only writes) and never replaced: what a record names stays what it named.
+Records store the model's path relative to the root (older ones an absolute URI, read as it is).
+TensorFlow-free.
 """
 
 from __future__ import annotations
@@ -21,10 +24,12 @@ import json
 import os
 import re
 import socket
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from trainboard import layout, storage
+from trainboard.errors import UsageError
 from trainboard.faults import fault_pause
 
 # Each model copy's manifest, written after its files: a folder without it (or not matching it) is not whole.
@@ -32,13 +37,17 @@ MANIFEST = "trainboard_manifest.json"
 
 
 class ChampionRecordError(ValueError):
-    """The champion record cannot be read; nothing was written."""
+    """The champion record (or a history entry: ``uri``) cannot be read; nothing was written."""
+
+    def __init__(self, message: str, uri: str):
+        super().__init__(message)
+        self.uri = uri
 
 
 @dataclass
 class ChampionRecord:
     run: str
-    model_uri: str
+    model_uri: str  # relative to the root (models/<run>); an absolute URI in older records
     metrics: dict[str, float]
     promoted_at: str  # ISO 8601, UTC
     reason: str
@@ -50,6 +59,12 @@ class ChampionRecord:
     @property
     def accuracy(self) -> float:
         return self.metrics["test_accuracy"]
+
+    def model_in(self, root: str) -> str:
+        """Where the record's model is: its relative path under ``root``, an old absolute one as it is."""
+        if storage.is_gcs(self.model_uri) or Path(self.model_uri).is_absolute():
+            return self.model_uri
+        return storage.join(root, self.model_uri)
 
 
 def parse_record(data: bytes, uri: str) -> ChampionRecord:
@@ -65,8 +80,9 @@ def parse_record(data: bytes, uri: str) -> ChampionRecord:
     except (ValueError, TypeError, KeyError) as e:
         raise ChampionRecordError(
             f"{uri} is not a valid champion record ({type(e).__name__}: {e}); nothing was overwritten. "
-            "Restore it (its run, model_uri, metrics.test_accuracy, promoted_at and reason), or delete it "
-            "to let the next model that meets min_accuracy become the champion"
+            f"Repair the records (trainboard champion repair --root ROOT: the record written again from "
+            "the history, damaged history entries moved aside), or restore the file by hand",
+            uri,
         ) from None
     return record
 
@@ -76,6 +92,25 @@ def read_champion(root: str) -> tuple[ChampionRecord | None, int]:
     uri = layout.champion_record(root)
     data, generation = storage.read_versioned(uri)
     return (parse_record(data, uri) if data is not None else None), generation
+
+
+def check_records(root: str, run: str = "") -> None:
+    """Before any work: champion.json and every history entry are records (UsageError naming the damaged
+    file and the command that repairs it), and, with ``run``, no record names that run yet: a promoted
+    run's name and model are final, so a run of that name would be measured, and reported, as another."""
+    try:
+        record, _ = read_champion(root)
+        history = read_history(root)
+    except ChampionRecordError as e:
+        name = e.uri[len(root.rstrip("/")) + 1 :] if e.uri.startswith(root) else e.uri
+        raise UsageError(name, str(e).replace("--root ROOT", f"--root {root}")) from None
+    named = [r for r in [*history, *([record] if record else [])] if r.run == run]
+    if run and named:
+        raise UsageError(
+            "run_name",
+            f"run {run} was promoted before ({history_entry(root, named[0])}): a promoted run's name and "
+            "model are final, never trained again; give this run another name",
+        )
 
 
 def write_champion(root: str, record: ChampionRecord, generation: int) -> None:
@@ -169,17 +204,46 @@ def matches_manifest(folder: str, manifest: dict | None, digests: bool = False) 
     )
 
 
+class ModelExists(RuntimeError):
+    """``models/<run>/`` holds another model: a published model is never replaced."""
+
+
 def publish_model(local_dir: str | Path, folder: str, run: str) -> None:
     """Copy a trained model to ``folder`` (``models/<run>/``), then its manifest, then check every file
-    against it: a record may point there only after this returned."""
+    against it: a record may point there only after this returned.
+
+    Write-once: every file is created only if it does not exist (generation precondition 0 on GCS, an
+    exclusive create locally). A folder whose manifest is this model's (an earlier attempt of this task)
+    is done; one with another manifest is refused (ModelExists), never replaced. Files without a manifest
+    are an attempt killed before it finished: no record points at them, they are replaced."""
     manifest = local_manifest(local_dir, run)
-    storage.delete(storage.join(folder, MANIFEST))  # a retry after a kill: not whole until written again
+    existing = read_manifest(folder)
+    if existing is not None:
+        if existing == manifest and matches_manifest(folder, manifest, digests=True):
+            return
+        raise ModelExists(
+            f"{folder} holds another model of run {run} (published {len(existing.get('files', {}))} files "
+            "earlier); a published model is never replaced: train under another run name"
+        )
     for rel in manifest["files"]:
-        storage.upload_file(Path(local_dir, rel), storage.join(folder, rel))
+        source, dest = Path(local_dir, rel), storage.join(folder, rel)
+        try:
+            storage.upload_new(source, dest)
+        except storage.PreconditionFailed:
+            if _digest(storage.read_bytes(dest)) != manifest["files"][rel]["sha256"]:
+                storage.delete(dest)  # a killed attempt's file, which no record names
+                storage.upload_new(source, dest)
         fault_pause("model_copy")
     for rel in set(_relative(folder)) - set(manifest["files"]):  # left by an earlier attempt
         storage.delete(storage.join(folder, rel))
-    write_manifest(folder, manifest)
+    with tempfile.TemporaryDirectory(prefix="trainboard-manifest-") as scratch:
+        written = Path(scratch, MANIFEST)
+        written.write_text(json.dumps(manifest, indent=2))
+        try:
+            storage.upload_new(written, storage.join(folder, MANIFEST))
+        except storage.PreconditionFailed:  # another process published in between: its model or ours
+            if read_manifest(folder) != manifest:
+                raise ModelExists(f"{folder} was published by another process meanwhile") from None
     if not matches_manifest(folder, read_manifest(folder), digests=True):
         raise RuntimeError(f"{folder}: the copied model does not match its manifest")
 
@@ -232,15 +296,16 @@ def champion_model_problem(root: str) -> str | None:
     record, _ = read_champion(root)
     if record is None:
         return None
-    manifest = read_manifest(record.model_uri)
-    if not storage.list_files(record.model_uri):
+    model = record.model_in(root)
+    manifest = read_manifest(model)
+    if not storage.list_files(model):
         what = "is missing"
-    elif manifest is not None and not matches_manifest(record.model_uri, manifest):
+    elif manifest is not None and not matches_manifest(model, manifest):
         what = "does not match its manifest (a file missing or cut short)"
     else:
         return None
     return (
-        f"{layout.champion_record(root)} names champion {record.run} whose model {record.model_uri} {what}. "
+        f"{layout.champion_record(root)} names champion {record.run} whose model {model} {what}. "
         f"Roll back to an earlier champion (`trainboard champion rollback --root {root} --to RUN`; "
         "`trainboard champion history` lists them), or run with force_promote=true to replace it"
     )
@@ -259,4 +324,4 @@ def download_champion(root: str, local_dir: str | Path) -> str:
         raise IncompleteModel(f"{layout.champion_record(root)}: no champion")
     for path in sorted(Path(local_dir).rglob("*"), reverse=True):  # what the first try downloaded
         path.unlink() if path.is_file() else path.rmdir()
-    return read_model_copy(record.model_uri, local_dir)
+    return read_model_copy(record.model_in(root), local_dir)

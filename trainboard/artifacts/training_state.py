@@ -5,12 +5,14 @@ which checks it before any work."""
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from trainboard import layout, storage
-from trainboard.config import TrainingConfig
+from trainboard.config import DataConfig, TrainingConfig
 from trainboard.errors import UsageError
 
 STATE_FILE = "state.json"
@@ -32,11 +34,28 @@ def state_uri(root: str, run: str) -> str:
     return storage.join(layout.checkpoint_dir(root, run), STATE_FILE)
 
 
-def started_with(config: TrainingConfig, dataset: str, fingerprint: str = "") -> dict[str, Any]:
-    """What a resume must match: the training settings, the data source and (once prepared) its
-    fingerprint."""
+# What of the data settings decides the prepared data (the splits, the images kept); tfds_data_dir is
+# only where a cache lives.
+DATA_RESULT_FIELDS = ("validation_fraction", "test_fraction", "max_image_pixels")
+
+
+def data_settings(data: DataConfig) -> dict[str, Any]:
+    return {name: getattr(data, name) for name in DATA_RESULT_FIELDS}
+
+
+def started_with(
+    config: TrainingConfig,
+    dataset: str,
+    fingerprint: str = "",
+    data: dict[str, Any] | None = None,
+    image: str = "",
+) -> dict[str, Any]:
+    """What a resume must match, everything that decides the result: the training settings, the data
+    source, the split fractions (``data``: data_settings), the source's content fingerprint (once
+    prepared) and the component image. A state started before a key was recorded does not compare it."""
     settings = {k: v for k, v in asdict(config).items() if k not in LOGGING_FIELDS}
-    return {**settings, "dataset": dataset, "dataset_fingerprint": fingerprint}
+    source = {"dataset": dataset, "dataset_fingerprint": fingerprint, "image": image}
+    return {**settings, **(data or {}), **source}
 
 
 def _way_out(run: str) -> str:
@@ -77,3 +96,33 @@ def check_same_start(state: TrainingState, current: dict[str, Any], root: str, r
 def damaged_checkpoint(root: str, run: str, checkpoint: str, problem: str) -> UsageError:
     uri = storage.join(layout.checkpoint_dir(root, run), checkpoint)
     return UsageError("run_name", f"checkpoint {uri}, which {STATE_FILE} names, {problem}; {_way_out(run)}")
+
+
+def check_checkpoint(root: str, run: str, state: TrainingState, model: str) -> None:
+    """The checkpoint a resume would load, looked at without Keras: there, a whole Keras archive (a zip:
+    a truncated one has lost its central directory, at the end), of ``model`` (the name the model was
+    built with, keras.Model(name=...), in the archive's config.json). A gs:// checkpoint is read whole."""
+    uri = storage.join(layout.checkpoint_dir(root, run), state.checkpoint)
+    if not state.checkpoint or not storage.exists(uri):
+        raise damaged_checkpoint(root, run, state.checkpoint, "is missing")
+    try:
+        source = io.BytesIO(storage.read_bytes(uri)) if storage.is_gcs(uri) else uri
+        with zipfile.ZipFile(source) as archive:
+            saved = json.loads(archive.read("config.json")).get("config", {}).get("name")
+    except (zipfile.BadZipFile, KeyError, ValueError, AttributeError) as e:
+        raise damaged_checkpoint(root, run, state.checkpoint, f"is not a whole Keras model ({e})") from None
+    if saved != model:
+        raise damaged_checkpoint(root, run, state.checkpoint, f"holds a {saved} model, not {model}")
+
+
+def check_resume(
+    root: str, run: str, config: TrainingConfig, data: DataConfig, image: str, checkpoint: bool = True
+) -> None:
+    """Before any work, what the train task would refuse after data preparation: a run of this name
+    with epochs done resumes only when everything that decides the result is the same (the source's
+    content fingerprint is compared by train, once known) and, with ``checkpoint``, its checkpoint is
+    whole and of this model."""
+    state = load_state(root, run)
+    check_same_start(state, started_with(config, data.dataset, "", data_settings(data), image), root, run)
+    if state.epoch and checkpoint:
+        check_checkpoint(root, run, state, config.model)

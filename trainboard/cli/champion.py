@@ -9,15 +9,17 @@ from dataclasses import asdict
 
 from trainboard.cli.output import progress, server_error
 from trainboard.cli.root_option import add_root_option
-from trainboard.roots import check_root
+from trainboard.errors import UsageError
+from trainboard.roots import check_root, root_exists
 
 
 def add(commands) -> None:
     p = commands.add_parser(
         "champion",
-        help="show the champion, list its history, roll back to an earlier one",
+        help="show the champion, list its history, roll back to an earlier one, repair the records",
         description="The champion of a root: ROOT/champion.json, the history of every promotion and "
-        "rollback (ROOT/champion-history/), and rollback to a run that was champion before.",
+        "rollback (ROOT/champion-history/), rollback to a run that was champion before, and repair of "
+        "records a crash or a hand edit damaged.",
     )
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     show = actions.add_parser(
@@ -29,24 +31,39 @@ def add(commands) -> None:
     back = actions.add_parser("rollback", help="make an earlier champion the champion again (recorded)")
     back.add_argument("--to", required=True, metavar="RUN", help="the run to make the champion again")
     back.add_argument("--reason", default="", help="why, for the history")
-    for action in (show, history, back):
+    repair = actions.add_parser(
+        "repair",
+        help="move damaged history entries aside, write champion.json again from the history, recopy "
+        "models/champion/",
+    )
+    for action in (show, history, back, repair):
         add_root_option(action)
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     root = check_root(args.root)
+    if not root_exists(root):
+        raise UsageError("root", f"{root} does not exist (or holds nothing): no champion to {args.action}")
+    if args.action == "repair":
+        from components.promote.rollback import repair
+
+        for line in repair(root) or ["nothing to repair: every record reads, models/champion/ is whole"]:
+            progress(f"trainboard champion: {line}")
+        return 0
 
     from trainboard import layout
     from trainboard.artifacts.champion import (
         ChampionRecordError,
         champion_model_problem,
+        check_records,
         matches_manifest,
         read_champion,
         read_history,
         read_manifest,
     )
 
+    check_records(root)
     try:
         if args.action == "show":
             record, _ = read_champion(root)
@@ -78,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
                         f"by {entry.by or '-'}: {entry.reason}"
                     )
         else:
-            from components.promote.core import rollback
+            from components.promote.rollback import rollback
 
             record = rollback(root, args.to, args.reason)
             progress(f"trainboard champion: {record.run} is the champion again ({record.reason})")

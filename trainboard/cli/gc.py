@@ -46,10 +46,12 @@ def run(args: argparse.Namespace) -> int:
     root = check_root(args.root)
 
     from trainboard import layout
+    from trainboard.artifacts.champion import check_records
     from trainboard.gc import execute, plan
 
     if not root_exists(root):
         raise UsageError("root", f"{root} does not exist (or holds nothing): no checkpoints to clean up")
+    check_records(root)  # the lineage that gc keeps is read from them
     result = plan(root, args.keep)
     verb = "deleting" if args.delete else "would delete"
     for r in result.runs:

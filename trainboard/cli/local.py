@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import secrets
 import sys
 import time
 from collections.abc import Iterator
@@ -114,19 +115,18 @@ def _training_config(args: argparse.Namespace) -> TrainingConfig:
     return TrainingConfig(**values)
 
 
-def _check_champion(root: str, rule: PromotionRule) -> None:
-    from trainboard.artifacts.champion import ChampionRecordError, champion_model_problem
+def _check_champion(root: str, run: str, rule: PromotionRule) -> None:
+    from trainboard.artifacts.champion import champion_model_problem, check_records
 
-    try:
-        problem = champion_model_problem(root)
-    except ChampionRecordError:  # promote says so, naming the file and how to recover
-        return
+    check_records(root, run)  # a damaged record, or a run name already promoted
+    problem = champion_model_problem(root)
     if problem and not rule.force_promote:
         raise UsageError("champion.json", problem)
 
 
 def run(args: argparse.Namespace) -> int:
-    from trainboard.artifacts.training_state import check_same_start, load_state, started_with
+    from trainboard.artifacts.training_state import check_resume
+    from trainboard.component_image import IMAGE
     from trainboard.sources import check_source
     from trainboard.weights import check_available
 
@@ -142,38 +142,43 @@ def run(args: argparse.Namespace) -> int:
     check_data_config(data)
     notes = check_source(data.dataset, data.tfds_data_dir)  # a tfds: source loads TensorFlow Datasets
     check_available(config.weights, config.model, config.image_size, root)  # a file: Keras loads it
-    _check_champion(root, rule)  # what evaluate would refuse after training, refused now
-    if args.restart:
-        if not args.run_name:
-            raise UsageError("restart", "needs --run-name: the run to start over")
-        _delete_run(root, run_name)
-    else:  # what the train task would refuse after data preparation, refused now
-        check_same_start(load_state(root, run_name), started_with(config, data.dataset), root, run_name)
+    _check_champion(root, run_name, rule)  # what evaluate and promote would refuse after training
+    if args.restart and not args.run_name:
+        raise UsageError("restart", "needs --run-name: the run to start over")
 
+    from trainboard.artifacts.lease import held
     from trainboard.local_run import TaskFailed, log_path, run_local
 
-    tensorboard_root = layout.tensorboard_root(root)
-    for note in notes:  # also in the dataset card
-        progress(f"trainboard: {data.dataset}: {note}")
-    log = log_path(root, run_name)
-    where = "streamed here (--verbose)" if args.verbose else f"in {log}"
-    progress(f"trainboard: run {run_name}: the logs of every step {where}")
-    progress(f"trainboard: watch it live: trainboard tensorboard --logdir {tensorboard_root}")
-    console = RunConsole(sys.stderr)
-    try:
-        with _task_output(args, log, console) as output:
-            result = run_local(root, run_name, data, config, rule, output)
-    except TaskFailed as e:
-        console.end_line()
-        return failed_with_log("local", str(e), e.tail, None if args.verbose else log)
-    except KeyboardInterrupt:
-        console.end_line()
-        print(
-            f"trainboard local: interrupted; to resume run {run_name} from its last completed epoch, run "
-            f"the same command with --run-name {run_name}",
-            file=sys.stderr,
-        )
-        return 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
+    if not args.restart:  # what the train task would refuse after data preparation, refused now
+        check_resume(root, run_name, config, data, IMAGE)
+    # The run's name is this command's until it ends (exit 2 here when another run holds it); its tasks,
+    # kfp.local's child processes, hold it through the environment.
+    holder = f"local-{secrets.token_hex(4)}"
+    with held(root, run_name, holder, release_at_end=True, export=True):
+        if args.restart:
+            _delete_run(root, run_name)
+        tensorboard_root = layout.tensorboard_root(root)
+        for note in notes:  # also in the dataset card
+            progress(f"trainboard: {data.dataset}: {note}")
+        log = log_path(root, run_name)
+        where = "streamed here (--verbose)" if args.verbose else f"in {log}"
+        progress(f"trainboard: run {run_name}: the logs of every step {where}")
+        progress(f"trainboard: watch it live: trainboard tensorboard --logdir {tensorboard_root}")
+        console = RunConsole(sys.stderr)
+        try:
+            with _task_output(args, log, console) as output:
+                result = run_local(root, run_name, data, config, rule, output)
+        except TaskFailed as e:
+            console.end_line()
+            return failed_with_log("local", str(e), e.tail, None if args.verbose else log)
+        except KeyboardInterrupt:
+            console.end_line()
+            print(
+                f"trainboard local: interrupted; to resume run {run_name} from its last completed epoch, "
+                f"run the same command with --run-name {run_name}",
+                file=sys.stderr,
+            )
+            return 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
     progress(
         f"trainboard: run {run_name}: test accuracy {result.metrics['test_accuracy']:.3f}, "
         f"test loss {result.metrics['test_loss']:.3f}"

@@ -52,6 +52,7 @@ __all__ = [
     "truncate",
     "upload_dir",
     "upload_file",
+    "upload_new",
     "write_bytes",
     "write_if_generation",
 ]
@@ -138,3 +139,8 @@ def list_modified(uri: str) -> dict[str, tuple[int, float]]:
 
 def upload_file(local_path: str | Path, uri: str) -> None:
     backend_for(uri).upload_file(local_path, uri)
+
+
+def upload_new(local_path: str | Path, uri: str) -> None:
+    """Upload a file that must not exist yet (a write-once object); PreconditionFailed when it does."""
+    backend_for(uri).upload_new(local_path, uri)

@@ -1,0 +1,138 @@
+"""A run leases its name: ``<root>/leases/<run>.json`` says who is running it and until when.
+
+A run name is not an identity: two runs started with the same ``--run-name`` would train into one run
+(every epoch twice in TensorBoard, state.json and the model from different runs). So before any work a
+run takes the lease on its name, a small object created or replaced only by compare-and-swap (a
+generation precondition on GCS, a lock and a content check locally). The holder is the KFP run (its job
+id: a retried task of the same run holds it already, and resumes) or, for `trainboard local`, the
+command itself (HOLDER_ENV, inherited by kfp.local's task processes). It is renewed while the run works
+and has an expiry, so a run that was killed frees its name by itself. TensorFlow-free.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+from trainboard import storage
+from trainboard.artifacts.champion import who
+from trainboard.errors import UsageError
+
+# Long enough to cover the steps that do not renew it (data preparation, a GPU pod waiting for a node);
+# a killed run's name is free again after it.
+LEASE_SECONDS = 1800
+RENEW_SECONDS = 60
+HOLDER_ENV = "TRAINBOARD_LEASE_HOLDER"
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Lease:
+    run: str
+    holder: str
+    expires: float  # seconds since the epoch
+    by: str = ""  # user@host of the process that last renewed it
+
+    def ends(self) -> str:
+        return datetime.fromtimestamp(self.expires, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def lease_uri(root: str, run: str) -> str:
+    return storage.join(root, "leases", f"{run}.json")
+
+
+def holder_for(job_id: str) -> str:
+    """This process's holder: the command's own lease under `trainboard local`, else the KFP run."""
+    return os.environ.get(HOLDER_ENV) or f"kfp-run-{job_id}"
+
+
+def _read(root: str, run: str) -> tuple[Lease | None, int]:
+    data, generation = storage.read_versioned(lease_uri(root, run))
+    if data is None:
+        return None, 0
+    try:
+        return Lease(**json.loads(data)), generation
+    except (ValueError, TypeError):  # a damaged lease holds nothing: it is replaced
+        return None, generation
+
+
+def _in_use(lease: Lease) -> UsageError:
+    return UsageError(
+        "run_name",
+        f"run {lease.run} is in use by {lease.holder} ({lease.by}) until {lease.ends()}; its lease is "
+        "renewed while it runs, and a run that was killed frees the name then. Wait for it, or give this "
+        "run another name",
+    )
+
+
+def check_free(root: str, run: str, holder: str = "") -> None:
+    """UsageError when another holder's lease on ``run`` has not expired (a look, nothing written)."""
+    lease, _ = _read(root, run)
+    if lease is not None and lease.holder != holder and lease.expires > time.time():
+        raise _in_use(lease)
+
+
+def take(root: str, run: str, holder: str, seconds: float = LEASE_SECONDS) -> Lease:
+    """Take (or, for its holder, renew) the lease on ``run`` for ``seconds``; UsageError naming the holder
+    and the expiry when another holder's lease has not expired. Of two takers at once, one wins."""
+    lease, generation = _read(root, run)
+    if lease is not None and lease.holder != holder and lease.expires > time.time():
+        raise _in_use(lease)
+    new = Lease(run, holder, time.time() + seconds, who())
+    try:
+        storage.write_if_generation(lease_uri(root, run), json.dumps(asdict(new)).encode(), generation)
+    except storage.PreconditionFailed:  # another taker wrote in between: whoever it was holds it now
+        current, _ = _read(root, run)
+        if current is None or current.holder != holder:
+            raise _in_use(current or new) from None
+    return new
+
+
+def release(root: str, run: str, holder: str) -> None:
+    """Give the name back (only this holder's lease: a lease another run took over stays)."""
+    lease, _ = _read(root, run)
+    if lease is not None and lease.holder == holder:
+        storage.delete(lease_uri(root, run))
+
+
+@contextlib.contextmanager
+def held(
+    root: str, run: str, holder: str, release_at_end: bool = False, export: bool = False
+) -> Iterator[Lease]:
+    """The lease taken now and renewed every RENEW_SECONDS until the block ends (then given back with
+    ``release_at_end``: the run's last step, or a command whose run stopped). A renewal that fails (the
+    storage away) is logged and tried again at the next tick; the lease's expiry covers the gap. With
+    ``export``, HOLDER_ENV names the holder for the block, for the child processes that run the tasks."""
+    lease = take(root, run, holder)
+    before = os.environ.get(HOLDER_ENV)
+    if export:
+        os.environ[HOLDER_ENV] = holder
+    stop = threading.Event()
+
+    def renew() -> None:
+        while not stop.wait(RENEW_SECONDS):
+            try:
+                take(root, run, holder)
+            except Exception as e:  # any failure: try again next tick, the expiry covers the gap
+                log.warning("renewing the lease on run %s failed: %s", run, e)
+
+    thread = threading.Thread(target=renew, name=f"lease-{run}", daemon=True)
+    thread.start()
+    try:
+        yield lease
+    finally:
+        stop.set()
+        thread.join()
+        if export and before is None:
+            os.environ.pop(HOLDER_ENV, None)
+        elif export:
+            os.environ[HOLDER_ENV] = before
+        if release_at_end:
+            release(root, run, holder)
