@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import subprocess
+import sys
+
 import pytest
 
+from tests.support.forbidden_gcs import ForbiddenGCS
 from tests.support.gcs import BUCKET
+from tests.support.restricted import without_read_override
+from tests.support.upload_memory import upload_peak_rss
 from trainboard import layout, storage
 
 
@@ -157,3 +164,57 @@ def test_run_names_sort_by_time_and_are_unique():
     assert len(set(names)) == 50
     assert layout.new_run_name("ABCDEF0123456789").endswith("-abcdef01")
     assert layout.tensorboard_dir("gs://b/r", names[0]) == f"gs://b/r/tensorboard/{names[0]}"
+
+
+def test_the_mirror_uploads_a_large_event_file_and_its_appends_in_bounded_memory(gcs, tmp_path):
+    """128 MiB, then 64 MiB appended: streamed in chunks, never held whole (that took 400+ MiB)."""
+    import google_crc32c
+
+    target = f"gs://{BUCKET}/up/tensorboard"
+    peak = upload_peak_rss(tmp_path / "logs", target, 128, 64, gcs.env())
+    blob = storage.gcs.client().bucket(BUCKET).get_blob("up/tensorboard/train/events.out.tfevents.1")
+    local = tmp_path / "logs" / "train" / "events.out.tfevents.1"
+    assert blob.size == local.stat().st_size == 192 * 2**20
+    crc = google_crc32c.Checksum()
+    with local.open("rb") as f:
+        while chunk := f.read(2**20):
+            crc.update(chunk)
+    assert blob.crc32c == base64.b64encode(crc.digest()).decode(), "every byte, in order"
+    assert storage.list_files(target) == [f"{target}/train/events.out.tfevents.1"], "no part left behind"
+    # The interpreter and the Google client take about 60-70 MiB.
+    assert peak < 150 * 2**20, f"peak RSS {peak / 2**20:.0f} MiB uploading 128 + 64 MiB"
+
+
+def test_a_prefix_the_credentials_cannot_list_is_a_permission_error_naming_it(monkeypatch):
+    with ForbiddenGCS() as server:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", server.url)
+        storage.gcs.set_client(None)
+        try:
+            for look in (storage.folder_exists, storage.list_files, storage.list_versions):
+                with pytest.raises(
+                    PermissionError, match=r"^gs://b-team/runs: these credentials may not list"
+                ):
+                    look("gs://b-team/runs")
+        finally:
+            storage.gcs.set_client(None)
+
+
+def test_a_local_folder_this_user_cannot_read_is_a_permission_error_not_an_empty_listing(tmp_path):
+    folder = tmp_path / "runs"
+    (folder / "run").mkdir(parents=True)
+    (folder / "run" / "events.out.tfevents.1").write_bytes(b"e")
+    folder.chmod(0)
+    code = (
+        "import sys; from trainboard import storage\n"
+        "for look in (storage.folder_exists, storage.list_files):\n"
+        "    try: look(sys.argv[1])\n"
+        "    except PermissionError as e: print(type(e).__name__, e.filename)\n"
+    )
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(folder)],
+            capture_output=True, text=True, preexec_fn=without_read_override, check=True,
+        ).stdout  # fmt: skip
+    finally:
+        folder.chmod(0o755)
+    assert out.splitlines() == [f"PermissionError {folder}"] * 2

@@ -1,157 +1,46 @@
 """The GCS backend: ``gs://BUCKET/NAME`` through google-cloud-storage.
 
 google-cloud-storage honours ``STORAGE_EMULATOR_HOST``: the same code runs against fake-gcs-server in the
-tests and against real GCS (Workload Identity or any default credentials) on a cluster. The Google
-libraries are imported on first use, so that ``import trainboard.storage`` stays cheap for the CLI.
+tests and against real GCS (Workload Identity or any default credentials) on a cluster. How it is reached,
+and the retry policy of writes: gcs_client.py (``set_client`` injects a client).
 
 Idempotency: every write that goes through ``retrying`` is safe to run again after a failure whose answer
 was lost: whole-object writes, a delete that counts "already gone" as done, and an append that checks
-the object's size before composing. The client library's own retry is off there (``retry=None``): one
-retry policy, ours, with one log.
+the object's size before composing.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
-import functools
-import logging
 import os
-import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, TypeVar, cast
+from typing import TYPE_CHECKING, BinaryIO
 
 from trainboard import faults
-from trainboard.storage.errors import MirrorConflict, NoCredentials, PreconditionFailed
+from trainboard.storage.errors import MirrorConflict, PreconditionFailed
+from trainboard.storage.gcs_client import RETRY_DEADLINE_SECONDS as RETRY_DEADLINE_SECONDS
+from trainboard.storage.gcs_client import client, retrying
+from trainboard.storage.gcs_client import set_client as set_client
 from trainboard.storage.uris import GCS_SCHEME, is_hidden, split_gcs
 
 if TYPE_CHECKING:
-    from google.cloud.storage import Blob, Client
-
-log = logging.getLogger("trainboard.storage")
-T = TypeVar("T")
+    from google.cloud.storage import Blob
 
 # Each ranged request of download_range fetches at most this many bytes (a multiple of 256 KiB, as GCS
 # requires of a chunk size): the mirror's memory is bounded by this, not by the size of an event file.
 DOWNLOAD_CHUNK_BYTES = 4 * 1024 * 1024
-
-# Bounded retries of the writes training depends on: a storage outage of up to about two minutes
-# delays training instead of killing it. Delays double from 0.5 s up to 8 s; api-core draws each sleep
-# at random below that bound (full jitter), so that many writers do not retry in step.
-RETRY_DEADLINE_SECONDS = 120.0
-_FIRST_DELAY, _MAX_DELAY, _MULTIPLIER = 0.5, 8.0, 2.0
-
-
-# --- the client --------------------------------------------------------------------------------------------
-
-_injected: Client | None = None
-
-
-@functools.cache
-def _default_client() -> Client:
-    from google.cloud import storage
-
-    if os.environ.get("STORAGE_EMULATOR_HOST"):
-        from google.auth.credentials import AnonymousCredentials
-
-        return storage.Client(credentials=AnonymousCredentials(), project="trainboard-emulator")
-    from google.auth.exceptions import DefaultCredentialsError
-
-    try:
-        return storage.Client()
-    except DefaultCredentialsError:
-        raise NoCredentials(
-            "no Google Cloud credentials found to reach gs://; run `gcloud auth application-default login`, "
-            "or set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file"
-        ) from None
-
-
-def client() -> Client:
-    """The client of every gs:// operation: the one given to set_client, else a default made once
-    (anonymous, project "trainboard-emulator" when STORAGE_EMULATOR_HOST is set; default credentials
-    otherwise)."""
-    return _injected if _injected is not None else _default_client()
-
-
-def set_client(new: Client | None) -> None:
-    """Use ``new`` for every gs:// operation from now on. None: back to the default, made afresh at the
-    next use (it reads STORAGE_EMULATOR_HOST then)."""
-    global _injected
-    _injected = new
-    _default_client.cache_clear()
+# Uploads go up in resumable chunks of this many bytes (a multiple of 256 KiB), not in the client's default
+# 100 MiB ones nor as one bytes object: the trainer's memory does not grow with an event file's size. 8 MiB
+# (GCS's advised least) took twice as long as 16 MiB with 300 + 100 MiB against fake-gcs-server.
+UPLOAD_CHUNK_BYTES = 16 * 1024 * 1024
 
 
 def _blob(uri: str) -> Blob:
     bucket, name = split_gcs(uri)
     return client().bucket(bucket).blob(name)
-
-
-# --- retries -----------------------------------------------------------------------------------------------
-
-
-@functools.cache
-def _transient_errors() -> tuple[type[Exception], ...]:
-    """What a retry can cure: no connection, a timeout, a 429 or 5xx answer."""
-    import requests
-    from google.api_core import exceptions as api
-    from google.auth.exceptions import TransportError
-
-    return (
-        requests.ConnectionError,
-        requests.Timeout,
-        requests.exceptions.ChunkedEncodingError,
-        TransportError,
-        api.TooManyRequests,
-        api.InternalServerError,
-        api.BadGateway,
-        api.ServiceUnavailable,
-        api.GatewayTimeout,
-    )
-
-
-def retrying(what: str, fn: Callable[[], T], timeout: float = RETRY_DEADLINE_SECONDS) -> T:
-    """``fn()``, retried on transient errors with exponential backoff until ``timeout`` seconds have
-    passed; each retry is logged (attempt, error), giving up is logged and raises fn's last error itself
-    (not api-core's RetryError). ``fn`` must be safe to run again after a failure.
-
-    api-core's retry loop, ``retry_target``: the function that ``Retry`` runs, called directly because
-    ``Retry`` does not pass on ``exception_factory`` (api-core 2.44), which makes giving up raise fn's error.
-    """
-    from google.api_core.retry import (
-        RetryFailureReason,
-        exponential_sleep_generator,
-        if_exception_type,
-        retry_target,
-    )
-
-    start, failures = time.monotonic(), cast(list[Exception], [])
-
-    def attempt() -> T:
-        # Logged here, when the retry really happens: after a failure api-core calls on_error before it
-        # knows whether the deadline allows another attempt.
-        if failures:
-            log.warning("storage: %s: attempt %d failed (%s); retrying", what, len(failures), failures[-1])
-        return fn()
-
-    def give_up(
-        errors: list[Exception], reason: RetryFailureReason, _timeout: float | None
-    ) -> tuple[Exception, BaseException | None]:
-        last = errors[-1]
-        if reason == RetryFailureReason.TIMEOUT:
-            waited = time.monotonic() - start
-            log.error("storage: %s failed after %d attempts in %.0f s: %s", what, len(errors), waited, last)
-        return last, last.__cause__ or last.__context__  # raised with the chain it had
-
-    result = retry_target(
-        attempt,
-        if_exception_type(*_transient_errors()),
-        exponential_sleep_generator(_FIRST_DELAY, _MAX_DELAY, _MULTIPLIER),
-        timeout=timeout,
-        on_error=failures.append,
-        exception_factory=give_up,
-    )
-    return cast(T, result)
 
 
 def _delete_blob(blob: Blob) -> None:
@@ -198,24 +87,52 @@ def write_bytes(uri: str, data: bytes) -> None:
     retrying(f"write {uri}", lambda: _blob(uri).upload_from_string(data, retry=None))
 
 
-def append(uri: str, data: bytes, size: int, seq: int) -> None:
-    """Append ``data`` to the object, which holds the ``size`` bytes written so far: ``data`` goes up as a
-    small part object (the ``seq``-th append to this object names it), composed onto the object with a
-    generation precondition, then deleted."""
+class _FileRange:
+    """Bytes ``start`` to ``end`` of an open file as a stream of their own (its position 0 is ``start``):
+    a resumable upload reads it a chunk at a time, and seeks back in it to send a chunk again."""
+
+    def __init__(self, f: BinaryIO, start: int, end: int) -> None:
+        self._f, self._start, self._end = f, start, end
+        f.seek(start)
+
+    def tell(self) -> int:
+        return self._f.tell() - self._start
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: self._start, os.SEEK_CUR: self._f.tell(), os.SEEK_END: self._end}[whence]
+        self._f.seek(base + offset)
+        return self.tell()
+
+    def read(self, size: int = -1) -> bytes:
+        left = self._end - self._f.tell()
+        return self._f.read(left if size < 0 else min(size, left))
+
+
+def _upload_range(blob: Blob, local_path: str | Path, start: int, end: int) -> None:
+    """Bytes ``start`` to ``end`` of the local file as the whole object, streamed in UPLOAD_CHUNK_BYTES."""
+    blob.chunk_size = UPLOAD_CHUNK_BYTES
+    with open(local_path, "rb") as f:
+        blob.upload_from_file(_FileRange(f, start, end), size=end - start, retry=None)
+
+
+def append(uri: str, local_path: str | Path, start: int, end: int, seq: int) -> None:
+    """Append bytes ``start`` to ``end`` of the local file to the object, which holds the ``start`` bytes
+    before them: they go up, streamed, as a small part object (the ``seq``-th append to this object names
+    it), composed onto the object with a generation precondition, then deleted."""
     blob = _blob(uri)
     # The part's name must not contain "tfevents": TensorBoard would read it as an event file.
     folder, _, name = blob.name.rpartition("/")
     part = blob.bucket.blob(f"{folder}/.append-{zlib.crc32(name.encode()):08x}-{seq}")
 
     def attempt() -> None:
-        # Idempotent on retry: a compose whose answer was lost has already made the object size+data
+        # Idempotent on retry: a compose whose answer was lost has already made the object ``end`` bytes
         # long, and is not run again; the generation precondition stops a compose onto anything else.
         blob.reload(retry=None)
-        if blob.size == size + len(data):
+        if blob.size == end:
             return
-        if blob.size != size:
-            raise MirrorConflict(f"{uri} is {blob.size} bytes, expected {size}: written by another writer")
-        part.upload_from_string(data, retry=None)
+        if blob.size != start:
+            raise MirrorConflict(f"{uri} is {blob.size} bytes, expected {start}: written by another writer")
+        _upload_range(part, local_path, start, end)
         faults.fault_pause("upload")
         blob.compose([blob, part], if_generation_match=blob.generation, retry=None)
 
@@ -243,11 +160,19 @@ def bucket_exists(uri: str) -> bool:
 
 
 def folder_exists(uri: str) -> bool:
-    """The bucket exists and, below a prefix, holds at least one object (GCS has no empty folders)."""
+    """The bucket exists and, below a prefix, holds at least one object (GCS has no empty folders).
+    A prefix is only listed: that needs storage.objects.list (roles/storage.objectViewer), not the
+    bucket's own metadata. PermissionError when these credentials may not look."""
+    from google.api_core.exceptions import NotFound
+
     bucket, prefix = _bucket_and_prefix(uri)
-    if not client().bucket(bucket).exists():
-        return False
-    return not prefix or any(client().list_blobs(bucket, prefix=prefix, max_results=1))
+    with _listing_allowed(uri):
+        if not prefix:
+            return client().bucket(bucket).exists()
+        try:
+            return any(client().list_blobs(bucket, prefix=prefix, max_results=1))
+        except NotFound:  # no such bucket
+            return False
 
 
 def truncate(uri: str, length: int) -> None:
@@ -288,38 +213,66 @@ def _bucket_and_prefix(uri: str) -> tuple[str, str]:
     return bucket, prefix + "/" if prefix else ""
 
 
-def list_files(uri: str, skip_hidden: bool = False) -> list[str]:
+@contextlib.contextmanager
+def _listing_allowed(uri: str) -> Iterator[None]:
+    """A 403 as a PermissionError naming the prefix: a listing refused must not pass for an empty one."""
+    from google.api_core.exceptions import Forbidden
+
+    try:
+        yield
+    except Forbidden as e:
+        raise PermissionError(f"{uri}: these credentials may not list it ({e.message})") from None
+
+
+def _listed(uri: str, fields: str, skip_hidden: bool = False) -> Iterator[tuple[str, Blob]]:
+    """(name below ``uri``, blob with ``fields``) of every object: one request per 1000 objects."""
     bucket, prefix = _bucket_and_prefix(uri)
-    return sorted(
-        f"{GCS_SCHEME}{bucket}/{b.name}"
-        for b in client().list_blobs(bucket, prefix=prefix)
-        if not (skip_hidden and is_hidden(b.name[len(prefix) :]))
-    )
+    with _listing_allowed(uri):
+        for b in client().list_blobs(bucket, prefix=prefix, fields=f"items({fields}),nextPageToken"):
+            rel = b.name[len(prefix) :]
+            if not (skip_hidden and is_hidden(rel)):
+                yield rel, b
+
+
+def list_files(uri: str, skip_hidden: bool = False) -> list[str]:
+    bucket = split_gcs(uri)[0]
+    return sorted(f"{GCS_SCHEME}{bucket}/{b.name}" for _, b in _listed(uri, "name", skip_hidden))
 
 
 def list_versions(uri: str, skip_hidden: bool = False) -> dict[str, tuple[int, int]]:
-    """One listing request per 1000 objects; the version is the object's generation."""
-    bucket, prefix = _bucket_and_prefix(uri)
-    fields = "items(name,size,generation),nextPageToken"
+    """The version is the object's generation."""
+    return {rel: (b.size, b.generation) for rel, b in _listed(uri, "name,size,generation", skip_hidden)}
+
+
+def list_checksums(uri: str) -> dict[str, tuple[int, int, int | None]]:
+    """The object's CRC32C too: GCS keeps one of every object's whole content, composed ones included."""
     return {
-        b.name[len(prefix) :]: (b.size, b.generation)
-        for b in client().list_blobs(bucket, prefix=prefix, fields=fields)
-        if not (skip_hidden and is_hidden(b.name[len(prefix) :]))
+        rel: (b.size, b.generation, int.from_bytes(base64.b64decode(b.crc32c), "big") if b.crc32c else None)
+        for rel, b in _listed(uri, "name,size,generation,crc32c")
     }
 
 
 def list_modified(uri: str) -> dict[str, tuple[int, float]]:
-    """One listing request per 1000 objects; the time is the object's ``updated``."""
-    bucket, prefix = _bucket_and_prefix(uri)
-    fields = "items(name,size,updated),nextPageToken"
+    """The time is the object's ``updated``."""
     return {
-        b.name[len(prefix) :]: (b.size, b.updated.timestamp() if b.updated else 0.0)
-        for b in client().list_blobs(bucket, prefix=prefix, fields=fields)
+        rel: (b.size, b.updated.timestamp() if b.updated else 0.0)
+        for rel, b in _listed(uri, "name,size,updated")
     }
 
 
-def upload_file(local_path: str | Path, uri: str) -> None:
-    retrying(f"upload {uri}", lambda: _blob(uri).upload_from_filename(str(local_path), retry=None))
+def upload_file(local_path: str | Path, uri: str, length: int | None = None) -> None:
+    end = os.path.getsize(local_path) if length is None else length
+    retrying(f"upload {uri}", lambda: _upload_range(_blob(uri), local_path, 0, end))
+
+
+def upload_new(local_path: str | Path, uri: str) -> None:
+    """Create-only: the server refuses it when the object exists (``if_generation_match=0``)."""
+    from google.api_core import exceptions
+
+    try:
+        _blob(uri).upload_from_filename(str(local_path), if_generation_match=0)
+    except exceptions.PreconditionFailed as e:
+        raise PreconditionFailed(f"{uri} exists; it is never replaced") from e
 
 
 def download_file(uri: str, local_path: str | Path) -> None:

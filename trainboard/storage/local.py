@@ -9,6 +9,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,21 +45,30 @@ def download_range(uri: str, out: BinaryIO, start: int, end: int, generation: in
             left -= len(chunk)
 
 
-def write_bytes(uri: str, data: bytes) -> None:
+@contextlib.contextmanager
+def _replacing(uri: str) -> Iterator[BinaryIO]:
+    """A file to write ``uri``'s new content into, renamed onto ``uri`` once written."""
     path = Path(uri)
     path.parent.mkdir(parents=True, exist_ok=True)
     # A temporary file of this writer's own (two writers of one path must not rename each other's), named
     # so that TensorBoard never takes it for an event file; then an atomic rename: readers never see half
     # a file.
     tmp = path.with_name(f"{_TEMP_PREFIX}{os.getpid()}-{threading.get_ident()}{_TEMP_SUFFIX}")
-    tmp.write_bytes(data)
+    with tmp.open("wb") as f:
+        yield f
     tmp.replace(path)
 
 
-def append(uri: str, data: bytes, size: int, seq: int) -> None:
-    """Append ``data`` to the file (``size`` and ``seq`` matter only to GCS's compose)."""
-    with open(uri, "ab") as f:
+def write_bytes(uri: str, data: bytes) -> None:
+    with _replacing(uri) as f:
         f.write(data)
+
+
+def append(uri: str, local_path: str | Path, start: int, end: int, seq: int) -> None:
+    """Append bytes ``start`` to ``end`` of the local file, a chunk at a time (``seq`` matters only to
+    GCS's compose)."""
+    with open(uri, "ab") as f:
+        download_range(str(local_path), f, start, end)
 
 
 def exists(uri: str) -> bool:
@@ -70,13 +80,24 @@ def delete(uri: str) -> None:
 
 
 def delete_folder(uri: str) -> None:
-    for file_uri in list_files(uri):
-        delete(file_uri)
-    # Then the folders left empty, deepest first, the folder itself last: gone, as on GCS.
-    folders = sorted((p for p in Path(uri).rglob("*") if p.is_dir() and not p.is_symlink()), reverse=True)
-    for folder in [*folders, Path(uri)]:
-        with contextlib.suppress(OSError):  # not empty (another writer's file) or already gone
-            folder.rmdir()
+    """Symbolic links are deleted, never followed: a link under checkpoints/ to a model folder takes the
+    link away, not the model. Another writer's temporary file stays (and so does its folder)."""
+    if Path(uri).is_symlink():
+        Path(uri).unlink()
+        return
+    for folder, folders, files in os.walk(uri, topdown=False):  # os.walk does not enter linked folders
+        for name in files:
+            if not _is_temporary(name):
+                Path(folder, name).unlink(missing_ok=True)
+        for name in folders:
+            sub = Path(folder, name)
+            with contextlib.suppress(OSError):  # not empty (another writer's file) or already gone
+                if sub.is_symlink():
+                    sub.unlink()
+                else:
+                    sub.rmdir()
+    with contextlib.suppress(OSError):  # the folder itself last: gone, as on GCS
+        Path(uri).rmdir()
 
 
 def bucket_exists(uri: str) -> bool:
@@ -84,7 +105,11 @@ def bucket_exists(uri: str) -> bool:
 
 
 def folder_exists(uri: str) -> bool:
-    return Path(uri).is_dir()
+    """PermissionError when the folder cannot be read: TensorBoard would show it as an empty board."""
+    if not Path(uri).is_dir():
+        return False
+    with os.scandir(uri):
+        return True
 
 
 def truncate(uri: str, length: int) -> None:
@@ -132,16 +157,20 @@ def list_files(uri: str, skip_hidden: bool = False) -> list[str]:
 
 
 def _files(folder: str, skip_hidden: bool, above: frozenset[tuple[int, int]] = frozenset()) -> Iterator[str]:
-    """The regular files below ``folder``, symlinks followed; like os.walk, a folder that cannot be read
-    lists as empty. os.scandir: each entry's type comes with the listing, no stat per file (8x faster than
-    os.walk + isfile on 2,000 images). Another writer's temporary file is not content: a sync_dir running
-    beside that writer would delete it under its feet. Hidden entries are not even entered (a .git of
-    thousands of objects costs nothing). ``above``: (device, inode) of the folders on the way down, so a
-    link back to one of them is a SymlinkLoop instead of the same files listed until the path is too long
-    for the kernel."""
+    """The regular files below ``folder``, symlinks followed; like os.walk, a folder below it that cannot
+    be read lists as empty (the folder itself raises PermissionError). os.scandir: each entry's type comes
+    with the listing, no stat per file (8x faster than os.walk + isfile on 2,000 images). Another writer's
+    temporary file is not content: a sync_dir running beside that writer would delete it under its feet.
+    Hidden entries are not even entered (a .git of thousands of objects costs nothing). ``above``: (device,
+    inode) of the folders on the way down, so a link back to one of them is a SymlinkLoop instead of the
+    same files listed until the path is too long for the kernel."""
     try:
         entries = list(os.scandir(folder))
         here = above | {_identity(os.stat(folder))}
+    except PermissionError:
+        if not above:
+            raise  # the folder asked for: listed as empty, a mirror of it would delete every copy
+        return
     except OSError:
         return
     for entry in entries:
@@ -181,13 +210,35 @@ def list_versions(uri: str, skip_hidden: bool = False) -> dict[str, tuple[int, i
     return {rel: (stat.st_size, stat.st_mtime_ns) for rel, stat in _stats(uri, skip_hidden)}
 
 
+def list_checksums(uri: str) -> dict[str, tuple[int, int, int | None]]:
+    """No checksum: a local file has none without reading it."""
+    return {rel: (size, version, None) for rel, (size, version) in list_versions(uri).items()}
+
+
 def list_modified(uri: str) -> dict[str, tuple[int, float]]:
     """Every file below ``uri`` as ``{relative path: (size, modification time, seconds since the epoch)}``."""
     return {rel: (stat.st_size, stat.st_mtime) for rel, stat in _stats(uri, False)}
 
 
-def upload_file(local_path: str | Path, uri: str) -> None:
-    write_bytes(uri, Path(local_path).read_bytes())
+def upload_file(local_path: str | Path, uri: str, length: int | None = None) -> None:
+    end = os.path.getsize(local_path) if length is None else length
+    with _replacing(uri) as f:
+        download_range(str(local_path), f, 0, end)
+
+
+def upload_new(local_path: str | Path, uri: str) -> None:
+    """Create-only and whole when it appears: a temporary copy, then a hard link to the name, which the
+    kernel refuses when the name exists (no lock file beside it, unlike write_if_generation)."""
+    path = Path(uri)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{_TEMP_PREFIX}{os.getpid()}-{threading.get_ident()}{_TEMP_SUFFIX}")
+    shutil.copyfile(local_path, tmp)
+    try:
+        os.link(tmp, path)
+    except FileExistsError as e:
+        raise PreconditionFailed(f"{uri} exists; it is never replaced") from e
+    finally:
+        tmp.unlink()
 
 
 def download_file(uri: str, local_path: str | Path) -> None:

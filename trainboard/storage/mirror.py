@@ -6,16 +6,18 @@ Both rely on event files only growing: they move only the bytes added since the 
 
 from __future__ import annotations
 
+import errno
 import logging
-import re
+import os
 import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from trainboard.storage.backends import Backend, backend_for
 from trainboard.storage.errors import PreconditionFailed
+from trainboard.storage.retention import is_run, retained_runs, run_starts, runs_within
 from trainboard.storage.uris import join
 
 # GCS allows at most 1024 components in a composite object; start over well before that (local files
@@ -23,6 +25,11 @@ from trainboard.storage.uris import join
 _MAX_COMPOSE_APPENDS = 1000
 # TensorBoard loads files whose name holds "tfevents": a file being downloaded must not look like one.
 _PARTIAL_PREFIX = ".mirror-partial-"
+# What the local file system answers for a name it cannot hold: too long (a segment over 255 bytes), or a
+# file where a folder must be (or the other way round). That object is skipped; any other error (a full
+# disk, a lost connection) fails the sync, and health says so.
+_UNMIRRORABLE = {errno.ENAMETOOLONG, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.EILSEQ, errno.EINVAL}
+_CRC_CHUNK_BYTES = 1024 * 1024
 log = logging.getLogger("trainboard.storage")
 
 
@@ -65,18 +72,15 @@ class DirectoryMirror:
             if state and (stat.st_size, stat.st_mtime_ns) == (state.size, state.mtime_ns):
                 continue
             dest = join(self.target, rel)
+            # Streamed from the file, and only up to the size stat saw: training may be writing more.
             if state and stat.st_size > state.size and state.appends < _MAX_COMPOSE_APPENDS:
-                with path.open("rb") as f:
-                    f.seek(state.size)
-                    tail = f.read(stat.st_size - state.size)
-                target.append(dest, tail, state.size, state.appends)
+                target.append(dest, path, state.size, stat.st_size, state.appends)
                 state.appends += 1
-                sent += len(tail)
+                sent += stat.st_size - state.size
             else:
-                data = path.read_bytes()
-                target.write_bytes(dest, data)
+                target.upload_file(path, dest, stat.st_size)
                 state = self._files[rel] = _MirroredFile()
-                sent += len(data)
+                sent += stat.st_size
             state.size, state.mtime_ns = stat.st_size, stat.st_mtime_ns
         self.bytes_uploaded += sent
         return sent
@@ -98,46 +102,45 @@ def unsafe_name(rel: str) -> str | None:
     return None
 
 
-# How trainboard.layout.new_run_name names runs (they sort by start time); other folders (not runs) are kept.
-_RUN_NAME = re.compile(r"\d{8}-\d{6}-.+")
+def _crc32c(data: bytes, crc: int = 0) -> int:
+    """``crc`` (the CRC32C of the bytes before ``data``) extended with ``data``."""
+    import google_crc32c  # the Google client's own, imported on first use like the client
+
+    return google_crc32c.extend(crc, data)
 
 
-def retained_runs(runs: set[str], keep: int, promoted: set[str]) -> set[str]:
-    """The run folders a retention of ``keep`` runs mirrors: the ``keep`` latest runs (names sort by start
-    time), every run in ``promoted`` (ever champion: it has a ``models/<run>/``), and every folder that is
-    not named as a run. ``keep`` 0 keeps everything."""
-    if keep <= 0:
-        return set(runs)
-    named = sorted(r for r in runs if _RUN_NAME.fullmatch(r))
-    return (runs - set(named)) | set(named[-keep:]) | (set(named) & promoted)
-
-
-def runs_within(sizes: dict[str, int], budget: int, promoted: set[str]) -> set[str]:
-    """The runs of ``sizes`` ({run: bytes}) that fit in ``budget`` bytes, taken in order: the latest
-    promoted run (the champion, unless rolled back), then the others newest first; one that does not fit is
-    skipped and the older ones are still tried."""
-    order = sorted(sizes, reverse=True)
-    champion = max(promoted & set(order), default=None)
-    if champion is not None:
-        order.remove(champion)
-        order.insert(0, champion)
-    fitted, used = set(), 0
-    for run in order:
-        if used + sizes[run] <= budget:
-            fitted.add(run)
-            used += sizes[run]
-    return fitted
+def _file_crc32c(path: Path) -> int:
+    crc = 0
+    with path.open("rb") as f:
+        while chunk := f.read(_CRC_CHUNK_BYTES):
+            crc = _crc32c(chunk, crc)
+    return crc
 
 
 class _Progress:
-    """A file that notes the time of each write: a long download that is still moving is not hung."""
+    """A file that notes the time of each write (a long download that is still moving is not hung) and
+    the CRC32C of what it holds (``crc``: given for the bytes it held before)."""
 
-    def __init__(self, f: BinaryIO, mirror: BucketMirror) -> None:
-        self._f, self._mirror = f, mirror
+    def __init__(self, f: BinaryIO, mirror: BucketMirror, crc: int = 0) -> None:
+        self._f, self._mirror, self.crc = f, mirror, crc
 
     def write(self, data: bytes) -> int:
         self._mirror.last_progress = time.time()
+        self.crc = _crc32c(data, self.crc)
         return self._f.write(data)
+
+
+# (size, version, CRC32C or None) of an object, as list_checksums lists it.
+_Listed = tuple[int, int, int | None]
+
+
+class _Copy(NamedTuple):
+    """What ``dest`` holds of an object: ``size`` bytes of generation ``version`` (None: found on the volume
+    at a restart), whose CRC32C is ``crc`` (None: not known without reading the file)."""
+
+    size: int
+    version: int | None
+    crc: int | None = None
 
 
 @dataclass
@@ -150,17 +153,19 @@ class BucketMirror:
     one listing request per 1000 objects per interval, and downloads only what changed: the new bytes of a
     grown event file (one ranged read) or a new file. TensorBoard then reads the local copy.
 
-    Retention (``keep_runs`` > 0): only the latest ``keep_runs`` runs and every run ever promoted (a
-    ``models/<run>/`` beside ``source``, as trainboard.layout lays out a root) are mirrored; the files of
-    any other run are deleted from ``dest``. ``max_bytes`` > 0 bounds the volume whatever the bucket holds
-    (runs of profiles, years of champions): of those runs, only what fits (runs_within) is mirrored, the
-    files that are not run folders counted first; a run left out is logged once. Files are deleted
-    before any is fetched, so the volume never holds more than the budget (and one partial download).
+    Retention (``keep_runs`` > 0): only the latest ``keep_runs`` runs (by start time: retention.py) and
+    every run ever promoted (a ``models/<run>/`` beside ``source``, as trainboard.layout lays out a root)
+    are mirrored; the files of any other run are deleted from ``dest``. ``max_bytes`` > 0 bounds the
+    volume whatever the bucket holds (runs of profiles, years of champions): of those runs, only what fits
+    (runs_within) is mirrored, the files that are not in run folders counted first; a run left out is
+    logged once. Files are deleted before any is fetched, so the volume never holds more than the budget
+    (and one partial download).
 
     Robust for a long-lived pod: objects are streamed to disk in chunks (memory does not grow with an
     object's size); what is already in ``dest`` counts as copied, so a restarted mirror (same volume)
     fetches only the bytes it lacks (a download killed half-way included); an object whose name would
-    land outside ``dest`` is refused, logged once, and skipped.
+    land outside ``dest``, or that the local file system cannot hold (a name too long), is refused, logged
+    once, and skipped while it is listed: the other objects go on.
     """
 
     source: str
@@ -171,35 +176,36 @@ class BucketMirror:
     last_progress: float = 0.0
     refused: set[str] = field(default_factory=set)
     over_budget: set[str] = field(default_factory=set)
-    _copied: dict[str, tuple[int, int | None]] = field(default_factory=dict)
+    _copied: dict[str, _Copy] = field(default_factory=dict)
     _seeded: bool = False
     _partials: list[Path] = field(default_factory=list)
 
     def _seed_from_disk(self) -> None:
         """A restart: the files already in ``dest`` are copies of the objects' first bytes (event files
-        only grow); a partial download left by a killed mirror is resumed by _fetch."""
+        only grow); a partial download left by a killed mirror is resumed by _fetch_whole."""
         if self.dest.is_dir():
             for path in self.dest.rglob("*"):
                 if path.name.startswith(_PARTIAL_PREFIX):
                     self._partials.append(path)
                 elif path.is_file() and not path.is_symlink():
-                    self._copied[path.relative_to(self.dest).as_posix()] = (path.stat().st_size, None)
+                    self._copied[path.relative_to(self.dest).as_posix()] = _Copy(path.stat().st_size, None)
         self._seeded = True
 
-    def _retain(self, source: Backend, listing: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
+    def _retain(self, source: Backend, listing: dict[str, _Listed]) -> dict[str, _Listed]:
         models = join(self.source.rstrip("/").rsplit("/", 1)[0], "models")
         # One more listing per interval: the runs ever promoted (their models/<run>/ is kept for rollbacks).
         promoted = {rel.split("/", 1)[0] for rel in source.list_versions(models) if "/" in rel}
         runs = {rel.split("/", 1)[0] for rel in listing if "/" in rel}
-        kept = retained_runs(runs, self.keep_runs, promoted) if self.keep_runs > 0 else runs
+        starts = run_starts(listing)
+        kept = retained_runs(runs, self.keep_runs, promoted, starts)
         listing = {rel: v for rel, v in listing.items() if "/" not in rel or rel.split("/", 1)[0] in kept}
         if self.max_bytes <= 0:
             return listing
         sizes: dict[str, int] = {}
-        for rel, (size, _) in listing.items():
-            run = rel.split("/", 1)[0] if "/" in rel and _RUN_NAME.fullmatch(rel.split("/", 1)[0]) else ""
+        for rel, (size, *_) in listing.items():
+            run = rel.split("/", 1)[0] if "/" in rel and is_run(rel.split("/", 1)[0]) else ""
             sizes[run] = sizes.get(run, 0) + size
-        fitted = runs_within(sizes, self.max_bytes - sizes.pop("", 0), promoted)
+        fitted = runs_within(sizes, self.max_bytes - sizes.pop("", 0), promoted, starts)
         for run in sorted(set(sizes) - fitted - self.over_budget):
             log.warning(
                 "bucket mirror: run %s (%.1f MiB) left out: the volume's budget of %.0f MiB is full",
@@ -208,48 +214,81 @@ class BucketMirror:
         self.over_budget = set(sizes) - fitted
         return {rel: v for rel, v in listing.items() if rel.split("/", 1)[0] not in self.over_budget}
 
-    def _fetch(self, source: Backend, rel: str, size: int, version: int) -> int:
-        """Bring ``dest/rel`` to the listed ``size`` and ``version``; return the bytes downloaded."""
+    def _fetch(self, source: Backend, rel: str, listed: _Listed) -> int:
+        """Bring ``dest/rel`` to the ``listed`` size and version; return the bytes downloaded."""
+        size, version, _ = listed
         copied = self._copied.get(rel)
         path = self.dest / rel
-        uri = join(self.source, rel)
         have = path.stat().st_size if path.is_file() else -1
-        received = 0
-        if copied is not None and copied[1] is None and have == size:
-            pass  # seeded from disk after a restart: the copy is complete
-        elif 0 < have < size and copied is not None and (copied[1] is None or have >= copied[0]):
-            # Event files only grow: fetch the new tail only, streamed onto the copy. Any generation: the
-            # bytes below ``size`` are the same in every later one (an append composes a new generation).
-            with path.open("ab") as f:
-                source.download_range(uri, _Progress(f, self), have, size)
-            received = size - have
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # The partial file names the object's generation: a restarted mirror resumes it where the
-            # killed one stopped, and only for that same generation. (No "tfevents" in the name: TensorBoard
-            # must not read it.)
-            stem = f"{_PARTIAL_PREFIX}{zlib.crc32(path.name.encode()):08x}-"
-            partial = path.with_name(f"{stem}{version}")
-            for stale in path.parent.glob(f"{stem}*"):
-                if stale != partial:
-                    stale.unlink(missing_ok=True)
-            start = partial.stat().st_size if partial.is_file() else 0
-            if start > size:
-                partial.unlink()
-                start = 0
-            try:
-                with partial.open("ab") as f:
-                    # This generation only: chunks of two different objects must not make one file.
-                    source.download_range(uri, _Progress(f, self), start, size, version)
-            except (PreconditionFailed, FileNotFoundError):
-                partial.unlink(missing_ok=True)  # that generation is gone: nothing to resume
-                raise
-            partial.replace(path)
-            received = size - start
-        self._copied[rel] = (path.stat().st_size, version)
-        return received
+        if copied is not None and copied.version is None and have == size:
+            self._copied[rel] = _Copy(size, version)  # seeded from disk after a restart: the copy is complete
+            return 0
+        grown = 0 < have < size and copied is not None and (copied.version is None or have >= copied.size)
+        if grown and self._fetch_tail(source, rel, listed, have):
+            return size - have
+        return self._fetch_whole(source, rel, listed)
 
-    def _delete_unlisted(self, listing: dict[str, tuple[int, int]]) -> None:
+    def _fetch_tail(self, source: Backend, rel: str, listed: _Listed, have: int) -> bool:
+        """Append the object's bytes from ``have`` on to the copy; False, the copy left as it was, when the
+        object's first ``have`` bytes turn out not to be the copy's (rewritten, not appended to).
+
+        The rule: an append (a compose on GCS) makes a new generation whose first bytes are the old ones;
+        a rewrite makes one whose first bytes may differ. A generation that changed says neither, and the
+        listing's CRC32C covers only the whole object. So the copy's CRC32C (kept from the bytes fetched,
+        read from the file once after a restart) is extended with the tail as it streams in and compared
+        with the listed one: equal, it was an append, and an object appended to at every epoch costs only
+        its tails; different, it is fetched whole. A listing without CRC32C (a local source): growth is
+        trusted."""
+        size, version, crc = listed
+        copied, path = self._copied[rel], self.dest / rel
+        before = 0
+        if crc is not None:
+            before = copied.crc if copied.crc is not None and copied.size == have else _file_crc32c(path)
+        with path.open("ab") as f:
+            out = _Progress(f, self, before)
+            # Any generation: the bytes below ``size`` are the same in every later one of an append.
+            source.download_range(join(self.source, rel), out, have, size)
+        if crc is not None and out.crc != crc:
+            os.truncate(path, have)
+            log.warning(
+                "bucket mirror: %s below %s was rewritten, not appended to: fetched whole", rel, self.source
+            )
+            return False
+        self._copied[rel] = _Copy(size, version, out.crc if crc is not None else None)
+        return True
+
+    def _fetch_whole(self, source: Backend, rel: str, listed: _Listed) -> int:
+        """Download the listed generation into a partial file, then rename it onto ``dest/rel``."""
+        size, version, _ = listed
+        path = self.dest / rel
+        if path.is_dir():  # a folder of objects below this name: the download could not be renamed onto it
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # The partial file names the object's generation: a restarted mirror resumes it where the
+        # killed one stopped, and only for that same generation. (No "tfevents" in the name: TensorBoard
+        # must not read it.)
+        stem = f"{_PARTIAL_PREFIX}{zlib.crc32(path.name.encode()):08x}-"
+        partial = path.with_name(f"{stem}{version}")
+        for stale in path.parent.glob(f"{stem}*"):
+            if stale != partial:
+                stale.unlink(missing_ok=True)
+        start = partial.stat().st_size if partial.is_file() else 0
+        if start > size:
+            partial.unlink()
+            start = 0
+        try:
+            with partial.open("ab") as f:
+                out = _Progress(f, self)
+                # This generation only: chunks of two different objects must not make one file.
+                source.download_range(join(self.source, rel), out, start, size, version)
+        except (PreconditionFailed, FileNotFoundError):
+            partial.unlink(missing_ok=True)  # that generation is gone: nothing to resume
+            raise
+        partial.replace(path)
+        self._copied[rel] = _Copy(size, version, out.crc if start == 0 else None)
+        return size - start
+
+    def _delete_unlisted(self, listing: dict[str, _Listed]) -> None:
         """Delete the copies of objects gone from ``listing`` (deleted, or left out by retention)."""
         for rel in set(self._copied) - set(listing):
             path = self.dest / rel
@@ -265,8 +304,8 @@ class BucketMirror:
         if not self._seeded:
             self._seed_from_disk()
         source = backend_for(self.source)
-        listing = source.list_versions(self.source)
-        received = 0
+        listing = source.list_checksums(self.source)
+        self.refused &= set(listing)  # an object deleted, then written again, is tried again
         for rel in [r for r in listing if r not in self.refused and unsafe_name(r)]:
             self.refused.add(rel)
             log.error("bucket mirror: refused object %r below %s: %s", rel, self.source, unsafe_name(rel))
@@ -274,16 +313,22 @@ class BucketMirror:
         if self.keep_runs > 0 or self.max_bytes > 0:
             listing = self._retain(source, listing)
         self._delete_unlisted(listing)
-        for rel, (size, version) in sorted(listing.items()):
+        received = 0
+        for rel, listed in sorted(listing.items()):
             copied = self._copied.get(rel)
-            if copied == (size, version):
+            if copied is not None and (copied.size, copied.version) == listed[:2]:
                 continue
             try:
-                received += self._fetch(source, rel, size, version)
+                received += self._fetch(source, rel, listed)
             except (PreconditionFailed, FileNotFoundError) as e:
                 # Replaced or deleted since the listing (a training run composing onto it): the next
                 # interval's listing has its new version. The other objects go on.
                 log.info("bucket mirror: %s changed while it was fetched (%s); next interval", rel, e)
+            except OSError as e:
+                if e.errno not in _UNMIRRORABLE:
+                    raise
+                self.refused.add(rel)
+                log.error("bucket mirror: refused object %r below %s: %s", rel, self.source, e.strerror)
         # Partial downloads found at the restart that this first sync did not resume: of objects gone.
         for partial in self._partials:
             partial.unlink(missing_ok=True)
