@@ -12,7 +12,10 @@ import time
 import urllib.error
 import urllib.request
 
+import pytest
+
 from tests.support.gcs import BUCKET, MIRROR_PEAK_RSS, free_port, wait_for_http
+from tests.support.restricted import without_read_override
 from trainboard import storage
 from trainboard.storage import BucketMirror
 
@@ -178,24 +181,24 @@ def test_retention_mirrors_the_latest_runs_and_every_promoted_one_and_frees_the_
     runs = [f"2026010{d}-030000-{d:06x}" for d in range(1, 6)]  # five nightly runs, oldest first
     for run in runs:
         _upload(f"{run}/train/events.out.tfevents.1", run.encode())
-    _upload("trend/events.out.tfevents.1", b"trend")  # not a run: always mirrored
+    _upload("_trend/run/events.out.tfevents.1", b"trend")  # not a run name: always mirrored
     # runs[0] was champion once: its model is kept under <root>/models/ for rollbacks.
     storage.gcs.client().bucket(BUCKET).blob(f"root/models/{runs[0]}/model.keras").upload_from_string(b"m")
     dest = tmp_path / "logs"
     mirror = BucketMirror(f"gs://{BUCKET}/root/tensorboard", dest, keep_runs=2)
     mirror.sync()
     mirrored = {p.name for p in dest.iterdir()}
-    assert mirrored == {runs[0], runs[3], runs[4], "trend"}
+    assert mirrored == {runs[0], runs[3], runs[4], "_trend"}
 
     # A new night: runs[3] falls out of the latest two and is deleted from the volume, folder and all.
     new = "20260106-030000-000006"
     _upload(f"{new}/train/events.out.tfevents.1", b"new")
     mirror.sync()
-    assert {p.name for p in dest.iterdir()} == {runs[0], runs[4], new, "trend"}
+    assert {p.name for p in dest.iterdir()} == {runs[0], runs[4], new, "_trend"}
 
     # A restarted mirror with the same retention fetches nothing and deletes nothing it keeps.
     assert BucketMirror(f"gs://{BUCKET}/root/tensorboard", dest, keep_runs=2).sync() == 0
-    assert {p.name for p in dest.iterdir()} == {runs[0], runs[4], new, "trend"}
+    assert {p.name for p in dest.iterdir()} == {runs[0], runs[4], new, "_trend"}
 
 
 def test_a_byte_budget_bounds_the_volume_champion_and_newest_runs_first(gcs, tmp_path, caplog):
@@ -237,20 +240,20 @@ def test_an_object_replaced_during_the_sync_is_fetched_at_the_next_one_and_the_o
 ):
     _upload("a/train/events.out.tfevents.1", b"a-first")
     _upload("b/train/events.out.tfevents.1", b"b")
-    listed = storage.gcs.list_versions
+    listed = storage.gcs.list_checksums
 
-    def list_then_replace(uri: str, skip_hidden: bool = False) -> dict:
-        listing = listed(uri, skip_hidden)
+    def list_then_replace(uri: str) -> dict:
+        listing = listed(uri)
         _upload("a/train/events.out.tfevents.1", b"a-second")  # rewritten after the listing
         return listing
 
-    monkeypatch.setattr(storage.gcs, "list_versions", list_then_replace)
+    monkeypatch.setattr(storage.gcs, "list_checksums", list_then_replace)
     dest = tmp_path / "logs"
     mirror = BucketMirror(f"gs://{BUCKET}/root/tensorboard", dest)
     assert mirror.sync() == len(b"b"), "the listed generation of a is gone: a skipped, b fetched"
     assert not (dest / "a" / "train" / "events.out.tfevents.1").exists()
     assert [p.name for p in (dest / "a" / "train").iterdir()] == [], "no partial file left behind"
-    monkeypatch.setattr(storage.gcs, "list_versions", listed)
+    monkeypatch.setattr(storage.gcs, "list_checksums", listed)
     assert mirror.sync() == len(b"a-second")
     assert (dest / "a" / "train" / "events.out.tfevents.1").read_bytes() == b"a-second"
 
@@ -288,3 +291,149 @@ def test_a_mirror_killed_in_the_middle_of_a_download_resumes_it_after_the_restar
     copy = dest / "run" / "train" / "events.out.tfevents.big"
     assert filecmp.cmp(copy, big, shallow=False)
     assert [p.name for p in copy.parent.iterdir()] == [copy.name]
+
+
+def test_an_object_the_file_system_cannot_hold_is_skipped_logged_once_and_the_rest_goes_on(
+    gcs, tmp_path, caplog
+):
+    too_long = "r" * 300 + "/train/events.out.tfevents.1"  # a segment over 255 bytes: "File name too long"
+    _upload(too_long, b"long")
+    _upload("run/train", b"a file where a folder must be")
+    _upload("run/train/events.out.tfevents.1", b"under the file")  # sorted after it: its folder is a file
+    _upload("zz/train/events.out.tfevents.1", b"good")  # sorted after both
+    dest = tmp_path / "logs"
+    mirror = BucketMirror(f"gs://{BUCKET}/root/tensorboard", dest)
+    with caplog.at_level(logging.ERROR, logger="trainboard.storage"):
+        assert mirror.sync() == len(b"a file where a folder must be") + len(b"good")
+    assert (dest / "zz" / "train" / "events.out.tfevents.1").read_bytes() == b"good"
+    refused = [r.getMessage() for r in caplog.records]
+    assert len(refused) == 2 and "File name too long" in refused[0] and repr(too_long) in refused[0]
+    assert repr("run/train/events.out.tfevents.1") in refused[1]
+    caplog.clear()
+    _upload("zz/train/events.out.tfevents.1", b"good, and more")
+    with caplog.at_level(logging.ERROR, logger="trainboard.storage"):
+        assert mirror.sync() == len(b", and more")
+    assert not caplog.records, "each is logged once, not at every interval"
+    # The command as the pod runs it: the sync succeeds (health stays OK), nothing left half-written.
+    assert _mirror_once(gcs, dest)[0] == 0
+    assert not list(dest.rglob(".mirror-partial-*"))
+
+
+def test_an_object_named_as_a_folder_on_the_volume_is_refused_without_leftovers(gcs, tmp_path):
+    _upload("run/x/events.out.tfevents.1", b"below x")
+    dest = tmp_path / "logs"
+    mirror = BucketMirror(f"gs://{BUCKET}/root/tensorboard", dest)
+    mirror.sync()
+    _upload("run/x", b"x itself")  # a file named as the folder run/x/ on the volume
+    assert mirror.sync() == 0
+    assert mirror.refused == {"run/x"}
+    assert sorted(p.name for p in (dest / "run").iterdir()) == ["x"], "no partial file left behind"
+
+
+def test_the_byte_budget_holds_for_runs_of_any_name_and_newest_is_by_start_time(gcs, tmp_path):
+    # Named by hand, not by time: by name exp-lr-002 would be the newest; by start, baseline is.
+    started = {"exp-lr-001": 1_700_000_100, "exp-lr-002": 1_700_000_200, "baseline": 1_700_000_300}
+    for run, start in started.items():
+        _upload(f"{run}/train/events.out.tfevents.{start}.host.1.v2", b"e" * 400)
+    # exp-lr-001 resumed last: a newer event file, yet the run started first.
+    _upload("exp-lr-001/train/events.out.tfevents.1700000400.host.2.v2", b"r")
+    _upload("_trend/run/events.out.tfevents.1700000500.host.1.v2", b"t" * 50)  # not a run: counted first
+    dest = tmp_path / "logs"
+
+    def on_volume() -> tuple[set[str], int]:
+        return {p.name for p in dest.iterdir()}, sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
+
+    BucketMirror(f"gs://{BUCKET}/root/tensorboard", dest, max_bytes=900).sync()
+    assert on_volume() == ({"_trend", "baseline", "exp-lr-002"}, 850)
+    BucketMirror(f"gs://{BUCKET}/root/tensorboard", dest, keep_runs=1).sync()
+    assert on_volume() == ({"_trend", "baseline"}, 450)
+
+
+def test_an_object_rewritten_larger_is_fetched_whole_and_an_appended_one_only_its_tail(gcs, tmp_path):
+    training = tmp_path / "training"
+    (training / "run" / "train").mkdir(parents=True)
+    event_file = training / "run" / "train" / "events.out.tfevents.1"
+    event_file.write_bytes(b"epoch-0;")
+    uploader = storage.DirectoryMirror(training, f"gs://{BUCKET}/root/tensorboard")
+    uploader.sync()
+    dest = tmp_path / "logs"
+    copy = dest / "run" / "train" / "events.out.tfevents.1"
+    mirror = BucketMirror(f"gs://{BUCKET}/root/tensorboard", dest)
+    mirror.sync()
+
+    def append(data: bytes) -> None:  # training appends; the uploader composes: a new generation each time
+        with event_file.open("ab") as f:
+            f.write(data)
+        uploader.sync()
+
+    append(b"epoch-1;")
+    assert mirror.sync() == len(b"epoch-1;"), "an append costs its tail only"
+    _upload("run/train/events.out.tfevents.1", b"EPOCH-0;epoch-1;epoch-2;")  # rewritten, longer
+    assert mirror.sync() == len(b"EPOCH-0;epoch-1;epoch-2;"), "fetched whole, not spliced"
+    assert copy.read_bytes() == b"EPOCH-0;epoch-1;epoch-2;"
+
+    # After a restart the copy's checksum is read from the volume once: an append is still a tail...
+    event_file.write_bytes(b"EPOCH-0;epoch-1;epoch-2;")
+    uploader = storage.DirectoryMirror(training, f"gs://{BUCKET}/root/tensorboard")
+    uploader.sync()
+    append(b"epoch-3;")
+    assert BucketMirror(f"gs://{BUCKET}/root/tensorboard", dest).sync() == len(b"epoch-3;")
+    # ...and a rewrite is fetched whole.
+    _upload("run/train/events.out.tfevents.1", b"other-0;other-1;other-2;other-3;other-4;")
+    assert BucketMirror(f"gs://{BUCKET}/root/tensorboard", dest).sync() == 40
+    assert copy.read_bytes() == b"other-0;other-1;other-2;other-3;other-4;"
+    assert [p.name for p in copy.parent.iterdir()] == [copy.name]
+
+
+def test_a_source_the_mirror_cannot_read_fails_the_sync_naming_it_and_the_volume_is_kept(tmp_path):
+    source, dest = tmp_path / "source", tmp_path / "logs"
+    (source / "run" / "train").mkdir(parents=True)
+    (source / "run" / "train" / "events.out.tfevents.1").write_bytes(b"epoch-0;")
+    BucketMirror(str(source), dest).sync()
+    source.chmod(0)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "trainboard.bucket_mirror", f"--source={source}", f"--dest={dest}",
+             "--once"],
+            capture_output=True, text=True, preexec_fn=without_read_override, check=False,
+        )  # fmt: skip
+    finally:
+        source.chmod(0o755)
+    assert proc.returncode == 1, proc.stderr
+    assert f"sync failed: PermissionError: [Errno 13] Permission denied: '{source}'" in proc.stderr
+    assert (dest / "run" / "train" / "events.out.tfevents.1").read_bytes() == b"epoch-0;", "not emptied"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--source=ftp://x/y"], "--source: scheme ftp:// is not supported in 'ftp://x/y'; expected a local"),
+        (["--dest={file}"], "--dest: {file} is a file; expected a folder"),
+        (["--interval=0"], "--interval: must be a number of seconds greater than 0, got 0.0"),
+        (["--interval=soon"], "--interval: 'soon' is not a number"),
+        (["--keep-runs=-1"], "--keep-runs: must be 0 (every run) or more, got -1"),
+        (["--max-mib=nan"], "--max-mib: must be 0 (no bound) or a number of MiB, got nan"),
+        (["--health-port=70000"], "--health-port: must be 0 (none) or 1-65535, got 70000"),
+        (
+            ["--health-port=8081", "--health-host=no such host"],
+            "--health-host: cannot listen on no such host",
+        ),
+        (["--stale-after=inf"], "--stale-after: must be a number of seconds greater than 0, got inf"),
+    ],
+)
+def test_bad_arguments_are_one_line_naming_the_argument_and_exit_2(tmp_path, args, message):
+    file = tmp_path / "a-file"
+    file.write_bytes(b"")
+    defaults = {"--source": f"--source={tmp_path}", "--dest": f"--dest={tmp_path / 'logs'}"}
+    given = [a.format(file=file) for a in args]
+    argv = [*given, *(v for k, v in defaults.items() if not any(a.startswith(k + "=") for a in given))]
+    proc = subprocess.run(
+        [sys.executable, "-m", "trainboard.bucket_mirror", *argv],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.startswith(f"python -m trainboard.bucket_mirror: error: {message.format(file=file)}")

@@ -4,6 +4,7 @@ the rendered manifest, against fake-gcs-server holding a real Keras run's logs; 
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import shutil
 import subprocess
@@ -14,9 +15,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support.cli import BIN
 from tests.support.events import scalars
+from tests.support.forbidden_gcs import ForbiddenGCS
 from tests.support.gcs import BUCKET, free_port, wait_for_http
 from tests.support.local_pod import LocalPod
+from tests.support.restricted import without_read_override
 from tests.support.tensorboard_http import TensorBoard
 from trainboard import layout, storage
 from trainboard.manifests import render
@@ -167,3 +171,44 @@ def painted_series(png: Path) -> int:
     return sum(
         n for n, (r, g, b) in main.getcolors(1 << 24) if abs(r - 18) + abs(g - 181) + abs(b - 203) < 60
     )
+
+
+def _tensorboard_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`trainboard tensorboard ARGS` as a person runs it, without root's power to read past permissions."""
+    return subprocess.run(
+        [str(BIN / "trainboard"), "tensorboard", *args],
+        capture_output=True, text=True, env=env, preexec_fn=without_read_override, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def _one_error_line(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1 and not result.stdout, "nothing started, one line"
+    return result.stderr
+
+
+def test_tensorboard_refuses_a_host_it_cannot_listen_on_before_starting(tmp_path):
+    for host, reason in [("bad host name", "Name or service not known"), ("192.0.2.1", "Cannot assign")]:
+        error = _one_error_line(_tensorboard_cli("--logdir", str(tmp_path), "--host", host))
+        assert error.startswith(f"trainboard tensorboard: error: --host: cannot listen on {host!r} ({reason}")
+
+
+def test_tensorboard_names_a_logdir_it_cannot_read_instead_of_an_empty_board(tmp_path):
+    logdir = tmp_path / "tensorboard"
+    logdir.mkdir()
+    logdir.chmod(0)
+    try:
+        error = _one_error_line(_tensorboard_cli("--logdir", str(logdir)))
+    finally:
+        logdir.chmod(0o755)
+    assert error.startswith(
+        f"trainboard tensorboard: error: --logdir: cannot be read: [Errno 13] Permission denied: '{logdir}'"
+    )
+    with ForbiddenGCS() as server:
+        env = {**os.environ, "STORAGE_EMULATOR_HOST": server.url}
+        error = _one_error_line(_tensorboard_cli("--logdir", f"gs://{BUCKET}/team/tensorboard", env=env))
+    assert error.startswith(
+        f"trainboard tensorboard: error: --logdir: cannot be read: gs://{BUCKET}/team/tensorboard: these "
+        "credentials may not list it ("
+    )
+    assert "does not have storage.objects.list access" in error

@@ -15,16 +15,22 @@ stale mirror, readiness marks the pod not ready so that a stale board shows in `
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
+import math
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import NoReturn
 
 from trainboard import storage
+from trainboard.errors import UsageError
 from trainboard.storage import BucketMirror
+
+MAX_PORT = 65535
 
 
 class Health:
@@ -71,61 +77,122 @@ def serve_health(health: Health, host: str, port: int) -> ThreadingHTTPServer:
     return server
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m trainboard.bucket_mirror", description=__doc__.split("\n")[0]
+class _Parser(argparse.ArgumentParser):
+    """Every refusal as one line naming the argument, exit code 2 (argparse would print its usage first):
+    the pod's log shows one line, the container exits 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message.removeprefix('argument ')}\n")
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+def _whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def _check_number(field: str, value: float, ok: bool, allowed: str) -> None:
+    if not (ok and math.isfinite(value)):
+        raise UsageError(field, f"must be {allowed}, got {value}")
+
+
+def _checked(args: argparse.Namespace) -> argparse.Namespace:
+    """The arguments argparse cannot check by type; UsageError naming the first one that is wrong."""
+    try:
+        args.source = storage.check_uri(args.source)
+    except storage.StorageURIError as e:
+        raise UsageError("source", str(e)) from None
+    if Path(args.dest).exists() and not Path(args.dest).is_dir():
+        raise UsageError("dest", f"{args.dest} is a file; expected a folder (made if it does not exist)")
+    _check_number("interval", args.interval, args.interval > 0, "a number of seconds greater than 0")
+    _check_number("keep_runs", args.keep_runs, args.keep_runs >= 0, "0 (every run) or more")
+    _check_number("max_mib", args.max_mib, args.max_mib >= 0, "0 (no bound) or a number of MiB")
+    _check_number(
+        "health_port", args.health_port, 0 <= args.health_port <= MAX_PORT, f"0 (none) or 1-{MAX_PORT}"
     )
+    _check_number("stale_after", args.stale_after, args.stale_after > 0, "a number of seconds greater than 0")
+    return args
+
+
+def _listening(health: Health, host: str, port: int) -> None:
+    """Serve /healthz, or UsageError naming the argument that stops it (a port in use, an unknown host)."""
+    try:
+        serve_health(health, host, port)
+    except (OSError, UnicodeError) as e:
+        field = "health_port" if getattr(e, "errno", None) == errno.EADDRINUSE else "health_host"
+        reason = getattr(e, "strerror", None) or e
+        raise UsageError(
+            field,
+            f"cannot listen on {host}:{port} ({reason}); expected a free port of an "
+            "address of this machine, e.g. 0.0.0.0",
+        ) from None
+
+
+def _described(e: Exception) -> str:
+    """The error with its message: repr would drop a PermissionError's path."""
+    return f"{type(e).__name__}: {e}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = _Parser(prog="python -m trainboard.bucket_mirror", description=__doc__.split("\n")[0])
     parser.add_argument("--source", required=True, help="gs://BUCKET/PREFIX/tensorboard (or a local folder)")
     parser.add_argument("--dest", required=True, help="local folder that TensorBoard reads")
-    parser.add_argument("--interval", type=float, default=5.0, help="seconds between listings (default: 5)")
+    parser.add_argument("--interval", type=_number, default=5.0, help="seconds between listings (default: 5)")
     parser.add_argument(
         "--keep-runs",
-        type=int,
+        type=_whole_number,
         default=0,
         help="mirror only the latest N runs and every run ever promoted (a models/<run>/ beside the source); "
         "other runs are deleted from --dest (default: 0, every run)",
     )
     parser.add_argument(
         "--max-mib",
-        type=float,
+        type=_number,
         default=0,
         help="the most MiB of runs in --dest: the latest promoted run, then the newest, while they fit; a "
         "run left out is logged once (default: 0, no bound)",
     )
     parser.add_argument("--once", action="store_true", help="one sync, then exit (1 if it failed)")
     parser.add_argument(
-        "--health-port", type=int, default=0, help="serve GET /healthz on this port (default: 0, none)"
+        "--health-port",
+        type=_whole_number,
+        default=0,
+        help="serve GET /healthz on this port (default: 0, none)",
     )
     parser.add_argument("--health-host", default="0.0.0.0", help="address of /healthz (default: 0.0.0.0)")
     parser.add_argument(
         "--stale-after",
-        type=float,
+        type=_number,
         default=300.0,
         help="seconds without a successful sync (or a moving download) before /healthz says stale "
         "(default: 300)",
     )
-    args = parser.parse_args(argv)
+    try:
+        args = _checked(parser.parse_args(argv))
+        mirror = BucketMirror(
+            args.source, Path(args.dest), keep_runs=args.keep_runs, max_bytes=int(args.max_mib * 2**20)
+        )
+        health = Health(mirror, args.stale_after)
+        if args.health_port:
+            _listening(health, args.health_host, args.health_port)
+    except UsageError as e:
+        parser.error(f"--{e.field.replace('_', '-')}: {e.problem}")
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
-    if args.keep_runs < 0:
-        parser.error(f"--keep-runs must be 0 (every run) or more, got {args.keep_runs}")
-    if args.max_mib < 0:
-        parser.error(f"--max-mib must be 0 (no bound) or more, got {args.max_mib}")
-    mirror = BucketMirror(
-        storage.check_uri(args.source),
-        Path(args.dest),
-        keep_runs=args.keep_runs,
-        max_bytes=int(args.max_mib * 2**20),
-    )
-    health = Health(mirror, args.stale_after)
-    if args.health_port:
-        serve_health(health, args.health_host, args.health_port)
     while True:
         started = time.monotonic()
         try:
             received = mirror.sync()
         except Exception as e:  # a storage hiccup must not stop the mirror; the next interval retries
-            health.last_error = repr(e)
-            print(f"bucket_mirror: sync failed: {e!r}", file=sys.stderr, flush=True)
+            health.last_error = _described(e)
+            print(f"bucket_mirror: sync failed: {health.last_error}", file=sys.stderr, flush=True)
             if args.once:
                 sys.exit(1)
         else:

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import getpass
 import os
+import socket
 import sys
 import tempfile
 from collections import deque
@@ -45,11 +46,20 @@ def add(commands) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_port(args.port)
+    check_host(args.host)
     try:
         logdir = check_root(args.logdir)
     except UsageError as e:
         raise UsageError("logdir", e.problem) from None
-    if not root_exists(logdir, "logdir"):
+    try:
+        exists = root_exists(logdir, "logdir")
+    except PermissionError as e:  # an empty board would not say why
+        raise UsageError(
+            "logdir",
+            f"cannot be read: {e}; expected a folder this user may read, or a gs:// prefix these "
+            "credentials may list (roles/storage.objectViewer)",
+        ) from None
+    if not exists:
         # TensorBoard would serve an empty board without a word: a mistyped path looks like "no runs yet".
         raise UsageError(
             "logdir",
@@ -70,6 +80,21 @@ def run(args: argparse.Namespace) -> int:
 def check_port(port: int) -> None:
     if not 1 <= port <= MAX_PORT:
         raise UsageError("port", f"must be in 1-{MAX_PORT}, got {port}")
+
+
+def check_host(host: str) -> None:
+    """``host`` is an address this machine can listen on: TensorBoard would find out only once started."""
+    try:
+        family, _, _, _, address = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.bind(address)
+    except (OSError, UnicodeError) as e:  # unknown name, not this machine's; a label too long for IDNA
+        reason = getattr(e, "strerror", None) or e
+        raise UsageError(
+            "host",
+            f"cannot listen on {host!r} ({reason}); expected an address of this machine, e.g. "
+            "127.0.0.1 or 0.0.0.0",
+        ) from None
 
 
 def serve(
