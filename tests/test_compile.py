@@ -159,6 +159,20 @@ def test_every_runtime_resource_value_comes_from_a_string_parameter(compiled):
     ]
 
 
+def test_every_task_that_holds_the_runs_lease_names_the_kfp_run(compiled):
+    """The run's lease (trainboard/artifacts/lease.py) is held by the KFP run: start_run takes it and
+    train, evaluate and promote renew it with the same holder, the run's job id. The backend resolves
+    {{$.pipeline_job_uuid}} to the run's UUID for every task of the run, a retried one included
+    (kubeflow/pipelines #11599, 2.5.0: the placeholder in component inputs; start_run refuses it
+    unresolved), so a retried train resumes under its own lease instead of being refused."""
+    tasks = next(yaml.safe_load_all(compiled.read_text()))["root"]["dag"]["tasks"]
+    holders = {
+        name: tasks[name]["inputs"]["parameters"]["job_id"]["runtimeValue"]["constant"]
+        for name in ("start-run", "train", "evaluate", "promote")
+    }
+    assert set(holders.values()) == {"{{$.pipeline_job_uuid}}"}, holders
+
+
 def test_compiled_pipeline_loads_back_with_the_kfp_sdk(compiled):
     from kfp import components
 

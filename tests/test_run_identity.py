@@ -20,8 +20,10 @@ from pathlib import Path
 
 import pytest
 
+from components.fingerprint_source.core import fingerprint_source
 from components.promote.core import promote
 from tests.support.cli import BIN, in_process
+from tests.support.images import make_image_folder
 from tests.support.kill import kill_at_pause
 from tests.support.promotion import champion_folder_run, metrics_with_accuracy, model_folder
 from trainboard import faults, layout, storage
@@ -167,10 +169,13 @@ def test_of_four_processes_taking_one_name_at_once_one_wins(root):
     assert outcomes == ["lost", "lost", "lost", "won"]
 
 
-def write_state(root: str, run: str, checkpoint: bytes | None, data: DataConfig | None = None) -> None:
+def write_state(
+    root: str, run: str, checkpoint: bytes | None, data: DataConfig | None = None, source: str = ""
+) -> None:
     """A run of the local defaults killed after epoch 2 (its checkpoint: ``checkpoint``)."""
-    settings = data_settings(data or DataConfig())
-    begun = started_with(TrainingConfig(epochs=1), "demo", "", settings, IMAGE)  # as local() runs it
+    data = data or DataConfig()
+    settings = data_settings(data)
+    begun = started_with(TrainingConfig(epochs=1), data.dataset, "", settings, IMAGE, source)
     state = TrainingState(2, "epoch-0002.keras", started_with=begun)
     storage.write_bytes(state_uri(root, run), json.dumps(asdict(state)).encode())
     if checkpoint is not None:
@@ -207,6 +212,20 @@ def test_a_resume_goes_ahead_only_when_everything_that_decides_the_result_is_the
     for run in ("k1", "k2", "k3", "k4", "k5"):
         assert not storage.list_files(layout.tensorboard_dir(root, run)), "refused before any work"
         assert not storage.exists(lease_uri(root, run))
+
+
+def test_a_folder_changed_under_a_reused_run_name_is_refused_before_any_work(tmp_path, capsys):
+    """Case 4's folder: one image rewritten after the run started; found from the listing, before any
+    image is read."""
+    root, images = str(tmp_path / "root"), tmp_path / "images"
+    make_image_folder(images, {"": 6}, classes=["circle", "square"])
+    data = DataConfig(dataset=f"folder:{images}")
+    write_state(root, "k1", keras_archive("small_cnn"), data, fingerprint_source(data.dataset))
+    some_image = sorted(path for path in images.rglob("*") if path.is_file())[0]
+    some_image.write_bytes(some_image.read_bytes() + b"\0")
+    code, _, err = in_process(capsys, *local(root, "k1", "--dataset", data.dataset))
+    assert code == 2 and "source_fingerprint" in err and "(the data's content changed)" in err, err
+    assert "--restart --run-name k1" in err and not storage.list_files(layout.tensorboard_dir(root, "k1"))
 
 
 def test_gc_deletes_a_link_never_what_it_points_at(tmp_path, capsys):

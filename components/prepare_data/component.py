@@ -22,6 +22,6 @@ def prepare_data(
     from components.prepare_data.core import prepare_data as prepare
     from trainboard.config import DataConfig, field_values
 
-    info = prepare(DataConfig(**field_values(DataConfig, locals())), data.path, seed)
+    info = prepare(DataConfig(**field_values(DataConfig, locals())), data.path, seed, source_fingerprint)
     data.metadata.update(asdict(info), source_fingerprint=source_fingerprint)
     write_card(info, card.path, data.path)

@@ -46,7 +46,9 @@ class Written:
     samples: dict[int, list[bytes]]  # the first training images of each class
 
 
-def prepare_data(data: DataConfig, output_dir: str, seed: int = 0) -> DatasetInfo:
+def prepare_data(
+    data: DataConfig, output_dir: str, seed: int = 0, source_fingerprint: str = ""
+) -> DatasetInfo:
     """Write ``data.dataset`` into ``output_dir`` with train / validation / test splits.
 
     Everything about the input that can be known without decoding the images is checked before anything
@@ -70,7 +72,8 @@ def prepare_data(data: DataConfig, output_dir: str, seed: int = 0) -> DatasetInf
             fingerprint=fingerprint,
             extra={
                 "image_size_policy": "source size, encoded as in the source; resized in training",
-                "data_settings": data_settings(data),  # what train's resume check compares
+                "data_settings": data_settings(data),  # what train's resume check compares, with:
+                "source_fingerprint": source_fingerprint,  # fingerprint_source's: the files as listed
                 "seed": seed,
                 "per_class": {
                     split: np.bincount(written.labels[split], minlength=len(plan.class_names)).tolist()

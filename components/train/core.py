@@ -135,7 +135,14 @@ def train(
         # Before any epoch: a missing, damaged or mismatched file, or imagenet offline, stops here.
         weights = local_weights(config.weights, config.model, config.image_size, root, scratch)
         state = load_state(root, run)
-        current = started_with(config, info.source, info.fingerprint, info.extra.get("data_settings"), IMAGE)
+        current = started_with(
+            config,
+            info.source,
+            info.fingerprint,
+            info.extra.get("data_settings"),
+            IMAGE,
+            info.extra.get("source_fingerprint", ""),
+        )
         check_same_start(state, current, root, run)  # before anything in the root changes
         roll_back_logs(tensorboard_dir, state)
         strategy = _strategy()

@@ -49,13 +49,16 @@ def started_with(
     fingerprint: str = "",
     data: dict[str, Any] | None = None,
     image: str = "",
+    source_fingerprint: str = "",
 ) -> dict[str, Any]:
     """What a resume must match, everything that decides the result: the training settings, the data
-    source, the split fractions (``data``: data_settings), the source's content fingerprint (once
-    prepared) and the component image. A state started before a key was recorded does not compare it."""
+    source, the split fractions (``data``: data_settings), the prepared data's content fingerprint, the
+    source's listing fingerprint (fingerprint_source: a folder's files, sizes and versions, known before
+    any data is read) and the component image. A state started before a key was recorded does not
+    compare it; an empty fingerprint (not known yet) is not compared either."""
     settings = {k: v for k, v in asdict(config).items() if k not in LOGGING_FIELDS}
     source = {"dataset": dataset, "dataset_fingerprint": fingerprint, "image": image}
-    return {**settings, **(data or {}), **source}
+    return {**settings, **(data or {}), **source, "source_fingerprint": source_fingerprint}
 
 
 def _way_out(run: str) -> str:
@@ -82,8 +85,10 @@ def check_same_start(state: TrainingState, current: dict[str, Any], root: str, r
         return
     differences = [
         f"{name} {before!r} -> {current.get(name)!r}"
+        + (" (the data's content changed)" if name.endswith("_fingerprint") else "")
         for name, before in state.started_with.items()
-        if current.get(name) != before and (name != "dataset_fingerprint" or (before and current.get(name)))
+        if current.get(name) != before
+        and (not name.endswith("_fingerprint") or (before and current.get(name)))
     ]
     if differences:
         raise UsageError(
@@ -116,13 +121,20 @@ def check_checkpoint(root: str, run: str, state: TrainingState, model: str) -> N
 
 
 def check_resume(
-    root: str, run: str, config: TrainingConfig, data: DataConfig, image: str, checkpoint: bool = True
+    root: str,
+    run: str,
+    config: TrainingConfig,
+    data: DataConfig,
+    image: str,
+    source_fingerprint: str = "",
+    checkpoint: bool = True,
 ) -> None:
     """Before any work, what the train task would refuse after data preparation: a run of this name
-    with epochs done resumes only when everything that decides the result is the same (the source's
-    content fingerprint is compared by train, once known) and, with ``checkpoint``, its checkpoint is
-    whole and of this model."""
+    with epochs done resumes only when everything that decides the result is the same (the prepared
+    data's fingerprint is compared by train, once known; ``source_fingerprint``, when given, now) and,
+    with ``checkpoint``, its checkpoint is whole and of this model."""
     state = load_state(root, run)
-    check_same_start(state, started_with(config, data.dataset, "", data_settings(data), image), root, run)
+    current = started_with(config, data.dataset, "", data_settings(data), image, source_fingerprint)
+    check_same_start(state, current, root, run)
     if state.epoch and checkpoint:
         check_checkpoint(root, run, state, config.model)

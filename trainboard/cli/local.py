@@ -150,7 +150,9 @@ def run(args: argparse.Namespace) -> int:
     from trainboard.local_run import TaskFailed, log_path, run_local
 
     if not args.restart:  # what the train task would refuse after data preparation, refused now
-        check_resume(root, run_name, config, data, IMAGE)
+        from components.fingerprint_source.core import fingerprint_source  # a listing, no image read
+
+        check_resume(root, run_name, config, data, IMAGE, fingerprint_source(data.dataset))
     # The run's name is this command's until it ends (exit 2 here when another run holds it); its tasks,
     # kfp.local's child processes, hold it through the environment.
     holder = f"local-{secrets.token_hex(4)}"
