@@ -8,15 +8,16 @@ from __future__ import annotations
 import urllib.parse
 
 
-def tensorboard_run_url(tensorboard_url: str, run: str) -> str:
-    """The team TensorBoard showing only ``run``'s curves.
+def tensorboard_run_url(tensorboard_url: str, *runs: str) -> str:
+    """The team TensorBoard showing only ``runs``' curves (one run, or this run beside the champion's).
 
     TensorBoard (2.21) reads the ``runFilter`` query parameter as a regular expression over run names;
     a run's TensorBoard runs are ``<run>/train``, ``<run>/validation``, ``<run>/evaluation`` and ``<run>``
-    itself (hyperparameters, sample images, phase notes), so ``^<run>(/|$)`` selects exactly them (run
-    names hold letters, digits, '.', '_', '-': only '.' needs escaping).
+    itself (hyperparameters, sample images, phase notes), so ``^<run>(/|$)`` selects exactly them, and
+    ``^(<a>|<b>)(/|$)`` two runs' (run names hold letters, digits, '.', '_', '-': only '.' needs escaping).
     """
-    run_filter = "^" + run.replace(".", r"\.") + "(/|$)"
+    names = [run.replace(".", r"\.") for run in dict.fromkeys(runs)]  # the same run twice: once
+    run_filter = "^" + (names[0] if len(names) == 1 else f"({'|'.join(names)})") + "(/|$)"
     return f"{tensorboard_url.rstrip('/')}/?{urllib.parse.urlencode({'runFilter': run_filter})}#timeseries"
 
 
