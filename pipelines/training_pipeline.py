@@ -9,13 +9,16 @@ tests/test_parameters.py fails on any drift. They reach the components by name (
 parameter is written once more here only where it is the pipeline's own.
 """
 
-from typing import NamedTuple
+import inspect
+from typing import Any, NamedTuple
 
 from kfp import dsl, kubernetes
 from kfp.dsl import Markdown, Metrics, Model
 
 from components.evaluate.component import evaluate
 from components.fingerprint_source.component import fingerprint_source
+from components.notify.component import notify
+from components.notify.core import SECRET_DIR, SECRET_NAME
 from components.prepare_data.component import prepare_data
 from components.promote.component import promote
 from components.start_run.component import start_run
@@ -80,6 +83,9 @@ def training_pipeline(
     batch_scalars_every: int = 0,
     histograms: bool = False,
     profile_batches: str = "",
+    race_margin: float = 0.0,
+    race_patience: int = 3,
+    race_warmup: int = 2,
     run_name: str = "",
     accelerator_type: str = "nvidia.com/gpu",
     accelerator_count: str = "1",
@@ -128,6 +134,12 @@ def training_pipeline(
         batch_scalars_every: Also log per-batch scalars every N batches; 0 logs per epoch only.
         histograms: Log weight histograms every epoch.
         profile_batches: Profile these training steps, START[,STOP] (e.g. 10,20); empty: none.
+        race_margin: Stop the run when its validation accuracy trails the champion's at the same point of
+            training by more than this for race_patience epochs in a row (after race_warmup epochs); 0
+            never stops a run for trailing. A broken run (a NaN loss, or chance-level accuracy where the
+            champion was well above it) stops regardless.
+        race_patience: Epochs in a row the run must trail by more than race_margin.
+        race_warmup: Epochs trained before the race may stop a run (a slow start is no verdict).
         run_name: Name of the run under <root>; empty for a unique UTC-time name per execution.
         accelerator_type: Accelerator the train task requests: nvidia.com/gpu on Kubeflow Pipelines,
             a machine accelerator such as NVIDIA_L4 on Vertex AI.
@@ -224,3 +236,41 @@ def training_pipeline(
         card=data.outputs["card"],
         report=promoted.outputs["report"],
     )
+
+
+def _cluster_pipeline() -> dsl.graph_component.GraphComponent:
+    """What compile, submit and schedule send: training_pipeline inside a dsl.ExitHandler whose exit task,
+    notify, tells the team how the run ended (components/notify), whatever the state of the other tasks.
+
+    A wrapper because KFP refuses pipeline outputs from inside an ExitHandler ("Pipeline outputs may only
+    be returned from the top level", kfp 2.17.3), and training_pipeline's outputs are its interface: a
+    team's pipeline nests it for a deploy step under dsl.If(promoted), `trainboard local` reads them (and
+    sends the same notification itself when the run ends: trainboard/local_run.py). The wrapper takes
+    training_pipeline's signature and docstring as they are, so the UI's parameters are the same.
+
+    The exit task's webhook URL is the Kubernetes Secret SECRET_NAME, mounted as an optional volume (a
+    cluster without it runs, and sends nothing). Not use_secret_as_env: kfp-kubernetes 2.17.3 always writes
+    SecretAsEnv.optional, a field backends before 2.15.0 refuse (kubeflow/pipelines #12495), which would
+    fail the exit task there; SecretAsVolume.optional is read since 2.1.0."""
+    signature = inspect.signature(training_pipeline.pipeline_func)
+
+    def cluster_pipeline(*args: Any) -> None:
+        parameters = signature.bind(*args).arguments  # kfp passes the parameters' channels in order
+        notice = notify(
+            root=parameters["root"],
+            run_name=parameters["run_name"],
+            job_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,  # the record start_run leaves for a generated name
+            tensorboard_url=parameters["tensorboard_url"],
+        )
+        notice.set_display_name("notify")
+        notice.set_caching_options(False)  # every run's end is news
+        kubernetes.use_secret_as_volume(notice, SECRET_NAME, mount_path=SECRET_DIR, optional=True)
+        with dsl.ExitHandler(notice, name="training"):
+            training_pipeline(**parameters)
+
+    cluster_pipeline.__signature__ = signature.replace(return_annotation=None)  # type: ignore[attr-defined]
+    cluster_pipeline.__doc__ = training_pipeline.pipeline_func.__doc__
+    return dsl.pipeline(name=PIPELINE_NAME, description=training_pipeline.description)(cluster_pipeline)
+
+
+cluster_pipeline = _cluster_pipeline()

@@ -34,6 +34,10 @@ from trainboard.errors import UsageError
 RUN = "tiny"
 
 
+# The tiny stand-in models score about chance, which the gate never promotes unforced.
+CHAMPION_WHATEVER_ITS_ACCURACY = PromotionRule(force_promote=True)
+
+
 def test_metrics_match_a_hand_computed_example():
     labels = [0, 0, 1, 2]
     probabilities = [
@@ -230,7 +234,7 @@ def test_the_champion_is_measured_on_the_same_test_split(demo_data, tiny_model, 
     root = str(tmp_path / "root")
     first = evaluate(demo_data, tiny_model, root, "champ")
     assert first.champion_rescored is None, "no champion yet"
-    promote(root, "champ", tiny_model, first, PromotionRule())
+    promote(root, "champ", tiny_model, first, CHAMPION_WHATEVER_ITS_ACCURACY)
     again = evaluate(demo_data, tiny_model, root, "champ")
     assert again.champion_rescored is None, "a retry of the champion's own run is no comparison"
     challenger = evaluate(demo_data, tiny_model, root, "next")
@@ -248,7 +252,8 @@ def test_a_champion_whose_model_is_gone_stops_evaluate_naming_the_record_and_the
 ):
     """Not a temporary path: the record, the model URI it names, and how to get past (rollback, force)."""
     root = str(tmp_path / "root")
-    promote(root, "champ", tiny_model, evaluate(demo_data, tiny_model, root, "champ"), PromotionRule())
+    champion = evaluate(demo_data, tiny_model, root, "champ")
+    promote(root, "champ", tiny_model, champion, CHAMPION_WHATEVER_ITS_ACCURACY)
     model_uri = storage.join(root, "models", "champ")
     shutil.rmtree(model_uri)
     if damage == "unreadable":
@@ -277,7 +282,8 @@ def test_the_examples_on_which_two_models_disagree_are_counted_for_mcnemar(demo_
     root = str(tmp_path / "root")
     other = tmp_path / "other"
     train(demo_data, str(other), str(tmp_path / "train-root"), "other", replace(FAST, epochs=1, seed=7))
-    promote(root, "other", str(other), evaluate(demo_data, str(other), root, "other"), PromotionRule())
+    champion = evaluate(demo_data, str(other), root, "other")
+    promote(root, "other", str(other), champion, CHAMPION_WHATEVER_ITS_ACCURACY)
     challenger = evaluate(demo_data, tiny_model, root, "next")
     rescored = challenger.champion_rescored
     assert rescored.run == "other" and rescored.only_this_right is not None

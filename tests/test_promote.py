@@ -16,7 +16,8 @@ from PIL import Image
 
 from components.evaluate.metrics import compute_metrics
 from components.promote import chart
-from components.promote.core import decide, mcnemar_p_value, promote, report
+from components.promote.core import decide, mcnemar_p_value, promote
+from components.promote.report import report
 from tests.support.promotion import champion_folder_run, metrics_with_accuracy, model_folder
 from trainboard import layout, storage
 from trainboard.artifacts.champion import (

@@ -62,10 +62,12 @@ def local(root: str, run: str, *extra: str) -> list[str]:
 
 
 def nothing_started(root: str, run: str) -> bool:
-    return not any(
-        storage.list_files(folder)
-        for folder in (layout.checkpoint_dir(root, run), layout.tensorboard_dir(root, run))
-    ) and not storage.exists(lease_uri(root, run))
+    """No training state, logs or lease of ``run`` (promote's outcome.json may be there from before)."""
+    return not (
+        storage.exists(state_uri(root, run))
+        or storage.list_files(layout.tensorboard_dir(root, run))
+        or storage.exists(lease_uri(root, run))
+    )
 
 
 def test_a_promoted_runs_model_is_never_replaced(root, tmp_path, capsys):

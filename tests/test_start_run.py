@@ -43,6 +43,13 @@ def test_start_run_task_writes_the_card_with_a_link_filtered_to_the_run(tmp_path
     assert f"`gs://{BUCKET}/tb/tensorboard/{run}/`" in card
 
 
+def test_the_card_opens_the_run_beside_the_champion_first():
+    card = run_card("late", "gs://team-bucket/tb", TENSORBOARD, champion="champ")
+    beside = tensorboard_run_url(TENSORBOARD, "late", "champ")
+    assert card.index(f"beside the champion `champ`]({beside})") < card.index("Open this run in TensorBoard")
+    assert "beside" not in run_card("champ", "gs://team-bucket/tb", TENSORBOARD, champion="champ")
+
+
 def test_card_without_a_team_tensorboard_says_how_to_watch():
     card = run_card("r1", "gs://team-bucket/tb", "")
     assert "Open this run" not in card
@@ -50,17 +57,18 @@ def test_card_without_a_team_tensorboard_says_how_to_watch():
 
 
 @pytest.mark.parametrize(
-    ("run", "matches", "misses"),
+    ("runs", "matches", "misses"),
     [
-        ("r1", ["r1/train", "r1/validation", "r1/evaluation", "r1"], ["r10/train", "r10", "xr1/train"]),
-        ("a.b", ["a.b/validation", "a.b"], ["aXb/train", "aXb"]),
+        (["r1"], ["r1/train", "r1/validation", "r1/evaluation", "r1"], ["r10/train", "r10", "xr1/train"]),
+        (["a.b"], ["a.b/validation", "a.b"], ["aXb/train", "aXb"]),
+        (["late", "champ"], ["late/validation", "champ/validation", "champ"], ["latex", "champion/train"]),
     ],
 )
-def test_run_filter_selects_exactly_the_run(run, matches, misses):
-    """The filter is a regular expression over TensorBoard run names: all of the run's (<run>/train,
+def test_run_filter_selects_exactly_the_runs(runs, matches, misses):
+    """The filter is a regular expression over TensorBoard run names: all of the runs' (<run>/train,
     <run>/validation, <run>/evaluation and <run> itself, with its hyperparameters and sample images), no
-    other's."""
-    query = urllib.parse.urlsplit(tensorboard_run_url(TENSORBOARD, run)).query
+    other's: one run, or this run beside the champion's."""
+    query = urllib.parse.urlsplit(tensorboard_run_url(TENSORBOARD, *runs)).query
     [run_filter] = urllib.parse.parse_qs(query)["runFilter"]
     assert all(re.search(run_filter, name) for name in matches)
     assert not any(re.search(run_filter, name) for name in misses)

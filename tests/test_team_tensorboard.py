@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support.browser import chromium
 from tests.support.cli import BIN
 from tests.support.events import scalars
 from tests.support.forbidden_gcs import ForbiddenGCS
@@ -34,7 +35,6 @@ RUN = "20261126-101500-keras"
 # (bench/tensorboard_bucket.py measures it; docs/team-tensorboard.md).
 NEW_EPOCH_BOUND_S = 20
 TEST_OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
-CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture(scope="module")
@@ -104,33 +104,6 @@ def test_rendered_pod_serves_the_bucket_and_a_new_epoch_in_bound(team_tensorboar
     assert elapsed <= NEW_EPOCH_BOUND_S
     assert len(tb.scalars(f"{RUN}/train", "epoch_loss")) == 3
     assert "bytes from gs://" in tb.pod.logs["bucket-mirror"].read_text()
-
-
-def chromium(*args: str, profile: Path) -> str:
-    """Headless Debian chromium on a fresh profile; its stdout."""
-    result = subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={profile}",
-            "--window-size=1400,1000",
-            "--hide-scrollbars",
-            "--virtual-time-budget=30000",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    return result.stdout
 
 
 def test_browser_shows_the_runs_epoch_loss_chart(team_tensorboard, tmp_path):

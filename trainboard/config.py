@@ -117,6 +117,17 @@ class TrainingConfig:
     profile_batches: str = _option(
         "", "Profile these training steps, START[,STOP] (e.g. 10,20); empty: none."
     )
+    race_margin: float = _option(
+        0.0,
+        "Stop the run when its validation accuracy trails the champion's at the same point of training by "
+        "more than this for race_patience epochs in a row (after race_warmup epochs); 0 never stops a run "
+        "for trailing. A broken run (a NaN loss, or chance-level accuracy where the champion was well "
+        "above it) stops regardless.",
+    )
+    race_patience: int = _option(3, "Epochs in a row the run must trail by more than race_margin.")
+    race_warmup: int = _option(
+        2, "Epochs trained before the race may stop a run (a slow start is no verdict)."
+    )
 
 
 @dataclass(frozen=True)

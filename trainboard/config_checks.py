@@ -100,6 +100,12 @@ def check_config(config: TrainingConfig) -> None:
             "freezing an untrained backbone trains nothing; use it with --weights imagenet or a file",
         )
     check_non_negative("fine_tune_layers", config.fine_tune_layers)
+    if not 0 <= config.race_margin < 1:
+        raise UsageError(
+            "race_margin", f"must be in [0, 1) (an accuracy gap; 0: off), got {config.race_margin}"
+        )
+    check_positive("race_patience", config.race_patience, MAX_EPOCHS)
+    check_non_negative("race_warmup", config.race_warmup)
     check_positive("fine_tune_learning_rate", config.fine_tune_learning_rate, MAX_LEARNING_RATE)
 
 

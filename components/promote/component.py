@@ -23,7 +23,7 @@ def promote(
     from pathlib import Path
 
     from components.promote.core import promote as gate
-    from components.promote.core import report as write_report
+    from components.promote.report import report as write_report
     from trainboard.artifacts.evaluation import read_evaluation
     from trainboard.artifacts.lease import held, holder_for
     from trainboard.config import PromotionRule, field_values

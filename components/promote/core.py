@@ -17,10 +17,8 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from components.promote.changes import changes_since_champion
-from components.promote.chart import champion_f1, class_comparison, row_order
 from components.promote.trend import TrendIndexError, record_trend
-from trainboard import layout, markdown, storage
+from trainboard import layout, storage
 from trainboard.artifacts.champion import (
     ChampionRecord,
     IncompleteModel,
@@ -37,6 +35,7 @@ from trainboard.artifacts.champion import (
 )
 from trainboard.artifacts.evaluation import Evaluation
 from trainboard.artifacts.model import model_metadata
+from trainboard.artifacts.outcome import NOT_PROMOTED, PROMOTED, STOPPED_EARLY, RunOutcome, write_outcome
 from trainboard.checks import check_run_name
 from trainboard.config import PromotionRule
 from trainboard.config_checks import check_promotion_rule
@@ -78,10 +77,15 @@ def decide(
     rule: PromotionRule,
     champion_accuracy: float | None = None,
     p_value: float | None = None,
+    chance: float = 0.0,
+    stopped: str = "",
 ) -> Decision:
     """The gate, a pure function of the current champion, this run's test accuracy and the rule.
     ``champion_accuracy``: the champion measured on this run's test split, compared instead of its
-    recorded accuracy when given; ``p_value``: McNemar's test of the two on that split, when counted."""
+    recorded accuracy when given; ``p_value``: McNemar's test of the two on that split, when counted;
+    ``chance``: what a model that knows nothing scores on that split (Evaluation.chance_accuracy), never
+    enough to be promoted, not even as the first model; ``stopped``: why the race stopped the run early
+    (such a run is a result, never a champion)."""
 
     def verdict(promoted: bool, reason: str, forced: bool = False) -> Decision:
         new_champion = run if promoted else (champion.run if champion else "")
@@ -94,6 +98,14 @@ def decide(
         )
     if rule.force_promote:
         return verdict(True, f"forced (force_promote); test accuracy {accuracy:.4f}", forced=True)
+    if stopped:
+        return verdict(False, f"stopped early: {stopped}")
+    if accuracy <= chance + _TOLERANCE:
+        return verdict(
+            False,
+            f"test accuracy {accuracy:.4f} is no better than chance ({chance:.4f}: guessing, or always "
+            "answering the most frequent class)",
+        )
     if accuracy < rule.min_accuracy - _TOLERANCE:
         return verdict(False, f"test accuracy {accuracy:.4f} is below min_accuracy {rule.min_accuracy:.4f}")
     if champion is None:
@@ -169,7 +181,16 @@ def promote(root: str, run: str, model_dir: str, metrics: Evaluation, rule: Prom
         same = rescored is not None and champion is not None and rescored.run == champion.run
         counted = same and rescored.only_this_right is not None and rescored.only_champion_right is not None
         p_value = mcnemar_p_value(rescored.only_this_right, rescored.only_champion_right) if counted else None
-        decision = decide(champion, run, metrics.accuracy, rule, rescored.accuracy if same else None, p_value)
+        decision = decide(
+            champion,
+            run,
+            metrics.accuracy,
+            rule,
+            rescored.accuracy if same else None,
+            p_value,
+            metrics.chance_accuracy,
+            stopped_reason(model_dir),
+        )
         if not decision.promoted or (champion is not None and champion.run == run):
             break
         if not copied:  # the model is in place, whole and checked, before any record can point at it
@@ -210,7 +231,26 @@ def promote(root: str, run: str, model_dir: str, metrics: Evaluation, rule: Prom
         storage.delete_folder(run_model)
     decision = _as_recorded(root, run, model_dir, decision)
     trend(root, run, model_dir, metrics, decision)
+    stopped = model_metadata(model_dir).get("stopped") or {}
+    outcome = PROMOTED if decision.promoted else STOPPED_EARLY if stopped else NOT_PROMOTED
+    write_outcome(
+        root, RunOutcome(run, outcome, decision.reason, metrics.headline(), decision.champion, stopped)
+    )
     return decision
+
+
+def stopped_reason(model_dir: str) -> str:
+    """Why the race stopped the model's run early, with the time it saved ("" when it did not)."""
+    stopped = model_metadata(model_dir).get("stopped") or {}
+    if not stopped:
+        return ""
+    saved = f"{stopped.get('seconds_saved', 0):g} s of training saved"
+    if stopped.get("gpus"):
+        saved += f" on {stopped['gpus']} GPU(s)"
+    return (
+        f"the race stopped it after epoch {stopped.get('epoch')} of {stopped.get('epochs')} "
+        f"({stopped.get('rule')}: {stopped.get('reason')}); {saved}"
+    )
 
 
 def _as_recorded(root: str, run: str, model_dir: str, decision: Decision) -> Decision:
@@ -240,92 +280,15 @@ def trend(root: str, run: str, model_dir: str, metrics: Evaluation, decision: De
     else:
         champion = decision.previous.metrics if decision.previous else None
     verdict = "promoted" if decision.promoted else "not promoted"
-    images_per_second = model_metadata(model_dir).get("images_per_second") or 0.0
+    model = model_metadata(model_dir)
+    images_per_second = model.get("images_per_second") or 0.0
+    seconds_saved = (model.get("stopped") or {}).get("seconds_saved", 0.0)
+    about = f"{run}: {verdict}: {decision.reason}"
     try:
-        record_trend(
-            root, run, metrics.headline(), images_per_second, champion, f"{run}: {verdict}: {decision.reason}"
-        )
+        record_trend(root, run, metrics.headline(), images_per_second, champion, about, seconds_saved)
     except TrendIndexError as e:
         log.warning("%s; run %s is not in the trend", e, run)
 
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
-def report(run: str, metrics: Evaluation, decision: Decision, root: str, model_dir: str = "") -> str:
-    """The Markdown the KFP UI shows: the decision and why, what changed since the champion (data,
-    hyperparameters, image, throughput, metrics: this run's model in ``model_dir`` against the champion's),
-    the headline numbers, per class this run against the champion as a picture (inline) and a table,
-    and the worst-confused pairs. Class names are escaped."""
-    verdict = "**promoted**" if decision.promoted else "**not promoted**"
-    if decision.forced:
-        verdict += " (forced by force_promote: the gate was not applied)"
-    previous = decision.previous
-    champion_line = "Champion before: none"
-    if previous:
-        champion_line = (
-            f"Champion before: `{previous.run}` (test accuracy {previous.accuracy:.4f}, "
-            f"since {previous.promoted_at})"
-        )
-    lines = [
-        f"# Evaluation of run `{run}`",
-        "",
-        f"Promotion: {verdict}: {decision.reason}.",
-        "",
-        champion_line + f"; champion now: `{decision.champion or 'none'}` "
-        f"(record `{layout.champion_record(root)}`, model `{layout.champion_model_dir(root)}/`).",
-        *_significance(decision, metrics),
-        "",
-        *(changes_since_champion(run, model_dir, metrics, previous, root) if model_dir else []),
-        "",
-        f"## Test split ({metrics.examples} examples)",
-        "",
-        "| metric | value |",
-        "|---|---|",
-        *(f"| {name} | {value:.4f} |" for name, value in metrics.headline().items()),
-        "",
-        *_per_class(run, metrics),
-        "",
-        "## Most confused (true -> predicted)",
-        "",
-    ]
-    confusions = metrics.worst_confusions()
-    lines += [
-        f"- {markdown.escape(true)} -> {markdown.escape(predicted)}: {count}"
-        for true, predicted, count in confusions
-    ] or ["- none"]
-    return "\n".join(lines) + "\n"
-
-
-def _significance(decision: Decision, metrics: Evaluation) -> list[str]:
-    """The paired test against the champion, where it was counted."""
-    rescored = metrics.champion_rescored
-    if decision.p_value is None or rescored is None:
-        return []
-    return [
-        "",
-        f"Paired test against `{rescored.run}` on the same test split (McNemar's exact): "
-        f"{rescored.only_this_right} examples only this run got right, {rescored.only_champion_right} only "
-        f"the champion; p-value {decision.p_value:.4g}.",
-    ]
-
-
-def _per_class(run: str, metrics: Evaluation) -> list[str]:
-    """The per-class section: the picture, then the table in the picture's order."""
-    against = champion_f1(metrics)
-    champion = f" against the champion `{metrics.champion_rescored.run}`" if against else ""
-    extra = " champion F1 | change |" if against else ""
-    return [
-        f"## Per class{champion}",
-        "",
-        markdown.image(f"F1 per class, this run{champion}", class_comparison(metrics, run), "image/png"),
-        "",
-        f"| class | precision | recall | F1 | support |{extra}",
-        "|---|---|---|---|---|" + ("---|---|" if against else ""),
-        *(
-            f"| {markdown.escape(c.name)} | {c.precision:.4f} | {c.recall:.4f} | {c.f1:.4f} | {c.support} |"
-            + (f" {against[i]:.4f} | {c.f1 - against[i]:+.4f} |" if against else "")
-            for i, c in ((i, metrics.per_class[i]) for i in row_order(metrics))
-        ),
-    ]

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 TREND = "_trend"
 RUNS, CHAMPION = "run", "champion"  # the two TensorBoard runs under _trend/
 ACCURACY, LOSS, THROUGHPUT = "trend/test_accuracy", "trend/test_loss", "trend/images_per_second"
+SAVED = "trend/training_seconds_saved"  # by the race stopping a run that could not win, or was broken
 ABOUT = "trend/run"  # text, per step: which run, and the decision
 MAX_ATTEMPTS = 20
 
@@ -108,15 +109,19 @@ def record_trend(
     images_per_second: float,
     champion: dict[str, float] | None,
     about: str,
+    seconds_saved: float = 0.0,
 ) -> int:
-    """Write ``run``'s point: its ``test`` metrics (headline names) and throughput (0: not known, not
-    plotted) to _trend/run, the ``champion``'s after the decision (None: there is none) to
-    _trend/champion, ``about`` as the step's text. The step."""
+    """Write ``run``'s point: its ``test`` metrics (headline names), throughput (0: not known, not
+    plotted) and the training time the race saved by stopping it (0: not stopped, not plotted) to
+    _trend/run, the ``champion``'s after the decision (None: there is none) to _trend/champion,
+    ``about`` as the step's text. The step."""
     step = trend_step(root, run)
     now = time.time()
     values = [_scalar(ACCURACY, test["test_accuracy"]), _scalar(LOSS, test["test_loss"])]
     if images_per_second > 0:
         values.append(_scalar(THROUGHPUT, images_per_second))
+    if seconds_saved > 0:
+        values.append(_scalar(SAVED, seconds_saved))
     values.append(_text(ABOUT, about))
     storage.write_bytes(
         storage.join(trend_dir(root, RUNS), file_name(step, run)), event_file(step, now, values)

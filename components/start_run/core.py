@@ -7,15 +7,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from trainboard import layout
-from trainboard.artifacts.champion import check_records
+from trainboard import layout, storage
+from trainboard.artifacts.champion import check_records, read_champion
 from trainboard.artifacts.lease import holder_for, take
+from trainboard.artifacts.outcome import outcome_uri
 from trainboard.artifacts.training_state import check_resume
 from trainboard.checks import check_run_name
 from trainboard.component_image import IMAGE
 from trainboard.config import DataConfig, TrainingConfig, field_values
 from trainboard.config_checks import check_pipeline_parameters
 from trainboard.errors import UsageError
+from trainboard.job_runs import record_job
 from trainboard.links import tensorboard_run_url
 from trainboard.roots import check_root
 
@@ -36,8 +38,13 @@ def start_run(root: str, run_name: str, job_id: str, parameters: Mapping[str, An
         )
     run = run_name or layout.new_run_name(job_id.replace("-", ""))
     check_run_name(run)
+    if not run_name:  # the exit task's notification finds a generated name here (trainboard/job_runs.py)
+        record_job(root, job_id, run)
     check_records(root, run)  # a damaged record stops the run now, not after training
     take(root, run, holder_for(job_id))  # the run's name is this KFP run's (or its command's) until it ends
+    # This execution's outcome is promote's to write: an earlier execution's (a name run again) would pass
+    # for it in the notification at the end.
+    storage.delete(outcome_uri(root, run))
     # A resume with other settings, refused before data preparation (its checkpoint is looked at by
     # `trainboard local` and by train: read whole from gs:// it could outgrow this small pod).
     config = TrainingConfig(**field_values(TrainingConfig, parameters))
@@ -46,12 +53,17 @@ def start_run(root: str, run_name: str, job_id: str, parameters: Mapping[str, An
     return run
 
 
-def run_card(run: str, root: str, tensorboard_url: str) -> str:
-    """The Markdown the KFP UI shows for the run: where its curves are, live while it trains."""
+def run_card(run: str, root: str, tensorboard_url: str, champion: str = "") -> str:
+    """The Markdown the KFP UI shows for the run: where its curves are, live while it trains, beside the
+    ``champion``'s run first (the race: who is ahead, epoch by epoch), then alone."""
     logdir = layout.tensorboard_dir(root, run)
     if tensorboard_url:
+        beside = ""
+        if champion and champion != run:
+            link = tensorboard_run_url(tensorboard_url, run, champion)
+            beside = f"**[Open this run beside the champion `{champion}`]({link})**\n\n"
         watch = (
-            f"**[Open this run in TensorBoard]({tensorboard_run_url(tensorboard_url, run)})**: "
+            f"{beside}**[Open this run in TensorBoard]({tensorboard_run_url(tensorboard_url, run)})**: "
             "its curves appear there epoch by epoch while training runs.\n\n"
             f"All the team's runs: [{tensorboard_url}]({tensorboard_url})"
         )
@@ -70,4 +82,5 @@ def run_card(run: str, root: str, tensorboard_url: str) -> str:
 
 def write_run_card(path: str | Path, run: str, root: str, tensorboard_url: str) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(run_card(run, root, tensorboard_url))
+    record, _ = read_champion(root)  # start_run checked it (check_records)
+    Path(path).write_text(run_card(run, root, tensorboard_url, record.run if record else ""))

@@ -7,6 +7,7 @@ import logging
 import math
 import os
 import shutil
+import statistics
 import tempfile
 import time
 from dataclasses import asdict
@@ -20,6 +21,7 @@ from components.train.devices import check_gpus
 from components.train.input_pipeline import load_split
 from components.train.models import build_model, set_trainable
 from components.train.phases import Phase, phases
+from components.train.race import Race, champion_curve
 from components.train.summaries import write_note, write_run_summaries
 from trainboard import layout, storage, task_events
 from trainboard.artifacts.dataset import read_info
@@ -114,6 +116,15 @@ def _batch_scalar_frequency(requested: int, steps_per_epoch: int) -> int | str:
     return max(d for d in range(1, min(requested, steps_per_epoch) + 1) if steps_per_epoch % d == 0)
 
 
+def _stop_record(state: TrainingState, config: TrainingConfig, gpus: int) -> dict:
+    """The race's stop (empty: none) with the time it saved: the epochs not run times the median
+    measured epoch training time, and the GPUs that would have run them."""
+    if not state.stopped:
+        return {}
+    seconds = statistics.median(state.history.get(TRAIN_SECONDS) or [0.0])
+    return {**state.stopped, "seconds_saved": round((config.epochs - state.epoch) * seconds, 1), "gpus": gpus}
+
+
 def train(
     dataset_dir: str, model_dir: str, root: str, run: str, config: TrainingConfig, gpus: int = 0
 ) -> ModelInfo:
@@ -184,9 +195,10 @@ def train(
             profile_batch=config.profile_batches or 0,
         )
         commit = CommitEpoch(checkpoint_dir, scratch, tensorboard, state)
+        race = Race(logs, champion_curve(root, run), config, classes, state)
         run_phases = phases(config)
         for phase in run_phases:
-            if state.epoch >= phase.end:
+            if state.epoch >= phase.end or state.stopped:  # a stopped run stays stopped when resumed
                 continue
             if state.epoch == phase.start:  # the phase begins now (a resumed one has its optimizer saved)
                 with strategy.scope():
@@ -199,7 +211,8 @@ def train(
                 if len(run_phases) > 1:
                     write_note(logs, "phase", phase.describe(config.model, trainable), step=phase.start)
                 log.info("%s", phase.describe(config.model, trainable))
-            callbacks = [tensorboard, commit, EpochEvents(config.epochs)]  # the event after the commit
+            # The race's verdict before the commit (which records it), the event after the commit.
+            callbacks = [tensorboard, race, commit, EpochEvents(config.epochs)]
             if config.early_stopping_patience and phase is run_phases[-1]:
                 callbacks.append(
                     keras.callbacks.EarlyStopping(
@@ -220,6 +233,7 @@ def train(
                 tensorboard.close()  # also after a failure: every event written so far reaches the bucket
             if state.epoch < phase.end:  # stopped early
                 break
+        race.close()  # its events were flushed each epoch: a failure above loses none
         keep_logs = os.environ.get(KEEP_LOGS_ENV)
         if keep_logs and logs.is_dir():  # for comparing the bucket with what the trainer wrote
             shutil.copytree(logs, keep_logs, dirs_exist_ok=True)
@@ -239,6 +253,7 @@ def train(
         settings=state.started_with,
         class_counts=info.extra.get("per_class", {}),
         image=IMAGE,
+        stopped=_stop_record(state, config, gpus),
     )
     save_model(model, result, Path(model_dir))
     return result

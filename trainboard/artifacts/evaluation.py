@@ -74,6 +74,13 @@ class Evaluation:
         }
         return {name: value for name, value in numbers.items() if value is not None}
 
+    @property
+    def chance_accuracy(self) -> float:
+        """What a model that knows nothing gets on this test split: the better of guessing (1 / classes)
+        and always answering its most frequent class."""
+        supports = np.sum(self.confusion_matrix, axis=1)
+        return max(1 / len(self.class_names), float(np.max(supports)) / max(1, self.examples))
+
     def worst_confusions(self, count: int = 5) -> list[tuple[str, str, int]]:
         """(true class, predicted class, examples) of the most frequent mistakes, most first."""
         matrix = np.array(self.confusion_matrix)

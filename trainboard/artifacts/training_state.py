@@ -28,6 +28,7 @@ class TrainingState:
     history: dict[str, list[float]] = field(default_factory=dict)
     started_with: dict[str, Any] = field(default_factory=dict)  # started_with() of the first attempt
     attempt: int = 1  # the attempt that made this commit (KFP retries, restarts)
+    stopped: dict[str, Any] = field(default_factory=dict)  # the race stopped it: components/train/race.py
 
 
 def state_uri(root: str, run: str) -> str:

@@ -140,7 +140,12 @@ def run(args: argparse.Namespace) -> int:
     check_run_name(run_name)
     data = DataConfig(**field_values(DataConfig, vars(args)))
     check_data_config(data)
-    notes = check_source(data.dataset, data.tfds_data_dir)  # a tfds: source loads TensorFlow Datasets
+    notes = check_source(  # a tfds: source loads TensorFlow Datasets; a folder's classes meet the fractions
+        data.dataset,
+        data.tfds_data_dir,
+        validation_fraction=data.validation_fraction,
+        test_fraction=data.test_fraction,
+    )
     check_available(config.weights, config.model, config.image_size, root)  # a file: Keras loads it
     _check_champion(root, run_name, rule)  # what evaluate and promote would refuse after training
     if args.restart and not args.run_name:
@@ -197,7 +202,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.as_json()), flush=True)
     if args.serve:  # TensorBoard's own output in the run's log too (or here with --verbose)
-        return serve("local", tensorboard_root, args.port, run_name, log=None if args.verbose else log)
+        log = None if args.verbose else log
+        return serve("local", tensorboard_root, args.port, run_name, log=log, champion=result.champion)
     return 0
 
 

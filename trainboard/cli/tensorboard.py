@@ -98,11 +98,18 @@ def check_host(host: str) -> None:
 
 
 def serve(
-    command: str, logdir: str, port: int, run: str = "", host: str = "127.0.0.1", log: Path | None = None
+    command: str,
+    logdir: str,
+    port: int,
+    run: str = "",
+    host: str = "127.0.0.1",
+    log: Path | None = None,
+    champion: str = "",
 ) -> int:
     """TensorBoard over ``logdir`` on ``port`` or the next free one, until Ctrl-C; with ``run``, also the
-    link that shows that run only. TensorBoard's own output goes to ``log`` (None: here). The exit code:
-    0 when stopped by Ctrl-C, 1 when TensorBoard failed (said as ``command``'s error)."""
+    links that show it beside the ``champion``'s run (when another run is the champion) and alone.
+    TensorBoard's own output goes to ``log`` (None: here). The exit code: 0 when stopped by Ctrl-C, 1 when
+    TensorBoard failed (said as ``command``'s error)."""
     from trainboard.links import tensorboard_run_url
     from trainboard.tensorboard_server import free_port
     from trainboard.tensorboard_server import serve as serve_tensorboard
@@ -112,6 +119,8 @@ def serve(
     # Ctrl-C from the first line on is the way to stop it (a Ctrl-C right after the link is printed too).
     with contextlib.suppress(KeyboardInterrupt):
         progress(f"trainboard: TensorBoard over {logdir} at {url} (Ctrl-C to stop)")
+        if run and champion and champion != run:
+            progress(f"trainboard: beside champion {champion}: {tensorboard_run_url(url, run, champion)}")
         if run:
             progress(f"trainboard: this run only: {tensorboard_run_url(url, run)}")
         try:
