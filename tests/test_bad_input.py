@@ -188,6 +188,12 @@ CASES = [
         ["' runs' starts or ends with a space"],
     ),
     Case("local-root-trailing-space", ["local", "--root", "runs "], "root", ["starts or ends with a space"]),
+    Case("local-root-bidi", ["local", "--root", "runs\u202eevil"], "root", ["U+202E", "not allowed"]),
+    Case("local-root-newline", ["local", "--root", "runs\nx"], "root", ["U+000A", "not allowed"]),
+    Case("local-root-under-proc", ["local", "--root", "/proc/trainboard"], "root", ["cannot hold files"]),
+    Case(
+        "local-root-under-sys", ["local", "--root", "/sys/kernel/trainboard"], "root", ["cannot hold files"]
+    ),
     Case(
         "local-root-is-file", ["local", "--root", "{data}/runs"], "root", ["notes.txt is a file"], data=a_file
     ),
@@ -409,6 +415,20 @@ CASES = [
         "param",
         ["root='': empty"],
         extra={"root": False},
+    ),
+    Case(
+        "champion-rollback-bad-to",
+        ["champion", "rollback", "--root", "{data}", "--to", "../x"],
+        "to",
+        ["not a valid run name"],
+        data=lambda tmp: (tmp / "root").mkdir() or str(tmp / "root"),
+    ),
+    Case(
+        "champion-rollback-reason-bidi",
+        ["champion", "rollback", "--root", "{data}", "--to", "r1", "--reason", "ok\u202eevil"],
+        "reason",
+        ["U+202E", "not allowed"],
+        data=lambda tmp: (tmp / "root").mkdir() or str(tmp / "root"),
     ),
     Case(
         "submit-bad-dataset",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 import urllib.parse
 
 from trainboard import layout
@@ -26,15 +27,16 @@ def is_run_name(name: str) -> bool:
     return bool(_RUN_RE.fullmatch(name)) and name != layout.CHAMPION  # fullmatch: `$` lets a newline in
 
 
-def check_run_name(run: str) -> None:
+def check_run_name(run: str, field: str = "run_name") -> None:
+    """``field``: the option that gave the name (rollback's --to names a run too)."""
     if not _RUN_RE.fullmatch(run):
         raise UsageError(
-            "run_name",
+            field,
             f"{run!r} is not a valid run name; use 1-100 of letters, digits, '.', '_', '-' "
             "(no slashes), starting with a letter or digit",
         )
     if run == layout.CHAMPION:
-        raise UsageError("run_name", f"{run!r} is reserved: <root>/models/{run}/ holds the champion's model")
+        raise UsageError(field, f"{run!r} is reserved: <root>/models/{run}/ holds the champion's model")
 
 
 def check_choice(field: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -58,6 +60,29 @@ def check_count(field: str, value: str) -> None:
 def check_fraction(field: str, value: float) -> None:
     if not 0 < value < 1:
         raise UsageError(field, f"must be between 0 and 1 (exclusive), got {value}")
+
+
+def hidden_characters(text: str) -> list[str]:
+    """The code points (U+XXXX) in ``text`` that print as nothing or move what follows: controls (a
+    newline, an escape sequence), formatting marks (right-to-left overrides, zero-width spaces),
+    unassigned ones, line and paragraph separators (categories C*, Zl, Zp). In a name, a path or a
+    reason they make logs and the UI lie: 'night\u202eylth' reads as another name."""
+    return [
+        f"U+{ord(c):04X}"
+        for c in text
+        if unicodedata.category(c)[0] == "C" or unicodedata.category(c) in ("Zl", "Zp")
+    ]
+
+
+def check_visible(field: str, value: str) -> None:
+    """UsageError naming ``field`` when ``value`` holds hidden_characters."""
+    hidden = hidden_characters(value)
+    if hidden:
+        raise UsageError(
+            field,
+            f"{value!r} holds {', '.join(hidden)}: control or invisible formatting characters (such as "
+            "right-to-left marks) are not allowed; use visible characters",
+        )
 
 
 def check_http_url(field: str, url: str) -> str:

@@ -4,9 +4,11 @@ machine writes next) before any work."""
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from trainboard import storage
+from trainboard.checks import check_visible
 from trainboard.errors import UsageError
 
 
@@ -24,6 +26,7 @@ def check_root(root: str, will_write: bool = False) -> str:
     ends with a space, or, with ``will_write`` (this machine writes there next), when it is a local path
     that is not a writable folder (nor can be made one) or a bucket that does not exist or cannot be
     reached with these credentials."""
+    check_visible("root", root)
     if root.strip() and root != root.strip():
         # A stray space from a copied path makes a folder named " x" beside "x": nobody means that.
         raise UsageError("root", f"{root!r} starts or ends with a space; remove it")
@@ -58,3 +61,11 @@ def _check_writable_folder(path: Path) -> None:
         raise UsageError(
             "root", f"{existing} is not writable by this user; expected a folder you can write in"
         )
+    # os.access says yes to root on /proc, /sys or a read-only mount: a file made and gone at once asks
+    # the file system itself (O_TMPFILE where it has it: no name ever appears).
+    try:
+        tempfile.TemporaryFile(dir=existing).close()
+    except OSError as e:
+        raise UsageError(
+            "root", f"{existing} cannot hold files ({e.strerror}); expected a folder on a writable disk"
+        ) from None

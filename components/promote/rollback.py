@@ -23,7 +23,7 @@ from trainboard.artifacts.champion import (
     who,
     write_champion,
 )
-from trainboard.checks import check_run_name
+from trainboard.checks import check_run_name, check_visible
 from trainboard.errors import UsageError
 from trainboard.roots import check_root
 
@@ -36,7 +36,8 @@ def rollback(root: str, to: str, reason: str = "") -> ChampionRecord:
     metrics of its last promotion: a recorded promotion (action rollback), by the same compare-and-swap
     as promote; then ``models/champion/`` is copied from it."""
     root = check_root(root)
-    check_run_name(to)
+    check_run_name(to, "to")
+    check_visible("reason", reason)  # it goes into the history and every listing of it
     promotions = [r for r in read_history(root) if r.run == to]
     if not promotions:
         raise UsageError("to", f"run {to!r} was never champion of {root} (see `trainboard champion history`)")

@@ -4,10 +4,10 @@ created (or replaced without a gap), listed, paused, resumed and deleted. Tensor
 from __future__ import annotations
 
 import json
-import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
+from trainboard.checks import check_visible
 from trainboard.cluster.auth import without_userinfo
 from trainboard.cluster.connection import connect, ensure_experiment
 from trainboard.cluster.cron import check_cron
@@ -64,18 +64,7 @@ def check_schedule_name(name: str) -> None:
         raise UsageError("name", f"{name!r} is empty; name the schedule, e.g. --name nightly")
     if name != name.strip():
         raise UsageError("name", f"{name!r} starts or ends with a space; did you mean {name.strip()!r}?")
-    # Categories C*: controls, formatting marks (bidi, zero-width), unassigned; Zl, Zp: line breaks.
-    hidden = [
-        f"U+{ord(c):04X}"
-        for c in name
-        if unicodedata.category(c)[0] == "C" or unicodedata.category(c) in ("Zl", "Zp")
-    ]
-    if hidden:
-        raise UsageError(
-            "name",
-            f"{name!r} holds {', '.join(hidden)}: control or invisible formatting characters (such as "
-            "right-to-left marks) are not allowed; use visible characters",
-        )
+    check_visible("name", name)
 
 
 def _schedules(client: Any, experiment_id: str) -> list[Schedule]:
