@@ -63,12 +63,13 @@ def is_cached(root: str, model: str, image_size: int) -> bool:
     return storage.exists(checksum_uri(layout.imagenet_weights(root, model, image_size)))
 
 
-def online(timeout: float = 3.0) -> bool:
-    """Whether Keras's weights host answers here (a TCP connect), unless OFFLINE_ENV says not to try."""
+def online(timeout: float = 3.0, host: str = KERAS_WEIGHTS_HOST) -> bool:
+    """Whether ``host`` (Keras's weights host unless given) answers here (a TCP connect on 443), unless
+    OFFLINE_ENV says not to try."""
     if os.environ.get(OFFLINE_ENV):
         return False
     try:
-        socket.create_connection((KERAS_WEIGHTS_HOST, 443), timeout=timeout).close()
+        socket.create_connection((host, 443), timeout=timeout).close()
     except OSError:
         return False
     return True

@@ -4,9 +4,15 @@
 from __future__ import annotations
 
 import difflib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlparse
 
+from trainboard import storage
 from trainboard.errors import UsageError
 from trainboard.sources.spec import Source
+from trainboard.weights import OFFLINE_ENV, online
 
 
 def tfds_builder(source: Source, data_dir: str = ""):
@@ -14,6 +20,7 @@ def tfds_builder(source: Source, data_dir: str = ""):
     image classification. Reads only metadata (offline-safe)."""
     import tensorflow_datasets as tfds
 
+    _check_data_dir(data_dir)
     name = (
         source.name
         + (f"/{source.config}" if source.config else "")
@@ -31,6 +38,44 @@ def tfds_builder(source: Source, data_dir: str = ""):
         return (builder, *tfds_feature_keys(builder.info.features))
     except UsageError as e:
         raise UsageError("dataset", f"tfds:{source.name}: {e.problem}") from None
+
+
+def _check_data_dir(data_dir: str) -> None:
+    """A local tfds_data_dir is a folder, or made under one: TFDS would fail on a file only once it
+    writes, after the download."""
+    if not data_dir or storage.is_gcs(data_dir):
+        return
+    path = Path(data_dir).expanduser()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise UsageError(
+            "tfds_data_dir",
+            f"{existing} is a file, not a folder; expected a folder for TFDS's downloads and prepared "
+            "datasets (made if missing)",
+        )
+
+
+def check_tfds_available(builder, source: Source) -> None:
+    """A dataset not yet prepared in its data_dir is downloaded first; offline, TFDS retries that for
+    minutes. Known in seconds instead: OFFLINE_ENV set, or a host its downloads come from (the dataset's
+    checksums file, read offline) not answering, all probed at once. A prepared dataset needs no network."""
+    if builder.is_prepared():
+        return
+    hosts = sorted({urlparse(url).hostname or "" for url in builder.url_infos or {}} - {""})
+    with ThreadPoolExecutor(max(len(hosts), 1)) as pool:
+        up = dict(zip(hosts, pool.map(lambda host: online(host=host), hosts), strict=True))
+    down = [host for host in hosts if not up[host]]
+    if os.environ.get(OFFLINE_ENV):
+        reason = f"{OFFLINE_ENV} is set (no network)"
+    elif down:
+        reason = f"{down[0]} cannot be reached from here"
+    else:
+        return
+    raise UsageError(
+        "dataset",
+        f"tfds:{source.name} is not prepared in {builder.data_dir} and {reason}, so it cannot be "
+        "downloaded; prepare it once on a machine with network and pass that folder as --tfds-data-dir",
+    )
 
 
 def tfds_feature_keys(features) -> tuple[str, str]:
