@@ -12,6 +12,7 @@ import json
 
 from trainboard import storage
 from trainboard.errors import UsageError
+from trainboard.sources.folder import check_gcs_folder
 from trainboard.sources.spec import parse_source
 
 
@@ -20,6 +21,8 @@ def fingerprint_source(dataset: str) -> str:
     or modification time). demo is generated from its seed, a tfds: source is fixed by its name, config
     and version with the image's pinned TFDS: the spec alone identifies them."""
     source = parse_source(dataset)
+    if source.kind == "folder" and storage.is_gcs(source.uri):
+        check_gcs_folder(source.uri)  # a missing bucket: one line, not the client's 404
     # Hidden files are not data (prepare_data does not read them): a touched .DS_Store is no new data.
     listing = storage.list_versions(source.uri, skip_hidden=True) if source.kind == "folder" else {}
     if source.kind == "folder" and not listing:

@@ -57,6 +57,11 @@ def _check_utf8(where: str, rel: str) -> None:
         ) from None
 
 
+# Bidirectional controls (RLO U+202E and its kin): a name holding one reads as another ("gpj.exe" shown
+# as "exe.jpg"). Other format characters stay allowed: a zero-width joiner is part of many emoji.
+_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def _check_folder_name(where: str, rel: str) -> None:
     """Folder names become class names, shown in TensorBoard, the KFP UI, the reports and the console: a
     control character (a newline, an escape sequence) would break or forge their lines."""
@@ -67,6 +72,58 @@ def _check_folder_name(where: str, rel: str) -> None:
             f"{where}: the folder name {rel!r} holds a control character ({control[0]!r}); rename it: class "
             "names must be printable text",
         )
+    bidi = [f"U+{ord(c):04X}" for c in rel if c in _BIDI_CONTROLS]
+    if bidi:
+        raise UsageError(
+            "dataset",
+            f"{where}: the folder name {rel!r} holds {bidi[0]}, a right-to-left or other bidirectional "
+            "control that makes a name read as another; rename it: class names must be printable text",
+        )
+
+
+def _check_distinct_names(where: str, folders: set[str]) -> None:
+    """Two folders whose names differ only in Unicode form (café with U+00E9, or with e + U+0301 as macOS
+    writes it) would be two classes that print the same."""
+    seen: dict[str, str] = {}
+    for rel in sorted(folders):
+        key = unicodedata.normalize("NFC", rel)
+        if key in seen:
+            raise UsageError(
+                "dataset",
+                f"{where}: folders {seen[key]!a} and {rel!a} are the same name in two Unicode forms "
+                "(composed and decomposed); they would be two classes that look alike: merge them into one",
+            )
+        seen[key] = rel
+
+
+def check_gcs_folder(uri: str) -> None:
+    """A gs:// folder holds objects: one listing of one object (what objectViewer may do; a bucket's own
+    metadata may not be readable), so that a missing bucket is one line, not the client's 404."""
+    where = f"folder:{uri}"
+    try:
+        found = storage.folder_exists(uri)
+    except PermissionError as e:
+        raise UsageError("dataset", f"{where}: {e}") from None
+    if not found:
+        bucket, prefix = storage.split_gcs(uri)
+        raise UsageError(
+            "dataset",
+            f"{where}: nothing there: bucket {bucket} does not exist, or holds nothing under "
+            f"{prefix or 'its root'}, or these credentials cannot see it; expected "
+            f"{uri}/<class>/<image> objects in an existing bucket",
+        )
+
+
+def _unsupported(files: list[str]) -> str:
+    """What the files of a class or split that holds no image are, by their names' extensions ("" where
+    none has one): a folder of .webp files is not a folder with nothing in it."""
+    kinds = sorted({name.rsplit(".", 1)[1].lower() for name in files if "." in name.rsplit("/", 1)[-1]})
+    if not kinds:
+        return ""
+    return (
+        f"holds {len(files)} files of which none is a supported image: not a supported image type "
+        f"({', '.join(kinds)}); allowed: {', '.join(IMAGE_EXTENSIONS)}"
+    )
 
 
 def _layout(where: str, uri: str, folders: set[str], files: list[str]) -> tuple[dict[str, str], list[str]]:
@@ -128,6 +185,8 @@ def _split_names() -> str:
 def scan_folder(uri: str) -> ImageFolder:
     """Find the classes and images under ``uri``; UsageError when the layout cannot be trained on."""
     where = f"folder:{uri}"
+    if storage.is_gcs(uri):
+        check_gcs_folder(uri)
     try:
         listed = storage.list_files(uri, skip_hidden=True)
     except storage.SymlinkLoop as e:
@@ -146,6 +205,7 @@ def scan_folder(uri: str) -> ImageFolder:
         _check_utf8(where, rel)
     for rel in sorted(folders):
         _check_folder_name(where, rel)
+    _check_distinct_names(where, folders)
     split_of, notes = _layout(where, uri, folders, files)
     class_depth = 2 if split_of else 1
     tree: dict[str, dict[str, list[str]]] = {}
@@ -159,13 +219,17 @@ def scan_folder(uri: str) -> ImageFolder:
         elif len(parts) == 1:
             tree.setdefault(split, {})
     not_images = []
+    unsupported: dict[str, dict[str, list[str]]] = {}  # the other files of class folders: what they are
     for rel in files:
         parts = rel.split("/")
         if split_of and len(parts) > 1 and parts[0] not in split_of:
             continue  # in a folder left out (a note says so)
         split = split_of.get(parts[0], "") if split_of else "train"
-        if len(parts) != class_depth + 1 or split not in tree or not _is_image(rel):
+        in_class = len(parts) == class_depth + 1 and split in tree
+        if not in_class or not _is_image(rel):
             not_images.append(rel)
+            if in_class:
+                unsupported.setdefault(split, {}).setdefault(parts[-2], []).append(rel)
             continue
         tree[split][parts[-2]].append(uris[rel])
 
@@ -180,11 +244,15 @@ def scan_folder(uri: str) -> ImageFolder:
             "dataset", f"{where}: only one class ({class_names[0]}); a classifier needs at least 2"
         )
     for split, classes in tree.items():
+        others = unsupported.get(split, {})
         if not any(classes.values()):
-            raise UsageError("dataset", f"{where}: split {split!r} has no images; fill it or remove it")
+            in_split = [name for names in others.values() for name in names]
+            problem = _unsupported(in_split) or "has no images; fill it or remove it"
+            raise UsageError("dataset", f"{where}: split {split!r} {problem}")
         empty = [c for c, images in classes.items() if not images]
         if empty:
-            raise UsageError("dataset", f"{where}: class folder {split}/{empty[0]} has no images")
+            problem = _unsupported(others.get(empty[0], [])) or "has no images"
+            raise UsageError("dataset", f"{where}: class folder {split}/{empty[0]} {problem}")
         unknown = sorted(set(classes) - set(class_names))
         if unknown:
             raise UsageError(
