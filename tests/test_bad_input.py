@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
 from components.prepare_data.core import prepare_data
 from tests.support.gcs import BUCKET
@@ -33,13 +34,6 @@ def non_utf8_class(tmp: Path) -> str:
     """An image folder whose second class folder is named with Latin-1 bytes (b'caf\\xe9')."""
     make_image_folder(tmp / "images", {"": 2}, classes=["tea", "coffee"])
     os.rename(tmp / "images" / "coffee", os.fsencode(tmp / "images") + b"/caf\xe9")
-    return f"folder:{tmp / 'images'}"
-
-
-def control_character_class(tmp: Path) -> str:
-    """A class folder whose name holds an escape sequence (it would recolour a terminal, forge a line)."""
-    make_image_folder(tmp / "images", {"": 2}, classes=["tea", "coffee"])
-    os.rename(tmp / "images" / "coffee", tmp / "images" / "cof\x1b[31mfee")
     return f"folder:{tmp / 'images'}"
 
 
@@ -67,6 +61,34 @@ def class_with_only(tmp: Path, image: bytes) -> str:
     (tmp / "images" / "dot").mkdir()
     for i in range(4):
         (tmp / "images" / "dot" / f"{i}.jpg").write_bytes(image)
+    return f"folder:{tmp / 'images'}"
+
+
+def class_of_two(tmp: Path) -> str:
+    """Two classes of 4 images and one of 2: too few for validation and test carved out of each class."""
+    make_image_folder(tmp / "images", {"": 4}, classes=["circle", "square"])
+    make_image_folder(tmp / "images", {"": 2}, classes=["dot"], seed=1)
+    return f"folder:{tmp / 'images'}"
+
+
+def renamed_class(tmp: Path, name: str) -> str:
+    """Two classes of 4 images, the second renamed ``name``."""
+    make_image_folder(tmp / "images", {"": 4}, classes=["tea", "coffee"])
+    os.rename(tmp / "images" / "coffee", tmp / "images" / name)
+    return f"folder:{tmp / 'images'}"
+
+
+def cafe_twice(tmp: Path) -> str:
+    """Class folders "café" composed (U+00E9) and decomposed (e + U+0301, as macOS writes it)."""
+    make_image_folder(tmp / "images", {"": 4}, classes=["caf\u00e9", "cafe\u0301"])
+    return f"folder:{tmp / 'images'}"
+
+
+def webp_class(tmp: Path) -> str:
+    make_image_folder(tmp / "images", {"train": 4}, classes=["circle", "square"])
+    (tmp / "images" / "train" / "dot").mkdir()
+    for i in range(4):
+        Image.new("RGB", (32, 32)).save(tmp / "images" / "train" / "dot" / f"{i}.webp", "WEBP")
     return f"folder:{tmp / 'images'}"
 
 
@@ -255,7 +277,7 @@ CASES = [
         ["local", "--dataset", "{data}"],
         "dataset",
         ["'cof\\x1b[31mfee' holds a control character", "rename it"],
-        data=control_character_class,
+        data=lambda tmp: renamed_class(tmp, "cof\x1b[31mfee"),  # an escape sequence: recolours, forges lines
     ),
     Case(
         "local-symlink-loop",
@@ -277,6 +299,70 @@ CASES = [
         "dataset",
         ["folders Validation and val are both the validation split; keep one"],
         data=two_validation_folders,
+    ),
+    Case(
+        "local-class-all-corrupt",
+        ["local", "--dataset", "{data}"],
+        "dataset",
+        ["class 'dot' has no usable training images: none of its 4 files has the header of a .jpg"],
+        data=lambda tmp: class_with_only(tmp, b"\xff\xd8\xff not a JPEG"),
+    ),
+    Case(
+        "local-class-of-two",
+        ["local", "--dataset", "{data}"],
+        "dataset",
+        ["class 'dot' has 2 images", "test (0.1) and validation (0.1)", "needs at least 3 images"],
+        data=class_of_two,
+    ),
+    Case(
+        "local-class-too-small-for-fractions",
+        ["local", "--dataset", "{data}", "--validation-fraction", "0.5", "--test-fraction", "0.4"],
+        "dataset",
+        ["class 'circle' has 4 images", "needs at least 5 images"],
+        data=class_of_two,
+    ),
+    Case(
+        "local-tfds-data-dir-file",
+        ["local", "--dataset", "tfds:mnist", "--tfds-data-dir", "{data}"],
+        "tfds_data_dir",
+        ["notes.txt is a file, not a folder"],
+        data=a_file,
+    ),
+    Case(
+        "local-folder-missing-bucket",
+        ["local", "--dataset", "folder:gs://missing-bucket/images"],
+        "dataset",
+        ["folder:gs://missing-bucket/images: nothing there: bucket missing-bucket does not exist"],
+        gcs=True,
+    ),
+    Case(
+        "local-tfds-offline-not-prepared",
+        ["local", "--dataset", "tfds:mnist", "--tfds-data-dir", "{data}/tfds"],
+        "dataset",
+        ["tfds:mnist is not prepared in", "TRAINBOARD_OFFLINE is set (no network)", "--tfds-data-dir"],
+        data=str,
+        env={"TRAINBOARD_OFFLINE": "1"},
+    ),
+    Case(
+        "local-bidi-class",
+        ["local", "--dataset", "{data}"],
+        "dataset",
+        ["'dot\\u202egnp.exe' holds U+202E, a right-to-left", "rename it"],
+        data=lambda tmp: renamed_class(tmp, "dot\u202egnp.exe"),
+    ),
+    Case(
+        "local-class-in-two-unicode-forms",
+        ["local", "--dataset", "{data}"],
+        "dataset",
+        ["folders 'cafe\\u0301' and 'caf\\xe9' are the same name in two Unicode forms"],
+        data=cafe_twice,
+    ),
+    Case(
+        "local-webp-class",
+        ["local", "--dataset", "{data}"],
+        "dataset",
+        ["class folder train/dot holds 4 files", "not a supported image type (webp)"],
+        data=webp_class,
     ),
     Case(
         "local-zero-pixel-limit",
@@ -329,6 +415,20 @@ CASES = [
         ["champion", "rollback", "--root", "{data}", "--to", "nobody"],
         "to",
         ["run 'nobody' was never champion", "trainboard champion history"],
+        data=lambda tmp: (tmp / "root").mkdir() or str(tmp / "root"),
+    ),
+    Case(
+        "champion-rollback-bad-to",
+        ["champion", "rollback", "--root", "{data}", "--to", "../x"],
+        "to",
+        ["not a valid run name"],
+        data=lambda tmp: (tmp / "root").mkdir() or str(tmp / "root"),
+    ),
+    Case(
+        "champion-rollback-reason-bidi",
+        ["champion", "rollback", "--root", "{data}", "--to", "r1", "--reason", "ok\u202eevil"],
+        "reason",
+        ["U+202E", "not allowed"],
         data=lambda tmp: (tmp / "root").mkdir() or str(tmp / "root"),
     ),
     Case(
@@ -415,20 +515,6 @@ CASES = [
         "param",
         ["root='': empty"],
         extra={"root": False},
-    ),
-    Case(
-        "champion-rollback-bad-to",
-        ["champion", "rollback", "--root", "{data}", "--to", "../x"],
-        "to",
-        ["not a valid run name"],
-        data=lambda tmp: (tmp / "root").mkdir() or str(tmp / "root"),
-    ),
-    Case(
-        "champion-rollback-reason-bidi",
-        ["champion", "rollback", "--root", "{data}", "--to", "r1", "--reason", "ok\u202eevil"],
-        "reason",
-        ["U+202E", "not allowed"],
-        data=lambda tmp: (tmp / "root").mkdir() or str(tmp / "root"),
     ),
     Case(
         "submit-bad-dataset",

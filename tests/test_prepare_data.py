@@ -7,6 +7,7 @@ import json
 import struct
 import subprocess
 import sys
+import time
 import zlib
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from components.fingerprint_source.core import fingerprint_source
 from components.prepare_data import image_check
 from components.prepare_data.card import SAMPLES_FILE, write_card
 from components.prepare_data.core import prepare_data
-from components.prepare_data.plan import stratified_split
+from components.prepare_data.plan import Example, Plan, complete_splits, stratified_split
 from components.train.input_pipeline import load_split
 from tests.support.gcs import BUCKET
 from tests.support.images import encode, make_image_folder
@@ -28,7 +29,9 @@ from trainboard import storage
 from trainboard.artifacts.dataset import read_info
 from trainboard.config import DataConfig
 from trainboard.errors import UsageError
-from trainboard.sources import check_source
+from trainboard.sources import check_source, demo, folder_checks
+from trainboard.sources import tfds as tfds_source
+from trainboard.sources.image_headers import usable_size
 
 
 def read_back(dataset_dir, split: str) -> np.ndarray:
@@ -198,9 +201,11 @@ def test_folder_in_a_bucket_matches_the_local_one(gcs, tmp_path, monkeypatch):
     assert shards("remote") == shards("local"), "the same images, written in the same order"
 
 
-def test_tfds_source_on_the_real_builder_with_mock_data(tmp_path):
+def test_tfds_source_on_the_real_builder_with_mock_data(tmp_path, monkeypatch):
     # mock_data replaces the download and the records with random examples of caltech101's features; the
-    # builder, its metadata and trainboard's reading and writing are the real ones.
+    # builder, its metadata and trainboard's reading and writing are the real ones. No download: no host
+    # needs to answer.
+    monkeypatch.setattr(tfds_source, "online", lambda **_: True)
     with tfds.testing.mock_data(num_examples=30):
         info = prepare_data(DataConfig("tfds:caltech101"), str(tmp_path / "data"))
     assert len(info.class_names) == 102 and info.class_names[0] == "accordion"
@@ -409,3 +414,173 @@ def test_an_image_over_the_pixel_limit_is_skipped_undecoded(tmp_path):
     write_card(info, str(tmp_path / "card.md"), str(tmp_path / "gated"))
     card = (tmp_path / "card.md").read_text()
     assert "- 1 larger than 40 megapixels (max_image_pixels): square/bomb.png" in card
+
+
+class OfflineShapes(tfds.core.GeneratorBasedBuilder):
+    """A registered TFDS dataset generated without any download (the demo's shapes), to prepare in a
+    tfds_data_dir as a machine with network would have."""
+
+    VERSION = tfds.core.Version("1.0.0")
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        features = {
+            "image": tfds.features.Image(shape=(None, None, 3)),
+            "label": tfds.features.ClassLabel(names=demo.CLASS_NAMES),
+        }
+        return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict(features))
+
+    def _split_generators(self, dl_manager):
+        return {"train": self._generate_examples(0, 16), "test": self._generate_examples(1, 8)}
+
+    def _generate_examples(self, seed: int, count: int):
+        rng = np.random.default_rng(seed)
+        for i in range(count):
+            yield i, {"image": demo.draw(rng, i % 4, size=32), "label": i % 4}
+
+
+def test_tfds_offline_is_known_at_once_and_a_prepared_dataset_still_works(tmp_path, monkeypatch):
+    """Offline, a dataset not prepared in tfds_data_dir is refused in seconds (TFDS would retry its
+    download for minutes); one already prepared there is read without any network."""
+    prepared = tmp_path / "tfds"
+    OfflineShapes(data_dir=str(prepared)).download_and_prepare()
+    monkeypatch.setenv("TRAINBOARD_OFFLINE", "1")
+    started = time.monotonic()
+    for check in (
+        lambda: check_source("tfds:mnist", str(tmp_path / "empty")),
+        lambda: prepare_data(
+            DataConfig("tfds:mnist", tfds_data_dir=str(tmp_path / "empty")), str(tmp_path / "out")
+        ),
+    ):
+        with pytest.raises(UsageError) as error:
+            check()
+        assert error.value.field == "dataset"
+        assert f"tfds:mnist is not prepared in {tmp_path / 'empty'}/mnist/" in error.value.problem
+        assert "TRAINBOARD_OFFLINE is set (no network)" in error.value.problem
+    assert time.monotonic() - started < 10
+    assert not (tmp_path / "out").exists()
+    assert check_source("tfds:offline_shapes", str(prepared)) == []
+    info = prepare_data(
+        DataConfig("tfds:offline_shapes", tfds_data_dir=str(prepared)), str(tmp_path / "data")
+    )
+    assert info.examples == {"train": 12, "validation": 4, "test": 8}
+
+
+def test_tfds_data_dir_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "notes.txt").write_text("not a folder")
+    for data_dir in (tmp_path / "notes.txt", tmp_path / "notes.txt" / "tfds"):
+        with pytest.raises(UsageError) as error:
+            check_source("tfds:mnist", str(data_dir))
+        assert error.value.field == "tfds_data_dir"
+        assert error.value.problem.startswith(f"{tmp_path / 'notes.txt'} is a file, not a folder")
+
+
+def _with_class(tmp_path, name: str, files: dict[str, bytes]) -> Path:
+    """Two healthy classes of 6 images, and class ``name`` holding ``files``."""
+    src = tmp_path / "images"
+    make_image_folder(src, {"": 6}, classes=["circle", "square"])
+    (src / name).mkdir()
+    for file, data in files.items():
+        (src / name / file).write_bytes(data)
+    return src
+
+
+def _refused(dataset: str, out: Path, **options) -> str:
+    """The problem check_source and prepare_data both refuse ``dataset`` with, before anything is written."""
+    problems = []
+    for check in (
+        lambda: check_source(dataset, **options),
+        lambda: prepare_data(DataConfig(dataset, **options), str(out)),
+    ):
+        with pytest.raises(UsageError) as error:
+            check()
+        assert error.value.field == "dataset"
+        problems.append(error.value.problem)
+    assert not out.exists()
+    assert problems[0] == problems[1]
+    return problems[0]
+
+
+def test_a_class_too_small_for_the_carved_splits_is_refused_naming_it(tmp_path):
+    image = encode(demo.draw(np.random.default_rng(0), 0, size=40), "png")
+    src = _with_class(tmp_path, "dot", {"0.png": image, "1.png": image})
+    problem = _refused(f"folder:{src}", tmp_path / "out")
+    assert (
+        "class 'dot' has 2 images; carving test (0.1) and validation (0.1) out of each class needs at "
+        in problem
+    )
+    assert "least 3 images in every class" in problem
+    problem = _refused(f"folder:{src}", tmp_path / "out", validation_fraction=0.5, test_fraction=0.4)
+    assert "class 'dot' has 2 images" in problem and "needs at least 5 images" in problem
+    (src / "dot" / "1.png").unlink()
+    assert "class 'dot' has 1 image;" in _refused(f"folder:{src}", tmp_path / "out")
+
+
+@pytest.mark.parametrize(("validation", "test"), [(0.1, 0.1), (0.2, 0.1), (0.45, 0.45), (0.05, 0.3)])
+def test_the_class_size_check_agrees_with_the_carving(validation, test):
+    """What check_folder computes from the counts is what complete_splits then does with the files."""
+    for count in range(1, 25):
+        carved = folder_checks.carve_fractions({"train"}, validation, test)
+        plan = Plan([Example(f"{i}.png", 0, f"{i}.png", "train") for i in range(count)], ["only"])
+        complete_splits(plan, validation, test, seed=0)
+        splits = {example.split for example in plan.examples}
+        assert folder_checks._leaves_each_split_one(count, carved) == (
+            splits == {"train", "validation", "test"}
+        )
+
+
+def test_a_class_of_files_that_are_not_images_is_refused_from_their_headers(tmp_path, monkeypatch):
+    """All of a class's files fail the header check: refused before work. A healthy class costs one batch
+    of header reads however large; a file cut after a sound header is left to the decode."""
+    files = {"0.jpg": b"\xff\xd8\xff not a JPEG", "1.png": b"<html>saved page</html>", "2.gif": b""}
+    src = _with_class(tmp_path, "dot", files)
+    make_image_folder(src, {"": 100}, classes=["circle"], seed=1)  # a large healthy class
+    read = []
+    monkeypatch.setattr(folder_checks, "usable_size", lambda uri: read.append(uri) or usable_size(uri))
+    problem = _refused(f"folder:{src}", tmp_path / "out")
+    assert problem.endswith(
+        "class 'dot' has no usable training images: none of its 3 files has the header of a .jpg, .jpeg, "
+        ".png, .bmp, .gif image of at least 8x8 px; replace them or remove the folder"
+    )
+    assert sum("/circle/" in uri for uri in read) <= 2 * folder_checks._HEADER_BATCH  # twice: two checks
+    whole = (src / "square" / "0001.jpg").read_bytes()
+    for name in files:
+        (src / "dot" / name).unlink()
+    for i in range(3):
+        (src / "dot" / f"{i}.jpg").write_bytes(whole[: len(whole) // 2])  # header sound, data cut
+    check_source(f"folder:{src}")  # not found before work: only decoding tells
+    with pytest.raises(UsageError, match="class 'dot' has no usable training images; each must decode"):
+        prepare_data(DataConfig(f"folder:{src}"), str(tmp_path / "out"))
+
+
+def test_a_bucket_class_of_non_images_and_a_missing_bucket_are_refused(gcs, tmp_path):
+    src = _with_class(tmp_path, "dot", {"0.jpg": b"not an image", "1.jpg": b"", "2.png": b"\x89PNG"})
+    storage.upload_dir(src, f"gs://{BUCKET}/images")
+    problem = _refused(f"folder:gs://{BUCKET}/images", tmp_path / "out")
+    assert "class 'dot' has no usable training images: none of its 3 files" in problem
+    missing = "folder:gs://missing-bucket/images"
+    problem = _refused(missing, tmp_path / "out")
+    assert problem.startswith(f"{missing}: nothing there: bucket missing-bucket does not exist")
+    with pytest.raises(UsageError, match="bucket missing-bucket does not exist"):
+        fingerprint_source(missing)
+
+
+def test_names_hiding_text_or_written_twice_and_unsupported_types_are_refused(tmp_path):
+    image = encode(demo.draw(np.random.default_rng(0), 0, size=40), "png")
+    images = {f"{i}.png": image for i in range(4)}
+    src = _with_class(tmp_path / "bidi", "dot\u202egnp.exe", images)
+    problem = _refused(f"folder:{src}", tmp_path / "out")
+    assert "the folder name 'dot\\u202egnp.exe' holds U+202E, a right-to-left" in problem
+    src = _with_class(tmp_path / "twice", "caf\u00e9", images)
+    (src / "cafe\u0301").mkdir()
+    (src / "cafe\u0301" / "0.png").write_bytes(image)
+    problem = _refused(f"folder:{src}", tmp_path / "out")
+    assert "folders 'cafe\\u0301' and 'caf\\xe9' are the same name in two Unicode forms" in problem
+    webp = io.BytesIO()
+    Image.fromarray(demo.draw(np.random.default_rng(0), 1, size=40)).save(webp, "WEBP")
+    src = _with_class(tmp_path / "webp", "dot", {f"{i}.webp": webp.getvalue() for i in range(3)})
+    problem = _refused(f"folder:{src}", tmp_path / "out")
+    assert problem.endswith(
+        "class folder train/dot holds 3 files of which none is a supported image: not a supported image type "
+        "(webp); allowed: .jpg, .jpeg, .png, .bmp, .gif"
+    )
+    assert "no images" not in problem

@@ -55,7 +55,7 @@ def prepare_data(
     is written; what decoding finds (a class or split left with no usable image) removes what was written.
     """
     source = check_data_config(data)  # the planners check the rest before anything is written
-    plan = plan_source(source, seed, data.tfds_data_dir)
+    plan = plan_source(source, seed, data)
     complete_splits(plan, data.validation_fraction, data.test_fraction, seed)
     check_splits(labels_by_split(plan.examples), [], data.dataset)
     with DatasetWriter(output_dir) as writer:

@@ -6,9 +6,6 @@ decompression bomb (a few kilobytes of PNG that decode to gigabytes) costs no me
 from __future__ import annotations
 
 import itertools
-import os
-import struct
-import zlib
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -16,15 +13,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import tensorflow as tf
 
 from trainboard import storage
+from trainboard.sources import image_headers
+from trainboard.sources.image_headers import JPEG, PNG
 
-JPEG = b"\xff\xd8\xff"
-PNG = b"\x89PNG\r\n\x1a\n"
 PASS_THROUGH = (JPEG, PNG)  # JPEG and PNG are stored as they are
 _REMOTE_CHUNK = 512  # objects read from a bucket ahead of the check: bounds the memory it takes
-# Read first from a local file to find its size: every format's header but a JPEG's that follows long
-# metadata (EXIF, ICC profiles), for which the read goes on, 16 times as much each time. A system call
-# on a few pages: 7 us an image with the parse, where a buffered open() of 64 KiB took 11.
-_HEAD_BYTES = 4096
 
 
 def checked_images(items: list, max_pixels: int) -> Iterator[tuple[int, bytes, tuple[int, int] | None]]:
@@ -135,58 +128,10 @@ def _decode_pipeline(
         yield from zip(*(column.tolist() for column in batch), strict=True)
 
 
-_START_OF_FRAME = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # SOFn markers (not DHT, JPG, DAC)
-_NO_LENGTH = frozenset(range(0xD0, 0xDA)) | {0x01}  # RSTn, SOI, EOI, TEM: markers without a segment
-
-
 def header_size(data: bytes) -> tuple[int, int] | None:
-    """(height, width) from the header of a JPEG, PNG, GIF, BMP or WebP (what TensorFlow decodes), without
-    decoding it; None where the header does not tell (another format, or cut or corrupt: the decode then
-    refuses it, before it allocates anything)."""
-    try:
-        if data.startswith(JPEG):
-            return _jpeg_size(data)
-        if data.startswith(PNG) and data[12:16] == b"IHDR" and len(data) >= 33:
-            # Only with its checksum right: libpng refuses a corrupt IHDR, so must this.
-            if zlib.crc32(data[12:29]) == int.from_bytes(data[29:33]):
-                width, height = struct.unpack_from(">II", data, 16)
-                return height, width
-        elif data.startswith((b"GIF87a", b"GIF89a")) and len(data) >= 10:
-            width, height = struct.unpack_from("<HH", data, 6)  # the logical screen, which GIF decodes to
-            return height, width
-        elif data.startswith(b"BM") and len(data) >= 26:
-            width, height = struct.unpack_from("<ii", data, 18)
-            return abs(height), abs(width)  # a negative height: rows stored top-down
-        elif data.startswith(b"RIFF") and data[8:12] == b"WEBP":
-            return _webp_size(data)
-    except struct.error:  # cut inside its header
-        return None
-    return None
-
-
-def _file_header_size(path: str) -> tuple[int, int] | None:
-    """header_size of a local file, reading only its beginning unless its metadata is longer."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            head = os.read(fd, _HEAD_BYTES)
-            while head.startswith(JPEG) and _jpeg_walk(head) is None:
-                more = os.read(fd, 15 * len(head))
-                if not more:
-                    break
-                head += more
-        finally:
-            os.close(fd)
-    except OSError:  # unreadable: the check's own read fails and says so
-        return None
-    return header_size(head)
-
-
-def _jpeg_size(data: bytes) -> tuple[int, int] | None:
-    """(height, width) from a JPEG's frame header, found by walking the few segments before it in Python
-    (cheaper than a call into TensorFlow per image); libjpeg's header reading where the walk fails."""
-    size = _jpeg_walk(data)
-    if size is not None:
+    """image_headers.header_size, with libjpeg's header reading where the JPEG walk fails."""
+    size = image_headers.header_size(data)
+    if size is not None or not data.startswith(JPEG):
         return size
     try:
         return tuple(tf.io.extract_jpeg_shape(data)[:2].numpy().tolist())
@@ -194,36 +139,12 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
         return None
 
 
-def _jpeg_walk(data: bytes) -> tuple[int, int] | None:
-    at = 2
-    while at + 9 <= len(data) and data[at] == 0xFF:
-        marker = data[at + 1]
-        if marker in _START_OF_FRAME:
-            height, width = struct.unpack_from(">HH", data, at + 5)
-            if height and width:
-                return height, width
-            break  # the height comes later (DNL): leave it to libjpeg
-        if marker == 0xFF:  # a fill byte
-            at += 1
-        else:
-            at += 2 if marker in _NO_LENGTH else 2 + int.from_bytes(data[at + 2 : at + 4])
-    return None
-
-
-def _webp_size(data: bytes) -> tuple[int, int] | None:
-    """The canvas of an extended WebP, else the frame of a lossy (VP8) or lossless (VP8L) one."""
-    if len(data) < 30:
+def _file_header_size(path: str) -> tuple[int, int] | None:
+    """header_size of a local file, reading only its beginning unless its metadata is longer."""
+    try:
+        return header_size(image_headers.read_head(path))
+    except OSError:  # unreadable: the check's own read fails and says so
         return None
-    chunk = data[12:16]
-    if chunk == b"VP8X":
-        return int.from_bytes(data[27:30], "little") + 1, int.from_bytes(data[24:27], "little") + 1
-    if chunk == b"VP8 ":
-        width, height = struct.unpack_from("<HH", data, 26)
-        return height & 0x3FFF, width & 0x3FFF
-    if chunk == b"VP8L":
-        bits = int.from_bytes(data[21:25], "little")
-        return ((bits >> 14) & 0x3FFF) + 1, (bits & 0x3FFF) + 1
-    return None
 
 
 def to_png(image: bytes) -> bytes:

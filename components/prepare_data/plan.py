@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from trainboard.errors import UsageError
+from trainboard.sources.folder_checks import carve_fractions, carved_count
+from trainboard.sources.image_headers import MIN_IMAGE_SIDE
 from trainboard.sources.spec import IMAGE_EXTENSIONS, SPLITS
-
-MIN_IMAGE_SIDE = 8  # smaller images carry no usable signal for these models
 
 
 @dataclass
@@ -44,14 +44,11 @@ def complete_splits(plan: Plan, validation_fraction: float, test_fraction: float
     """Carve the validation / test splits the source does not have out of train: seeded, stratified by
     class; in ``plan``."""
     present = {example.split for example in plan.examples}
-    left = 1.0  # the share of the source that train still holds
-    for split, fraction in (("test", test_fraction), ("validation", validation_fraction)):
-        if split not in present:
-            train = [example for example in plan.examples if example.split == "train"]
-            _, carved = stratified_split([example.label for example in train], fraction / left, seed, split)
-            for i in carved:
-                train[i].split = split
-            left -= fraction
+    for split, _, share in carve_fractions(present, validation_fraction, test_fraction):
+        train = [example for example in plan.examples if example.split == "train"]
+        _, carved = stratified_split([example.label for example in train], share, seed, split)
+        for i in carved:
+            train[i].split = split
 
 
 def stratified_split(labels: list[int], fraction: float, seed: int, salt: str) -> tuple[list[int], list[int]]:
@@ -62,8 +59,7 @@ def stratified_split(labels: list[int], fraction: float, seed: int, salt: str) -
     carved: list[int] = []
     for cls in np.unique(labels_array):
         members = np.flatnonzero(labels_array == cls)
-        count = max(1, round(len(members) * fraction)) if len(members) >= 2 else 0
-        carved += rng.permutation(members)[:count].tolist()
+        carved += rng.permutation(members)[: carved_count(len(members), fraction)].tolist()
     carved_set = set(carved)
     return [i for i in range(len(labels)) if i not in carved_set], sorted(carved)
 

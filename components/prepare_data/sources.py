@@ -8,23 +8,24 @@ import hashlib
 import tensorflow as tf
 
 from components.prepare_data.plan import Example, Plan
+from trainboard.config import DataConfig
 from trainboard.errors import UsageError
 from trainboard.sources import demo
-from trainboard.sources.folder import scan_folder
+from trainboard.sources.folder_checks import check_folder
 from trainboard.sources.spec import SPLIT_ALIASES, Source
-from trainboard.sources.tfds import tfds_builder
+from trainboard.sources.tfds import check_tfds_available, tfds_builder
 
 
 def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
-def plan_source(source: Source, seed: int, tfds_data_dir: str) -> Plan:
+def plan_source(source: Source, seed: int, data: DataConfig) -> Plan:
     if source.kind == "demo":
         return _plan_demo(seed)
     if source.kind == "tfds":
-        return _plan_tfds(source, tfds_data_dir)
-    return _plan_folder(source)
+        return _plan_tfds(source, data.tfds_data_dir)
+    return _plan_folder(source, data.validation_fraction, data.test_fraction)
 
 
 def _plan_demo(seed: int) -> Plan:
@@ -40,6 +41,7 @@ def _plan_tfds(source: Source, data_dir: str) -> Plan:
     import tensorflow_datasets as tfds
 
     builder, image_key, label_key = tfds_builder(source, data_dir)
+    check_tfds_available(builder, source)  # offline, the download would retry for minutes
     builder.download_and_prepare()  # a no-op when data_dir already holds the prepared dataset
     class_names = list(builder.info.features[label_key].names)
     plan = Plan([], class_names, digest(f"tfds:{builder.info.full_name}".encode()))
@@ -67,8 +69,8 @@ def _plan_tfds(source: Source, data_dir: str) -> Plan:
     return plan
 
 
-def _plan_folder(source: Source) -> Plan:
-    folder = scan_folder(source.uri)
+def _plan_folder(source: Source, validation_fraction: float, test_fraction: float) -> Plan:
+    folder = check_folder(source.uri, validation_fraction, test_fraction)
     examples = [
         Example(uri, label, uri[len(source.uri) + 1 :], split)
         for split, classes in folder.splits.items()

@@ -14,15 +14,24 @@ from __future__ import annotations
 import importlib.util
 
 from trainboard import storage
+from trainboard.config import DataConfig
 from trainboard.errors import UsageError
 from trainboard.sources.spec import parse_source
 from trainboard.storage import NoCredentials
 
 
-def check_source(spec: str, tfds_data_dir: str = "", cluster: bool = False) -> list[str]:
-    """Everything about a source that can be checked before preparing it: the spec, a folder's layout,
-    a TFDS dataset's name and features (this one imports TensorFlow Datasets). Returns the notes on how a
-    folder was read (a split folder under another name, a folder left out), for the console.
+def check_source(
+    spec: str,
+    tfds_data_dir: str = "",
+    cluster: bool = False,
+    validation_fraction: float = DataConfig.validation_fraction,
+    test_fraction: float = DataConfig.test_fraction,
+) -> list[str]:
+    """Everything about a source that can be checked before preparing it: the spec, a folder's layout
+    and images (folder_checks: enough for the splits carved at these fractions, an image's header in each
+    class), a TFDS dataset's name, features and whether it can be had here (this one imports TensorFlow
+    Datasets). Returns the notes on how a folder was read (a split folder under another name, a folder
+    left out), for the console.
 
     ``cluster``: the tasks read the source, not this machine. A folder must be on gs:// and is not listed
     from here (the tasks read it with their own credentials; this machine may have none); a TFDS name
@@ -43,14 +52,16 @@ def check_source(spec: str, tfds_data_dir: str = "", cluster: bool = False) -> l
             "'trainboard[train]'); the prepare-data task checks it on the cluster"
         ]
     if source.kind == "folder":
-        from trainboard.sources.folder import scan_folder
+        from trainboard.sources.folder_checks import check_folder
 
         try:
-            return scan_folder(source.uri).notes
+            return check_folder(source.uri, validation_fraction, test_fraction).notes
         except NoCredentials as e:
             raise UsageError("dataset", str(e)) from None
     if source.kind == "tfds":
-        from trainboard.sources.tfds import tfds_builder
+        from trainboard.sources.tfds import check_tfds_available, tfds_builder
 
-        tfds_builder(source, "" if cluster else tfds_data_dir)
+        builder, _, _ = tfds_builder(source, "" if cluster else tfds_data_dir)
+        if not cluster:  # the tasks download there, not this machine
+            check_tfds_available(builder, source)
     return []
