@@ -347,7 +347,10 @@ CASES = [
         "local-bidi-class",
         ["local", "--dataset", "{data}"],
         "dataset",
-        ["'dot\\u202egnp.exe' holds U+202E, a right-to-left", "rename it"],
+        [
+            "'dot\\u202egnp.exe' holds U+202E, invisible formatting (such as a right-to-left mark)",
+            "rename it",
+        ],
         data=lambda tmp: renamed_class(tmp, "dot\u202egnp.exe"),
     ),
     Case(

@@ -15,6 +15,7 @@ import unicodedata
 from dataclasses import dataclass, field
 
 from trainboard import storage
+from trainboard.checks import hidden_characters
 from trainboard.errors import UsageError
 from trainboard.sources.spec import IMAGE_EXTENSIONS, SPLIT_ALIASES, SPLITS
 
@@ -57,11 +58,6 @@ def _check_utf8(where: str, rel: str) -> None:
         ) from None
 
 
-# Bidirectional controls (RLO U+202E and its kin): a name holding one reads as another ("gpj.exe" shown
-# as "exe.jpg"). Other format characters stay allowed: a zero-width joiner is part of many emoji.
-_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-
-
 def _check_folder_name(where: str, rel: str) -> None:
     """Folder names become class names, shown in TensorBoard, the KFP UI, the reports and the console: a
     control character (a newline, an escape sequence) would break or forge their lines."""
@@ -72,12 +68,12 @@ def _check_folder_name(where: str, rel: str) -> None:
             f"{where}: the folder name {rel!r} holds a control character ({control[0]!r}); rename it: class "
             "names must be printable text",
         )
-    bidi = [f"U+{ord(c):04X}" for c in rel if c in _BIDI_CONTROLS]
-    if bidi:
+    hidden = hidden_characters(rel)  # a right-to-left override makes a class name read as another
+    if hidden:
         raise UsageError(
             "dataset",
-            f"{where}: the folder name {rel!r} holds {bidi[0]}, a right-to-left or other bidirectional "
-            "control that makes a name read as another; rename it: class names must be printable text",
+            f"{where}: the folder name {rel!r} holds {', '.join(hidden)}, invisible formatting (such as a "
+            "right-to-left mark); rename it: class names must be printable text",
         )
 
 
