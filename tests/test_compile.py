@@ -14,6 +14,7 @@ from tests.support.cli import trainboard
 from trainboard.component_image import DEFAULT_IMAGE
 
 CHANNEL = "{{$.inputs.parameters['pipelinechannel--%s']}}"
+TRAINING = "comp-trainboard"  # the training pipeline, as a component of the compiled one
 RETRY = {"maxRetryCount": 2, "backoffDuration": "60s", "backoffFactor": 2.0, "backoffMaxDuration": "600s"}
 GOLDEN = {
     "train resources": {
@@ -90,10 +91,16 @@ def compiled(tmp_path_factory) -> Path:
     return path
 
 
+def training_tasks(pipeline: dict) -> dict:
+    """The training pipeline's tasks: the compiled pipeline nests it inside the exit handler's DAG
+    (pipelines/training_pipeline.py, cluster_pipeline)."""
+    return pipeline["components"][TRAINING]["dag"]["tasks"]
+
+
 def what_matters(path: Path) -> dict:
     pipeline, platform = yaml.safe_load_all(path.read_text())
     executors = pipeline["deploymentSpec"]["executors"]
-    tasks = pipeline["root"]["dag"]["tasks"]
+    tasks = training_tasks(pipeline)
     mine = GOLDEN["caching"]  # the tasks this check is about; tasks added later are not
     parameters = pipeline["root"]["inputDefinitions"]["parameters"]
     return {
@@ -115,9 +122,9 @@ def what_matters(path: Path) -> dict:
             name: (parameters[name]["parameterType"], parameters[name].get("defaultValue"))
             for name in GOLDEN["parameters"]
         },
-        "outputs": {
+        "outputs": {  # the training pipeline's: KFP refuses pipeline outputs from inside an exit handler
             name: p["parameterType"]
-            for name, p in pipeline["root"]["outputDefinitions"]["parameters"].items()
+            for name, p in pipeline["components"][TRAINING]["outputDefinitions"]["parameters"].items()
             if name in GOLDEN["outputs"]
         },
     }
@@ -165,7 +172,7 @@ def test_every_task_that_holds_the_runs_lease_names_the_kfp_run(compiled):
     {{$.pipeline_job_uuid}} to the run's UUID for every task of the run, a retried one included
     (kubeflow/pipelines #11599, 2.5.0: the placeholder in component inputs; start_run refuses it
     unresolved), so a retried train resumes under its own lease instead of being refused."""
-    tasks = next(yaml.safe_load_all(compiled.read_text()))["root"]["dag"]["tasks"]
+    tasks = training_tasks(next(yaml.safe_load_all(compiled.read_text())))
     holders = {
         name: tasks[name]["inputs"]["parameters"]["job_id"]["runtimeValue"]["constant"]
         for name in ("start-run", "train", "evaluate", "promote")
@@ -245,3 +252,56 @@ def test_a_deploy_step_can_run_for_promoted_models_only(tmp_path):
     assert condition["triggerPolicy"]["condition"] == (
         "inputs.parameter_values['pipelinechannel--trainboard-promoted'] == true"
     )
+
+
+def test_the_exit_task_tells_the_team_once_every_other_task_has_ended(compiled):
+    """dsl.ExitHandler: the notify task runs after the group that holds the whole training pipeline,
+    whatever its tasks' states (ALL_UPSTREAM_TASKS_COMPLETED; the backend makes it the group's Argo exit
+    hook, 2.4.0 on). It takes no other task's output (an exit task cannot), only pipeline parameters and
+    the job id, by which it finds a generated run name (trainboard/job_runs.py)."""
+    pipeline = next(yaml.safe_load_all(compiled.read_text()))
+    tasks = pipeline["root"]["dag"]["tasks"]
+    assert sorted(tasks) == ["exit-handler-1", "notify"]
+    exit_task = tasks["notify"]
+    assert exit_task["triggerPolicy"] == {"strategy": "ALL_UPSTREAM_TASKS_COMPLETED"}
+    assert exit_task["dependentTasks"] == ["exit-handler-1"]
+    [nested] = pipeline["components"]["comp-exit-handler-1"]["dag"]["tasks"].values()
+    assert nested["componentRef"]["name"] == TRAINING
+    assert set(GOLDEN["caching"]) <= set(training_tasks(pipeline)), "every training task is inside"
+    inputs = exit_task["inputs"]["parameters"]
+    assert {name: i.get("componentInputParameter") for name, i in inputs.items()} == {
+        "root": "root",
+        "run_name": "run_name",
+        "tensorboard_url": "tensorboard_url",
+        "job_id": None,
+    }
+    assert inputs["job_id"]["runtimeValue"]["constant"] == "{{$.pipeline_job_uuid}}"
+    assert not exit_task["cachingOptions"].get("enableCache") and "retryPolicy" not in exit_task
+    # No PipelineTaskFinalStatus input: backends before 2.14.0 refuse it (MIN_RELEASE stays 2.5.0).
+    assert "taskFinalStatus" not in json.dumps(exit_task)
+
+
+def test_the_webhook_url_comes_from_an_optional_secret_never_a_parameter(compiled):
+    """The Secret trainboard-notify, mounted on the exit task only, optional: a cluster without it runs
+    and sends nothing. A volume, not an env var: kfp-kubernetes 2.17.3 writes SecretAsEnv.optional,
+    which backends before 2.15.0 refuse (kubeflow/pipelines #12495), failing the exit task there."""
+    from components.notify.core import SECRET_DIR, SECRET_NAME, WEBHOOK_ENV
+
+    pipeline, platform = yaml.safe_load_all(compiled.read_text())
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert executors["exec-notify"] == {
+        "secretAsVolume": [
+            {
+                "mountPath": SECRET_DIR,
+                "optional": True,
+                "secretName": SECRET_NAME,
+                "secretNameParameter": {"runtimeValue": {"constant": SECRET_NAME}},
+            }
+        ]
+    }
+    assert [name for name, e in executors.items() if "secretAsVolume" in e or "secretAsEnv" in e] == [
+        "exec-notify"
+    ]
+    parameters = pipeline["root"]["inputDefinitions"]["parameters"]
+    assert not [name for name in parameters if "webhook" in name or "secret" in name]
+    assert WEBHOOK_ENV not in compiled.read_text()

@@ -21,8 +21,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from components.notify.core import Failure, first_error_line, notify_run
 from trainboard import layout, storage, task_events
 from trainboard.artifacts.champion import read_champion
+from trainboard.cluster.settings import ENVIRONMENT
 from trainboard.config import DataConfig, PromotionRule, TrainingConfig
 
 Event = dict[str, Any]
@@ -154,6 +156,14 @@ def _wait_for_tasks(timeout: float = 30.0) -> None:
                 time.sleep(0.1)
 
 
+def _tell_the_team(root: str, run: str, output: TaskOutput, failure: Failure | None = None) -> None:
+    """What the cluster's exit task does (pipelines/training_pipeline.py, cluster_pipeline), done here
+    when the run ends: kfp.local cannot give outputs of a pipeline run inside an ExitHandler, and here the
+    failed step and its error are known (kfp.local's output). The webhook from the environment."""
+    tensorboard_url = os.environ.get(ENVIRONMENT["tensorboard_url"], "")
+    output.write(f"trainboard: notification: {notify_run(root, run, '', tensorboard_url, failure)}\n")
+
+
 def run_local(
     root: str,
     run: str,
@@ -187,13 +197,19 @@ def run_local(
                 **asdict(config),
                 **asdict(rule),
             )
-        except RuntimeError:
-            if output.failed:  # kfp.local's wrapper error says only which task; the task's own is in output
-                raise output.failed from None
+        except RuntimeError as e:
+            failed = (
+                output.failed
+            )  # kfp.local's wrapper error says only which task; the task's own is in output
+            failure = Failure(failed.task, first_error_line(failed.tail)) if failed else Failure(error=str(e))
+            _tell_the_team(root, run, output, failure)
+            if failed:
+                raise failed from None
             raise
         except KeyboardInterrupt:
             _wait_for_tasks()
             raise
+        _tell_the_team(root, run, output)
     metrics = task.outputs["metrics"].metadata
     # What the records say after the decision, not what was meant: promote's "promoted" is read back from
     # them (components/promote/core.py, _as_recorded); the champion is the record's now.

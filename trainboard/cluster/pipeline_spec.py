@@ -34,11 +34,11 @@ def compiled_pipeline() -> str:
     from kfp import compiler
     from kfp.compiler.pipeline_spec_builder import extract_comments_from_pipeline_spec
 
-    from pipelines.training_pipeline import training_pipeline
+    from pipelines.training_pipeline import cluster_pipeline  # training_pipeline + the notification
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp, "pipeline.yaml")
-        compiler.Compiler().compile(training_pipeline, str(path))
+        compiler.Compiler().compile(cluster_pipeline, str(path))
         text = path.read_text()
     lines = text.splitlines(keepends=True)
     header = next(i for i, line in enumerate(lines) if not line.startswith("#"))
