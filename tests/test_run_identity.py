@@ -156,6 +156,15 @@ def test_a_run_name_in_use_is_refused_before_any_work(root, capsys):
     assert json.loads(storage.read_bytes(lease_uri(root, "k1")))["holder"] == "next-night"
 
 
+def test_leases_taken_and_given_back_night_after_night_leave_nothing_behind(root):
+    for night in range(5):
+        take(root, f"night-{night}", "kfp-run-x")
+        release(root, f"night-{night}", "kfp-run-x")
+    left = [uri.rsplit("/", 1)[-1] for uri in storage.list_files(storage.join(root, "leases"))]
+    assert [name for name in left if not name.startswith(".")] == [], "a local root's lock: one, hidden"
+    assert len(left) <= 1
+
+
 def test_of_four_processes_taking_one_name_at_once_one_wins(root):
     start = time.time() + 3
     racers = [

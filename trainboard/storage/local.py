@@ -123,11 +123,17 @@ def _generation(data: bytes) -> int:
     return int.from_bytes(hashlib.sha256(data).digest()[:8], "big") or 1  # 0 means "absent"
 
 
+# One lock file a folder, not one a file: a file's own would stay behind it forever (every lease, every
+# history entry), and a lock file is never deleted (a process may be waiting on it). Hidden: listings that
+# skip hidden names never see it.
+_FOLDER_LOCK = ".trainboard.lock"
+
+
 @contextlib.contextmanager
 def _lock(path: Path) -> Iterator[None]:
-    """An exclusive lock beside ``path`` (``path.lock``), held while a local compare-and-swap runs."""
+    """An exclusive lock on ``path``'s folder, held while a local compare-and-swap runs there."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a") as lock:
+    with open(path.parent / _FOLDER_LOCK, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
