@@ -91,13 +91,17 @@ def test_a_run_not_promoted_says_why_and_shows_it_beside_the_champion(webhook, r
 
 
 def test_a_run_stopped_early_says_where_and_what_it_saved(webhook, root):
-    stopped = {"epoch": 4, "epochs": 30, "rule": "trailing", "gpu_seconds_saved": 1234.5}
-    reason = "validation accuracy trailed the champion's by more than 0.05 for 3 epochs"
+    stopped = {"epoch": 4, "epochs": 30, "rule": "cannot win", "seconds_saved": 1234.5, "gpus": 1}
+    reason = (  # as promote writes it (components/promote/core.py, stopped_reason)
+        "stopped early: the race stopped it after epoch 4 of 30 (cannot win: validation accuracy trailed "
+        "champion's by more than race_margin 0.05 for 3 epochs in a row); 1234.5 s of training saved on "
+        "1 GPU(s)"
+    )
     write_outcome(root, RunOutcome(RUN, STOPPED_EARLY, reason, METRICS, CHAMPION, stopped))
     notify_run(root, RUN, JOB, "")
     [body] = webhook.bodies
     assert body["text"].splitlines() == [
-        f"trainboard run {RUN}: stopped early at epoch 4/30, about 1234 GPU-seconds saved: {reason}",
+        f"trainboard run {RUN}: {reason}",
         "test accuracy 0.9812, test loss 0.2571",
     ]
     assert body["outcome"] == STOPPED_EARLY and body["stopped"] == stopped and body["links"] == {}

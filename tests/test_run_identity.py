@@ -23,6 +23,7 @@ import pytest
 from components.fingerprint_source.core import fingerprint_source
 from components.promote.core import promote
 from tests.support.cli import BIN, in_process
+from tests.support.gcs import BUCKET
 from tests.support.images import make_image_folder
 from tests.support.kill import kill_at_pause
 from tests.support.promotion import champion_folder_run, metrics_with_accuracy, model_folder
@@ -337,3 +338,17 @@ def test_a_copied_root_finds_its_models(tmp_path, capsys):
     storage.write_bytes(layout.champion_record(str(copy)), json.dumps(record).encode())
     assert read_champion(str(copy))[0].model_in(str(copy)) == layout.model_dir(str(copy), "k1")
     assert not promote_at(str(copy), tmp_path, "k3", 0.5).promoted  # evaluates against it, no error
+
+
+def test_submit_and_schedule_refuse_what_start_run_would_before_sending(gcs, kfp, tmp_path, capsys):
+    """Where this machine can read the root: a run name already promoted, a damaged record."""
+    root = f"gs://{BUCKET}/team"
+    promote_at(root, tmp_path, "k1", 0.8)
+    submit = ["submit", "--endpoint", kfp.url, "--param", f"root={root}"]
+    code, _, err = in_process(capsys, *submit, "--run-name", "k1")
+    assert code == 2 and "run_name: run k1 was promoted before" in err, err
+    storage.write_bytes(layout.champion_record(root), b"{not json")
+    for command in (submit, ["schedule", "--name", "nightly", "--cron", "0 0 3 * * *", *submit[1:]]):
+        code, _, err = in_process(capsys, *command)
+        assert code == 2 and "champion.json is not a valid champion record" in err, err
+    assert kfp.bodies("POST", "/runs") == [] and kfp.bodies("POST", "/recurringruns") == []

@@ -74,14 +74,8 @@ def outcome_line(outcome: RunOutcome | None, failure: Failure | None) -> str:
         return f"failed{at}" + (f": {failure.error}" if failure.error else "")
     if outcome.outcome == PROMOTED:
         return f"promoted, now the champion: {outcome.reason}"
-    if outcome.outcome == STOPPED_EARLY:
-        stopped = outcome.stopped
-        where = (
-            f" at epoch {stopped['epoch']}/{stopped['epochs']}" if {"epoch", "epochs"} <= set(stopped) else ""
-        )
-        saved = stopped.get("gpu_seconds_saved")
-        spared = f", about {float(saved):.0f} GPU-seconds saved" if saved else ""
-        return f"stopped early{where}{spared}: {outcome.reason}"
+    if outcome.outcome == STOPPED_EARLY:  # promote's reason says where, by which rule, and what it saved
+        return outcome.reason
     return f"not promoted, the champion is still {outcome.champion or 'none'}: {outcome.reason}"
 
 

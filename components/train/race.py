@@ -96,11 +96,12 @@ def verdict(
         return None  # off, or the trailing epochs would reach into the warm-up
     window = range(epoch - config.race_patience, epoch)
     if all(theirs[i] - val_accuracy[i] > config.race_margin for i in window):
+        epochs = f"{config.race_patience} epoch{'s' if config.race_patience > 1 else ''}"
         return {
             "rule": CANNOT_WIN,
             "epoch": epoch,
             "reason": f"validation accuracy trailed champion {champion.run}'s by more than race_margin "
-            f"{config.race_margin:g} for {config.race_patience} epochs in a row (epoch {epoch}: "
+            f"{config.race_margin:g} for {epochs} in a row (epoch {epoch}: "
             f"{val_accuracy[-1]:.4f} vs {theirs[-1]:.4f})",
         }
     return None

@@ -23,7 +23,8 @@ class RunOutcome:
     reason: str
     metrics: dict[str, float] = field(default_factory=dict)  # test metrics (Evaluation.headline)
     champion: str = ""  # the champion's run after the decision
-    stopped: dict[str, Any] = field(default_factory=dict)  # epoch, epochs, rule, gpu_seconds_saved
+    # Why the race stopped it (components/train/race.py): epoch, epochs, rule, reason, seconds_saved, gpus.
+    stopped: dict[str, Any] = field(default_factory=dict)
 
 
 def outcome_uri(root: str, run: str) -> str:

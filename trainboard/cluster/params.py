@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from trainboard import storage
+from trainboard.artifacts.champion import check_records
 from trainboard.cluster.pipeline_spec import PipelineParameter, compiled_pipeline, pipeline_parameters
 from trainboard.cluster.settings import ClusterSettings
 from trainboard.config_checks import check_pipeline_parameters
@@ -127,3 +128,15 @@ def checked_arguments(pairs: list[str], settings: ClusterSettings) -> tuple[dict
     if settings.tensorboard_url and "tensorboard_url" in parameters:
         arguments.setdefault("tensorboard_url", settings.tensorboard_url)
     return arguments, check_cluster_arguments(arguments, parameters)
+
+
+def check_root_records(root: str, run: str = "") -> None:
+    """What start_run would refuse from the root's records (a damaged champion.json or history entry, a
+    run name already promoted), checked before sending where this machine can read the root; without
+    credentials or rights to read it, start_run checks on the cluster."""
+    try:
+        check_records(root, run)
+    except (storage.NoCredentials, PermissionError):
+        return
+    except UsageError as e:
+        raise UsageError("param", f"root={root!r}: {e.field}: {e.problem}") from None

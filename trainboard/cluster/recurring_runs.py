@@ -11,7 +11,7 @@ from trainboard.checks import check_visible
 from trainboard.cluster.auth import without_userinfo
 from trainboard.cluster.connection import connect, ensure_experiment
 from trainboard.cluster.cron import check_cron
-from trainboard.cluster.params import checked_arguments
+from trainboard.cluster.params import check_root_records, checked_arguments
 from trainboard.cluster.pipeline_spec import pipeline_package, sent_pipeline_spec
 from trainboard.cluster.settings import ClusterSettings
 from trainboard.errors import UsageError
@@ -116,6 +116,7 @@ def schedule(
         raise UsageError(
             "param", "run_name cannot be fixed for a schedule: every execution gets its own unique run name"
         )
+    check_root_records(arguments["root"])  # a damaged record would fail every night's first task
     mine = Schedule(
         name,
         "",

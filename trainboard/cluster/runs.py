@@ -11,7 +11,7 @@ from trainboard import layout
 from trainboard.checks import check_run_name
 from trainboard.cluster.auth import without_userinfo
 from trainboard.cluster.connection import connect, ensure_experiment
-from trainboard.cluster.params import checked_arguments
+from trainboard.cluster.params import check_root_records, checked_arguments
 from trainboard.cluster.pipeline_spec import pipeline_package
 from trainboard.cluster.settings import ClusterSettings
 from trainboard.errors import UsageError
@@ -38,6 +38,7 @@ def submit(settings: ClusterSettings, pairs: list[str], run_name: str = "") -> S
         raise UsageError("param", "run_name is set with --run-name (the KFP run carries the same name)")
     run = run_name or layout.new_run_name()
     check_run_name(run)
+    check_root_records(arguments["root"], run)
     arguments["run_name"] = run
     with connect(settings) as client, pipeline_package() as package:
         experiment = ensure_experiment(client, settings)
