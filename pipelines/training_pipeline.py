@@ -67,6 +67,7 @@ def training_pipeline(
     model: str = "vgg16",
     epochs: int = 10,
     batch_size: int = 32,
+    workers: int = 1,
     image_size: int = 224,
     learning_rate: float = 0.001,
     lr_schedule: str = "cosine",
@@ -114,6 +115,10 @@ def training_pipeline(
             efficientnet_b0.
         epochs: Training epochs.
         batch_size: Examples per training step (over all replicas).
+        workers: Worker processes that train together (MultiWorkerMirroredStrategy), each on its share of
+            the data and batch_size / workers examples a step: 1 trains in the train task itself; more
+            hand off to that many processes (trainboard local) or nodes (a Kubeflow Trainer TrainJob on a
+            cluster). batch_size must be a multiple of it.
         image_size: Square input size in pixels.
         learning_rate: Adam's (initial) learning rate.
         lr_schedule: Learning-rate schedule: constant, cosine.

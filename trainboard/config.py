@@ -38,6 +38,7 @@ MODELS: dict[str, ModelSpec] = {
 }
 
 MAX_EPOCHS, MAX_BATCH_SIZE, MAX_LEARNING_RATE, MAX_SYNC_SECONDS = 10_000, 65_536, 10.0, 3600.0
+MAX_WORKERS = 64  # a typo guard, as the other maxima: far above the nodes one training job spans here
 MAX_SEED = 2**32 - 1  # numpy's, which keras.utils.set_random_seed seeds
 LR_SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")  # auto: mixed_float16 on GPUs
@@ -79,6 +80,13 @@ class TrainingConfig:
     model: str = _option("small_cnn", f"Keras architecture: {', '.join(MODELS)}.", tuple(MODELS))
     epochs: int = _option(8, "Training epochs.")
     batch_size: int = _option(32, "Examples per training step (over all replicas).")
+    workers: int = _option(
+        1,
+        "Worker processes that train together (MultiWorkerMirroredStrategy), each on its share of the data "
+        "and batch_size / workers examples a step: 1 trains in the train task itself; more hand off to "
+        "that many processes (trainboard local) or nodes (a Kubeflow Trainer TrainJob on a cluster). "
+        "batch_size must be a multiple of it.",
+    )
     image_size: int = _option(32, "Square input size in pixels.")
     learning_rate: float = _option(3e-3, "Adam's (initial) learning rate.")
     lr_schedule: str = _option("cosine", f"Learning-rate schedule: {', '.join(LR_SCHEDULES)}.", LR_SCHEDULES)

@@ -22,6 +22,7 @@ from trainboard.config import (
     MAX_LEARNING_RATE,
     MAX_SEED,
     MAX_SYNC_SECONDS,
+    MAX_WORKERS,
     PRECISIONS,
     DataConfig,
     PromotionRule,
@@ -71,6 +72,11 @@ def check_config(config: TrainingConfig) -> None:
     # Upper bounds far above any sensible run: a typo (an extra digit or three) fails here, not overnight.
     check_positive("epochs", config.epochs, MAX_EPOCHS)
     check_positive("batch_size", config.batch_size, MAX_BATCH_SIZE)
+    check_positive("workers", config.workers, MAX_WORKERS)
+    if config.batch_size % config.workers:  # each worker takes an equal part of every global batch
+        raise UsageError(
+            "workers", f"batch_size {config.batch_size} must be a multiple of workers {config.workers}"
+        )
     check_positive("learning_rate", config.learning_rate, MAX_LEARNING_RATE)
     check_choice("lr_schedule", config.lr_schedule, LR_SCHEDULES)
     check_choice("precision", config.precision, PRECISIONS)

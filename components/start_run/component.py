@@ -20,6 +20,7 @@ def start_run(
     model: str,
     epochs: int,
     batch_size: int,
+    workers: int,
     image_size: int,
     learning_rate: float,
     lr_schedule: str,

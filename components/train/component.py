@@ -13,6 +13,7 @@ def train(
     model: str,
     epochs: int,
     batch_size: int,
+    workers: int,
     image_size: int,
     learning_rate: float,
     lr_schedule: str,
