@@ -5,6 +5,12 @@ run by the TensorBoard Deployment.
 
 ``python -m trainboard.bucket_mirror --source gs://BUCKET/PREFIX/tensorboard --dest /logs``
 
+Three clocks: every ``--interval`` seconds the whole prefix is listed (the safety net: every run, retention,
+deletions); every ``--lease-interval`` the leases beside it (``<root>/leases/``: the runs training now);
+every ``--live-interval`` the folders of those runs alone. Storage requests a minute, idle:
+60/lease-interval + (pages of the prefix + pages of models/) * 60/interval, and 60/live-interval more for
+each run training (docs/design.md).
+
 Health: ``GET http://HOST:HEALTH_PORT/healthz`` answers 200 while the mirror is current (its last
 successful sync, or a download still moving, is less than ``--stale-after`` seconds old) and 503 when it
 is stale (hung, or every sync failing); both with a JSON body: last_success (Unix time, null before the
@@ -22,11 +28,13 @@ import math
 import sys
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import NoReturn
 
 from trainboard import storage
+from trainboard.artifacts.lease import LEASE_SECONDS
 from trainboard.errors import UsageError
 from trainboard.storage import BucketMirror
 
@@ -112,7 +120,10 @@ def _checked(args: argparse.Namespace) -> argparse.Namespace:
         raise UsageError("source", str(e)) from None
     if Path(args.dest).exists() and not Path(args.dest).is_dir():
         raise UsageError("dest", f"{args.dest} is a file; expected a folder (made if it does not exist)")
-    _check_number("interval", args.interval, args.interval > 0, "a number of seconds greater than 0")
+    for name in ("interval", "live_interval", "lease_interval"):
+        value = getattr(args, name)
+        _check_number(name, value, value > 0, "a number of seconds greater than 0")
+    _check_number("workers", args.workers, args.workers >= 1, "1 or more")
     _check_number("keep_runs", args.keep_runs, args.keep_runs >= 0, "0 (every run) or more")
     _check_number("max_mib", args.max_mib, args.max_mib >= 0, "0 (no bound) or a number of MiB")
     _check_number(
@@ -141,11 +152,62 @@ def _described(e: Exception) -> str:
     return f"{type(e).__name__}: {e}"
 
 
+def _synced(sync: Callable[[], int | None], health: Health, source: str, full: bool) -> bool:
+    """Run one sync; a failure is logged and kept for /healthz (the next interval retries). Health's
+    clock is the full sync's: the safety net must keep succeeding."""
+    try:
+        received = sync()
+    except Exception as e:  # a storage hiccup must not stop the mirror; the next interval retries
+        health.last_error = _described(e)
+        print(f"bucket_mirror: sync failed: {health.last_error}", file=sys.stderr, flush=True)
+        return False
+    if full:
+        health.last_success, health.last_error = time.time(), None
+    if received:
+        print(f"bucket_mirror: {received} bytes from {source}", file=sys.stderr, flush=True)
+    return True
+
+
+def _run(mirror: BucketMirror, health: Health, args: argparse.Namespace) -> NoReturn:
+    """The three clocks of the module's docstring, in one thread (the syncs share the volume's state)."""
+    next_full = next_leases = time.monotonic()
+    while True:
+        now = time.monotonic()
+        if now >= next_full:
+            next_full = now + args.interval
+            _synced(mirror.sync, health, args.source, full=True)
+        if now >= next_leases:
+            next_leases = now + args.lease_interval
+            _synced(mirror.refresh_leases, health, args.source, full=False)
+        _synced(mirror.sync_live, health, args.source, full=False)
+        time.sleep(max(0.0, min(next_full, next_leases, now + args.live_interval) - time.monotonic()))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = _Parser(prog="python -m trainboard.bucket_mirror", description=__doc__.split("\n")[0])
     parser.add_argument("--source", required=True, help="gs://BUCKET/PREFIX/tensorboard (or a local folder)")
     parser.add_argument("--dest", required=True, help="local folder that TensorBoard reads")
-    parser.add_argument("--interval", type=_number, default=5.0, help="seconds between listings (default: 5)")
+    parser.add_argument(
+        "--interval",
+        type=_number,
+        default=5.0,
+        help="seconds between listings of the whole prefix (default: 5)",
+    )
+    parser.add_argument(
+        "--live-interval",
+        type=_number,
+        default=1.0,
+        help="seconds between listings of the folders of the runs training now (default: 1)",
+    )
+    parser.add_argument(
+        "--lease-interval",
+        type=_number,
+        default=5.0,
+        help="seconds between listings of the leases beside the prefix (<root>/leases/, default: 5)",
+    )
+    parser.add_argument(
+        "--workers", type=_whole_number, default=8, help="folders fetched at once (default: 8)"
+    )
     parser.add_argument(
         "--keep-runs",
         type=_whole_number,
@@ -178,7 +240,12 @@ def main(argv: list[str] | None = None) -> None:
     try:
         args = _checked(parser.parse_args(argv))
         mirror = BucketMirror(
-            args.source, Path(args.dest), keep_runs=args.keep_runs, max_bytes=int(args.max_mib * 2**20)
+            args.source,
+            Path(args.dest),
+            keep_runs=args.keep_runs,
+            max_bytes=int(args.max_mib * 2**20),
+            workers=args.workers,
+            lease_seconds=LEASE_SECONDS,
         )
         health = Health(mirror, args.stale_after)
         if args.health_port:
@@ -186,22 +253,9 @@ def main(argv: list[str] | None = None) -> None:
     except UsageError as e:
         parser.error(f"--{e.field.replace('_', '-')}: {e.problem}")
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
-    while True:
-        started = time.monotonic()
-        try:
-            received = mirror.sync()
-        except Exception as e:  # a storage hiccup must not stop the mirror; the next interval retries
-            health.last_error = _described(e)
-            print(f"bucket_mirror: sync failed: {health.last_error}", file=sys.stderr, flush=True)
-            if args.once:
-                sys.exit(1)
-        else:
-            health.last_success, health.last_error = time.time(), None
-            if received:
-                print(f"bucket_mirror: {received} bytes from {args.source}", file=sys.stderr, flush=True)
-            if args.once:
-                return
-        time.sleep(max(0.0, args.interval - (time.monotonic() - started)))
+    if args.once:
+        sys.exit(0 if _synced(mirror.sync, health, args.source, full=True) else 1)
+    _run(mirror, health, args)
 
 
 if __name__ == "__main__":
