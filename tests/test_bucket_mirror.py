@@ -17,7 +17,10 @@ import pytest
 from tests.support.gcs import BUCKET, MIRROR_PEAK_RSS, free_port, wait_for_http
 from tests.support.restricted import without_read_override
 from trainboard import storage
+from trainboard.artifacts import lease
 from trainboard.storage import BucketMirror
+from trainboard.storage.leases import leases_folder, live_runs
+from trainboard.storage.volume import Volume
 
 
 def test_mirror_fetches_new_files_then_only_new_tails_then_drops_deleted(gcs, tmp_path):
@@ -419,6 +422,9 @@ def test_a_source_the_mirror_cannot_read_fails_the_sync_naming_it_and_the_volume
             "--health-host: cannot listen on no such host",
         ),
         (["--stale-after=inf"], "--stale-after: must be a number of seconds greater than 0, got inf"),
+        (["--live-interval=0"], "--live-interval: must be a number of seconds greater than 0, got 0.0"),
+        (["--lease-interval=-1"], "--lease-interval: must be a number of seconds greater than 0, got -1.0"),
+        (["--workers=0"], "--workers: must be 1 or more, got 0"),
     ],
 )
 def test_bad_arguments_are_one_line_naming_the_argument_and_exit_2(tmp_path, args, message):
@@ -437,3 +443,89 @@ def test_bad_arguments_are_one_line_naming_the_argument_and_exit_2(tmp_path, arg
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert proc.stderr.startswith(f"python -m trainboard.bucket_mirror: error: {message.format(file=file)}")
+
+
+def _appears(path, within: float) -> float | None:
+    """Seconds until ``path`` exists, or None if it does not within ``within`` seconds."""
+    started = time.monotonic()
+    while time.monotonic() - started < within:
+        if path.exists():
+            return time.monotonic() - started
+        time.sleep(0.05)
+    return None
+
+
+def test_a_live_runs_new_epoch_is_on_the_volume_in_2_s_while_the_full_listing_waits_a_minute(gcs, tmp_path):
+    root = f"gs://{BUCKET}/root"
+    for run in ("live", "old-writer"):
+        _upload(f"{run}/train/events.out.tfevents.1", b"epoch-0;")
+    dest = tmp_path / "logs"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trainboard.bucket_mirror", f"--source={root}/tensorboard", f"--dest={dest}",
+         "--interval=60", "--live-interval=1", "--lease-interval=1"],
+        env=gcs.env(),
+    )  # fmt: skip
+    try:
+        assert _appears(dest / "old-writer" / "train" / "events.out.tfevents.1", 30) is not None, "first sync"
+        lease.take(root, "live", "test")
+        time.sleep(1.5)  # the mirror's next look at the leases
+        _upload("live/train/events.out.tfevents.2", b"epoch-1;")
+        _upload("old-writer/train/events.out.tfevents.2", b"epoch-1;")
+        took = _appears(dest / "live" / "train" / "events.out.tfevents.2", 5)
+        assert took is not None and took <= 2.0, f"the live run's epoch took {took} s"
+        # A run without a lease waits for the full listing (60 s): only the leased run is watched closely.
+        assert not (dest / "old-writer" / "train" / "events.out.tfevents.2").exists()
+        # The run's last write, then its lease ends: the mirror takes one more look at its folder.
+        _upload("live/evaluation/events.out.tfevents.3", b"final;")
+        lease.release(root, "live", "test")
+        assert _appears(dest / "live" / "evaluation" / "events.out.tfevents.3", 5) is not None
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_the_leases_are_beside_a_roots_tensorboard_folder_only_and_expire_by_their_renewal(tmp_path):
+    assert leases_folder(f"gs://{BUCKET}/root/tensorboard/") == f"gs://{BUCKET}/root/leases"
+    assert leases_folder(f"gs://{BUCKET}/tensorboard") == f"gs://{BUCKET}/leases"
+    assert leases_folder(str(tmp_path / "root" / "tensorboard")) == str(tmp_path / "root" / "leases")
+    for other in (f"gs://{BUCKET}/root/logs", "gs://tensorboard", "tensorboard", str(tmp_path)):
+        assert leases_folder(other) is None, other
+    root = str(tmp_path / "root")
+    lease.take(root, "n1", "test")
+    lease.take(root, "n2", "test")
+    (tmp_path / "root" / "leases" / "notes.txt").write_text("not a lease")
+    source = f"{root}/tensorboard"
+    assert live_runs(source, lease.LEASE_SECONDS) == {"n1", "n2"}
+    # A killed run's lease is never deleted: it stops counting when it would have expired.
+    assert live_runs(source, lease.LEASE_SECONDS, now=time.time() + lease.LEASE_SECONDS + 1) == set()
+    assert live_runs(str(tmp_path / "logs"), lease.LEASE_SECONDS) == set(), "no leases beside it"
+
+
+def test_objects_are_fetched_several_at_a_time_and_shown_in_name_order(tmp_path, monkeypatch):
+    source = tmp_path / "tensorboard"
+    names = [f"run/train/events.out.tfevents.{i}" for i in range(6)] + ["_trend/run/events.out.tfevents.1"]
+    for name in names:
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_bytes(name.encode())
+    download, running, most = storage.local.download_range, [], []
+
+    def slow_first(uri: str, *args, **kwargs) -> None:
+        running.append(uri)
+        most.append(len(running))
+        time.sleep(0.5 if uri.endswith(".0") else 0.05)  # the first file of the folder arrives last
+        download(uri, *args, **kwargs)
+        running.remove(uri)
+
+    shown = []
+    publish = Volume._publish
+
+    def noted(volume, rel, staged):
+        shown.append(rel)
+        return publish(volume, rel, staged)
+
+    monkeypatch.setattr(storage.local, "download_range", slow_first)
+    monkeypatch.setattr(Volume, "_publish", noted)
+    assert BucketMirror(str(source), tmp_path / "logs", workers=4).sync() == sum(len(n) for n in names)
+    assert max(most) > 1, "downloads overlap"
+    # TensorBoard's Rust loader drops later steps when an earlier file shows after them: never out of order.
+    assert shown == sorted(names)

@@ -5,13 +5,16 @@ from a real TensorBoard; runs promoting at once each get a step of their own; a 
 from __future__ import annotations
 
 import json
+import os
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from tensorboard.compat.proto import event_pb2
 from tensorboard.util import tensor_util
 
+from components.promote import trend
 from components.promote.core import promote
 from components.promote.trend import (
     ABOUT,
@@ -21,6 +24,8 @@ from components.promote.trend import (
     RUNS,
     THROUGHPUT,
     TREND,
+    file_name,
+    record_trend,
     trend_dir,
     trend_index,
     trend_step,
@@ -156,3 +161,86 @@ def test_throughput_is_of_the_steady_state_epochs():
     assert steady_images_per_second(900, [30.0, 3.0, 3.0, 12.0, 3.0]) == 300.0
     assert steady_images_per_second(900, [4.5]) == 200.0, "one epoch: it is all there is"
     assert steady_images_per_second(900, []) == 0.0, "not measured: not plotted"
+
+
+def tensorboard_points(root: str, which: str, tag: str) -> list[tuple[int, float]]:
+    """(step, value) of ``tag`` in _trend/<which> as TensorBoard's Python loader shows it (the folder's
+    files read in name order, a restart dropping what came before from its step on)."""
+    from tensorboard.backend.event_processing import plugin_event_accumulator as loader
+
+    accumulator = loader.EventAccumulator(trend_dir(root, which), size_guidance={loader.TENSORS: 0})
+    accumulator.Reload()
+    return [
+        (e.step, round(float(tensor_util.make_ndarray(e.tensor_proto)), 4)) for e in accumulator.Tensors(tag)
+    ]
+
+
+def _nights(root: str, count: int, first: datetime) -> None:
+    """``count`` points, night after night from ``first`` (each file dated as it was written)."""
+    for i in range(count):
+        run = f"n{i:03d}"
+        metrics = {"test_accuracy": round(0.5 + i / 1000, 4), "test_loss": 1.0}
+        record_trend(root, run, metrics, 100.0, metrics, run)
+        night = (first + timedelta(days=i)).timestamp()
+        for which in (RUNS, CHAMPION):
+            os.utime(Path(trend_dir(root, which)) / file_name(i + 1, run), (night, night))
+
+
+class Killed(Exception):
+    """The process dies here."""
+
+
+def test_old_points_fold_into_one_file_per_year_and_a_kill_at_any_step_shows_each_point_once(
+    tmp_path, monkeypatch
+):
+    # Nights from 2025-12-20: 12 in 2025, the rest in 2026. Tonight, 2027-04-15: 2025 ended more than 90
+    # nights ago and is folded; 2026 ended 105 nights ago too.
+    tonight = datetime(2027, 4, 15, tzinfo=UTC).timestamp()
+    first = datetime(2025, 12, 20, tzinfo=UTC)
+    expected = [(i + 1, round(0.5 + i / 1000, 4)) for i in range(20)]
+    delete, writes = storage.delete, storage.write_if_generation
+    # Killed before the year's file, after it, and after each of the deletes of the first year's points.
+    for kill_after in range(-1, 13):
+        root = str(tmp_path / f"root-{kill_after}")
+        monkeypatch.setattr(trend, "compact_trend", lambda *a, **k: 0)  # as if each night were its own
+        _nights(root, 20, first)
+        monkeypatch.undo()
+        deleted = []
+
+        def dying_write(uri, data, generation, kill_after=kill_after):
+            if kill_after < 0:
+                raise Killed
+            return writes(uri, data, generation)
+
+        def dying_delete(uri, deleted=deleted, kill_after=kill_after):
+            if len(deleted) == kill_after:
+                raise Killed
+            deleted.append(uri)
+            delete(uri)
+
+        monkeypatch.setattr(storage, "write_if_generation", dying_write)
+        monkeypatch.setattr(storage, "delete", dying_delete)
+        with pytest.raises(Killed):
+            trend.compact_trend(root, now=tonight)
+        monkeypatch.undo()
+        for which in (RUNS, CHAMPION):
+            assert tensorboard_points(root, which, ACCURACY) == expected, f"killed after {kill_after}"
+        # The next night's compaction finishes the fold.
+        trend.compact_trend(root, now=tonight)
+        for which in (RUNS, CHAMPION):
+            assert tensorboard_points(root, which, ACCURACY) == expected
+            assert sorted(p.name for p in Path(trend_dir(root, which)).glob("*tfevents*")) == [
+                "events.out.tfevents.0000000012.~year-2025",
+                "events.out.tfevents.0000000020.~year-2026",
+            ]
+    assert trend.compact_trend(root, now=tonight) == 0, "nothing more to fold"
+
+
+def test_a_year_is_folded_only_once_it_ended_more_than_keep_nights_ago(tmp_path):
+    root = str(tmp_path / "root")
+    _nights(root, 3, datetime(2026, 12, 30, tzinfo=UTC))  # two nights in 2026, one in 2027
+    assert trend.compact_trend(root, now=datetime(2027, 3, 1, tzinfo=UTC).timestamp()) == 0
+    assert trend.compact_trend(root, now=datetime(2027, 4, 2, tzinfo=UTC).timestamp()) == 2 * 2
+    names = sorted(p.name for p in Path(trend_dir(root, RUNS)).glob("*tfevents*"))
+    assert names == ["events.out.tfevents.0000000002.~year-2026", file_name(3, "n002")]
+    assert tensorboard_points(root, RUNS, ACCURACY) == [(1, 0.5), (2, 0.501), (3, 0.502)]

@@ -23,7 +23,14 @@ from trainboard import storage
 _GCSFS_SETTINGS = {"cache_timeout": 0}
 
 
-def tensorboard_argv(logdir: str, port: int, host: str = "127.0.0.1", reload_interval: int = 5) -> list[str]:
+# TensorBoard's loaders: "true" its Rust data server (tensorboard-data-server), "false" the Python one,
+# "auto" the Rust one when it is installed.
+LOADERS = ("auto", "true", "false")
+
+
+def tensorboard_argv(
+    logdir: str, port: int, host: str = "127.0.0.1", reload_interval: int = 5, load_fast: str = "auto"
+) -> list[str]:
     argv = [
         "tensorboard",
         f"--logdir={logdir}",
@@ -33,9 +40,8 @@ def tensorboard_argv(logdir: str, port: int, host: str = "127.0.0.1", reload_int
         # A resumed run has several event files in one folder; read them all, not just the newest.
         "--reload_multifile=true",
     ]
-    if storage.is_gcs(logdir):
-        # The Rust data server has its own GCS client with fixed endpoints.
-        argv.append("--load_fast=false")
+    # The Rust data server has its own GCS client with fixed endpoints: gs:// is read by the Python one.
+    argv.append(f"--load_fast={'false' if storage.is_gcs(logdir) else load_fast}")
     return argv
 
 
@@ -48,7 +54,9 @@ def free_port(start: int = 6006, host: str = "127.0.0.1") -> int:
     raise RuntimeError(f"no free port in {start}-{start + 99}")
 
 
-def serve(logdir: str, port: int, host: str = "127.0.0.1", reload_interval: int = 5) -> None:
+def serve(
+    logdir: str, port: int, host: str = "127.0.0.1", reload_interval: int = 5, load_fast: str = "auto"
+) -> None:
     """Run TensorBoard in this process until interrupted."""
     settings = dict(_GCSFS_SETTINGS)
     if os.environ.get("STORAGE_EMULATOR_HOST"):
@@ -59,7 +67,7 @@ def serve(logdir: str, port: int, host: str = "127.0.0.1", reload_interval: int 
     sys.modules["tensorboard.compat.notf"] = types.ModuleType("tensorboard.compat.notf")
     from tensorboard import main as tensorboard_main
 
-    sys.argv = tensorboard_argv(logdir, port, host, reload_interval)
+    sys.argv = tensorboard_argv(logdir, port, host, reload_interval, load_fast)
     tensorboard_main.run_main()
 
 
@@ -72,8 +80,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--reload-interval", type=int, default=5, help="seconds between re-reads of the logdir (default: 5)"
     )
+    parser.add_argument(
+        "--load-fast",
+        choices=LOADERS,
+        default="auto",
+        help="a local --logdir read by TensorBoard's Rust data server (true), its Python loader (false) or "
+        "the Rust one when installed (auto, the default); gs:// is always read by the Python one",
+    )
     args = parser.parse_args(argv)
-    serve(storage.check_uri(args.logdir), args.port, args.host, args.reload_interval)
+    serve(storage.check_uri(args.logdir), args.port, args.host, args.reload_interval, args.load_fast)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,11 @@ again). Each run writes whole event files of its own, ``events.out.tfevents.<ste
 (atomic on a local root and on GCS): no two runs append to one file, a promote killed half-way leaves no
 torn file, and its retry writes the same file again. TensorBoard reads every file of a run folder.
 TensorFlow-free: the events are built with tensorboard's own protos.
+
+Two files a night would grow the board's objects forever (the mirror lists and fetches them all), so each
+point's file is folded, once its whole calendar year is older than KEEP_NIGHTS nights, into one file per
+year and trend run (compact_trend, after each point): the count stays under 2 x (365 + KEEP_NIGHTS) plus
+two a year.
 """
 
 from __future__ import annotations
@@ -20,7 +25,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
+import struct
 import time
+from datetime import UTC, datetime
 
 from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.summary.writer.record_writer import RecordWriter
@@ -36,6 +44,11 @@ ACCURACY, LOSS, THROUGHPUT = "trend/test_accuracy", "trend/test_loss", "trend/im
 SAVED = "trend/training_seconds_saved"  # by the race stopping a run that could not win, or was broken
 ABOUT = "trend/run"  # text, per step: which run, and the decision
 MAX_ATTEMPTS = 20
+KEEP_NIGHTS = 90  # the board's retention: a quarter of points stay one file each
+_POINT = re.compile(r"events\.out\.tfevents\.(\d{10})\.(?!~)")
+# A year's file is named after its last step, with "~" (after every character a run name may hold): it
+# sorts right after the last point it folds and before the next one.
+_YEAR = re.compile(r"events\.out\.tfevents\.(\d{10})\.~year-(\d{4})$")
 
 
 def trend_dir(root: str, which: str = "") -> str:
@@ -133,4 +146,76 @@ def record_trend(
         storage.write_bytes(
             storage.join(trend_dir(root, CHAMPION), file_name(step, run)), event_file(step, now, values)
         )
+    try:
+        compact_trend(root)
+    except Exception as e:  # the point is written; folding old ones waits for the next night
+        log.warning("trend: folding old points failed: %s", e)
     return step
+
+
+def _year_file(last_step: int, year: int) -> str:
+    return f"events.out.tfevents.{last_step:010d}.~year-{year}"
+
+
+def _points(data: bytes) -> bytes:
+    """The records of a point's file after its first (the file version): its point."""
+    (length,) = struct.unpack_from("<Q", data)
+    return data[8 + 4 + length + 4 :]
+
+
+def _record(event: event_pb2.Event) -> bytes:
+    out = io.BytesIO()
+    RecordWriter(out).write(event.SerializeToString())
+    return out.getvalue()
+
+
+def compact_trend(root: str, keep_nights: int = KEEP_NIGHTS, now: float | None = None) -> int:
+    """Fold the points of every calendar year (UTC, by the time each point's file was written) that ended
+    more than ``keep_nights`` nights before ``now`` into one file per year and trend run; the number of
+    point files folded.
+
+    The order makes a kill at any point harmless: the year's file is written whole and create-only first,
+    named to sort right after the last point it holds, and begins with a restart at its first step; only
+    then are the points' files deleted (a run of this that finds a year's file deletes what it folded
+    first). While both exist, TensorBoard reads the points, then the year's file, which takes their place
+    (the Python loader at the restart, the Rust one as the steps come again): every point shows once."""
+    now = time.time() if now is None else now
+    folded = 0
+    for which in (RUNS, CHAMPION):
+        folder = trend_dir(root, which)
+        files = storage.list_modified(folder)
+        years = [(int(m.group(1)), name) for name in files if (m := _YEAR.match(name))]
+        done = max((step for step, _ in years), default=0)
+        points = sorted(
+            (int(m.group(1)), name, files[name][1]) for name in files if (m := _POINT.match(name))
+        )
+        for _, name, _ in [p for p in points if p[0] <= done]:  # a fold killed before its deletes
+            storage.delete(storage.join(folder, name))
+        points = [p for p in points if p[0] > done]
+        while points:
+            year = datetime.fromtimestamp(points[0][2], UTC).year
+            ends = datetime(year + 1, 1, 1, tzinfo=UTC).timestamp()
+            if ends > now - keep_nights * 86400:
+                break
+            block = []
+            for point in points:  # the points up to the year's last one, in step order
+                if point[2] >= ends:
+                    break
+                block.append(point)
+            # A restart at the first step tells TensorBoard's Python loader to drop what it holds from there
+            # on (the Rust one drops it by itself as the steps come again). Two: the loader takes a run's
+            # first START for its start, not a restart.
+            start = event_pb2.SessionLog(status=event_pb2.SessionLog.START)
+            data = _record(event_pb2.Event(wall_time=now, file_version="brain.Event:2"))
+            data += 2 * _record(event_pb2.Event(wall_time=now, step=block[0][0], session_log=start))
+            data += b"".join(_points(storage.read_bytes(storage.join(folder, name))) for _, name, _ in block)
+            uri = storage.join(folder, _year_file(block[-1][0], year))
+            try:
+                storage.write_if_generation(uri, data, 0)
+            except storage.PreconditionFailed:
+                log.info("trend: %s was written by another run's compaction", uri)
+            for _, name, _ in block:
+                storage.delete(storage.join(folder, name))
+            folded += len(block)
+            points = points[len(block) :]
+    return folded
