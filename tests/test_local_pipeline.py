@@ -115,7 +115,7 @@ def test_local_root(tmp_path, tensorboard_factory):
     assert out["logdir"] == str(root / "tensorboard" / out["run"])
     assert (tmp_path / out["model_uri"]).joinpath("model.keras").is_file()
     checkpoints = sorted(p.name for p in (root / "checkpoints" / out["run"]).iterdir())
-    assert checkpoints == ["epoch-0003.keras", "state.json"], "the last epoch's checkpoint and its state"
+    assert checkpoints == ["epoch-0003.keras", "outcome.json", "state.json"], "the last epoch's and the end"
     check_run_in_root_and_tensorboard(out, 3, tensorboard_factory)
     check_first_run_is_the_champion(out)
     # The trend's first point: this run's test accuracy and its measured throughput; the report compares
