@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import importlib.metadata
+import json
 import os
 import re
 import signal
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cli import trainboard
+from tests.support.cli import BIN, trainboard
 from tests.support.gcs import BUCKET, free_port, wait_for_http
 from trainboard import storage
 from trainboard.cli import build_parser
@@ -254,3 +255,24 @@ def test_weights_fetch_without_network_fails_saying_what_it_needs(tmp_path):
     assert "downloading vgg16's ImageNet weights failed" in done.stderr
     assert "this machine must reach storage.googleapis.com" in done.stderr
     assert not (tmp_path / "root" / "weights").exists()
+
+
+def test_output_cut_short_by_a_pipe_ends_quietly(tmp_path):
+    """`trainboard champion history --json | head -1`: the reader leaves, the command stops, no traceback."""
+    from trainboard.artifacts.champion import ChampionRecord, record_history
+
+    root = str(tmp_path / "root")
+    for night in range(300):  # more than a pipe's buffer holds
+        stamp = f"2026-01-01T00:{night // 60:02d}:{night % 60:02d}+00:00"
+        record_history(
+            root, ChampionRecord(f"r{night}", f"models/r{night}", {"test_accuracy": 0.5}, stamp, "x")
+        )
+    proc = subprocess.Popen(
+        [str(BIN / "trainboard"), "champion", "history", "--json", "--root", root],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert json.loads(proc.stdout.readline())["run"] == "r0"
+    proc.stdout.close()
+    assert proc.wait(60) == 141 and "Traceback" not in proc.stderr.read()

@@ -9,6 +9,7 @@ no TensorFlow: each command imports what it uses when it runs.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from importlib.metadata import version
 from typing import NoReturn
@@ -68,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(2, f"trainboard {args.command}: error: {option}: {e.problem}\n")
     except KeyboardInterrupt:  # Ctrl-C anywhere else (a check, a wait): stopped, not a traceback
         parser.exit(130, f"trainboard {args.command}: interrupted\n")
+    except BrokenPipeError:  # `trainboard champion history | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141  # 128 + SIGPIPE, as a shell reports it
 
 
 if __name__ == "__main__":
