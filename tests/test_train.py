@@ -251,8 +251,8 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from components.train import core
 from trainboard.config import TrainingConfig
-core._strategy = lambda: tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-assert core._strategy().num_replicas_in_sync == 2
+core._strategy = lambda workers: tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+assert core._strategy(1).num_replicas_in_sync == 2
 core.train(*sys.argv[1:5], TrainingConfig(**json.loads(sys.argv[5])))
 """
 

@@ -16,10 +16,12 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from components.train import multiworker_keras
 from components.train.checkpoints import TRAIN_SECONDS, CommitEpoch, roll_back_logs
+from components.train.cluster_spec import worker_index
 from components.train.devices import check_gpus
-from components.train.input_pipeline import load_split
-from components.train.models import build_model, set_trainable
+from components.train.input_pipeline import load_split, worker_share
+from components.train.models import build_model, set_trainable, synchronize_batch_norm
 from components.train.phases import Phase, phases
 from components.train.race import Race, champion_curve
 from components.train.summaries import write_note, write_run_summaries
@@ -45,11 +47,19 @@ log = logging.getLogger(__name__)
 EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 # Debugging: copy this attempt's local TensorBoard logs (a temporary folder) to this directory at the end.
 KEEP_LOGS_ENV = "TRAINBOARD_KEEP_LOGS"
+# Debugging and tests: the workers other than the chief write under DIR/worker-<index>/ (kept) instead of
+# a temporary folder.
+THROWAWAY_ENV = "TRAINBOARD_WORKER_THROWAWAY"
 
 
-def _strategy() -> tf.distribute.Strategy:
-    """MirroredStrategy over every visible GPU. On CPU the default strategy: a one-replica
-    MirroredStrategy measured 2x slower per step there (small_cnn, 2 cores) for nothing in return."""
+def _strategy(workers: int) -> tf.distribute.Strategy:
+    """Several workers: MultiWorkerMirroredStrategy (from TF_CONFIG, which components/train/worker.py
+    sets), created before anything else of TensorFlow runs, as it requires. One: MirroredStrategy over
+    every visible GPU; on CPU the default strategy: a one-replica MirroredStrategy measured 2x slower per
+    step there (small_cnn, 2 cores) for nothing in return."""
+    if workers > 1:
+        multiworker_keras.apply()
+        return tf.distribute.MultiWorkerMirroredStrategy()
     if tf.config.list_physical_devices("GPU"):
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
@@ -130,19 +140,31 @@ def train(
 ) -> ModelInfo:
     """Train ``config.model`` on ``dataset_dir``; the model goes to ``model_dir``, logs and checkpoints to
     the root. Run again with the same ``run`` after a kill, it resumes from the last completed epoch.
-    ``gpus``: how many the task asked for; with none visible it stops before any work (NoGPU)."""
+    ``gpus``: how many the task asked for; with none visible it stops before any work (NoGPU).
+    With ``config.workers`` > 1 this is one worker of them (TF_CONFIG): each reads the root, trains on its
+    share of the data, and only the chief (worker 0) writes there and to ``model_dir``."""
     check_config(config)
     check_run_name(run)
     root = check_root(root, will_write=True)
+    strategy = _strategy(config.workers)
     check_gpus(gpus)
     info = read_info(dataset_dir)
-    tensorboard_dir, checkpoint_dir = layout.tensorboard_dir(root, run), layout.checkpoint_dir(root, run)
+    worker = (worker_index(os.environ.get("TF_CONFIG", "")), config.workers)
     keras.utils.set_random_seed(config.seed)
     keras.mixed_precision.set_global_policy(_precision(config.precision))
-    steps_per_epoch = math.ceil(info.examples["train"] / config.batch_size)
+    train_examples, batch_size = worker_share(info.examples["train"], config.batch_size, worker)
+    steps_per_epoch = math.ceil(train_examples / batch_size)
 
     with tempfile.TemporaryDirectory(prefix="trainboard-train-") as scratch:
         scratch = Path(scratch)
+        chief = worker[0] == 0
+        # The other workers train exactly as the chief (every save and sync too: they take part in the
+        # collectives) into a throwaway copy of the root, deleted with the scratch folder.
+        throwaway = Path(os.environ.get(THROWAWAY_ENV) or scratch) / f"worker-{worker[0]}"
+        out_root = root if chief else str(throwaway / "root")
+        model_dir = model_dir if chief else str(throwaway / "model")
+        tensorboard_dir = layout.tensorboard_dir(out_root, run)
+        checkpoint_dir = layout.checkpoint_dir(out_root, run)
         # Before any epoch: a missing, damaged or mismatched file, or imagenet offline, stops here.
         weights = local_weights(config.weights, config.model, config.image_size, root, scratch)
         state = load_state(root, run)
@@ -156,18 +178,25 @@ def train(
         )
         check_same_start(state, current, root, run)  # before anything in the root changes
         roll_back_logs(tensorboard_dir, state)
-        strategy = _strategy()
         with strategy.scope():
             if state.epoch:
                 log.info("resuming run %s after epoch %d", run, state.epoch)
                 model = _load_checkpoint(root, run, state, scratch)
             else:
                 model = build_model(config.model, len(info.class_names), config.image_size, weights=weights)
+                if config.workers > 1:
+                    synchronize_batch_norm(model)
         classes = len(info.class_names)
         train_ds = load_split(
-            dataset_dir, "train", config.image_size, config.batch_size, config.seed, config.augment
+            dataset_dir,
+            "train",
+            config.image_size,
+            config.batch_size,
+            config.seed,
+            config.augment,
+            worker=worker,
         )
-        val_ds = load_split(dataset_dir, "validation", config.image_size, config.batch_size)
+        val_ds = load_split(dataset_dir, "validation", config.image_size, config.batch_size, worker=worker)
         logs = scratch / "logs"
         if state.epoch:  # a retry or restart: the TensorBoard series says where and why it goes on
             state.attempt += 1
@@ -212,7 +241,7 @@ def train(
                     write_note(logs, "phase", phase.describe(config.model, trainable), step=phase.start)
                 log.info("%s", phase.describe(config.model, trainable))
             # The race's verdict before the commit (which records it), the event after the commit.
-            callbacks = [tensorboard, race, commit, EpochEvents(config.epochs)]
+            callbacks = [tensorboard, race, commit] + ([EpochEvents(config.epochs)] if chief else [])
             if config.early_stopping_patience and phase is run_phases[-1]:
                 callbacks.append(
                     keras.callbacks.EarlyStopping(
@@ -235,25 +264,24 @@ def train(
                 break
         race.close()  # its events were flushed each epoch: a failure above loses none
         keep_logs = os.environ.get(KEEP_LOGS_ENV)
-        if keep_logs and logs.is_dir():  # for comparing the bucket with what the trainer wrote
+        if keep_logs and chief and logs.is_dir():  # for comparing the bucket with what the trainer wrote
             shutil.copytree(logs, keep_logs, dirs_exist_ok=True)
-
-    result = ModelInfo(
-        model=config.model,
-        image_size=config.image_size,
-        class_names=info.class_names,
-        epochs=state.epoch,
-        best_val_accuracy=max(state.history.get("val_accuracy", [0.0])),
-        run=run,
-        log_bytes=sum(tensorboard.mirror.lengths().values()),
-        log_bytes_uploaded=tensorboard.mirror.bytes_uploaded,
-        images_per_second=steady_images_per_second(
-            info.examples["train"], state.history.get(TRAIN_SECONDS, [])
-        ),
-        settings=state.started_with,
-        class_counts=info.extra.get("per_class", {}),
-        image=IMAGE,
-        stopped=_stop_record(state, config, gpus),
-    )
-    save_model(model, result, Path(model_dir))
-    return result
+        result = ModelInfo(
+            model=config.model,
+            image_size=config.image_size,
+            class_names=info.class_names,
+            epochs=state.epoch,
+            best_val_accuracy=max(state.history.get("val_accuracy", [0.0])),
+            run=run,
+            log_bytes=sum(tensorboard.mirror.lengths().values()),
+            log_bytes_uploaded=tensorboard.mirror.bytes_uploaded,
+            images_per_second=steady_images_per_second(
+                info.examples["train"], state.history.get(TRAIN_SECONDS, [])
+            ),
+            settings=state.started_with,
+            class_counts=info.extra.get("per_class", {}),
+            image=IMAGE,
+            stopped=_stop_record(state, config, gpus),
+        )
+        save_model(model, result, Path(model_dir))
+        return result

@@ -24,6 +24,15 @@ def _augment(image, label):
     return tf.clip_by_value(image, 0, 255), label
 
 
+def worker_share(examples: int, batch_size: int, worker: tuple[int, int]) -> tuple[int, int]:
+    """(examples, batch size) of worker ``worker`` = (index, count): an equal share of the examples (at
+    most count - 1 left out), so that every worker takes the same number of steps (a collective
+    all-reduce waits for all of them), and an equal part of the global ``batch_size`` (a multiple of
+    the count: trainboard.config_checks)."""
+    count = worker[1]
+    return examples // count, batch_size // count
+
+
 def load_split(
     dataset_dir: str | Path,
     split: str,
@@ -32,14 +41,24 @@ def load_split(
     shuffle_seed: int | None = None,
     augment: bool = False,
     cache: bool = True,
+    worker: tuple[int, int] = (0, 1),
 ) -> tf.data.Dataset:
-    """Batches of (float32 images in [0, 255] resized to image_size, int labels).
+    """Batches of (float32 images in [0, 255] resized to image_size, int labels); ``batch_size`` is the
+    global batch, over all ``worker`` = (index, count) workers, each reading its share (worker_share).
 
     A split that fits _CACHE_BYTES decoded is cached in memory (as uint8) so later epochs skip decoding;
     shuffling and augmentation come after the cache.
     """
     ds = read_split(dataset_dir, split, image_size)
     examples = int(ds.cardinality())  # read_split asserts the split's count
+    if worker[1] > 1:
+        examples, batch_size = worker_share(examples, batch_size, worker)
+        # Every count-th record from the index-th: a split of one TFRecord file shares as one of many.
+        # The strategy's own sharding is off: it would shard this share again (tf.data AutoShardPolicy).
+        ds = ds.shard(worker[1], worker[0]).take(examples)
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+        ds = ds.with_options(options)
     if cache and examples * image_size * image_size * 3 <= _CACHE_BYTES:
         ds = ds.cache()
     if shuffle_seed is not None:

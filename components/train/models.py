@@ -61,3 +61,14 @@ def set_trainable(model: keras.Model, frozen: bool, top_layers: int) -> int:
     for layer in base.layers:
         layer.trainable = layer in unfrozen
     return len(unfrozen)
+
+
+def synchronize_batch_norm(model: keras.Model) -> None:
+    """Every BatchNormalization layer of ``model`` computes its batch statistics over all replicas (the
+    global batch; Keras's ``synchronized``, TensorFlow only): with several workers, each worker's own
+    statistics would make the workers' moving means and variances drift apart, and the model one worker
+    saves would have seen only its share of every batch. Saved in the layers' config, so a checkpoint
+    keeps it."""
+    for layer in model._flatten_layers():
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.synchronized = True
