@@ -3,6 +3,7 @@ resources against their CRD schemas), and holds together where schemas cannot te
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -314,3 +315,35 @@ def test_the_image_has_the_profile_plugin_pinned_to_match_tensorboard():
     assert f"tensorboard-plugin-profile=={minor}." in dockerfile, "the plugin release of TensorBoard's minor"
     plugin = dockerfile.split("tensorboard-plugin-profile==")[1].split()[0]
     assert f"xprof=={plugin}" in dockerfile, "the plugin's implementation, pinned to the same version"
+
+
+def test_the_multi_worker_component_validates_and_grants_what_the_hand_off_calls(tmp_path):
+    """manifests/components/multi-worker, turned on in a team's kustomization: the ClusterTrainingRuntime
+    against Trainer v2.3.0's CRD schema (unknown fields refused: the API server would drop them), the
+    RBAC strictly, and they fit the code: the runtime's name, the workers' port, the verbs."""
+    from components.train.cluster_spec import PORT
+    from components.train.trainjob import GROUP, PLURAL, RUNTIME
+    from tests.support.crd import strict_schema
+
+    component = Path(MANIFESTS_DIR) / "components" / "multi-worker"
+    (tmp_path / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+        f"components:\n  - {os.path.relpath(component, tmp_path)}\n"
+    )
+    built = subprocess.run(
+        ["kubectl", "kustomize", str(tmp_path)], capture_output=True, text=True, check=True
+    )
+    objects = list(yaml.safe_load_all(built.stdout))
+    runtime = named(objects, "ClusterTrainingRuntime", RUNTIME)
+    jsonschema.validate(runtime, strict_schema("clustertrainingruntimes.trainer.kubeflow.org"))
+    for obj in of_kind(objects, "Role") + of_kind(objects, "RoleBinding"):
+        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+    [job] = runtime["spec"]["template"]["spec"]["replicatedJobs"]
+    [node] = job["template"]["spec"]["template"]["spec"]["containers"]
+    assert (job["name"], node["name"]) == ("node", "node"), "Trainer puts the TrainJob's image and env there"
+    assert [p["containerPort"] for p in node["ports"]] == [PORT]
+    rules = named(objects, "Role", "trainboard-trainjobs")["rules"]
+    assert {"create", "get", "delete"} <= set(next(r for r in rules if r["apiGroups"] == [GROUP])["verbs"])
+    assert next(r for r in rules if r["apiGroups"] == [GROUP])["resources"] == [PLURAL]
+    assert {"resources": ["pods"], "verbs": ["get", "list"], "apiGroups": [""]} in rules
+    assert {"resources": ["pods/log"], "verbs": ["get"], "apiGroups": [""]} in rules

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -62,8 +63,9 @@ def _ending(code: int) -> str:
     return f"exited with status {code}"
 
 
-def _last_error(tail: deque) -> str:
-    errors = [line for line in tail if line and not line.startswith(" ") and "Error" in line.split(":")[0]]
+def last_error(lines: Iterable[str]) -> str:
+    """ ": " and the last line of ``lines`` that names an exception (``ValueError: ...``), or ""."""
+    errors = [line for line in lines if line and not line.startswith(" ") and "Error" in line.split(":")[0]]
     return f": {errors[-1]}" if errors else ""
 
 
@@ -109,7 +111,7 @@ def train_on_local_workers(
         for thread in threads:
             thread.join(timeout=5)
     if first is not None:
-        how = f"{_ending(processes[first].returncode)}{_last_error(tails[first])}"
+        how = f"{_ending(processes[first].returncode)}{last_error(tails[first])}"
         raise WorkerFailed(
             f"worker {first} of {config.workers} {how}; run it again to resume from the chief's last "
             "committed epoch"

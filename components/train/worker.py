@@ -10,19 +10,30 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
+from pathlib import Path
 
-from components.train.cluster_spec import tf_config
+from components.train.cluster_spec import tf_config, worker_index
+from trainboard import storage
 from trainboard.config import TrainingConfig
 
 
 def main(argv: list[str]) -> None:
+    """DATASET_DIR and MODEL_DIR may be gs:// URIs (a TrainJob's pod): the dataset is read from a local
+    copy, and the chief uploads the model it saved."""
     dataset_dir, model_dir, root, run, config_json, *gpus = argv
     config = TrainingConfig(**json.loads(config_json))
     os.environ["TF_CONFIG"] = tf_config(config.workers, os.environ)  # before the strategy reads it
 
     from components.train.core import train
 
-    train(dataset_dir, model_dir, root, run, config, gpus=int(gpus[0]) if gpus else 0)
+    with tempfile.TemporaryDirectory(prefix="trainboard-worker-") as local:
+        if storage.is_gcs(dataset_dir):
+            dataset_dir = str(storage.download_dir(dataset_dir, Path(local) / "data"))
+        saved = str(Path(local) / "model") if storage.is_gcs(model_dir) else model_dir
+        train(dataset_dir, saved, root, run, config, gpus=int(gpus[0]) if gpus else 0)
+        if saved != model_dir and worker_index(os.environ["TF_CONFIG"]) == 0:
+            storage.upload_dir(saved, model_dir)
 
 
 if __name__ == "__main__":
