@@ -20,7 +20,7 @@ import pytest
 from components.train.cluster_spec import INDEX_ENV, PORTS_ENV, TRAINJOB_ENV
 from components.train.trainjob import RUNTIME, TrainJobError, run_trainjob, trainjob_manifest, trainjob_name
 from tests.support.crd import strict_schema
-from tests.support.kube_api import NAMESPACE, POD, kube_api
+from tests.support.kube_api import NAMESPACE, OWN_POD, POD, kube_api
 from tests.support.training import FAST
 from trainboard import task_events
 
@@ -32,9 +32,8 @@ def crd_schema(plural: str) -> dict:
 
 
 def body(job: str = "job-1", **settings) -> dict:
-    return trainjob_manifest(
-        trainjob_name(job), "registry/trainboard@sha256:abc", 2, ["a", "b"], "run", **settings
-    )
+    image = "registry/trainboard@sha256:abc"
+    return trainjob_manifest(trainjob_name(job), 2, ["a", "b"], "run", image=image, **settings)
 
 
 def test_the_trainjob_is_valid_for_trainer_v2_3_0_and_named_by_the_run_and_task():
@@ -42,6 +41,7 @@ def test_the_trainjob_is_valid_for_trainer_v2_3_0_and_named_by_the_run_and_task(
         "resources": {"nvidia.com/gpu": "1"},
         "node_selector": {"cloud.google.com/gke-accelerator": "nvidia-l4"},
         "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        "service_account": "pipeline-runner",
     }
     job = body(**settings)
     jsonschema.validate(job, crd_schema("trainjobs"))
@@ -51,7 +51,11 @@ def test_the_trainjob_is_valid_for_trainer_v2_3_0_and_named_by_the_run_and_task(
     pod = patch["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"][0]["template"]["spec"][
         "template"
     ]
-    assert pod["spec"] == {"nodeSelector": settings["node_selector"], "tolerations": settings["tolerations"]}
+    assert pod["spec"] == {
+        "nodeSelector": settings["node_selector"],
+        "tolerations": settings["tolerations"],
+        "serviceAccountName": "pipeline-runner",
+    }
     jsonschema.validate(body(), crd_schema("trainjobs"))  # no GPU, no selector: no patch
     renamed = body(**settings)
     renamed["spec"]["podSpecOverrides"] = renamed["spec"].pop("runtimePatches")  # Trainer v2.0's name
@@ -196,11 +200,22 @@ def test_the_hand_off_trains_on_the_trainjobs_workers_and_returns_the_chiefs_mod
     root, model_dir = str(tmp_path / "root"), tmp_path / "model"
     config = type(FAST)(**{**asdict(FAST), "workers": 2})
     with kube_api() as api:
-        api.on_created = lambda job: start_workers(api, job)
+        posted = []
+        api.on_created = lambda job: (posted.append(job), start_workers(api, job))
         info = train_on_trainjob(
             demo_data, str(model_dir), root, "r", config, "job-1", apis=api.clients(), namespace=NAMESPACE,
             poll=0.2, timeout=240,
         )  # fmt: skip
         assert len(api.calls("POST")) == 1 and api.jobs == {}, "one TrainJob, deleted at the end"
     assert info.epochs == 2 and load_trained(str(model_dir))[1].epochs == 2
+    # The workers got what the train pod got (tests/support/kube_api.py, OWN_POD).
+    [job] = posted
+    assert job["spec"]["trainer"]["image"] == OWN_POD["spec"]["containers"][0]["image"]
+    assert job["spec"]["trainer"]["resourcesPerNode"] == {"limits": {"nvidia.com/gpu": "1"}}
+    [patch] = job["spec"]["runtimePatches"]
+    pod = patch["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"][0]["template"]["spec"][
+        "template"
+    ]
+    assert pod["spec"]["serviceAccountName"] == "pipeline-runner"
+    assert pod["spec"]["nodeSelector"] == OWN_POD["spec"]["nodeSelector"]
     assert json.loads((model_dir / "trainboard_model.json").read_text())["settings"]["workers"] == 2

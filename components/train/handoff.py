@@ -21,7 +21,6 @@ from components.train.trainjob import (
 from trainboard import layout, storage
 from trainboard.artifacts.model import ModelInfo, read_model_info
 from trainboard.artifacts.training_state import load_state
-from trainboard.component_image import IMAGE
 from trainboard.config import TrainingConfig
 
 MODEL_FOLDER = "trainjob-model"  # under the run's checkpoints: where the chief leaves the model
@@ -29,15 +28,17 @@ MAIN_CONTAINER = "main"  # the KFP v2 launcher's container in a task's pod
 
 
 def pod_settings(api: client.CoreV1Api, namespace: str, pod: str) -> dict:
-    """The resource limits, node selector and tolerations of this task's pod, as trainjob_manifest takes
-    them (what the pipeline gave the one-node train pod: GPU count and type, node pool, taints)."""
+    """This task's pod as trainjob_manifest takes it: what the pipeline gave the one-node train pod (its
+    image, GPU limits, node pool, taints) and its service account (the bucket's credentials)."""
     spec = api.read_namespaced_pod(pod, namespace).spec
     main = next((c for c in spec.containers if c.name == MAIN_CONTAINER), spec.containers[0])
     plain = client.ApiClient().sanitize_for_serialization
     return {
+        "image": main.image,
         "resources": plain((main.resources and main.resources.limits) or {}),
         "node_selector": plain(spec.node_selector or {}),
         "tolerations": plain(spec.tolerations or []),
+        "service_account": spec.service_account_name or "",
     }
 
 
@@ -60,7 +61,7 @@ def train_on_trainjob(
     args = [data_uri, model_uri, root, run, json.dumps(asdict(config)), str(gpus)]
     name = trainjob_name(job_id)
     settings = pod_settings(core, namespace, os.environ.get("HOSTNAME", ""))
-    body = trainjob_manifest(name, IMAGE, config.workers, args, run, **settings)
+    body = trainjob_manifest(name, config.workers, args, run, **settings)
     progress = lambda: load_state(root, run).epoch  # noqa: E731 (the chief's commits, read as it trains)
     run_trainjob(custom, namespace, body, progress, config.epochs, core=core, **wait_options)
     storage.download_dir(model_uri, model_dir)

@@ -47,21 +47,24 @@ def trainjob_name(job_id: str, task: str = "train") -> str:
 
 def trainjob_manifest(
     name: str,
-    image: str,
     workers: int,
     args: list[str],
     run: str,
+    image: str,
     resources: dict[str, str] | None = None,
     node_selector: dict[str, str] | None = None,
     tolerations: list[dict] | None = None,
+    service_account: str = "",
 ) -> dict[str, Any]:
     """The TrainJob: ``workers`` nodes of ``image`` running the worker with ``args``, each with the
-    ``resources`` (limits), node selector and tolerations a one-node train pod gets."""
+    ``resources`` (limits), node selector, tolerations and service account a one-node train pod gets."""
     pod: dict[str, Any] = {}
     if node_selector:
         pod["nodeSelector"] = node_selector
     if tolerations:
         pod["tolerations"] = tolerations
+    if service_account:
+        pod["serviceAccountName"] = service_account
     spec: dict[str, Any] = {
         "runtimeRef": {"apiGroup": GROUP, "kind": "ClusterTrainingRuntime", "name": RUNTIME},
         "activeDeadlineSeconds": TIMEOUT_SECONDS,

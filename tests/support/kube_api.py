@@ -28,10 +28,15 @@ OWN_POD = {
     "metadata": {"name": POD, "namespace": NAMESPACE},
     "spec": {
         "containers": [
-            {"name": "main", "image": "trainboard", "resources": {"limits": {"nvidia.com/gpu": "1"}}}
+            {
+                "name": "main",
+                "image": "registry/trainboard@sha256:0123",
+                "resources": {"limits": {"nvidia.com/gpu": "1"}},
+            }
         ],
         "nodeSelector": {"cloud.google.com/gke-accelerator": "nvidia-l4"},
         "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        "serviceAccountName": "pipeline-runner",
     },
 }
 
