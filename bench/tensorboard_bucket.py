@@ -5,20 +5,24 @@
 The bucket (a fake-gcs-server, behind a counting proxy) holds a root as RUNS nightly runs leave it: one real
 `trainboard local` run (102 classes, --model, --epochs; train / validation / evaluation, the sample-image
 grid, hparams, the dataset card, the per-class table and charts) copied under RUNS nightly run names, one
-`_trend` point per run, and `models/<run>/` for every PROMOTE_EVERY-th run (ever champion: kept by the
+`_trend` point per run (folded as promote folds them: trend.compact_trend), and `models/<run>/` for every
+PROMOTE_EVERY-th run (ever champion: kept by the
 board's retention). Each way then serves it in turn:
   gcsfs       TensorBoard reading gs:// itself (TensorFlow-free, gcsfs, --load_fast=false), every run
   mirror      the pod of manifests/ (gke overlay, rendered): bucket-mirror sidecar + TensorBoard on its copy,
               with the manifest's retention (--keep-runs)
   mirror-all  the same pod keeping every run (--keep-runs=0), when RUNS is more than the retention
   mirror-N    the same pod keeping N runs (not by default: --ways)
+  mirror-python  the pod with TensorBoard's Python loader (--load-fast=false) instead of its Rust one
 Both run in the team image's environment (a venv made by the Dockerfile's own pip command: no TensorFlow,
 which TensorBoard's profile plugin would otherwise import). The script prints, for each: cold start (the
 pod's processes started until TensorBoard lists every run it should), seconds from a new epoch's event file
-landing in the bucket to its scalar in TensorBoard's HTTP API (SAMPLES new epochs of tonight's run),
-storage requests per minute and CPU while nothing changes, peak and idle memory of each container (its
-processes' peak RSS, summed: an upper bound), the bytes on the mirror's volume, and the time to load the
-dashboard's data (page, run list, tags, epoch_loss of every run).
+landing in the bucket to its scalar in TensorBoard's HTTP API (SAMPLES new epochs of tonight's run while it
+holds its lease, as a training run does, each at a random moment of the intervals; then SAMPLES rounds of
+a new epoch in each of three runs training at once), storage requests per minute and CPU while nothing
+changes (no run training), requests per minute while three runs train and write nothing, peak and idle
+memory of each container (its processes' peak RSS, summed: an upper bound), the bytes on the mirror's
+volume, and the time to load the dashboard's data (page, run list, tags, epoch_loss of every run).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import argparse
 import http.client
 import http.server
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -54,6 +59,7 @@ from tests.support.gcs import fake_gcs_command, free_port, wait_for_http  # noqa
 from tests.support.image_env import image_venv  # noqa: E402
 from tests.support.local_pod import LocalPod  # noqa: E402
 from trainboard import storage  # noqa: E402
+from trainboard.artifacts import lease  # noqa: E402
 from trainboard.manifests import render  # noqa: E402
 
 BUCKET = "trainboard-bench"
@@ -244,8 +250,20 @@ def bucket_folder(data: Path, reference: Path, runs: int) -> dict[str, int]:
         if i % PROMOTE_EVERY == 0:
             (root / "models" / name).mkdir(parents=True)
             (root / "models" / name / "model.keras").write_bytes(b"stand-in: the mirror only lists models/")
+    # Each point written on its night, then folded as tonight's promote folds them.
+    last_night = (FIRST_NIGHT + timedelta(days=runs - 1)).timestamp()
+    for point in (root / "tensorboard" / trend.TREND).rglob("*tfevents*"):
+        night_time = (FIRST_NIGHT + timedelta(days=int(point.name.split(".")[3]) - 1)).timestamp()
+        os.utime(point, (night_time, night_time))
+    trend.compact_trend(str(root), now=last_night)
     objects = sum(1 for p in root.rglob("*") if p.is_file())
-    return {"objects": objects, "files per run": len(files), "promoted": len(range(0, runs, PROMOTE_EVERY))}
+    trend_files = sum(1 for _ in (root / "tensorboard" / trend.TREND).rglob("*tfevents*"))
+    return {
+        "objects": objects,
+        "files per run": len(files),
+        "promoted": len(range(0, runs, PROMOTE_EVERY)),
+        "trend files": trend_files,
+    }
 
 
 def expected_runs(reference: Path, runs: int, keep: int) -> set[str]:
@@ -285,6 +303,22 @@ def with_args(deployment: dict, **values: object) -> dict:
     return copy
 
 
+def new_epochs(url: str, runs: list[str], step: int, work: Path, args) -> list[float]:
+    """A new epoch (``step``) written to each of ``runs`` at once: the seconds until each shows."""
+    landed = {}
+    for run in runs:
+        event = new_epoch_file(work / f"{run}-{step}", step)
+        storage.upload_file(event, f"{LOGDIR}/{run}/train/{event.name}")
+        landed[run] = time.monotonic()
+    latencies = []
+    while landed:
+        for run in list(landed):
+            if step in scalar_steps(url, f"{run}/train") or time.monotonic() - landed[run] >= args.limit:
+                latencies.append(time.monotonic() - landed.pop(run))
+        time.sleep(0.1)
+    return latencies
+
+
 def measure(
     name: str,
     start,
@@ -318,28 +352,40 @@ def measure(
             note(f"{container}: CPU, cold start (s)", cpu_seconds(tree))
         while len(scalar_steps(url, f"{tonight}/train")) < args.epochs:
             time.sleep(0.5)
-        latencies = []
-        for i in range(args.samples):
-            step = first_step + i
-            event = new_epoch_file(work / name / f"epoch-{step}", step)
-            landed = time.monotonic()
-            storage.upload_file(event, f"{LOGDIR}/{tonight}/train/{event.name}")
-            while (
-                step not in scalar_steps(url, f"{tonight}/train") and time.monotonic() - landed < args.limit
-            ):
-                time.sleep(0.2)
-            latencies.append(time.monotonic() - landed)
-            if latencies[-1] >= min(args.limit, 60):  # a way that takes minutes is timed once
+        # Tonight's run trains (it holds its lease), then two more at once: each sample is a new epoch
+        # in each of them, written at once. A way that takes minutes is timed once, with one run.
+        training = [tonight, night(args.runs - 2), night(args.runs - 3)]
+        moment = random.Random(first_step)
+        for count in (1, 3) if name.startswith("mirror") else (1,):
+            for run in training[:count]:
+                lease.take(ROOT, run, "bench")
+            time.sleep(args.settle)  # the mirror's next look at the leases
+            latencies: list[float] = []
+            for i in range(args.samples):
+                # An epoch lands at any moment of the mirror's and TensorBoard's cycles, as training's do:
+                # right after the last one showed, each sample would land just after a reload (the worst).
+                time.sleep(moment.uniform(0, 3))
+                latencies += new_epochs(
+                    url, training[:count], first_step + 100 * count + i, work / name, args
+                )
+                if max(latencies) >= min(args.limit, 60):
+                    break
+            what = f"new epoch -> scalar, {count} run{'s' * (count > 1)} training"
+            if max(latencies) >= args.limit:
+                note(f"{what}, median (s)", f"> {args.limit:.0f}")
                 break
-        if max(latencies) >= args.limit:
-            note("new epoch -> scalar, median (s)", f"> {args.limit:.0f}")
-        else:
-            note("new epoch -> scalar, median (s)", statistics.median(latencies))
-            note("new epoch -> scalar, max (s)", max(latencies))
-        time.sleep(args.reload + 1)  # let the last change settle
+            note(f"{what}, median (s)", statistics.median(latencies))
+            note(f"{what}, max (s)", max(latencies))
+        if name.startswith("mirror"):
+            before = proxy.count
+            time.sleep(args.idle_seconds)
+            note("storage requests/min, 3 runs training", (proxy.count - before) * 60 / args.idle_seconds)
+        for run in training:
+            lease.release(ROOT, run, "bench")
+        time.sleep(args.settle)  # the mirror sees the leases end, and lets the last change settle
         before, cpu_before = proxy.count, {c: cpu_seconds(t) for c, t in trees.items()}
         time.sleep(args.idle_seconds)
-        note("storage requests/min, idle", (proxy.count - before) * 60 / args.idle_seconds)
+        note("storage requests/min, idle (none training)", (proxy.count - before) * 60 / args.idle_seconds)
         for container, tree in trees.items():
             cpu = (cpu_seconds(tree) - cpu_before[container]) / args.idle_seconds
             note(f"{container}: CPU, idle (millicores)", cpu * 1000)
@@ -367,7 +413,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30, help="the reference run's epochs")
     parser.add_argument("--samples", type=int, default=5, help="new epochs timed per way")
     parser.add_argument("--idle-seconds", type=float, default=30)
-    parser.add_argument("--reload", type=int, default=5, help="TensorBoard's and the mirror's interval")
+    parser.add_argument(
+        "--settle", type=float, default=7, help="seconds for the mirror to see leases taken or given back"
+    )
     parser.add_argument(
         "--limit", type=float, default=900, help="seconds a cold start or a new epoch may take; longer is cut"
     )
@@ -403,7 +451,10 @@ def main() -> None:
         c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "bucket-mirror"
     )
     keep = int(next(a for a in mirror_args["args"] if a.startswith("--keep-runs=")).split("=")[1])
-    deployment = with_args(deployment, reload_interval=args.reload, interval=args.reload)
+    tensorboard_args = next(
+        c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "tensorboard"
+    )["args"]
+    reload = next(a for a in tensorboard_args if a.startswith("--reload-interval=")).split("=")[1]
     reader_env = {"STORAGE_EMULATOR_HOST": proxy.url}
     tonight = night(args.runs - 1)
     results = {}
@@ -413,14 +464,14 @@ def main() -> None:
 
         def gcsfs(port: int) -> Started:
             argv = [python, "-m", "trainboard.tensorboard_server", f"--logdir={LOGDIR}",
-                    f"--port={port}", f"--reload-interval={args.reload}"]  # fmt: skip
+                    f"--port={port}", f"--reload-interval={reload}"]  # fmt: skip
             env = {**os.environ, **reader_env}
             process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             return Started(lambda: (process.terminate(), process.wait(10)), {"tensorboard": process.pid})
 
-        def mirror(keep_runs: int):
+        def mirror(keep_runs: int, load_fast: str = "true"):
             def start(port: int) -> Started:
-                pod_deployment = with_args(deployment, keep_runs=keep_runs)
+                pod_deployment = with_args(deployment, keep_runs=keep_runs, load_fast=load_fast)
                 folder = work / f"pod-{keep_runs}"
                 shutil.rmtree(folder, ignore_errors=True)
                 pod = LocalPod(pod_deployment, folder, port, env=reader_env, python=python)
@@ -432,6 +483,8 @@ def main() -> None:
         def way(name: str) -> tuple:
             if name == "gcsfs":
                 return gcsfs, 0
+            if name == "mirror-python":
+                return mirror(keep, "false"), keep
             kept = {"mirror": keep, "mirror-all": 0}.get(name)
             kept = int(name.removeprefix("mirror-")) if kept is None else kept
             return mirror(kept), kept
@@ -449,24 +502,24 @@ def main() -> None:
 
     print(
         f"{args.runs} nightly runs ({layout['files per run']} event files each: {args.model}, {args.epochs} "
-        f"epochs, {CLASSES} classes; {layout['promoted']} ever promoted; {layout['objects']} objects), "
-        f"retention {keep} runs, {args.samples} new epochs each way, idle window {args.idle_seconds:.0f} s, "
-        f"intervals {args.reload} s"
+        f"epochs, {CLASSES} classes; {layout['promoted']} ever promoted; {layout['objects']} objects; "
+        f"trend files {layout['trend files']}), retention {keep} runs, {args.samples} new epochs each way "
+        f"(x3 with three runs training), idle window {args.idle_seconds:.0f} s, the manifests' intervals"
     )
     keys = list(dict.fromkeys(k for r in results.values() for k in r))
+    width, column = max(map(len, keys)) + 2, max(12, *(len(name) + 2 for name in results))
+    both = "gcsfs" in results and "mirror" in results
     print(
-        f"{'':44}"
-        + "".join(f"{name:>12}" for name in results)
-        + (f"{'gcsfs/mirror':>14}" if len(results) > 1 else "")
+        f"{'':{width}}" + "".join(f"{name:>{column}}" for name in results) + (f"{'gcsfs/mirror':>14}" * both)
     )
     for key in keys:
         values = [r.get(key, "") for r in results.values()]
-        cells = "".join(f"{v:>12.2f}" if isinstance(v, float) else f"{v!s:>12}" for v in values)
+        cells = "".join(f"{v:>{column}.2f}" if isinstance(v, float) else f"{v!s:>{column}}" for v in values)
         ratio = ""
         g, m = results.get("gcsfs", {}).get(key), results.get("mirror", {}).get(key)
         if isinstance(g, float) and isinstance(m, float) and m:
             ratio = f"{g / m:>14.1f}"
-        print(f"{key:44}{cells}{ratio}")
+        print(f"{key:{width}}{cells}{ratio}")
 
 
 if __name__ == "__main__":

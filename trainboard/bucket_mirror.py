@@ -170,7 +170,7 @@ def _synced(sync: Callable[[], int | None], health: Health, source: str, full: b
 
 def _run(mirror: BucketMirror, health: Health, args: argparse.Namespace) -> NoReturn:
     """The three clocks of the module's docstring, in one thread (the syncs share the volume's state)."""
-    next_full = next_leases = time.monotonic()
+    next_full = next_leases = next_live = time.monotonic()
     while True:
         now = time.monotonic()
         if now >= next_full:
@@ -179,8 +179,10 @@ def _run(mirror: BucketMirror, health: Health, args: argparse.Namespace) -> NoRe
         if now >= next_leases:
             next_leases = now + args.lease_interval
             _synced(mirror.refresh_leases, health, args.source, full=False)
-        _synced(mirror.sync_live, health, args.source, full=False)
-        time.sleep(max(0.0, min(next_full, next_leases, now + args.live_interval) - time.monotonic()))
+        if now >= next_live:
+            next_live = now + args.live_interval
+            _synced(mirror.sync_live, health, args.source, full=False)
+        time.sleep(max(0.0, min(next_full, next_leases, next_live) - time.monotonic()))
 
 
 def main(argv: list[str] | None = None) -> None:
