@@ -14,7 +14,6 @@ be faster: the ratio is the price of the all-reduce of every step and of each wo
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -28,25 +27,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support
 from components.prepare_data.core import prepare_data
 from components.train.checkpoints import TRAIN_SECONDS
 from tests.support.training import train_command
+from tests.support.workers import workers_command
 from trainboard.artifacts.model import read_model_info
 from trainboard.artifacts.training_state import load_state
 from trainboard.config import DataConfig, TrainingConfig
 
-WORKERS_SCRIPT = """
-import json, sys
-from components.train.local_workers import train_on_local_workers
-from trainboard.config import TrainingConfig
-train_on_local_workers(*sys.argv[1:5], TrainingConfig(**json.loads(sys.argv[5])))
-"""
-
 
 def measure(data: str, work: Path, config: TrainingConfig) -> dict:
     root, model = work / f"root-{config.workers}", work / f"model-{config.workers}"
-    if config.workers == 1:
-        command = train_command(data, model, str(root), "bench", asdict(config))
-    else:
-        command = [sys.executable, "-c", WORKERS_SCRIPT, data, str(model), str(root), "bench"]
-        command.append(json.dumps(asdict(config)))
+    make = train_command if config.workers == 1 else workers_command
+    command = make(data, model, str(root), "bench", asdict(config))
     started = time.monotonic()
     subprocess.run(command, check=True, capture_output=True, cwd=Path(__file__).resolve().parents[1])
     wall = time.monotonic() - started

@@ -20,6 +20,7 @@ from tests.support.cli import in_process, last_json_line, trainboard
 from tests.support.events import epoch_steps
 from tests.support.kfp_server import KFPServer
 from tests.support.training import FAST
+from tests.support.workers import workers_command
 from trainboard.artifacts.training_state import load_state
 
 SCHEDULE = ["schedule", "--name", "n", "--cron", "0 0 3 * * *"]
@@ -210,14 +211,6 @@ def test_trainboard_local_on_two_workers_is_one_run_with_identical_weights(tmp_p
     assert {name.split("/")[0] for name in tb.get("/data/runs")} - {"_trend"} == {run}
 
 
-WORKERS_SCRIPT = """
-import json, sys
-from components.train.local_workers import train_on_local_workers
-from trainboard.config import TrainingConfig
-train_on_local_workers(*sys.argv[1:5], TrainingConfig(**json.loads(sys.argv[5])))
-"""
-
-
 def child_worker(parent: int, index: int, timeout: float = 60) -> int:
     """The pid of worker ``index`` that process ``parent`` started."""
     deadline = time.monotonic() + timeout
@@ -235,8 +228,7 @@ def child_worker(parent: int, index: int, timeout: float = 60) -> int:
 def test_a_worker_killed_mid_epoch_fails_the_run_naming_it_and_a_rerun_resumes(demo_data, tmp_path):
     root = tmp_path / "root"
     config = {**asdict(FAST), "epochs": 3, "batch_size": 32, "workers": 2}
-    command = [sys.executable, "-c", WORKERS_SCRIPT, demo_data, str(tmp_path / "model"), str(root), "r"]
-    command.append(json.dumps(config))
+    command = workers_command(demo_data, tmp_path / "model", str(root), "r", config)
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output = []
     for line in first.stdout:
