@@ -12,6 +12,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from components.train.cluster_spec import INDEX_ENV, PORT, PORTS_ENV, TRAINJOB_ENV, tf_config, worker_index
@@ -85,20 +86,65 @@ def test_a_worker_told_too_little_says_what_is_missing(workers, environ, words):
     assert words in str(error.value)
 
 
-def test_each_worker_reads_an_equal_disjoint_share_and_half_the_global_batch(demo_data):
+def test_each_worker_reads_an_equal_disjoint_share(demo_data):
     from components.train.input_pipeline import load_split, worker_share
 
     assert worker_share(961, 64, (1, 2)) == (480, 32)
     shares = []
     for index in (0, 1):
-        batches = list(load_split(demo_data, "train", 16, 64, worker=(index, 2)))
-        assert {len(labels) for _, labels in batches[:-1]} == {32}, "half of each global batch"
+        batches = list(load_split(demo_data, "train", 16, 32, worker=(index, 2)))
         shares.append({images.numpy().tobytes() for batch, _ in batches for images in batch})
     everything = {
         images.numpy().tobytes() for batch, _ in load_split(demo_data, "train", 16, 64) for images in batch
     }
     assert len(shares[0]) == len(shares[1]) == len(everything) // 2
     assert not shares[0] & shares[1] and shares[0] | shares[1] == everything
+
+
+STEP_SCRIPT = """
+import json, os, sys
+import keras, numpy as np, tensorflow as tf
+workers = int(sys.argv[2])
+strategy = tf.distribute.MultiWorkerMirroredStrategy() if workers > 1 else tf.distribute.get_strategy()
+from components.train import multiworker_keras
+from components.train.input_pipeline import fit_split
+multiworker_keras.apply()
+with strategy.scope():
+    layers = [keras.layers.Flatten(), keras.layers.Rescaling(1 / 255), keras.layers.Dense(4, "softmax")]
+    model = keras.Sequential([keras.Input((16, 16, 3)), *layers])
+    layers[-1].kernel.assign(np.zeros((768, 4)))
+    model.compile(keras.optimizers.SGD(0.05), "categorical_crossentropy")
+model.fit(fit_split(strategy, workers, sys.argv[1], "train", 16, 32, 4), epochs=1, verbose=0)
+print("weights", json.dumps([w.tolist() for w in model.get_weights()]))
+"""
+
+
+@pytest.mark.slow
+def test_an_epoch_on_two_workers_is_the_epoch_one_process_trains_on_the_same_global_batches(demo_data):
+    """Not shuffled, the two workers' batches of a step together are the one-process batch of that step
+    (worker 0 the even records, worker 1 the odd): the weights after an epoch must agree. Fed a batched
+    dataset instead of fit_split's per-replica one, each worker trained on half of its batches."""
+    from components.train.local_workers import free_ports
+
+    ports = ",".join(map(str, free_ports(2)))
+    run = [sys.executable, "-c", STEP_SCRIPT, demo_data]
+    one = subprocess.run([*run, "1"], capture_output=True, text=True, check=True, timeout=120)
+    two = [
+        subprocess.Popen(
+            [*run, "2"],
+            env={**os.environ, "TF_CONFIG": tf_config(2, {INDEX_ENV: str(i), PORTS_ENV: ports})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    outputs = [p.communicate(timeout=120)[0] for p in two]
+    assert [p.returncode for p in two] == [0, 0]
+    weights = [json.loads(out.split("weights ", 1)[1]) for out in (one.stdout, *outputs)]
+    assert weights[1] == weights[2], "both workers end with the same weights"
+    for single, multi in zip(weights[0], weights[1], strict=True):
+        assert np.allclose(single, multi, atol=1e-5), "the same steps as one process on the global batch"
 
 
 # Keras 3 + MultiWorkerMirroredStrategy (components/train/multiworker_keras.py, keras-team/keras#20585).

@@ -20,7 +20,7 @@ from components.train import multiworker_keras
 from components.train.checkpoints import TRAIN_SECONDS, CommitEpoch, roll_back_logs
 from components.train.cluster_spec import worker_index
 from components.train.devices import check_gpus
-from components.train.input_pipeline import load_split, worker_share
+from components.train.input_pipeline import fit_split, load_split, worker_share
 from components.train.models import build_model, set_trainable, synchronize_batch_norm
 from components.train.phases import Phase, phases
 from components.train.race import Race, champion_curve
@@ -94,10 +94,6 @@ def _load_checkpoint(root: str, run: str, state: TrainingState, scratch: Path) -
         return keras.models.load_model(local)
     except Exception as e:  # a torn or foreign file: Keras raises ValueError, OSError, zipfile's errors
         raise damaged_checkpoint(root, run, state.checkpoint, f"does not load ({e})") from None
-
-
-def _one_hot(ds: tf.data.Dataset, classes: int) -> tf.data.Dataset:
-    return ds.map(lambda x, y: (x, tf.one_hot(y, classes)), num_parallel_calls=tf.data.AUTOTUNE)
 
 
 class EpochEvents(keras.callbacks.Callback):
@@ -187,16 +183,13 @@ def train(
                 if config.workers > 1:
                     synchronize_batch_norm(model)
         classes = len(info.class_names)
-        train_ds = load_split(
-            dataset_dir,
-            "train",
-            config.image_size,
-            config.batch_size,
-            config.seed,
-            config.augment,
-            worker=worker,
+        train_ds = fit_split(
+            strategy, config.workers, dataset_dir, "train", config.image_size, config.batch_size, classes,
+            shuffle_seed=config.seed, augment=config.augment,
+        )  # fmt: skip
+        val_ds = fit_split(
+            strategy, config.workers, dataset_dir, "validation", config.image_size, config.batch_size, classes
         )
-        val_ds = load_split(dataset_dir, "validation", config.image_size, config.batch_size, worker=worker)
         logs = scratch / "logs"
         if state.epoch:  # a retry or restart: the TensorBoard series says where and why it goes on
             state.attempt += 1
@@ -251,8 +244,8 @@ def train(
             tensorboard.initial_step = state.epoch * steps_per_epoch  # batch steps go on across fits
             try:
                 model.fit(
-                    _one_hot(train_ds, classes),
-                    validation_data=_one_hot(val_ds, classes),
+                    train_ds,
+                    validation_data=val_ds,
                     epochs=phase.end,
                     initial_epoch=state.epoch,
                     callbacks=callbacks,

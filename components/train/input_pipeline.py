@@ -4,6 +4,7 @@ when it fits (so later epochs skip decoding), shuffled and augmented after the c
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import tensorflow as tf
 
@@ -25,8 +26,8 @@ def _augment(image, label):
 
 
 def worker_share(examples: int, batch_size: int, worker: tuple[int, int]) -> tuple[int, int]:
-    """(examples, batch size) of worker ``worker`` = (index, count): an equal share of the examples (at
-    most count - 1 left out), so that every worker takes the same number of steps (a collective
+    """(examples, examples a step) of worker ``worker`` = (index, count): an equal share of the examples
+    (at most count - 1 left out), so that every worker takes the same number of steps (a collective
     all-reduce waits for all of them), and an equal part of the global ``batch_size`` (a multiple of
     the count: trainboard.config_checks)."""
     count = worker[1]
@@ -43,8 +44,9 @@ def load_split(
     cache: bool = True,
     worker: tuple[int, int] = (0, 1),
 ) -> tf.data.Dataset:
-    """Batches of (float32 images in [0, 255] resized to image_size, int labels); ``batch_size`` is the
-    global batch, over all ``worker`` = (index, count) workers, each reading its share (worker_share).
+    """Batches of (float32 images in [0, 255] resized to image_size, int labels): of worker ``worker`` =
+    (index, count)'s share of the split (worker_share), every count-th record from the index-th (a split
+    of one TFRecord file shares out as one of many).
 
     A split that fits _CACHE_BYTES decoded is cached in memory (as uint8) so later epochs skip decoding;
     shuffling and augmentation come after the cache.
@@ -52,13 +54,8 @@ def load_split(
     ds = read_split(dataset_dir, split, image_size)
     examples = int(ds.cardinality())  # read_split asserts the split's count
     if worker[1] > 1:
-        examples, batch_size = worker_share(examples, batch_size, worker)
-        # Every count-th record from the index-th: a split of one TFRecord file shares as one of many.
-        # The strategy's own sharding is off: it would shard this share again (tf.data AutoShardPolicy).
+        examples = worker_share(examples, batch_size, worker)[0]
         ds = ds.shard(worker[1], worker[0]).take(examples)
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-        ds = ds.with_options(options)
     if cache and examples * image_size * image_size * 3 <= _CACHE_BYTES:
         ds = ds.cache()
     if shuffle_seed is not None:
@@ -67,3 +64,34 @@ def load_split(
     if augment:
         ds = ds.map(_augment, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _one_hot(ds: tf.data.Dataset, classes: int) -> tf.data.Dataset:
+    return ds.map(lambda x, y: (x, tf.one_hot(y, classes)), num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def fit_split(
+    strategy: tf.distribute.Strategy,
+    workers: int,
+    dataset_dir: str | Path,
+    split: str,
+    image_size: int,
+    batch_size: int,
+    classes: int,
+    **options: Any,
+) -> tf.data.Dataset | tf.distribute.DistributedDataset:
+    """The split as fit takes it (one-hot labels; ``options``: load_split's). With several workers,
+    each builds its own share, batched per replica (distribute_datasets_from_function): handed a batched
+    dataset instead, the strategy would split every batch across the replicas again and each worker
+    would train on half of its batches (measured: the update then is not the global batch's)."""
+    if workers == 1:
+        return _one_hot(load_split(dataset_dir, split, image_size, batch_size, **options), classes)
+
+    def share(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        worker = (context.input_pipeline_id, context.num_input_pipelines)
+        per_replica = context.get_per_replica_batch_size(batch_size)
+        return _one_hot(
+            load_split(dataset_dir, split, image_size, per_replica, worker=worker, **options), classes
+        )
+
+    return strategy.distribute_datasets_from_function(share)
