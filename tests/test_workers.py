@@ -295,3 +295,16 @@ def test_a_worker_killed_mid_epoch_fails_the_run_naming_it_and_a_rerun_resumes(d
     state = load_state(str(root), "r")
     assert (state.epoch, state.attempt) == (3, 2), "resumed after epoch 1, by the second attempt"
     assert epoch_steps(str(root / "tensorboard" / "r")) == [0, 1, 2], "each epoch once in TensorBoard"
+
+
+def test_a_resume_with_another_worker_count_is_refused_naming_it():
+    """docs/pipeline.md says why: the same global batch, but not the same training."""
+    from dataclasses import replace
+
+    from trainboard.artifacts.training_state import TrainingState, check_same_start, started_with
+    from trainboard.errors import UsageError
+
+    state = TrainingState(epoch=1, started_with=started_with(FAST, "demo"))
+    check_same_start(state, started_with(FAST, "demo"), "root", "r")
+    with pytest.raises(UsageError, match=r"workers 1 -> 2"):
+        check_same_start(state, started_with(replace(FAST, workers=2), "demo"), "root", "r")
