@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -23,13 +24,19 @@ from trainboard.storage.leases import leases_folder, live_runs
 from trainboard.storage.volume import Volume
 
 
-def test_mirror_fetches_new_files_then_only_new_tails_then_drops_deleted(gcs, tmp_path):
+def training_run(tmp_path: Path) -> tuple[Path, storage.DirectoryMirror]:
+    """A trainer's local run folder with one event file (its first epoch), sent up to the bucket."""
     training = tmp_path / "training"
     (training / "run" / "train").mkdir(parents=True)
     event_file = training / "run" / "train" / "events.out.tfevents.1"
     event_file.write_bytes(b"epoch-0;")
     uploader = storage.DirectoryMirror(training, f"gs://{BUCKET}/root/tensorboard")
     uploader.sync()
+    return event_file, uploader
+
+
+def test_mirror_fetches_new_files_then_only_new_tails_then_drops_deleted(gcs, tmp_path):
+    event_file, uploader = training_run(tmp_path)
     mirror = BucketMirror(f"gs://{BUCKET}/root/tensorboard", tmp_path / "logs")
     copy = tmp_path / "logs" / "run" / "train" / "events.out.tfevents.1"
 
@@ -353,12 +360,7 @@ def test_the_byte_budget_holds_for_runs_of_any_name_and_newest_is_by_start_time(
 
 
 def test_an_object_rewritten_larger_is_fetched_whole_and_an_appended_one_only_its_tail(gcs, tmp_path):
-    training = tmp_path / "training"
-    (training / "run" / "train").mkdir(parents=True)
-    event_file = training / "run" / "train" / "events.out.tfevents.1"
-    event_file.write_bytes(b"epoch-0;")
-    uploader = storage.DirectoryMirror(training, f"gs://{BUCKET}/root/tensorboard")
-    uploader.sync()
+    event_file, uploader = training_run(tmp_path)
     dest = tmp_path / "logs"
     copy = dest / "run" / "train" / "events.out.tfevents.1"
     mirror = BucketMirror(f"gs://{BUCKET}/root/tensorboard", dest)
@@ -377,7 +379,7 @@ def test_an_object_rewritten_larger_is_fetched_whole_and_an_appended_one_only_it
 
     # After a restart the copy's checksum is read from the volume once: an append is still a tail...
     event_file.write_bytes(b"EPOCH-0;epoch-1;epoch-2;")
-    uploader = storage.DirectoryMirror(training, f"gs://{BUCKET}/root/tensorboard")
+    uploader = storage.DirectoryMirror(event_file.parents[2], f"gs://{BUCKET}/root/tensorboard")
     uploader.sync()
     append(b"epoch-3;")
     assert BucketMirror(f"gs://{BUCKET}/root/tensorboard", dest).sync() == len(b"epoch-3;")
