@@ -70,7 +70,11 @@ GOLDEN = {
         "min_improvement": ("NUMBER_DOUBLE", 0.0),
         "min_significance": ("NUMBER_DOUBLE", 0.0),
         "force_promote": ("BOOLEAN", False),
+        "workers": ("NUMBER_INTEGER", 1),
     },
+    # One YAML for one node and for many: the train task reads workers at run time and, above 1, hands off
+    # to a TrainJob (components/train/handoff.py); its GPU request, retries and lease stay the one task's.
+    "train gets workers": {"componentInputParameter": "workers"},
     # The decision and why are pipeline outputs, for a `with dsl.If(...)` deploy step or a caller.
     "outputs": {"promoted": "BOOLEAN", "champion": "STRING", "reason": "STRING"},
 }
@@ -117,6 +121,7 @@ def what_matters(path: Path) -> dict:
             for name, a in pipeline["components"]["comp-start-run"]["outputDefinitions"]["artifacts"].items()
         },
         "train waits for": sorted(tasks["train"]["dependentTasks"]),
+        "train gets workers": tasks["train"]["inputs"]["parameters"]["workers"],
         "tasks with no upstream": sorted(name for name, t in tasks.items() if not t.get("dependentTasks")),
         "parameters": {
             name: (parameters[name]["parameterType"], parameters[name].get("defaultValue"))
