@@ -29,10 +29,11 @@ from tests.support.kill import kill_at_pause
 from tests.support.promotion import champion_folder_run, metrics_with_accuracy, model_folder
 from trainboard import faults, layout, storage
 from trainboard.artifacts.champion import history_entry, read_champion, read_history, read_model_copy
-from trainboard.artifacts.lease import lease_uri, release, take
+from trainboard.artifacts.lease import release, take
 from trainboard.artifacts.training_state import TrainingState, data_settings, started_with, state_uri
 from trainboard.component_image import IMAGE
 from trainboard.config import DataConfig, PromotionRule, TrainingConfig
+from trainboard.storage.leases import lease_file
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -67,7 +68,7 @@ def nothing_started(root: str, run: str) -> bool:
     return not (
         storage.exists(state_uri(root, run))
         or storage.list_files(layout.tensorboard_dir(root, run))
-        or storage.exists(lease_uri(root, run))
+        or storage.exists(lease_file(root, run))
     )
 
 
@@ -149,12 +150,12 @@ def test_a_run_name_in_use_is_refused_before_any_work(root, capsys):
     finally:
         holder.send_signal(signal.SIGKILL)  # killed: its lease stays until it expires
         holder.wait(30)
-    assert json.loads(storage.read_bytes(lease_uri(root, "k1")))["holder"] == "night-run"
+    assert json.loads(storage.read_bytes(lease_file(root, "k1")))["holder"] == "night-run"
     take(root, "k1", "night-run", seconds=-1)  # as if its expiry had passed
     take(root, "k1", "next-night")  # a killed run's name frees itself
     take(root, "k1", "next-night")  # a retried task of the same run holds it already
     release(root, "k1", "night-run")  # not the holder: nothing happens
-    assert json.loads(storage.read_bytes(lease_uri(root, "k1")))["holder"] == "next-night"
+    assert json.loads(storage.read_bytes(lease_file(root, "k1")))["holder"] == "next-night"
 
 
 def test_leases_taken_and_given_back_night_after_night_leave_nothing_behind(root):
@@ -223,7 +224,7 @@ def test_a_resume_goes_ahead_only_when_everything_that_decides_the_result_is_the
     assert code == 2 and "epoch-0002.keras, which state.json names, is missing" in err
     for run in ("k1", "k2", "k3", "k4", "k5"):
         assert not storage.list_files(layout.tensorboard_dir(root, run)), "refused before any work"
-        assert not storage.exists(lease_uri(root, run))
+        assert not storage.exists(lease_file(root, run))
 
 
 def test_a_folder_changed_under_a_reused_run_name_is_refused_before_any_work(tmp_path, capsys):

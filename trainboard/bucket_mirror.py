@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import NoReturn
 
 from trainboard import storage
-from trainboard.artifacts.lease import LEASE_SECONDS
 from trainboard.errors import UsageError
 from trainboard.storage import BucketMirror
 
@@ -247,7 +246,6 @@ def main(argv: list[str] | None = None) -> None:
             keep_runs=args.keep_runs,
             max_bytes=int(args.max_mib * 2**20),
             workers=args.workers,
-            lease_seconds=LEASE_SECONDS,
         )
         health = Health(mirror, args.stale_after)
         if args.health_port:

@@ -6,7 +6,9 @@ run takes the lease on its name, a small object created or replaced only by comp
 generation precondition on GCS, a lock and a content check locally). The holder is the KFP run (its job
 id: a retried task of the same run holds it already, and resumes) or, for `trainboard local`, the
 command itself (HOLDER_ENV, inherited by kfp.local's task processes). It is renewed while the run works
-and has an expiry, so a run that was killed frees its name by itself. TensorFlow-free.
+and has an expiry, so a run that was killed frees its name by itself. Where it lies and how long it
+lasts: trainboard/storage/leases.py, which the board's mirror reads to find the runs training.
+TensorFlow-free.
 """
 
 from __future__ import annotations
@@ -24,10 +26,8 @@ from datetime import UTC, datetime
 from trainboard import storage
 from trainboard.artifacts.champion import who
 from trainboard.errors import UsageError
+from trainboard.storage.leases import LEASE_SECONDS, lease_file
 
-# Long enough to cover the steps that do not renew it (data preparation, a GPU pod waiting for a node);
-# a killed run's name is free again after it.
-LEASE_SECONDS = 1800
 RENEW_SECONDS = 60
 HOLDER_ENV = "TRAINBOARD_LEASE_HOLDER"
 log = logging.getLogger(__name__)
@@ -44,17 +44,13 @@ class Lease:
         return datetime.fromtimestamp(self.expires, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def lease_uri(root: str, run: str) -> str:
-    return storage.join(root, "leases", f"{run}.json")
-
-
 def holder_for(job_id: str) -> str:
     """This process's holder: the command's own lease under `trainboard local`, else the KFP run."""
     return os.environ.get(HOLDER_ENV) or f"kfp-run-{job_id}"
 
 
 def _read(root: str, run: str) -> tuple[Lease | None, int]:
-    data, generation = storage.read_versioned(lease_uri(root, run))
+    data, generation = storage.read_versioned(lease_file(root, run))
     if data is None:
         return None, 0
     try:
@@ -72,13 +68,6 @@ def _in_use(lease: Lease) -> UsageError:
     )
 
 
-def check_free(root: str, run: str, holder: str = "") -> None:
-    """UsageError when another holder's lease on ``run`` has not expired (a look, nothing written)."""
-    lease, _ = _read(root, run)
-    if lease is not None and lease.holder != holder and lease.expires > time.time():
-        raise _in_use(lease)
-
-
 def take(root: str, run: str, holder: str, seconds: float = LEASE_SECONDS) -> Lease:
     """Take (or, for its holder, renew) the lease on ``run`` for ``seconds``; UsageError naming the holder
     and the expiry when another holder's lease has not expired. Of two takers at once, one wins."""
@@ -87,7 +76,7 @@ def take(root: str, run: str, holder: str, seconds: float = LEASE_SECONDS) -> Le
         raise _in_use(lease)
     new = Lease(run, holder, time.time() + seconds, who())
     try:
-        storage.write_if_generation(lease_uri(root, run), json.dumps(asdict(new)).encode(), generation)
+        storage.write_if_generation(lease_file(root, run), json.dumps(asdict(new)).encode(), generation)
     except storage.PreconditionFailed:  # another taker wrote in between: whoever it was holds it now
         current, _ = _read(root, run)
         if current is None or current.holder != holder:
@@ -99,7 +88,7 @@ def release(root: str, run: str, holder: str) -> None:
     """Give the name back (only this holder's lease: a lease another run took over stays)."""
     lease, _ = _read(root, run)
     if lease is not None and lease.holder == holder:
-        storage.delete(lease_uri(root, run))
+        storage.delete(lease_file(root, run))
 
 
 @contextlib.contextmanager

@@ -14,6 +14,14 @@ from trainboard.storage.uris import join
 LEASES = "leases"
 TENSORBOARD = "tensorboard"
 _SUFFIX = ".json"
+# How long a lease lasts after its last renewal: long enough to cover the steps that do not renew it (data
+# preparation, a GPU pod waiting for a node); a killed run's name is free again after it.
+LEASE_SECONDS = 1800.0
+
+
+def lease_file(root: str, run: str) -> str:
+    """``<root>/leases/<run>.json``, the lease on ``run``'s name (written by trainboard.artifacts.lease)."""
+    return join(root, LEASES, run + _SUFFIX)
 
 
 def leases_folder(source: str) -> str | None:

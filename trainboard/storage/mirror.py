@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trainboard.storage.backends import Backend, backend_for
-from trainboard.storage.leases import live_runs
+from trainboard.storage.leases import LEASE_SECONDS, live_runs
 from trainboard.storage.retention import is_run, retained_runs, run_starts, runs_within
 from trainboard.storage.uris import join
 from trainboard.storage.volume import PARTIAL_PREFIX, Listed, Volume
@@ -19,9 +19,6 @@ from trainboard.storage.volume import PARTIAL_PREFIX, Listed, Volume
 # GCS allows at most 1024 components in a composite object; start over well before that (local files
 # too: one rule for both backends).
 _MAX_COMPOSE_APPENDS = 1000
-# How long a lease counts as live after its last renewal when the mirror is not told: the leases'
-# own (trainboard.artifacts.lease.LEASE_SECONDS, which the command passes).
-_LEASE_SECONDS = 1800.0
 log = logging.getLogger("trainboard.storage")
 
 
@@ -132,7 +129,7 @@ class BucketMirror:
     keep_runs: int = 0
     max_bytes: int = 0
     workers: int = 8
-    lease_seconds: float = _LEASE_SECONDS
+    lease_seconds: float = LEASE_SECONDS
     bytes_received: int = 0
     over_budget: set[str] = field(default_factory=set)
     live: set[str] = field(default_factory=set)
