@@ -173,6 +173,9 @@ def promote(root: str, run: str, model_dir: str, metrics: Evaluation, rule: Prom
     check_promotion_rule(rule)
     record_uri = layout.champion_record(root)
     run_model = layout.model_dir(root, run)
+    model = model_metadata(model_dir)  # what train recorded: throughput, and a stop by the race
+    stopped = model.get("stopped") or {}
+    why_stopped = stopped_reason(stopped)
     copied = False
     for _ in range(MAX_ATTEMPTS):
         champion, generation = read_champion(root)  # a corrupt record stops here, before any write
@@ -189,7 +192,7 @@ def promote(root: str, run: str, model_dir: str, metrics: Evaluation, rule: Prom
             rescored.accuracy if same else None,
             p_value,
             metrics.chance_accuracy,
-            stopped_reason(model_dir),
+            why_stopped,
         )
         if not decision.promoted or (champion is not None and champion.run == run):
             break
@@ -230,8 +233,7 @@ def promote(root: str, run: str, model_dir: str, metrics: Evaluation, rule: Prom
         # Lost the race to a better or equal model: models/ keeps promoted runs only (no record names it).
         storage.delete_folder(run_model)
     decision = _as_recorded(root, run, model_dir, decision)
-    trend(root, run, model_dir, metrics, decision)
-    stopped = model_metadata(model_dir).get("stopped") or {}
+    trend(root, run, model, metrics, decision)
     outcome = PROMOTED if decision.promoted else STOPPED_EARLY if stopped else NOT_PROMOTED
     write_outcome(
         root, RunOutcome(run, outcome, decision.reason, metrics.headline(), decision.champion, stopped)
@@ -239,9 +241,9 @@ def promote(root: str, run: str, model_dir: str, metrics: Evaluation, rule: Prom
     return decision
 
 
-def stopped_reason(model_dir: str) -> str:
-    """Why the race stopped the model's run early, with the time it saved ("" when it did not)."""
-    stopped = model_metadata(model_dir).get("stopped") or {}
+def stopped_reason(stopped: dict) -> str:
+    """Why the race stopped the run early (``stopped``: the model's record of it), with the time it saved
+    ("" when it did not)."""
     if not stopped:
         return ""
     saved = f"{stopped.get('seconds_saved', 0):g} s of training saved"
@@ -272,15 +274,15 @@ def _as_recorded(root: str, run: str, model_dir: str, decision: Decision) -> Dec
     return Decision(False, reason, False, record.run if record else "", decision.previous)
 
 
-def trend(root: str, run: str, model_dir: str, metrics: Evaluation, decision: Decision) -> None:
-    """This run's point in the board's trend (components.promote.trend): its test metrics and throughput,
-    and the champion's after the decision. A damaged trend index is logged, the promotion stands."""
+def trend(root: str, run: str, model: dict, metrics: Evaluation, decision: Decision) -> None:
+    """This run's point in the board's trend (components.promote.trend): its test metrics, throughput and
+    the training time the race saved (``model``: the model's metadata), and the champion's after the
+    decision. A damaged trend index is logged, the promotion stands."""
     if decision.champion == run:
         champion = metrics.headline()
     else:
         champion = decision.previous.metrics if decision.previous else None
     verdict = "promoted" if decision.promoted else "not promoted"
-    model = model_metadata(model_dir)
     images_per_second = model.get("images_per_second") or 0.0
     seconds_saved = (model.get("stopped") or {}).get("seconds_saved", 0.0)
     about = f"{run}: {verdict}: {decision.reason}"
