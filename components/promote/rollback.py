@@ -101,9 +101,10 @@ def repair(root: str) -> list[str]:
             storage.delete(uri)
             done.append(f"moved the damaged history entry {uri} to {aside}")
     record_uri = layout.champion_record(root)
-    generation = storage.read_versioned(record_uri)[1]
+    data, generation = storage.read_versioned(record_uri)  # read once: the write below is at this version
     try:
-        read_champion(root)
+        if data is not None:
+            parse_record(data, record_uri)
     except ChampionRecordError:
         good = [r for r in read_history(root) if _whole(root, r.run)]
         if good:
