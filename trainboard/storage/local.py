@@ -9,7 +9,6 @@ import contextlib
 import fcntl
 import hashlib
 import os
-import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,21 +45,28 @@ def download_range(uri: str, out: BinaryIO, start: int, end: int, generation: in
 
 
 @contextlib.contextmanager
-def _replacing(uri: str) -> Iterator[BinaryIO]:
-    """A file to write ``uri``'s new content into, renamed onto ``uri`` once written."""
+def _written(uri: str, exclusive: bool = False) -> Iterator[BinaryIO]:
+    """A file to write ``uri``'s new content into, put at ``uri`` once written: renamed onto it (readers
+    never see half a file), or with ``exclusive`` hard-linked to it, which the kernel refuses
+    (FileExistsError) when the name exists: a create-only write with no lock file in the folder."""
     path = Path(uri)
     path.parent.mkdir(parents=True, exist_ok=True)
     # A temporary file of this writer's own (two writers of one path must not rename each other's), named
-    # so that TensorBoard never takes it for an event file; then an atomic rename: readers never see half
-    # a file.
+    # so that TensorBoard never takes it for an event file.
     tmp = path.with_name(f"{_TEMP_PREFIX}{os.getpid()}-{threading.get_ident()}{_TEMP_SUFFIX}")
-    with tmp.open("wb") as f:
-        yield f
-    tmp.replace(path)
+    try:
+        with tmp.open("wb") as f:
+            yield f
+        if exclusive:
+            os.link(tmp, path)
+        else:
+            tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_bytes(uri: str, data: bytes) -> None:
-    with _replacing(uri) as f:
+    with _written(uri) as f:
         f.write(data)
 
 
@@ -228,23 +234,17 @@ def list_modified(uri: str) -> dict[str, tuple[int, float]]:
 
 def upload_file(local_path: str | Path, uri: str, length: int | None = None) -> None:
     end = os.path.getsize(local_path) if length is None else length
-    with _replacing(uri) as f:
+    with _written(uri) as f:
         download_range(str(local_path), f, 0, end)
 
 
 def upload_new(local_path: str | Path, uri: str) -> None:
-    """Create-only and whole when it appears: a temporary copy, then a hard link to the name, which the
-    kernel refuses when the name exists (no lock file beside it, unlike write_if_generation)."""
-    path = Path(uri)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{_TEMP_PREFIX}{os.getpid()}-{threading.get_ident()}{_TEMP_SUFFIX}")
-    shutil.copyfile(local_path, tmp)
+    """Create-only, whole when it appears (_written's exclusive link)."""
     try:
-        os.link(tmp, path)
+        with _written(uri, exclusive=True) as f:
+            download_range(str(local_path), f, 0, os.path.getsize(local_path))
     except FileExistsError as e:
         raise PreconditionFailed(f"{uri} exists; it is never replaced") from e
-    finally:
-        tmp.unlink()
 
 
 def download_file(uri: str, local_path: str | Path) -> None:
