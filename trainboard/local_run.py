@@ -198,9 +198,8 @@ def run_local(
                 **asdict(rule),
             )
         except RuntimeError as e:
-            failed = (
-                output.failed
-            )  # kfp.local's wrapper error says only which task; the task's own is in output
+            # kfp.local's wrapper error says only which task; the task's own error is in its output.
+            failed = output.failed
             failure = Failure(failed.task, first_error_line(failed.tail)) if failed else Failure(error=str(e))
             _tell_the_team(root, run, output, failure)
             if failed:
