@@ -60,9 +60,9 @@ def lineage(root: str) -> set[str]:
     runs |= {rel.split("/", 1)[0] for rel in storage.list_versions(models) if "/" in rel}
     # A record whose model lives under checkpoints/<run>/ (never written so, but never deleted either).
     checkpoints = storage.join(root, "checkpoints") + "/"
-    for r in records:
-        if r.model_in(root).startswith(checkpoints):
-            runs.add(r.model_in(root)[len(checkpoints) :].split("/", 1)[0])
+    for model in (r.model_in(root) for r in records):
+        if model.startswith(checkpoints):
+            runs.add(model[len(checkpoints) :].split("/", 1)[0])
     return runs - {layout.CHAMPION}
 
 
