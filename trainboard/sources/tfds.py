@@ -61,16 +61,16 @@ def check_tfds_available(builder, source: Source) -> None:
     checksums file, read offline) not answering, all probed at once. A prepared dataset needs no network."""
     if builder.is_prepared():
         return
-    hosts = sorted({urlparse(url).hostname or "" for url in builder.url_infos or {}} - {""})
-    with ThreadPoolExecutor(max(len(hosts), 1)) as pool:
-        up = dict(zip(hosts, pool.map(lambda host: online(host=host), hosts), strict=True))
-    down = [host for host in hosts if not up[host]]
-    if os.environ.get(OFFLINE_ENV):
+    if os.environ.get(OFFLINE_ENV):  # said so: nothing to probe
         reason = f"{OFFLINE_ENV} is set (no network)"
-    elif down:
-        reason = f"{down[0]} cannot be reached from here"
     else:
-        return
+        hosts = sorted({urlparse(url).hostname or "" for url in builder.url_infos or {}} - {""})
+        with ThreadPoolExecutor(max(len(hosts), 1)) as pool:
+            up = dict(zip(hosts, pool.map(lambda host: online(host=host), hosts), strict=True))
+        down = [host for host in hosts if not up[host]]
+        if not down:
+            return
+        reason = f"{down[0]} cannot be reached from here"
     raise UsageError(
         "dataset",
         f"tfds:{source.name} is not prepared in {builder.data_dir} and {reason}, so it cannot be "
