@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from trainboard import storage
-from trainboard.errors import UsageError
+from trainboard.errors import OneLineParser, UsageError
 from trainboard.storage import BucketMirror
 
 MAX_PORT = 65535
@@ -82,14 +82,6 @@ def serve_health(health: Health, host: str, port: int) -> ThreadingHTTPServer:
     server = ThreadingHTTPServer((host, port), Handler)
     threading.Thread(target=server.serve_forever, name="mirror-health", daemon=True).start()
     return server
-
-
-class _Parser(argparse.ArgumentParser):
-    """Every refusal as one line naming the argument, exit code 2 (argparse would print its usage first):
-    the pod's log shows one line, the container exits 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message.removeprefix('argument ')}\n")
 
 
 def _number(text: str) -> float:
@@ -185,7 +177,7 @@ def _run(mirror: BucketMirror, health: Health, args: argparse.Namespace) -> NoRe
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = _Parser(prog="python -m trainboard.bucket_mirror", description=__doc__.split("\n")[0])
+    parser = OneLineParser(prog="python -m trainboard.bucket_mirror", description=__doc__.split("\n")[0])
     parser.add_argument("--source", required=True, help="gs://BUCKET/PREFIX/tensorboard (or a local folder)")
     parser.add_argument("--dest", required=True, help="local folder that TensorBoard reads")
     parser.add_argument(

@@ -12,7 +12,6 @@ import argparse
 import os
 import sys
 from importlib.metadata import version
-from typing import NoReturn
 
 from trainboard.cli import (
     champion,
@@ -26,22 +25,13 @@ from trainboard.cli import (
     tensorboard,
     weights,
 )
-from trainboard.errors import UsageError
+from trainboard.errors import OneLineParser, UsageError
 
 COMMANDS = (local, compile_, tensorboard, submit, schedule, schedules, manifests, weights, champion, gc)
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse's own refusals (a value not among the choices, not a number, an unknown option) as one
-    line naming the option, like every other bad input: `trainboard CMD: error: --option: ...`, exit 2.
-    Subcommand parsers are of this class too (add_subparsers makes them of the parent's)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message.removeprefix('argument ')}\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = OneLineParser(
         prog="trainboard",
         description="Train Keras image classifiers on Kubeflow Pipelines and watch them learn, live, in one "
         "shared TensorBoard.",
