@@ -13,6 +13,7 @@
     <root>/champion-history/               every champion record ever written, one file each, append-only
     <root>/weights/                        ImageNet backbone weights, fetched once (trainboard weights fetch)
     <root>/leases/<run>.json               who runs <run> now, until when (artifacts/lease.py)
+    <root>/jobs/<job id>.json              the run a KFP job named, until its exit task reads it (job_runs.py)
 
 One TensorBoard over ``<root>/tensorboard`` shows every run side by side.
 """
