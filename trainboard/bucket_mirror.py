@@ -33,8 +33,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import NoReturn
 
-from trainboard import storage
 from trainboard.errors import OneLineParser, UsageError
+from trainboard.roots import checked_uri
 from trainboard.storage import BucketMirror
 
 MAX_PORT = 65535
@@ -105,10 +105,7 @@ def _check_number(field: str, value: float, ok: bool, allowed: str) -> None:
 
 def _checked(args: argparse.Namespace) -> argparse.Namespace:
     """The arguments argparse cannot check by type; UsageError naming the first one that is wrong."""
-    try:
-        args.source = storage.check_uri(args.source)
-    except storage.StorageURIError as e:
-        raise UsageError("source", str(e)) from None
+    args.source = checked_uri(args.source, "source")
     if Path(args.dest).exists() and not Path(args.dest).is_dir():
         raise UsageError("dest", f"{args.dest} is a file; expected a folder (made if it does not exist)")
     for name in ("interval", "live_interval", "lease_interval"):

@@ -20,6 +20,7 @@ import yaml
 
 from trainboard import layout, storage
 from trainboard.errors import UsageError
+from trainboard.roots import checked_uri
 
 # manifests/ is a package of data installed beside trainboard/: in the wheel, the image and an editable
 # install alike.
@@ -53,10 +54,7 @@ def check_options(bucket: str, overlay: str, namespace: str = "", project: str =
         raise UsageError("overlay", f"unknown overlay {overlay!r}; choose one of: {', '.join(OVERLAYS)}")
     if not storage.is_gcs(bucket):
         raise UsageError("bucket", f"{bucket!r} is not a gs:// URI; expected gs://BUCKET[/PREFIX]")
-    try:
-        root = storage.check_uri(bucket)
-    except storage.StorageURIError as e:
-        raise UsageError("bucket", str(e)) from None
+    root = checked_uri(bucket, "bucket")
     if namespace and not _NAMESPACE_RE.match(namespace):
         raise UsageError("namespace", f"{namespace!r} is not a Kubernetes namespace name (a-z 0-9 -, 1-63)")
     if project and overlay not in _WORKLOAD_IDENTITY_OVERLAYS:

@@ -12,6 +12,14 @@ from trainboard.checks import check_visible
 from trainboard.errors import UsageError
 
 
+def checked_uri(uri: str, field: str) -> str:
+    """storage.check_uri's normal form of ``uri``, or its refusal as a UsageError naming ``field``."""
+    try:
+        return storage.check_uri(uri)
+    except storage.StorageURIError as e:
+        raise UsageError(field, str(e)) from None
+
+
 def root_exists(root: str, field: str = "root") -> bool:
     """Whether ``root`` (checked) holds anything: a folder, or objects under the gs:// prefix; UsageError
     naming ``field`` when gs:// has no credentials to look with."""
@@ -30,10 +38,7 @@ def check_root(root: str, will_write: bool = False) -> str:
     if root.strip() and root != root.strip():
         # A stray space from a copied path makes a folder named " x" beside "x": nobody means that.
         raise UsageError("root", f"{root!r} starts or ends with a space; remove it")
-    try:
-        root = storage.check_uri(root)
-    except storage.StorageURIError as e:
-        raise UsageError("root", str(e)) from None
+    root = checked_uri(root, "root")
     if will_write and not storage.is_gcs(root):
         _check_writable_folder(Path(root))
     if will_write and storage.is_gcs(root):

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from trainboard import layout, storage
 from trainboard.errors import UsageError
+from trainboard.roots import checked_uri
 
 NONE, IMAGENET = "none", "imagenet"
 # What Keras's load_weights reads: .weights.h5 (Keras 3's format), .h5 (Keras 2's, as Keras downloads).
@@ -39,10 +40,7 @@ def check_weights(weights: str, model: str) -> None:
             f"{weights!r} is not none, imagenet, or a weights file (a .h5 or .weights.h5 path or gs:// URI)",
         )
     else:
-        try:
-            storage.check_uri(weights)
-        except storage.StorageURIError as e:
-            raise UsageError("weights", str(e)) from None
+        checked_uri(weights, "weights")
     if weights != NONE and model == "small_cnn":
         raise UsageError("weights", "small_cnn has no pretrained weights; use it with --weights none")
 
