@@ -26,7 +26,7 @@ from tests.support.gcs import BUCKET
 from tests.support.training import FAST
 from trainboard import faults, layout, storage
 from trainboard.artifacts.model import load_trained
-from trainboard.artifacts.training_state import load_state
+from trainboard.artifacts.training_state import check_checkpoint, load_state
 from trainboard.backbones import backbone
 from trainboard.component_image import IMAGE
 from trainboard.config import MODELS
@@ -311,6 +311,12 @@ def test_a_damaged_commit_or_checkpoint_is_named_with_the_way_out(demo_data, tmp
     root = str(tmp_path / "root")
     config = replace(FAST, epochs=1)
     train(demo_data, str(tmp_path / "m1"), root, "r", config)
+    # What `trainboard local` reads of a checkpoint without Keras, on what this Keras really saved.
+    check_checkpoint(root, "r", load_state(root, "r"), "small_cnn")
+    with pytest.raises(
+        UsageError, match=r"epoch-0001\.keras, which state\.json names, holds a small_cnn model"
+    ):
+        check_checkpoint(root, "r", load_state(root, "r"), "vgg16")
     state = f"{root}/checkpoints/r/state.json"
     good = storage.read_bytes(state)
     storage.write_bytes(state, good[: len(good) // 2])  # truncated

@@ -107,7 +107,11 @@ def damaged_checkpoint(root: str, run: str, checkpoint: str, problem: str) -> Us
 def check_checkpoint(root: str, run: str, state: TrainingState, model: str) -> None:
     """The checkpoint a resume would load, looked at without Keras: there, a whole Keras archive (a zip:
     a truncated one has lost its central directory, at the end), of ``model`` (the name the model was
-    built with, keras.Model(name=...), in the archive's config.json). A gs:// checkpoint is read whole."""
+    built with, keras.Model(name=...), in the archive's config.json). A gs:// checkpoint is read whole.
+
+    The archive's layout is Keras's: keras/src/saving/saving_lib.py (Keras 3.15.1) writes the serialized
+    model as ``config.json`` at the zip's top, ``{"class_name": ..., "config": {"name": ...}}``;
+    tests/test_train.py checks this on a checkpoint the pinned Keras saved."""
     uri = storage.join(layout.checkpoint_dir(root, run), state.checkpoint)
     if not state.checkpoint or not storage.exists(uri):
         raise damaged_checkpoint(root, run, state.checkpoint, "is missing")
