@@ -11,7 +11,10 @@ import urllib.parse
 def tensorboard_run_url(tensorboard_url: str, *runs: str) -> str:
     """The team TensorBoard showing only ``runs``' curves (one run, or this run beside the champion's).
 
-    TensorBoard (2.21) reads the ``runFilter`` query parameter as a regular expression over run names;
+    TensorBoard 2.21.0 reads the ``runFilter`` query parameter as the run selector's regular expression
+    over run names (tensorboard/webapp/routes/dashboard_deeplink_provider.ts, in the package's
+    webfiles.zip index.js: ``runFilter`` -> ``runs.regexFilter``; tests/test_race.py checks the two-run
+    filter in headless Chromium on a real TensorBoard);
     a run's TensorBoard runs are ``<run>/train``, ``<run>/validation``, ``<run>/evaluation`` and ``<run>``
     itself (hyperparameters, sample images, phase notes), so ``^<run>(/|$)`` selects exactly them, and
     ``^(<a>|<b>)(/|$)`` two runs' (run names hold letters, digits, '.', '_', '-': only '.' needs escaping).
