@@ -173,10 +173,11 @@ def test_every_runtime_resource_value_comes_from_a_string_parameter(compiled):
 
 def test_every_task_that_holds_the_runs_lease_names_the_kfp_run(compiled):
     """The run's lease (trainboard/artifacts/lease.py) is held by the KFP run: start_run takes it and
-    train, evaluate and promote renew it with the same holder, the run's job id. The backend resolves
-    {{$.pipeline_job_uuid}} to the run's UUID for every task of the run, a retried one included
-    (kubeflow/pipelines #11599, 2.5.0: the placeholder in component inputs; start_run refuses it
-    unresolved), so a retried train resumes under its own lease instead of being refused."""
+    train, evaluate and promote renew it with the same holder, the run's job id. The KFP driver resolves
+    a constant input {{$.pipeline_job_uuid}} to the run's id for every task of the run, a retried one
+    included (kubeflow/pipelines backend/src/v2/driver/resolve.go, resolveInputParameter: the case
+    "{{$.pipeline_job_uuid}}" returns opts.RunID; there since #11599, 2.5.0: start_run refuses the literal
+    from an older backend), so a retried train resumes under its own lease instead of being refused."""
     tasks = training_tasks(next(yaml.safe_load_all(compiled.read_text())))
     holders = {
         name: tasks[name]["inputs"]["parameters"]["job_id"]["runtimeValue"]["constant"]

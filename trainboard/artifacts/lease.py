@@ -45,7 +45,9 @@ class Lease:
 
 
 def holder_for(job_id: str) -> str:
-    """This process's holder: the command's own lease under `trainboard local`, else the KFP run."""
+    """This process's holder: the command's own lease under `trainboard local`, else the KFP run (``job_id``:
+    {{$.pipeline_job_uuid}}, which the KFP driver resolves to the run's id for every task and every retry
+    of it: backend/src/v2/driver/resolve.go; tests/test_compile.py holds the wiring)."""
     return os.environ.get(HOLDER_ENV) or f"kfp-run-{job_id}"
 
 
