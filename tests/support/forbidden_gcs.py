@@ -4,8 +4,8 @@ a bucket (fake-gcs-server has no permissions to refuse with)."""
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.support.loopback import JSONHandler, LoopbackServer
 
 _BODY = json.dumps(
     {
@@ -19,31 +19,21 @@ _BODY = json.dumps(
 ).encode()
 
 
-class _Refuse(BaseHTTPRequestHandler):
+class _Refuse(JSONHandler):
     def _refuse(self) -> None:
-        self.send_response(403)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(_BODY)))
-        self.end_headers()
-        self.wfile.write(_BODY)
+        self.send_json(403, _BODY)
 
     do_GET = do_POST = do_PUT = do_DELETE = _refuse
 
-    def log_message(self, format: str, *args: object) -> None:
-        pass
 
-
-class ForbiddenGCS:
+class ForbiddenGCS(LoopbackServer):
     """Started on a free port; ``url`` is its STORAGE_EMULATOR_HOST. A context manager: stopped at exit."""
 
     def __init__(self) -> None:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Refuse)
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        super().__init__(_Refuse)
 
     def __enter__(self) -> ForbiddenGCS:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self.stop()

@@ -8,7 +8,9 @@ import math
 import threading
 import urllib.parse
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.support.loopback import JSONHandler, LoopbackServer
 
 API = "/apis/v2beta1"
 CREATED_AT = "2026-01-01T00:00:00Z"
@@ -46,15 +48,12 @@ class KFPServer:
 
     def __post_init__(self) -> None:
         self._stopped = threading.Event()
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self.url = f"http://127.0.0.1:{self._http.server_port}"
-        # A short poll interval: shutdown() waits for it, once per test.
-        threading.Thread(target=self._http.serve_forever, args=(0.02,), daemon=True).start()
+        self._http = LoopbackServer(_handler(self))
+        self.url = self._http.url
 
     def stop(self) -> None:
         self._stopped.set()  # a delayed request gives up: no test waits on it
-        self._http.shutdown()
-        self._http.server_close()
+        self._http.stop()
 
     def waits_out_delay(self, request: Request) -> bool:
         """Whether ``request`` waited out ``delay`` (False: the server stopped first; it gets no answer)."""
@@ -119,7 +118,7 @@ class KFPServer:
 
 
 def _handler(server: KFPServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(JSONHandler):
         def _serve(self) -> None:
             url = urllib.parse.urlsplit(self.path)
             length = int(self.headers.get("Content-Length") or 0)
@@ -134,17 +133,8 @@ def _handler(server: KFPServer) -> type[BaseHTTPRequestHandler]:
             server.requests.append(request)
             if not server.waits_out_delay(request):
                 return
-            status, answer = server.answer(request)
-            payload = json.dumps(answer).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+            self.send_json(*server.answer(request))
 
         do_GET = do_POST = do_DELETE = _serve
-
-        def log_message(self, *args) -> None:  # keep test output clean
-            pass
 
     return Handler

@@ -9,14 +9,14 @@ test."""
 from __future__ import annotations
 
 import contextlib
-import http.server
 import json
 import re
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from kubernetes import client
+
+from tests.support.loopback import JSONHandler, LoopbackServer
 
 NAMESPACE = "team"
 POD = "trainboard-train-pod"
@@ -70,17 +70,9 @@ class KubeAPI:
 def kube_api() -> Iterator[KubeAPI]:
     box: list[KubeAPI] = []
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def _answer(self, status: int, body: dict) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
+    class Handler(JSONHandler):
         def _status(self, code: int, reason: str, message: str) -> None:
-            self._answer(
+            self.send_json(
                 code,
                 {"kind": "Status", "status": "Failure", "reason": reason, "message": message, "code": code},
             )
@@ -93,7 +85,7 @@ def kube_api() -> Iterator[KubeAPI]:
             body = json.loads(self.rfile.read(length)) if length else None
             if pod := PODS.fullmatch(path):
                 if not pod[2]:  # the list (its label selector is the TrainJob's: the test sets the pods)
-                    return self._answer(
+                    return self.send_json(
                         200, {"kind": "PodList", "apiVersion": "v1", "items": api.worker_pods}
                     )
                 if pod[3]:
@@ -104,7 +96,7 @@ def kube_api() -> Iterator[KubeAPI]:
                     return self.wfile.write(log)
                 if pod[2] != POD:
                     return self._status(404, "NotFound", "no pod")
-                return self._answer(200, OWN_POD)
+                return self.send_json(200, OWN_POD)
             match = TRAINJOBS.fullmatch(path)
             if not match or not api.crd:
                 return self._status(404, "NotFound", "the server could not find the requested resource")
@@ -123,13 +115,13 @@ def kube_api() -> Iterator[KubeAPI]:
                 api.jobs[name] = body
                 if api.on_created:
                     api.on_created(body)
-                return self._answer(201, body)
+                return self.send_json(201, body)
             if name not in api.jobs:
                 return self._status(404, "NotFound", f'trainjobs "{name}" not found')
             if method == "DELETE":
                 del api.jobs[name]
-                return self._answer(200, {"kind": "Status", "status": "Success"})
-            return self._answer(200, api.jobs[name])
+                return self.send_json(200, {"kind": "Status", "status": "Success"})
+            return self.send_json(200, api.jobs[name])
 
         def do_GET(self) -> None:
             self._route("GET")
@@ -140,16 +132,9 @@ def kube_api() -> Iterator[KubeAPI]:
         def do_DELETE(self) -> None:
             self._route("DELETE")
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    box.append(KubeAPI(f"http://127.0.0.1:{server.server_port}"))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = LoopbackServer(Handler)
+    box.append(KubeAPI(server.url))
     try:
         yield box[0]
     finally:
-        server.shutdown()
-        server.server_close()
+        server.stop()

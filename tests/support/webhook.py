@@ -4,11 +4,12 @@ with an error status, or not at all (it hangs), and keeps every JSON body it got
 from __future__ import annotations
 
 import contextlib
-import http.server
 import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+
+from tests.support.loopback import JSONHandler, LoopbackServer
 
 
 @dataclass
@@ -23,7 +24,7 @@ class Receiver:
 def receiver(status: int = 200) -> Iterator[Receiver]:
     box: list[Receiver] = []
 
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(JSONHandler):
         def do_POST(self) -> None:
             got = box[0]
             got.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
@@ -36,17 +37,10 @@ def receiver(status: int = 200) -> Iterator[Receiver]:
             self.end_headers()
             self.wfile.write(answer)
 
-        def log_message(self, *args: object) -> None:  # quiet: the tests read the bodies
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    box.append(Receiver(f"http://127.0.0.1:{server.server_port}/services/T000/B000/secret-token", status))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = LoopbackServer(Handler)
+    box.append(Receiver(f"{server.url}/services/T000/B000/secret-token", status))
     try:
         yield box[0]
     finally:
         box[0].release.set()
-        server.shutdown()
-        server.server_close()
+        server.stop()
