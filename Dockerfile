@@ -28,8 +28,8 @@ COPY --from=wheel /wheels /tmp/wheels
 RUN pip install --no-cache-dir -r /tmp/tensorflow-gpu.lock -r /tmp/runtime.lock \
     && pip install --no-cache-dir --no-deps /tmp/wheels/*.whl \
     && rm -rf /tmp/tensorflow-gpu.lock /tmp/runtime.lock /tmp/wheels \
-    && python -c "import kfp, pipelines.training_pipeline" \
-    && python -m components.train.devices \
+    && python -c "import kfp, trainboard.pipelines.training_pipeline" \
+    && python -m trainboard.components.train.devices \
     && useradd --uid 1000 --create-home --shell /usr/sbin/nologin trainboard
 
 USER 1000

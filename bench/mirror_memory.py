@@ -3,8 +3,9 @@ mirror fetching it, and the trainer's DirectoryMirror uploading it, then what is
 
     .venv/bin/python bench/mirror_memory.py [--mib 300] [--append-mib 100]
 
-Each runs in its own process (``python -m trainboard.bucket_mirror --once``; tests/support/upload_memory.py);
-its peak is that process's VmHWM (ru_maxrss of a child would also count the parent it was forked from).
+Each runs in its own process (``python -m trainboard.board.bucket_mirror --once``;
+tests/support/upload_memory.py); its peak is that process's VmHWM (ru_maxrss of a child would also count
+the parent it was forked from).
 """
 
 from __future__ import annotations

@@ -24,12 +24,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support
 
-from components.prepare_data.core import prepare_data
-from components.train.checkpoints import TRAIN_SECONDS
 from tests.support.training import train_command
 from tests.support.workers import workers_command
 from trainboard.artifacts.model import read_model_info
 from trainboard.artifacts.training_state import load_state
+from trainboard.components.prepare_data.core import prepare_data
+from trainboard.components.train.checkpoints import TRAIN_SECONDS
 from trainboard.config import DataConfig, TrainingConfig
 
 

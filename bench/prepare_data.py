@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from components.prepare_data.core import prepare_data
+from trainboard.components.prepare_data.core import prepare_data
 from trainboard.config import DataConfig
 
 

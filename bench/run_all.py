@@ -45,9 +45,9 @@ QUICK = {  # name[@variant]: the arguments of bench/<name>.py
 # prints the seconds of the core call itself.
 COMPONENT_SCRIPT = """
 import json, sys, time
-from components.prepare_data.core import prepare_data
-from components.train.core import train
-from components.evaluate.core import evaluate
+from trainboard.components.prepare_data.core import prepare_data
+from trainboard.components.train.core import train
+from trainboard.components.evaluate.core import evaluate
 from trainboard.config import DataConfig, TrainingConfig
 name, work, config = sys.argv[1], sys.argv[2], TrainingConfig(**json.loads(sys.argv[3]))
 call = {
@@ -124,7 +124,7 @@ def bench_memory(work: Path) -> list[Row]:
             [
                 sys.executable,
                 "-c",
-                "from components.prepare_data.core import prepare_data; "
+                "from trainboard.components.prepare_data.core import prepare_data; "
                 "from trainboard.config import DataConfig; "
                 f"prepare_data(DataConfig('demo'), {str(data)!r})",
             ],

@@ -54,13 +54,13 @@ sys.path.insert(0, str(REPO))  # tests.support, components
 from tensorboard.compat.proto import event_pb2, summary_pb2  # noqa: E402
 from tensorboard.summary.writer.event_file_writer import EventFileWriter  # noqa: E402
 
-from components.promote import trend  # noqa: E402
 from tests.support.gcs import fake_gcs_command, free_port, wait_for_http  # noqa: E402
 from tests.support.image_env import image_venv  # noqa: E402
 from tests.support.local_pod import LocalPod  # noqa: E402
 from trainboard import storage  # noqa: E402
+from trainboard.app.kustomize import render  # noqa: E402
 from trainboard.artifacts import lease  # noqa: E402
-from trainboard.manifests import render  # noqa: E402
+from trainboard.components.promote import trend  # noqa: E402
 
 BUCKET = "trainboard-bench"
 ROOT = f"gs://{BUCKET}/root"
@@ -463,7 +463,7 @@ def main() -> None:
         os.environ["STORAGE_EMULATOR_HOST"] = gcs_url  # the bench's own uploads are not counted
 
         def gcsfs(port: int) -> Started:
-            argv = [python, "-m", "trainboard.tensorboard_server", f"--logdir={LOGDIR}",
+            argv = [python, "-m", "trainboard.board.tensorboard_server", f"--logdir={LOGDIR}",
                     f"--port={port}", f"--reload-interval={reload}"]  # fmt: skip
             env = {**os.environ, **reader_env}
             process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

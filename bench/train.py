@@ -39,13 +39,13 @@ import tensorflow as tf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support
 
-from components.prepare_data.core import prepare_data
-from components.train.input_pipeline import load_split
-from components.train.models import build_model
 from tests.support.events import scalars
 from tests.support.gcs import fake_gcs_command, free_port, wait_for_http
 from trainboard import storage
 from trainboard.artifacts.dataset import read_info
+from trainboard.components.prepare_data.core import prepare_data
+from trainboard.components.train.input_pipeline import load_split
+from trainboard.components.train.models import build_model
 from trainboard.config import DataConfig
 from trainboard.streaming import StreamingTensorBoard
 

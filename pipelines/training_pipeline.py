@@ -15,14 +15,14 @@ from typing import Any, NamedTuple
 from kfp import dsl, kubernetes
 from kfp.dsl import Markdown, Metrics, Model
 
-from components.evaluate.component import evaluate
-from components.fingerprint_source.component import fingerprint_source
-from components.notify.component import notify
-from components.notify.core import SECRET_DIR, SECRET_NAME
-from components.prepare_data.component import prepare_data
-from components.promote.component import promote
-from components.start_run.component import start_run
-from components.train.component import train
+from trainboard.components.evaluate.component import evaluate
+from trainboard.components.fingerprint_source.component import fingerprint_source
+from trainboard.components.notify.component import notify
+from trainboard.components.notify.core import SECRET_DIR, SECRET_NAME
+from trainboard.components.prepare_data.component import prepare_data
+from trainboard.components.promote.component import promote
+from trainboard.components.start_run.component import start_run
+from trainboard.components.train.component import train
 from trainboard.config import DataConfig, PromotionRule, TrainingConfig, field_values
 
 PIPELINE_NAME = "trainboard"
@@ -250,7 +250,7 @@ def _cluster_pipeline() -> dsl.graph_component.GraphComponent:
     A wrapper because KFP refuses pipeline outputs from inside an ExitHandler ("Pipeline outputs may only
     be returned from the top level", kfp 2.17.3), and training_pipeline's outputs are its interface: a
     team's pipeline nests it for a deploy step under dsl.If(promoted), `trainboard local` reads them (and
-    sends the same notification itself when the run ends: trainboard/local_run.py). The wrapper takes
+    sends the same notification itself when the run ends: trainboard/app/local_run.py). The wrapper takes
     training_pipeline's signature and docstring as they are, so the UI's parameters are the same.
 
     The exit task's webhook URL is the Kubernetes Secret SECRET_NAME, mounted as an optional volume (a

@@ -18,7 +18,7 @@ from trainboard.storage import gcs as gcs_backend
 @pytest.fixture(scope="session")
 def demo_data(tmp_path_factory) -> str:
     """The demo dataset artifact (four classes of drawn shapes), prepared once per session."""
-    from components.prepare_data.core import prepare_data
+    from trainboard.components.prepare_data.core import prepare_data
     from trainboard.config import DataConfig
 
     out = tmp_path_factory.mktemp("demo") / "data"

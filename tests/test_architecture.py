@@ -1,26 +1,43 @@
-"""The layout is the architecture, checked by walking every import (module level and inside functions,
-as a component's body imports its core) in the source tree:
+"""The layout is the architecture: one import package, trainboard, whose layers are its folders, checked
+by walking every import (module level and inside functions, as a component's body imports its core):
 
-- a component imports the shared package and its own modules, never another component;
-- the shared package (trainboard/, less the commands on top of it) never reaches up into the components,
-  the pipeline or the commands;
-- no import cycle, lazy imports included: ``from package import module`` runs the package's __init__ first,
-  so it counts as importing both (a facade's own modules never import the facade);
-- no production module over MAX_LINES lines: past that a module holds more than one thing to read;
-- tests and benchmarks share helpers through tests/support/, not through each other or conftest.
+    trainboard/storage/      bytes in and out, local or gs://     imports: storage (and the base modules)
+    trainboard/*.py, artifacts/, sources/   the shared library    imports: storage, the library
+    trainboard/components/   one KFP component a folder           imports: storage, the library, its folder
+    trainboard/pipelines/    the wiring                           imports: components, storage, the library
+    trainboard/board/        the team TensorBoard                 imports: storage, the library, board
+    trainboard/admin/        operations on a root                 imports: storage, the library, admin
+    trainboard/app/          the CLI, the cluster, local runs     imports: everything; nothing imports it
+
+(components/, pipelines/ and manifests/ live at the repository's top level and are linked into trainboard/.)
+The base modules (errors: the user's-mistake error; faults: the tests' fault points) every layer may import.
+Also: no import cycle, lazy imports included (``from package import module`` runs the package's __init__
+first, so it counts as importing both); no production module over MAX_LINES lines; tests and benchmarks
+share helpers through tests/support/, not through each other or conftest.
 """
 
 from __future__ import annotations
 
 import ast
+import os
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-PACKAGES = ("trainboard", "components", "pipelines")
-# Modules on top of the pipeline: they compile or run it (and so import pipelines), nothing imports them.
-COMMANDS = ("trainboard.cli", "trainboard.local_run", "trainboard.cluster")
+PACKAGE = REPO / "trainboard"
+BASE = ("trainboard", "trainboard.errors", "trainboard.faults")  # "trainboard": `from trainboard import x`
+# Each layer, and the layers it may import (besides the base modules). The library is every module of
+# trainboard that is in no other layer.
+MAY_IMPORT = {
+    "storage": {"storage"},
+    "library": {"storage", "library"},
+    "components": {"storage", "library", "components"},
+    "pipelines": {"storage", "library", "components", "pipelines"},
+    "board": {"storage", "library", "board"},
+    "admin": {"storage", "library", "admin"},
+    "app": {"storage", "library", "components", "pipelines", "board", "admin", "app"},
+}
 MAX_LINES = 350
 
 
@@ -55,39 +72,44 @@ def graph(files: list[Path]) -> dict[str, set[str]]:
     }
 
 
-def source_files(*roots: str) -> list[Path]:
-    return sorted(path for root in roots for path in (REPO / root).rglob("*.py"))
+def package_files() -> list[Path]:
+    """Every module of the import package, through the links to components/, pipelines/ and manifests/."""
+    return sorted(
+        Path(folder, name)
+        for folder, _, names in os.walk(PACKAGE, followlinks=True)
+        for name in names
+        if name.endswith(".py")
+    )
 
 
-EDGES = graph(source_files(*PACKAGES))
+def source_files(root: str) -> list[Path]:
+    return sorted((REPO / root).rglob("*.py"))
 
 
-def package_of(module: str) -> str:
-    return module.split(".")[0]
+EDGES = graph(package_files())
+
+
+def layer_of(module: str) -> str:
+    parts = module.split(".")
+    if len(parts) > 1 and parts[1] in MAY_IMPORT:
+        return parts[1]
+    return "library"
 
 
 def component_of(module: str) -> str | None:
     parts = module.split(".")
-    return parts[1] if parts[0] == "components" and len(parts) > 1 else None
-
-
-def is_command(module: str) -> bool:
-    return any(module == c or module.startswith(c + ".") for c in COMMANDS)
+    return parts[2] if layer_of(module) == "components" and len(parts) > 2 else None
 
 
 def violations(edges: dict[str, set[str]]) -> list[str]:
     found = []
     for module, targets in sorted(edges.items()):
-        for target in sorted(targets):
+        for target in sorted(targets - set(BASE)):
             own, other = component_of(module), component_of(target)
             if own and other and own != other:
                 found.append(f"component {own} imports component {other}: {module} -> {target}")
-            above = package_of(target) == "pipelines" or is_command(target)
-            if package_of(module) == "trainboard" and not is_command(module):
-                if above or package_of(target) == "components":
-                    found.append(f"the shared package reaches up: {module} -> {target}")
-            elif package_of(module) == "components" and above:
-                found.append(f"a component reaches up: {module} -> {target}")
+            elif layer_of(target) not in MAY_IMPORT[layer_of(module)]:
+                found.append(f"{layer_of(module)} imports {layer_of(target)}: {module} -> {target}")
     return found
 
 
@@ -124,28 +146,37 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
 
 
 def test_the_walk_sees_the_imports_it_must_judge():
-    assert "components.train.core" in EDGES["components.train.component"], "a body import counts"
-    assert "trainboard.storage" in EDGES["components.train.core"]
-    assert "components.train.component" in EDGES["pipelines.training_pipeline"]
+    component = "trainboard.components.train"
+    assert f"{component}.core" in EDGES[f"{component}.component"], "a body import counts"
+    assert "trainboard.storage" in EDGES[f"{component}.core"]
+    assert f"{component}.component" in EDGES["trainboard.pipelines.training_pipeline"]
     assert len([m for m in EDGES if component_of(m)]) >= 20
+    assert {layer_of(m) for m in EDGES} == set(MAY_IMPORT), "every layer has modules"
+    assert (PACKAGE / "manifests" / "base" / "kustomization.yaml").is_file(), "the manifests are linked in"
 
 
-def test_no_component_imports_another_and_nothing_reaches_up():
+def test_no_component_imports_another_and_no_layer_reaches_up():
     assert violations(EDGES) == []
 
 
-def test_the_rules_catch_a_component_importing_another():
-    drifted = {
-        **EDGES,
-        "components.promote.core": EDGES["components.promote.core"] | {"components.evaluate.metrics"},
-    }
-    assert violations(drifted) == [
-        "component promote imports component evaluate: components.promote.core -> components.evaluate.metrics"
+def test_the_rules_catch_a_component_importing_another_and_a_layer_reaching_up():
+    promote, evaluate = "trainboard.components.promote.core", "trainboard.components.evaluate.metrics"
+    drifted = {**EDGES, promote: EDGES[promote] | {evaluate}}
+    assert violations(drifted) == [f"component promote imports component evaluate: {promote} -> {evaluate}"]
+    sources = "trainboard.components.prepare_data.sources"
+    upward = {**EDGES, "trainboard.config": EDGES["trainboard.config"] | {sources}}
+    assert violations(upward) == [f"library imports components: trainboard.config -> {sources}"]
+    lease, mirror = "trainboard.artifacts.lease", "trainboard.board.leases"
+    assert violations({**EDGES, lease: EDGES[lease] | {mirror}}) == [
+        f"library imports board: {lease} -> {mirror}"
     ]
-    upward = {**EDGES, "trainboard.config": EDGES["trainboard.config"] | {"components.prepare_data.sources"}}
-    assert violations(upward) == [
-        "the shared package reaches up: trainboard.config -> components.prepare_data.sources"
+    knows_leases = {**EDGES, "trainboard.storage.uris": {"trainboard.layout"}}
+    assert violations(knows_leases) == [
+        "storage imports library: trainboard.storage.uris -> trainboard.layout"
     ]
+    assert violations(
+        {**EDGES, "trainboard.board.mirror": EDGES["trainboard.board.mirror"] | {"trainboard.app.cli"}}
+    )
 
 
 def test_from_a_package_import_a_module_imports_the_package_too():
@@ -180,7 +211,7 @@ def test_no_import_cycles():
 def test_the_checks_go_one_way():
     """The declarations import no check, the small checks nothing that checks call: weights and the
     parameter checks both use trainboard.checks, which uses neither."""
-    project = {m for m in EDGES if package_of(m) == "trainboard"} - {"trainboard"}  # the bare __init__
+    project = set(EDGES) - {"trainboard"}  # the bare __init__
     assert EDGES["trainboard.config"] & project == {"trainboard.errors"}
     assert EDGES["trainboard.checks"] & project == {"trainboard.errors", "trainboard.layout"}
     assert "trainboard.config_checks" not in EDGES["trainboard.weights"]
@@ -195,7 +226,7 @@ def modules_over(max_lines: int, files: list[Path]) -> list[str]:
 
 
 def test_no_production_module_is_over_the_line_limit():
-    files = source_files(*PACKAGES)
+    files = package_files()
     assert modules_over(MAX_LINES, files) == []
     longest = max(files, key=lambda path: len(path.read_text().splitlines()))
     assert modules_over(len(longest.read_text().splitlines()) - 1, files) == [
@@ -220,14 +251,15 @@ def readme_layout() -> str:
 
 
 def test_the_readmes_layout_matches_the_tree():
-    """Every package, module and component of the tree is in the README's layout list, and every module the
-    list names for a component exists."""
+    """Every folder and module of the package (its layers' too) is in the README's layout list, and every
+    module the list names for a component exists."""
     layout = readme_layout()
-    for folder in sorted(p for p in (REPO / "trainboard").iterdir() if (p / "__init__.py").is_file()):
+    for folder in sorted(p for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()):
         assert f"{folder.name}/" in layout, f"trainboard/{folder.name}/ is not in the README's layout"
-    for module in sorted((REPO / "trainboard").glob("*.py")):
-        if module.name != "__init__.py":
-            assert module.name in layout, f"trainboard/{module.name} is not in the README's layout"
+    for layer in ("", "board", "admin", "app"):
+        for module in sorted((PACKAGE / layer).glob("*.py")):
+            if module.name != "__init__.py":
+                assert module.stem in layout, f"{module.relative_to(REPO)} is not in the README's layout"
     for component in sorted(p for p in (REPO / "components").iterdir() if (p / "core.py").is_file()):
         [line] = [line for line in layout.splitlines() if f" {component.name}/" in line]
         modules = {p.stem for p in component.glob("*.py")} - {"__init__", "component"}

@@ -7,8 +7,8 @@ import keras
 import numpy as np
 import pytest
 
-from components.train.models import backbone_of, build_model, set_trainable
 from trainboard.backbones import BACKBONES, PREPROCESS_LAYER, backbone
+from trainboard.components.train.models import backbone_of, build_model, set_trainable
 from trainboard.config import MODELS
 
 SIZE = 32

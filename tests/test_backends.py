@@ -13,7 +13,7 @@ import pytest
 
 from tests.support.cli import in_process as cli
 from tests.support.kfp_server import API, KFPServer
-from trainboard.cluster.cron import check_cron
+from trainboard.app.cluster.cron import check_cron
 from trainboard.errors import UsageError
 
 ROOT = "gs://team-bucket/trainboard"
@@ -329,7 +329,7 @@ def test_wait_gives_up_at_the_timeout_with_its_own_exit_code(capsys):
 
 
 def test_wait_on_an_api_that_stops_answering_has_its_own_exit_code(capsys, monkeypatch):
-    from trainboard.cluster import runs
+    from trainboard.app.cluster import runs
 
     server = KFPServer(final_state="RUNNING")
     monkeypatch.setattr(runs, "WAIT_POLL_SECONDS", 0.05)

@@ -17,12 +17,12 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from components.prepare_data.core import prepare_data
 from tests.support.gcs import BUCKET
 from tests.support.images import encode, make_image_folder
 from tests.support.kfp_server import KFPServer
 from trainboard import storage
-from trainboard.cli import main
+from trainboard.app.cli import main
+from trainboard.components.prepare_data.core import prepare_data
 from trainboard.config import DataConfig
 from trainboard.errors import UsageError
 

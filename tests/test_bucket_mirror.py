@@ -19,9 +19,9 @@ from tests.support.gcs import BUCKET, MIRROR_PEAK_RSS, free_port, wait_for_http
 from tests.support.restricted import without_read_override
 from trainboard import storage
 from trainboard.artifacts import lease
-from trainboard.storage import BucketMirror
-from trainboard.storage.leases import leases_folder, live_runs
-from trainboard.storage.volume import Volume
+from trainboard.board.leases import leases_folder, live_runs
+from trainboard.board.mirror import BucketMirror
+from trainboard.board.volume import Volume
 
 
 def training_run(tmp_path: Path) -> tuple[Path, storage.DirectoryMirror]:
@@ -63,7 +63,8 @@ def _upload(name: str, data: bytes) -> None:
 
 
 def _mirror_once(gcs, dest, *extra: str) -> tuple[int, int]:
-    """``python -m trainboard.bucket_mirror --once`` in its own process: (exit status, peak RSS in bytes).
+    """``python -m trainboard.board.bucket_mirror --once`` in its own process: (exit status, peak RSS in
+    bytes).
 
     The peak is the process's own VmHWM: ru_maxrss of a child also counts the parent it was forked from."""
     proc = subprocess.run(
@@ -133,7 +134,7 @@ def test_mirror_refuses_names_that_resolve_outside_its_folder_and_goes_on(gcs, t
     listed = set(storage.gcs.list_versions(f"gs://{BUCKET}/root/tensorboard"))
     assert set(bad) <= listed, "the emulator kept the names as given"
 
-    with caplog.at_level(logging.ERROR, logger="trainboard.storage"):
+    with caplog.at_level(logging.ERROR, logger="trainboard.board"):
         assert mirror.sync() == len(b"good")
     assert (dest / "run" / "train" / "events.out.tfevents.1").read_bytes() == b"good"
     written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
@@ -141,7 +142,7 @@ def test_mirror_refuses_names_that_resolve_outside_its_folder_and_goes_on(gcs, t
     refused = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
     assert len(refused) == len(bad) and all(any(repr(n) in m for m in refused) for n in bad)
     caplog.clear()
-    with caplog.at_level(logging.ERROR, logger="trainboard.storage"):
+    with caplog.at_level(logging.ERROR, logger="trainboard.board"):
         assert mirror.sync() == 0
     assert not caplog.records, "each refused name is logged once, not at every interval"
 
@@ -158,7 +159,7 @@ def test_health_reports_the_last_sync_and_turns_stale_when_storage_fails(gcs, tm
     _upload("run/train/events.out.tfevents.1", b"epoch-0;")
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "trainboard.bucket_mirror", f"--source=gs://{BUCKET}/root/tensorboard",
+        [sys.executable, "-m", "trainboard.board.bucket_mirror", f"--source=gs://{BUCKET}/root/tensorboard",
          f"--dest={tmp_path / 'logs'}", "--interval=0.5", f"--health-port={port}", "--health-host=127.0.0.1",
          "--stale-after=3"],
         env=gcs.env(),
@@ -223,7 +224,7 @@ def test_a_byte_budget_bounds_the_volume_champion_and_newest_runs_first(gcs, tmp
         storage.gcs.client().bucket(BUCKET).blob(f"root/models/{run}/model.keras").upload_from_string(b"m")
     dest = tmp_path / "logs"
     mirror = BucketMirror(f"gs://{BUCKET}/root/tensorboard", dest, keep_runs=5, max_bytes=1500)
-    caplog.set_level(logging.WARNING, logger="trainboard.storage")
+    caplog.set_level(logging.WARNING, logger="trainboard.board")
     mirror.sync()
 
     def on_volume() -> tuple[set[str], int]:
@@ -279,7 +280,7 @@ def test_a_mirror_killed_in_the_middle_of_a_download_resumes_it_after_the_restar
     ).upload_from_filename(str(big))
     dest = tmp_path / "logs"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "trainboard.bucket_mirror", f"--source=gs://{BUCKET}/root/tensorboard",
+        [sys.executable, "-m", "trainboard.board.bucket_mirror", f"--source=gs://{BUCKET}/root/tensorboard",
          f"--dest={dest}", "--once"],
         env=gcs.env(),
     )  # fmt: skip
@@ -313,7 +314,7 @@ def test_an_object_the_file_system_cannot_hold_is_skipped_logged_once_and_the_re
     _upload("zz/train/events.out.tfevents.1", b"good")  # sorted after both
     dest = tmp_path / "logs"
     mirror = BucketMirror(f"gs://{BUCKET}/root/tensorboard", dest)
-    with caplog.at_level(logging.ERROR, logger="trainboard.storage"):
+    with caplog.at_level(logging.ERROR, logger="trainboard.board"):
         assert mirror.sync() == len(b"a file where a folder must be") + len(b"good")
     assert (dest / "zz" / "train" / "events.out.tfevents.1").read_bytes() == b"good"
     refused = [r.getMessage() for r in caplog.records]
@@ -321,7 +322,7 @@ def test_an_object_the_file_system_cannot_hold_is_skipped_logged_once_and_the_re
     assert repr("run/train/events.out.tfevents.1") in refused[1]
     caplog.clear()
     _upload("zz/train/events.out.tfevents.1", b"good, and more")
-    with caplog.at_level(logging.ERROR, logger="trainboard.storage"):
+    with caplog.at_level(logging.ERROR, logger="trainboard.board"):
         assert mirror.sync() == len(b", and more")
     assert not caplog.records, "each is logged once, not at every interval"
     # The command as the pod runs it: the sync succeeds (health stays OK), nothing left half-written.
@@ -398,7 +399,7 @@ def test_a_source_the_mirror_cannot_read_fails_the_sync_naming_it_and_the_volume
     source.chmod(0)
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "trainboard.bucket_mirror", f"--source={source}", f"--dest={dest}",
+            [sys.executable, "-m", "trainboard.board.bucket_mirror", f"--source={source}", f"--dest={dest}",
              "--once"],
             capture_output=True, text=True, preexec_fn=without_read_override, check=False,
         )  # fmt: skip
@@ -436,7 +437,7 @@ def test_bad_arguments_are_one_line_naming_the_argument_and_exit_2(tmp_path, arg
     given = [a.format(file=file) for a in args]
     argv = [*given, *(v for k, v in defaults.items() if not any(a.startswith(k + "=") for a in given))]
     proc = subprocess.run(
-        [sys.executable, "-m", "trainboard.bucket_mirror", *argv],
+        [sys.executable, "-m", "trainboard.board.bucket_mirror", *argv],
         capture_output=True,
         text=True,
         timeout=30,
@@ -444,7 +445,9 @@ def test_bad_arguments_are_one_line_naming_the_argument_and_exit_2(tmp_path, arg
     )
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
-    assert proc.stderr.startswith(f"python -m trainboard.bucket_mirror: error: {message.format(file=file)}")
+    assert proc.stderr.startswith(
+        f"python -m trainboard.board.bucket_mirror: error: {message.format(file=file)}"
+    )
 
 
 def _appears(path, within: float) -> float | None:
@@ -463,7 +466,8 @@ def test_a_live_runs_new_epoch_is_on_the_volume_in_2_s_while_the_full_listing_wa
         _upload(f"{run}/train/events.out.tfevents.1", b"epoch-0;")
     dest = tmp_path / "logs"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "trainboard.bucket_mirror", f"--source={root}/tensorboard", f"--dest={dest}",
+        [sys.executable, "-m", "trainboard.board.bucket_mirror", f"--source={root}/tensorboard",
+         f"--dest={dest}",
          "--interval=60", "--live-interval=1", "--lease-interval=1"],
         env=gcs.env(),
     )  # fmt: skip

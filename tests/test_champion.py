@@ -13,14 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from components.promote.core import promote
-from components.promote.rollback import rollback
-from components.promote.trend import TREND
 from tests.support.cli import in_process, last_json_line, trainboard
 from tests.support.gcs import BUCKET
 from tests.support.kill import kill_at_pause
 from tests.support.promotion import champion_folder_run, metrics_with_accuracy, model_folder, promote_command
 from trainboard import faults, layout, storage
+from trainboard.admin.rollback import rollback
 from trainboard.artifacts.champion import (
     ChampionRecord,
     IncompleteModel,
@@ -30,6 +28,8 @@ from trainboard.artifacts.champion import (
     read_model_copy,
     record_history,
 )
+from trainboard.components.promote.core import promote
+from trainboard.components.promote.trend import TREND
 from trainboard.config import PromotionRule
 from trainboard.errors import UsageError
 

@@ -20,8 +20,8 @@ import pytest
 from tests.support.cli import BIN, trainboard
 from tests.support.gcs import BUCKET, free_port, wait_for_http
 from trainboard import storage
-from trainboard.cli import build_parser
-from trainboard.cli.root_option import ROOT_HELP
+from trainboard.app.cli import build_parser
+from trainboard.app.cli.root_option import ROOT_HELP
 from trainboard.config import MODELS
 
 BAD_LOCAL_INPUT = [
@@ -185,11 +185,12 @@ def test_help_lists_commands():
 
 def test_cli_and_pipeline_do_not_import_tensorflow():
     code = (
-        "import sys, trainboard.cli, trainboard.local_run, pipelines.training_pipeline;"
-        "import trainboard.cluster.runs, trainboard.cluster.recurring_runs;"
+        "import sys, trainboard.app.cli, trainboard.app.local_run, trainboard.pipelines.training_pipeline;"
+        "import trainboard.app.cluster.runs, trainboard.app.cluster.recurring_runs;"
         "import trainboard.sources.folder, trainboard.sources.tfds;"
-        "import trainboard.cluster.pipeline_spec as spec; spec.compiled_pipeline();"
-        "import components.promote.core, trainboard.artifacts.model;"  # the promote task needs no TensorFlow
+        "import trainboard.app.cluster.pipeline_spec as spec; spec.compiled_pipeline();"
+        # the promote task needs no TensorFlow
+        "import trainboard.components.promote.core, trainboard.artifacts.model;"
         "heavy = [m for m in ('tensorflow', 'keras', 'tensorflow_datasets') if m in sys.modules];"
         "assert not heavy, heavy"
     )
@@ -198,7 +199,9 @@ def test_cli_and_pipeline_do_not_import_tensorflow():
 
 def test_cli_starts_without_kfp():
     """`trainboard --help` stays fast: kfp (about a second to import) loads only when a command runs."""
-    code = "import sys, trainboard.cli; trainboard.cli.build_parser(); assert 'kfp' not in sys.modules"
+    code = (
+        "import sys, trainboard.app.cli; trainboard.app.cli.build_parser(); assert 'kfp' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -187,9 +187,8 @@ def test_every_task_that_holds_the_runs_lease_names_the_kfp_run(compiled):
 
 
 def test_compiled_pipeline_loads_back_with_the_kfp_sdk(compiled):
-    from kfp import components
 
-    pipeline = components.load_component_from_file(str(compiled))
+    pipeline = trainboard.components.load_component_from_file(str(compiled))
     assert pipeline.name == "trainboard"
     inputs = pipeline.component_spec.inputs
     assert set(GOLDEN["parameters"]) <= set(inputs)
@@ -240,7 +239,7 @@ def test_a_deploy_step_can_run_for_promoted_models_only(tmp_path):
     """What docs/pipeline.md tells a team to do: nest the pipeline, its step under dsl.If on `promoted`."""
     from kfp import compiler, dsl
 
-    from pipelines.training_pipeline import training_pipeline
+    from trainboard.pipelines.training_pipeline import training_pipeline
 
     @dsl.component
     def deploy(champion: str):
@@ -291,7 +290,7 @@ def test_the_webhook_url_comes_from_an_optional_secret_never_a_parameter(compile
     """The Secret trainboard-notify, mounted on the exit task only, optional: a cluster without it runs
     and sends nothing. A volume, not an env var: kfp-kubernetes 2.17.3 writes SecretAsEnv.optional,
     which backends before 2.15.0 refuse (kubeflow/pipelines #12495), failing the exit task there."""
-    from components.notify.core import SECRET_DIR, SECRET_NAME, WEBHOOK_ENV
+    from trainboard.components.notify.core import SECRET_DIR, SECRET_NAME, WEBHOOK_ENV
 
     pipeline, platform = yaml.safe_load_all(compiled.read_text())
     executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]

@@ -17,17 +17,17 @@ from PIL import Image
 from tensorboard.compat.proto import event_pb2
 from tensorboard.util import tensor_util
 
-from components.evaluate.core import evaluate
-from components.evaluate.metrics import compute_metrics
-from components.evaluate.summaries import MatrixLayout, write_evaluation_logs
-from components.promote.core import promote
-from components.train.core import train
 from tests.support.events import records, scalars
 from tests.support.training import FAST
 from trainboard import storage
 from trainboard.artifacts.evaluation import Evaluation, RescoredChampion
 from trainboard.artifacts.model import MODEL_INFO_FILE
 from trainboard.charts import colour
+from trainboard.components.evaluate.core import evaluate
+from trainboard.components.evaluate.metrics import compute_metrics
+from trainboard.components.evaluate.summaries import MatrixLayout, write_evaluation_logs
+from trainboard.components.promote.core import promote
+from trainboard.components.train.core import train
 from trainboard.config import PromotionRule
 from trainboard.errors import UsageError
 

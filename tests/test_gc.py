@@ -8,9 +8,10 @@ import time
 
 import pytest
 
-from trainboard import gc, layout, storage
+from trainboard import layout, storage
+from trainboard.admin import gc
+from trainboard.app.cli import main
 from trainboard.artifacts.champion import ChampionRecord, record_history, write_champion
-from trainboard.cli import main
 
 RUNS = [f"20261101-0{i}0000-aaaa0{i}" for i in range(1, 9)]
 

@@ -67,7 +67,7 @@ def test_final_image_installs_the_locked_packages_and_runs_as_a_user():
     assert "pip install --no-cache-dir --no-deps /tmp/wheels/" in run
     assert "rm -rf /tmp/tensorflow-gpu.lock /tmp/runtime.lock /tmp/wheels" in run
     assert "import kfp" in run  # the tasks skip the per-task kfp install (install_kfp_package=False)
-    assert "python -m components.train.devices" in run  # a CUDA build whose CUDA libraries load
+    assert "python -m trainboard.components.train.devices" in run  # a CUDA build whose CUDA libraries load
     locked = (REPO / "requirements/runtime.lock").read_text().splitlines()
     assert "kfp==2.17.3" in locked and "kfp-kubernetes==2.17.3" in locked
     # Only the wheel comes from the build stage: sources and build backend stay behind.
@@ -88,7 +88,7 @@ def test_make_image_builds_and_pushes_the_default_tag():
 def test_the_image_builds_cuda_check_refuses_a_tensorflow_without_cuda():
     """What the image build runs, here on the CPU build of the test environment: it must fail."""
     done = subprocess.run(
-        [str(BIN / "python"), "-m", "components.train.devices"], capture_output=True, text=True
+        [str(BIN / "python"), "-m", "trainboard.components.train.devices"], capture_output=True, text=True
     )
     assert done.returncode != 0
     assert "is not a CUDA build" in done.stderr

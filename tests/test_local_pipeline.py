@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from components.promote.trend import ACCURACY, RUNS, THROUGHPUT, TREND
 from tests.support.cli import BIN, last_json_line, trainboard
 from tests.support.events import scalars
 from tests.support.gcs import BUCKET, free_port, wait_for_http
 from tests.support.images import make_image_folder
 from trainboard import storage
+from trainboard.components.promote.trend import ACCURACY, RUNS, THROUGHPUT, TREND
 from trainboard.config import TrainingConfig
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from tests.support.cli import BIN, trainboard
-from trainboard.manifests import MANIFESTS_DIR, OVERLAYS, render
+from trainboard.app.kustomize import MANIFESTS_DIR, OVERLAYS, render
 
 KUBERNETES_VERSION = "1.32"  # the schemas validated against; GKE's regular channel and kubectl here
 BUCKET_ROOT = "gs://team-bucket/trainboard"
@@ -282,8 +282,8 @@ def test_image_dockerfile_is_hadolint_clean():
 
 
 def test_the_mirror_serves_health_and_both_probes_read_it(overlay):
-    """The bucket mirror's /healthz (trainboard.bucket_mirror) is probed: liveness restarts a stale mirror,
-    readiness shows a stale board; the port and the path are the ones the mirror serves."""
+    """The bucket mirror's /healthz (trainboard.board.bucket_mirror) is probed: liveness restarts a stale
+    mirror, readiness shows a stale board; the port and the path are the ones the mirror serves."""
     _, objects = overlay
     mirror = next(c for t in pods(objects) for c in t["spec"]["containers"] if c["name"] == "bucket-mirror")
     args = dict(a.removeprefix("--").split("=", 1) for a in mirror["args"])
@@ -321,9 +321,9 @@ def test_the_multi_worker_component_validates_and_grants_what_the_hand_off_calls
     """manifests/components/multi-worker, turned on in a team's kustomization: the ClusterTrainingRuntime
     against Trainer v2.3.0's CRD schema (unknown fields refused: the API server would drop them), the
     RBAC strictly, and they fit the code: the runtime's name, the workers' port, the verbs."""
-    from components.train.cluster_spec import PORT
-    from components.train.trainjob import GROUP, PLURAL, RUNTIME
     from tests.support.crd import strict_schema
+    from trainboard.components.train.cluster_spec import PORT
+    from trainboard.components.train.trainjob import GROUP, PLURAL, RUNTIME
 
     component = Path(MANIFESTS_DIR) / "components" / "multi-worker"
     (tmp_path / "kustomization.yaml").write_text(

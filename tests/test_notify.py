@@ -13,17 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from components.notify.core import (
-    KFP_URL_ENV,
-    POST_SECONDS,
-    WEBHOOK_ENV,
-    Failure,
-    first_error_line,
-    notify_run,
-    post,
-    setting,
-)
-from components.start_run.core import start_run
 from tests.support.cli import last_json_line, trainboard
 from tests.support.webhook import receiver
 from trainboard.artifacts.outcome import (
@@ -34,6 +23,17 @@ from trainboard.artifacts.outcome import (
     outcome_uri,
     write_outcome,
 )
+from trainboard.components.notify.core import (
+    KFP_URL_ENV,
+    POST_SECONDS,
+    WEBHOOK_ENV,
+    Failure,
+    first_error_line,
+    notify_run,
+    post,
+    setting,
+)
+from trainboard.components.start_run.core import start_run
 from trainboard.config import CONFIGS, cluster_default
 from trainboard.job_runs import job_uri, record_job
 from trainboard.links import kfp_run_url, tensorboard_run_url

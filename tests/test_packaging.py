@@ -1,8 +1,10 @@
-"""Installed as users install it. The wheel is the layout: import paths are file paths, and it carries what
-`trainboard manifests` renders (the manifests fell out of the wheel once, when components/ was mapped to
-another import path). pip installs the wheel into a fresh venv that holds its declared dependencies and
-nothing else (no TensorFlow), and the CLI works from there; pyproject's dependencies are ranges that the
-lock files lie within; the `cpu` extra names a TensorFlow build that has wheels on each platform."""
+"""Installed as users install it. The wheel installs one import package, trainboard, whose layout is the
+tree's (components/, pipelines/ and manifests/ linked in as trainboard.components, trainboard.pipelines and
+trainboard.manifests), and carries what `trainboard manifests` renders (the manifests fell out of the wheel
+once, when components/ was mapped to another import path). pip installs the wheel into a fresh venv that holds
+its declared dependencies and nothing else (no TensorFlow), and the CLI works from there; pyproject's
+dependencies are ranges that the lock files lie within; the `cpu` extra names a TensorFlow build that has
+wheels on each platform."""
 
 from __future__ import annotations
 
@@ -21,10 +23,11 @@ from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from trainboard.cluster.pipeline_spec import compiled_pipeline
+from trainboard.app.cluster.pipeline_spec import compiled_pipeline
 
 REPO = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
+VERSION = PYPROJECT["project"]["version"]
 
 
 @pytest.fixture(scope="module")
@@ -39,18 +42,27 @@ def wheel(tmp_path_factory) -> Path:
     return built
 
 
+def package_paths() -> set[str]:
+    """Every file the wheel must hold, as it names them: the package's modules through its links, and the
+    manifests it renders."""
+    return {
+        Path(folder, name).relative_to(REPO).as_posix()
+        for folder, _, names in os.walk(REPO / "trainboard", followlinks=True)
+        for name in names
+        if name.endswith((".py", ".yaml")) or name == "Dockerfile"
+    }
+
+
 def test_the_wheel_holds_the_tree_as_it_is(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    sources = {
-        path.relative_to(REPO).as_posix()
-        for package in ("trainboard", "components", "pipelines", "manifests")
-        for path in (REPO / package).rglob("*.py")
-    }
-    assert sources <= names, sorted(sources - names)
-    manifests = {path.relative_to(REPO).as_posix() for path in (REPO / "manifests").rglob("*.yaml")}
-    assert manifests and manifests <= names, sorted(manifests - names)
-    assert "manifests/image/Dockerfile" in names
-    assert not [n for n in names if n.startswith(("tests/", "bench/"))]
+    expected = package_paths()
+    assert (
+        "trainboard/components/train/core.py" in expected and "trainboard/pipelines/__init__.py" in expected
+    )
+    assert "trainboard/manifests/base/kustomization.yaml" in expected
+    assert "trainboard/manifests/image/Dockerfile" in expected
+    assert expected <= names, sorted(expected - names)
+    assert {name.split("/")[0] for name in names} == {"trainboard", f"trainboard-{VERSION}.dist-info"}
 
 
 def _requirements(wheel: Path) -> list[Requirement]:
@@ -116,18 +128,43 @@ def run(venv: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([str(venv / "bin" / args[0]), *args[1:]], capture_output=True, text=True, cwd=cwd)
 
 
+def test_the_installed_wheel_adds_one_top_level_name_trainboard(fresh_venv, tmp_path):
+    """A team's own components/ or pipelines/ package never meets trainboard's."""
+    installed = run(
+        fresh_venv,
+        "python",
+        "-c",
+        "from importlib.metadata import distribution;"
+        "files = distribution('trainboard').files;"
+        "print(sorted({f.parts[0] for f in files if f.parts[0] != '..'}));"
+        "print(distribution('trainboard').read_text('top_level.txt').split())",
+        cwd=tmp_path,
+    )
+    assert installed.stdout.splitlines() == [
+        f"['trainboard', 'trainboard-{VERSION}.dist-info']",
+        "['trainboard']",
+    ], installed.stderr
+    for name in ("components", "pipelines", "manifests"):
+        absent = run(fresh_venv, "python", "-c", f"import {name}", cwd=tmp_path)
+        assert f"No module named '{name}'" in absent.stderr, (name, absent.stderr)
+
+
 def test_a_fresh_venv_without_tensorflow_runs_the_cli(fresh_venv, tmp_path):
     check = run(fresh_venv, "python", "-m", "pip", "check", cwd=tmp_path)
     assert check.returncode == 0, check.stdout + check.stderr  # the ranges accept the locked versions
     where = run(
-        fresh_venv, "python", "-c", "import trainboard, manifests; print(trainboard.__file__)", cwd=tmp_path
+        fresh_venv,
+        "python",
+        "-c",
+        "import trainboard.manifests, trainboard.components.train; print(trainboard.__file__)",
+        cwd=tmp_path,
     )
     assert where.stdout.startswith(str(fresh_venv)), where.stdout + where.stderr
     absent = run(fresh_venv, "python", "-c", "import tensorflow", cwd=tmp_path)
     assert "No module named 'tensorflow'" in absent.stderr
 
     version = run(fresh_venv, "trainboard", "--version", cwd=tmp_path)
-    assert version.stdout == f"trainboard {PYPROJECT['project']['version']}\n", version.stderr
+    assert version.stdout == f"trainboard {VERSION}\n", version.stderr
     alone = run(fresh_venv, "trainboard", cwd=tmp_path)
     assert alone.returncode == 0 and "usage: trainboard" in alone.stdout, alone.stderr
     compiled = run(fresh_venv, "trainboard", "compile", "-o", "pipeline.yaml", cwd=tmp_path)

@@ -12,12 +12,11 @@ from typing import Any
 
 import pytest
 
-from components.prepare_data.component import prepare_data
-from components.promote.component import promote
-from components.start_run.component import start_run
-from components.train.component import train
-from pipelines.training_pipeline import training_pipeline
-from trainboard.cli import build_parser
+from trainboard.app.cli import build_parser
+from trainboard.components.prepare_data.component import prepare_data
+from trainboard.components.promote.component import promote
+from trainboard.components.start_run.component import start_run
+from trainboard.components.train.component import train
 from trainboard.config import (
     CLUSTER_DEFAULTS,
     CONFIGS,
@@ -26,6 +25,7 @@ from trainboard.config import (
     TrainingConfig,
     cluster_default,
 )
+from trainboard.pipelines.training_pipeline import training_pipeline
 
 CONFIG_FIELDS = {f.name: f for config in CONFIGS for f in fields(config)}
 # The KFP SDK's names of Python parameter types, as a compiled component spec states them.

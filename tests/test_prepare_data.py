@@ -17,16 +17,16 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from components.fingerprint_source.core import fingerprint_source
-from components.prepare_data import image_check
-from components.prepare_data.card import SAMPLES_FILE, write_card
-from components.prepare_data.core import prepare_data
-from components.prepare_data.plan import Example, Plan, complete_splits, stratified_split
-from components.train.input_pipeline import load_split
 from tests.support.gcs import BUCKET
 from tests.support.images import encode, make_image_folder
 from trainboard import storage
 from trainboard.artifacts.dataset import read_info
+from trainboard.components.fingerprint_source.core import fingerprint_source
+from trainboard.components.prepare_data import image_check
+from trainboard.components.prepare_data.card import SAMPLES_FILE, write_card
+from trainboard.components.prepare_data.core import prepare_data
+from trainboard.components.prepare_data.plan import Example, Plan, complete_splits, stratified_split
+from trainboard.components.train.input_pipeline import load_split
 from trainboard.config import DataConfig
 from trainboard.errors import UsageError
 from trainboard.sources import check_source, demo, folder_checks
@@ -378,7 +378,7 @@ def _png_bomb(height: int, width: int) -> bytes:
 _MEASURE_PEAK = """
 import json, re, sys
 from pathlib import Path
-from components.prepare_data.core import prepare_data
+from trainboard.components.prepare_data.core import prepare_data
 from trainboard.config import DataConfig
 peaks = []
 for limit, out in ((None, "gated"), (200_000_000, "decoded")):

@@ -14,10 +14,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from components.evaluate.metrics import compute_metrics
-from components.promote import chart
-from components.promote.core import decide, mcnemar_p_value, promote
-from components.promote.report import report
 from tests.support.promotion import champion_folder_run, metrics_with_accuracy, model_folder
 from trainboard import layout, storage
 from trainboard.artifacts.champion import (
@@ -27,6 +23,10 @@ from trainboard.artifacts.champion import (
     read_history,
 )
 from trainboard.artifacts.evaluation import RescoredChampion
+from trainboard.components.evaluate.metrics import compute_metrics
+from trainboard.components.promote import chart
+from trainboard.components.promote.core import decide, mcnemar_p_value, promote
+from trainboard.components.promote.report import report
 from trainboard.config import PromotionRule
 from trainboard.errors import UsageError
 

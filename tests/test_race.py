@@ -13,11 +13,6 @@ from pathlib import Path
 import pytest
 from tensorboard.compat.proto import summary_pb2
 
-from components.promote.core import promote
-from components.promote.report import report
-from components.promote.trend import SAVED, event_file, trend_dir
-from components.train.core import train
-from components.train.race import ACCURACY_GAP, BROKEN, CANNOT_WIN, LOSS_GAP, ChampionCurve, verdict
 from tests.support.browser import chromium
 from tests.support.cli import last_json_line, trainboard
 from tests.support.events import event_files, scalars
@@ -27,6 +22,18 @@ from trainboard import layout, storage
 from trainboard.artifacts.champion import ChampionRecord, write_champion
 from trainboard.artifacts.outcome import STOPPED_EARLY, read_outcome
 from trainboard.artifacts.training_state import TrainingState, state_uri
+from trainboard.components.promote.core import promote
+from trainboard.components.promote.report import report
+from trainboard.components.promote.trend import SAVED, event_file, trend_dir
+from trainboard.components.train.core import train
+from trainboard.components.train.race import (
+    ACCURACY_GAP,
+    BROKEN,
+    CANNOT_WIN,
+    LOSS_GAP,
+    ChampionCurve,
+    verdict,
+)
 from trainboard.config import PromotionRule, TrainingConfig
 from trainboard.links import tensorboard_run_url
 

@@ -20,8 +20,6 @@ from pathlib import Path
 
 import pytest
 
-from components.fingerprint_source.core import fingerprint_source
-from components.promote.core import promote
 from tests.support.cli import BIN, in_process
 from tests.support.gcs import BUCKET
 from tests.support.images import make_image_folder
@@ -32,8 +30,10 @@ from trainboard.artifacts.champion import history_entry, read_champion, read_his
 from trainboard.artifacts.lease import release, take
 from trainboard.artifacts.training_state import TrainingState, data_settings, started_with, state_uri
 from trainboard.component_image import IMAGE
+from trainboard.components.fingerprint_source.core import fingerprint_source
+from trainboard.components.promote.core import promote
 from trainboard.config import DataConfig, PromotionRule, TrainingConfig
-from trainboard.storage.leases import lease_file
+from trainboard.layout import lease_file
 
 REPO = Path(__file__).resolve().parents[1]
 

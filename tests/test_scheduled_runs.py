@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from components.promote.core import promote
 from tests.support.cli import BIN, last_json_line, trainboard
 from tests.support.events import epoch_steps, event_files
 from tests.support.promotion import metrics_with_accuracy, model_folder
-from trainboard import faults, gc, layout, storage
+from trainboard import faults, layout, storage
+from trainboard.admin import gc
 from trainboard.artifacts.champion import (
     IncompleteModel,
     download_champion,
@@ -26,6 +26,7 @@ from trainboard.artifacts.champion import (
     read_manifest,
     read_model_copy,
 )
+from trainboard.components.promote.core import promote
 from trainboard.config import PromotionRule
 
 

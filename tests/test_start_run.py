@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from kfp import local
 
-from components.start_run.component import start_run
-from components.start_run.core import JOB_ID_PLACEHOLDER, run_card
-from components.start_run.core import start_run as start
 from tests.support.gcs import BUCKET
+from trainboard.components.start_run.component import start_run
+from trainboard.components.start_run.core import JOB_ID_PLACEHOLDER, run_card
+from trainboard.components.start_run.core import start_run as start
 from trainboard.config import CONFIGS, cluster_default
 from trainboard.errors import UsageError
 from trainboard.links import tensorboard_run_url

@@ -355,7 +355,7 @@ def submit_within_20_s(capsys, server: KFPServer) -> tuple[int, str, str, float]
 def test_a_server_that_answers_healthz_but_stalls_elsewhere_is_named_in_seconds(capsys, monkeypatch):
     """Every request has a deadline: the route that did not answer is named, exit 3 (as an API that stops
     answering), in seconds instead of hanging forever."""
-    from trainboard.cluster import connection
+    from trainboard.app.cluster import connection
 
     monkeypatch.setattr(connection, "REQUEST_SECONDS", 0.5, raising=False)
     server = KFPServer(delay=math.inf)
@@ -373,7 +373,7 @@ def test_a_server_that_answers_healthz_but_stalls_elsewhere_is_named_in_seconds(
 def test_the_requests_of_one_submit_have_a_bound_all_together(capsys, monkeypatch):
     """Each answer comes within its own deadline, but slowly: the sending stops at its bound, naming the
     request it did not send."""
-    from trainboard.cluster import connection
+    from trainboard.app.cluster import connection
 
     monkeypatch.setattr(connection, "REQUEST_SECONDS", 5, raising=False)
     monkeypatch.setattr(connection, "SEND_SECONDS", 1, raising=False)

@@ -25,7 +25,6 @@ from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.plugins.hparams import summary_v2 as hparams_summary
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
-from components.promote import trend
 from tests.support.browser import chromium
 from tests.support.cli import BIN
 from tests.support.events import scalars
@@ -35,8 +34,9 @@ from tests.support.local_pod import LocalPod
 from tests.support.restricted import without_read_override
 from tests.support.tensorboard_http import TensorBoard
 from trainboard import layout, storage
+from trainboard.app.kustomize import render
 from trainboard.artifacts import lease
-from trainboard.manifests import render
+from trainboard.components.promote import trend
 
 pytestmark = pytest.mark.slow
 
@@ -252,7 +252,7 @@ def _image_tensorboard(image_python: str, logdir: str, load_fast: str) -> Iterat
     """The image's TensorBoard over ``logdir`` with that loader, reloading every second: its URL."""
     port = free_port()
     process = subprocess.Popen(
-        [image_python, "-m", "trainboard.tensorboard_server", f"--logdir={logdir}", f"--port={port}",
+        [image_python, "-m", "trainboard.board.tensorboard_server", f"--logdir={logdir}", f"--port={port}",
          "--reload-interval=1", f"--load-fast={load_fast}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip

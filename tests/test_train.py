@@ -16,11 +16,6 @@ import numpy as np
 import pytest
 from tensorboard.compat.proto import event_pb2
 
-from components.train.checkpoints import TRAIN_SECONDS
-from components.train.core import train
-from components.train.devices import NoGPU, gpus_requested
-from components.train.input_pipeline import load_split
-from components.train.models import backbone_of, build_model
 from tests.support.events import epoch_steps, event_files, records, scalars, texts
 from tests.support.gcs import BUCKET
 from tests.support.training import FAST
@@ -29,6 +24,11 @@ from trainboard.artifacts.model import load_trained
 from trainboard.artifacts.training_state import check_checkpoint, load_state
 from trainboard.backbones import backbone
 from trainboard.component_image import IMAGE
+from trainboard.components.train.checkpoints import TRAIN_SECONDS
+from trainboard.components.train.core import train
+from trainboard.components.train.devices import NoGPU, gpus_requested
+from trainboard.components.train.input_pipeline import load_split
+from trainboard.components.train.models import backbone_of, build_model
 from trainboard.config import MODELS
 from trainboard.errors import UsageError
 from trainboard.weights import OFFLINE_ENV
@@ -249,7 +249,7 @@ import json, sys
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from components.train import core
+from trainboard.components.train import core
 from trainboard.config import TrainingConfig
 core._strategy = lambda workers: tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 assert core._strategy(1).num_replicas_in_sync == 2

@@ -17,12 +17,18 @@ from dataclasses import asdict
 import jsonschema
 import pytest
 
-from components.train.cluster_spec import INDEX_ENV, PORTS_ENV, TRAINJOB_ENV
-from components.train.trainjob import RUNTIME, TrainJobError, run_trainjob, trainjob_manifest, trainjob_name
 from tests.support.crd import strict_schema
 from tests.support.kube_api import NAMESPACE, OWN_POD, POD, kube_api
 from tests.support.training import FAST
 from trainboard import task_events
+from trainboard.components.train.cluster_spec import INDEX_ENV, PORTS_ENV, TRAINJOB_ENV
+from trainboard.components.train.trainjob import (
+    RUNTIME,
+    TrainJobError,
+    run_trainjob,
+    trainjob_manifest,
+    trainjob_name,
+)
 
 FAST_WAIT = {"poll": 0.05, "timeout": 10.0}
 
@@ -169,7 +175,7 @@ def test_a_cluster_without_trainer_or_rights_says_in_one_line_what_to_install_or
 def start_workers(api, job: dict) -> None:
     """The stand-in of Trainer's controller: the TrainJob's nodes as processes here (loopback ports for
     the pods' host names), Complete when all end well, else Failed."""
-    from components.train.local_workers import free_ports
+    from trainboard.components.train.local_workers import free_ports
 
     trainer = job["spec"]["trainer"]
     ports = ",".join(map(str, free_ports(trainer["numNodes"])))
@@ -193,8 +199,8 @@ def start_workers(api, job: dict) -> None:
 def test_the_hand_off_trains_on_the_trainjobs_workers_and_returns_the_chiefs_model(
     demo_data, tmp_path, monkeypatch
 ):
-    from components.train.handoff import train_on_trainjob
     from trainboard.artifacts.model import load_trained
+    from trainboard.components.train.handoff import train_on_trainjob
 
     monkeypatch.setenv("HOSTNAME", POD)
     root, model_dir = str(tmp_path / "root"), tmp_path / "model"

@@ -14,9 +14,15 @@ import pytest
 from tensorboard.compat.proto import event_pb2
 from tensorboard.util import tensor_util
 
-from components.promote import trend
-from components.promote.core import promote
-from components.promote.trend import (
+from tests.support.events import event_files, records, scalars
+from tests.support.promotion import metrics_with_accuracy, model_folder
+from trainboard import storage
+from trainboard.artifacts.model import steady_images_per_second
+from trainboard.board.retention import retained_runs
+from trainboard.checks import check_run_name
+from trainboard.components.promote import trend
+from trainboard.components.promote.core import promote
+from trainboard.components.promote.trend import (
     ABOUT,
     ACCURACY,
     CHAMPION,
@@ -30,14 +36,8 @@ from components.promote.trend import (
     trend_index,
     trend_step,
 )
-from tests.support.events import event_files, records, scalars
-from tests.support.promotion import metrics_with_accuracy, model_folder
-from trainboard import storage
-from trainboard.artifacts.model import steady_images_per_second
-from trainboard.checks import check_run_name
 from trainboard.config import PromotionRule
 from trainboard.errors import UsageError
-from trainboard.storage.mirror import retained_runs
 
 
 def trained(tmp_path: Path, run: str, images_per_second: float) -> str:

@@ -15,14 +15,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from components.train.cluster_spec import INDEX_ENV, PORT, PORTS_ENV, TRAINJOB_ENV, tf_config, worker_index
-from components.train.core import THROWAWAY_ENV
 from tests.support.cli import in_process, last_json_line, trainboard
 from tests.support.events import epoch_steps
 from tests.support.kfp_server import KFPServer
 from tests.support.training import FAST
 from tests.support.workers import workers_command
 from trainboard.artifacts.training_state import load_state
+from trainboard.components.train.cluster_spec import (
+    INDEX_ENV,
+    PORT,
+    PORTS_ENV,
+    TRAINJOB_ENV,
+    tf_config,
+    worker_index,
+)
+from trainboard.components.train.core import THROWAWAY_ENV
 
 SCHEDULE = ["schedule", "--name", "n", "--cron", "0 0 3 * * *"]
 BAD_WORKERS = [
@@ -87,7 +94,7 @@ def test_a_worker_told_too_little_says_what_is_missing(workers, environ, words):
 
 
 def test_each_worker_reads_an_equal_disjoint_share(demo_data):
-    from components.train.input_pipeline import load_split, worker_share
+    from trainboard.components.train.input_pipeline import load_split, worker_share
 
     assert worker_share(961, 64, (1, 2)) == (480, 32)
     shares = []
@@ -106,8 +113,8 @@ import json, os, sys
 import keras, numpy as np, tensorflow as tf
 workers = int(sys.argv[2])
 strategy = tf.distribute.MultiWorkerMirroredStrategy() if workers > 1 else tf.distribute.get_strategy()
-from components.train import multiworker_keras
-from components.train.input_pipeline import fit_split
+from trainboard.components.train import multiworker_keras
+from trainboard.components.train.input_pipeline import fit_split
 multiworker_keras.apply()
 with strategy.scope():
     layers = [keras.layers.Flatten(), keras.layers.Rescaling(1 / 255), keras.layers.Dense(4, "softmax")]
@@ -124,7 +131,7 @@ def test_an_epoch_on_two_workers_is_the_epoch_one_process_trains_on_the_same_glo
     """Not shuffled, the two workers' batches of a step together are the one-process batch of that step
     (worker 0 the even records, worker 1 the odd): the weights after an epoch must agree. Fed a batched
     dataset instead of fit_split's per-replica one, each worker trained on half of its batches."""
-    from components.train.local_workers import free_ports
+    from trainboard.components.train.local_workers import free_ports
 
     ports = ",".join(map(str, free_ports(2)))
     run = [sys.executable, "-c", STEP_SCRIPT, demo_data]
@@ -153,7 +160,7 @@ def test_an_epoch_on_two_workers_is_the_epoch_one_process_trains_on_the_same_glo
 def test_the_keras_workaround_still_applies_to_the_installed_keras():
     """The functions it replaces are still those it was written for (keras/src/backend/tensorflow/
     trainer.py, Keras 3.15.1): a new Keras fails here until someone looks whether #20585 is fixed."""
-    from components.train import multiworker_keras
+    from trainboard.components.train import multiworker_keras
 
     assert multiworker_keras.keras_sources() == multiworker_keras.REPLACED_SOURCES
 
@@ -164,7 +171,7 @@ os.environ["TF_CONFIG"] = sys.argv[1]
 import keras, numpy as np, tensorflow as tf
 strategy = tf.distribute.MultiWorkerMirroredStrategy()
 if sys.argv[2] == "patched":
-    from components.train import multiworker_keras
+    from trainboard.components.train import multiworker_keras
     multiworker_keras.apply()
 keras.utils.set_random_seed(0)
 with strategy.scope():
@@ -178,7 +185,7 @@ print("weights", json.dumps([float(w.sum()) for w in model.get_weights()]))
 
 
 def fit_on_two_workers(mode: str) -> list[subprocess.CompletedProcess]:
-    from components.train.local_workers import free_ports
+    from trainboard.components.train.local_workers import free_ports
 
     ports = ",".join(map(str, free_ports(2)))
     processes = [
@@ -285,10 +292,12 @@ def test_a_worker_killed_mid_epoch_fails_the_run_naming_it_and_a_rerun_resumes(d
             break
     output += first.stdout.readlines()
     assert first.wait(60) != 0
-    [failure] = [line for line in output if line.startswith("components.train.local_workers.WorkerFailed")]
+    [failure] = [
+        line for line in output if line.startswith("trainboard.components.train.local_workers.WorkerFailed")
+    ]
     assert failure.strip() == (
-        "components.train.local_workers.WorkerFailed: worker 1 of 2 was killed by SIGKILL; run it again to "
-        "resume from the chief's last committed epoch"
+        "trainboard.components.train.local_workers.WorkerFailed: worker 1 of 2 was killed by SIGKILL; run it "
+        "again to resume from the chief's last committed epoch"
     )
     assert load_state(str(root), "r").epoch == 1, "the chief's last commit: epoch 1"
     subprocess.run(command, check=True, capture_output=True, timeout=300)

@@ -32,12 +32,26 @@ def new_run_name(unique: str = "") -> str:
     return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{suffix}"
 
 
+TENSORBOARD = "tensorboard"  # the folder one TensorBoard reads: a run each
+LEASES = "leases"
+LEASE_SUFFIX = ".json"
+
+
 def tensorboard_root(root: str) -> str:
-    return storage.join(root, "tensorboard")
+    return storage.join(root, TENSORBOARD)
 
 
 def tensorboard_dir(root: str, run: str) -> str:
-    return storage.join(root, "tensorboard", run)
+    return storage.join(root, TENSORBOARD, run)
+
+
+def leases_dir(root: str) -> str:
+    return storage.join(root, LEASES)
+
+
+def lease_file(root: str, run: str) -> str:
+    """``<root>/leases/<run>.json``, the lease on ``run``'s name (trainboard.artifacts.lease)."""
+    return storage.join(root, LEASES, run + LEASE_SUFFIX)
 
 
 def checkpoint_dir(root: str, run: str) -> str:

@@ -16,9 +16,9 @@ def evaluate(
     classification_metrics: Output[ClassificationMetrics],
     evaluation: Output[Artifact],
 ):
-    from components.evaluate.core import evaluate as run_evaluation
     from trainboard.artifacts.evaluation import write_evaluation
     from trainboard.artifacts.lease import held, holder_for
+    from trainboard.components.evaluate.core import evaluate as run_evaluation
 
     with held(root, run, holder_for(job_id)):
         result = run_evaluation(data.path, trained_model.path, root, run, force_promote=force_promote)

@@ -11,14 +11,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from components.evaluate.metrics import compute_metrics
-from components.evaluate.summaries import write_evaluation_logs
 from trainboard import layout, storage
 from trainboard.artifacts.champion import ChampionRecordError, champion_model_problem, read_champion
 from trainboard.artifacts.dataset import read_info, read_split
 from trainboard.artifacts.evaluation import Evaluation, RescoredChampion
 from trainboard.artifacts.model import ModelInfo, load_trained
 from trainboard.checks import check_run_name
+from trainboard.components.evaluate.metrics import compute_metrics
+from trainboard.components.evaluate.summaries import write_evaluation_logs
 from trainboard.errors import UsageError
 from trainboard.roots import check_root
 

@@ -8,6 +8,6 @@ from trainboard.component_image import IMAGE
 # start_run left for the job. Never retried, never failing: a receiver's trouble is not the run's.
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def notify(root: str, run_name: str, job_id: str, tensorboard_url: str):
-    from components.notify.core import notify_run
+    from trainboard.components.notify.core import notify_run
 
     print(f"trainboard: notification: {notify_run(root, run_name, job_id, tensorboard_url)}")

@@ -18,8 +18,8 @@ def prepare_data(
 ):
     from dataclasses import asdict
 
-    from components.prepare_data.card import write_card
-    from components.prepare_data.core import prepare_data as prepare
+    from trainboard.components.prepare_data.card import write_card
+    from trainboard.components.prepare_data.core import prepare_data as prepare
     from trainboard.config import DataConfig, field_values
 
     info = prepare(DataConfig(**field_values(DataConfig, locals())), data.path, seed, source_fingerprint)

@@ -18,19 +18,19 @@ from dataclasses import dataclass
 import google_crc32c
 import numpy as np
 
-from components.prepare_data.card import SAMPLES, SAMPLES_FILE, sample_grid
-from components.prepare_data.image_check import PASS_THROUGH, checked_images, to_png
-from components.prepare_data.plan import (
+from trainboard import task_events
+from trainboard.artifacts.dataset import DatasetInfo, DatasetWriter, encode_record
+from trainboard.artifacts.training_state import data_settings
+from trainboard.components.prepare_data.card import SAMPLES, SAMPLES_FILE, sample_grid
+from trainboard.components.prepare_data.image_check import PASS_THROUGH, checked_images, to_png
+from trainboard.components.prepare_data.plan import (
     MIN_IMAGE_SIDE,
     Plan,
     check_splits,
     complete_splits,
     labels_by_split,
 )
-from components.prepare_data.sources import digest, plan_source
-from trainboard import task_events
-from trainboard.artifacts.dataset import DatasetInfo, DatasetWriter, encode_record
-from trainboard.artifacts.training_state import data_settings
+from trainboard.components.prepare_data.sources import digest, plan_source
 from trainboard.config import DataConfig
 from trainboard.config_checks import check_data_config
 from trainboard.sources.spec import SPLITS

@@ -7,7 +7,7 @@ import hashlib
 
 import tensorflow as tf
 
-from components.prepare_data.plan import Example, Plan
+from trainboard.components.prepare_data.plan import Example, Plan
 from trainboard.config import DataConfig
 from trainboard.errors import UsageError
 from trainboard.sources import demo

@@ -22,10 +22,10 @@ def promote(
     from collections import namedtuple
     from pathlib import Path
 
-    from components.promote.core import promote as gate
-    from components.promote.report import report as write_report
     from trainboard.artifacts.evaluation import read_evaluation
     from trainboard.artifacts.lease import held, holder_for
+    from trainboard.components.promote.core import promote as gate
+    from trainboard.components.promote.report import report as write_report
     from trainboard.config import PromotionRule, field_values
 
     metrics = read_evaluation(evaluation.path)

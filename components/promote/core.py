@@ -15,15 +15,12 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
-from components.promote.trend import TrendIndexError, record_trend
 from trainboard import layout, storage
 from trainboard.artifacts.champion import (
     ChampionRecord,
     IncompleteModel,
     ModelExists,
-    copy_model,
     local_manifest,
     publish_model,
     read_champion,
@@ -33,10 +30,12 @@ from trainboard.artifacts.champion import (
     who,
     write_champion,
 )
+from trainboard.artifacts.champion_model import MAX_ATTEMPTS, now, sync_champion_model
 from trainboard.artifacts.evaluation import Evaluation
 from trainboard.artifacts.model import model_metadata
 from trainboard.artifacts.outcome import NOT_PROMOTED, PROMOTED, STOPPED_EARLY, RunOutcome, write_outcome
 from trainboard.checks import check_run_name
+from trainboard.components.promote.trend import TrendIndexError, record_trend
 from trainboard.config import PromotionRule
 from trainboard.config_checks import check_promotion_rule
 from trainboard.roots import check_root
@@ -44,9 +43,6 @@ from trainboard.roots import check_root
 log = logging.getLogger(__name__)
 # Accuracies are ratios of counts; compare them with a tolerance so 0.9 - 0.8 counts as an improvement of 0.1.
 _TOLERANCE = 1e-9
-# Each lost compare-and-swap means another run promoted in between; this many in a row means something is
-# wrong (a writer that ignores preconditions), not bad luck.
-MAX_ATTEMPTS = 10
 
 
 @dataclass
@@ -143,26 +139,6 @@ def decide(
             )
         better += f", significant: McNemar p = {p_value:.4g} <= {rule.min_significance:g}"
     return verdict(True, better)
-
-
-def sync_champion_model(root: str) -> None:
-    """Make ``<root>/models/champion/`` a copy of the model the record names.
-
-    Runs promoted at about the same time may copy at once; each copies again until the record did not
-    change while it copied, so the run that wrote the newest record copies last and the folder ends up
-    holding exactly its model. The folder's manifest is taken away first and written last (copy_model),
-    so a copy killed half-way is never taken for a model; the next call repairs it. Also appends the
-    record to the history if a crash left it out.
-    """
-    for _ in range(MAX_ATTEMPTS):
-        champion, generation = read_champion(root)
-        if champion is None:
-            return
-        record_history(root, champion)
-        copy_model(champion.model_in(root), layout.champion_model_dir(root), champion.run)
-        if read_champion(root)[1] == generation:
-            return
-    raise RuntimeError(f"{layout.champion_record(root)} kept changing while its model was copied")
 
 
 def promote(root: str, run: str, model_dir: str, metrics: Evaluation, rule: PromotionRule) -> Decision:
@@ -275,9 +251,9 @@ def _as_recorded(root: str, run: str, model_dir: str, decision: Decision) -> Dec
 
 
 def trend(root: str, run: str, model: dict, metrics: Evaluation, decision: Decision) -> None:
-    """This run's point in the board's trend (components.promote.trend): its test metrics, throughput and
-    the training time the race saved (``model``: the model's metadata), and the champion's after the
-    decision. A damaged trend index is logged, the promotion stands."""
+    """This run's point in the board's trend (trend.py): its test metrics, throughput and the training
+    time the race saved (``model``: the model's metadata), and the champion's after the decision. A
+    damaged trend index is logged, the promotion stands."""
     if decision.champion == run:
         champion = metrics.headline()
     else:
@@ -290,7 +266,3 @@ def trend(root: str, run: str, model: dict, metrics: Evaluation, decision: Decis
         record_trend(root, run, metrics.headline(), images_per_second, champion, about, seconds_saved)
     except TrendIndexError as e:
         log.warning("%s; run %s is not in the trend", e, run)
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")

@@ -4,11 +4,11 @@ pairs. Class names from the data are escaped. TensorFlow-free."""
 
 from __future__ import annotations
 
-from components.promote.changes import changes_since_champion
-from components.promote.chart import champion_f1, class_comparison, row_order
-from components.promote.core import Decision
 from trainboard import layout, markdown
 from trainboard.artifacts.evaluation import Evaluation
+from trainboard.components.promote.changes import changes_since_champion
+from trainboard.components.promote.chart import champion_f1, class_comparison, row_order
+from trainboard.components.promote.core import Decision
 
 
 def report(run: str, metrics: Evaluation, decision: Decision, root: str, model_dir: str = "") -> str:

@@ -46,8 +46,8 @@ def start_run(
     force_promote: bool,
     card: Output[Markdown],
 ) -> str:
-    from components.start_run.core import start_run as start
-    from components.start_run.core import write_run_card
+    from trainboard.components.start_run.core import start_run as start
+    from trainboard.components.start_run.core import write_run_card
 
     run = start(root, run_name, job_id, locals())
     write_run_card(card.path, run, root, tensorboard_url)

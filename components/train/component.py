@@ -39,9 +39,9 @@ def train(
 ):
     from dataclasses import asdict
 
-    from components.train.core import train as fit
-    from components.train.devices import gpus_requested
     from trainboard.artifacts.lease import held, holder_for
+    from trainboard.components.train.core import train as fit
+    from trainboard.components.train.devices import gpus_requested
     from trainboard.config import TrainingConfig, field_values
 
     config = TrainingConfig(**field_values(TrainingConfig, locals()))
@@ -50,11 +50,11 @@ def train(
         if config.workers == 1:
             info = fit(data.path, trained_model.path, root, run, config, gpus=gpus)
         elif data.uri.startswith("gs://"):  # on a cluster (its artifacts in a bucket): a TrainJob trains
-            from components.train.handoff import train_on_trainjob
+            from trainboard.components.train.handoff import train_on_trainjob
 
             info = train_on_trainjob(data.uri, trained_model.path, root, run, config, job_id, gpus=gpus)
         else:  # kfp.local: worker processes here; the task holds the lease and waits for them
-            from components.train.local_workers import train_on_local_workers
+            from trainboard.components.train.local_workers import train_on_local_workers
 
             info = train_on_local_workers(data.path, trained_model.path, root, run, config, gpus=gpus)
     trained_model.metadata.update(asdict(info))

@@ -16,15 +16,6 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from components.train import multiworker_keras
-from components.train.checkpoints import TRAIN_SECONDS, CommitEpoch, roll_back_logs
-from components.train.cluster_spec import worker_index
-from components.train.devices import check_gpus
-from components.train.input_pipeline import fit_split, load_split, worker_share
-from components.train.models import build_model, set_trainable, synchronize_batch_norm
-from components.train.phases import Phase, phases
-from components.train.race import Race, champion_curve
-from components.train.summaries import write_note, write_run_summaries
 from trainboard import layout, storage, task_events
 from trainboard.artifacts.dataset import read_info
 from trainboard.artifacts.model import ModelInfo, save_model, steady_images_per_second
@@ -37,6 +28,15 @@ from trainboard.artifacts.training_state import (
 )
 from trainboard.checks import check_run_name
 from trainboard.component_image import IMAGE
+from trainboard.components.train import multiworker_keras
+from trainboard.components.train.checkpoints import TRAIN_SECONDS, CommitEpoch, roll_back_logs
+from trainboard.components.train.cluster_spec import worker_index
+from trainboard.components.train.devices import check_gpus
+from trainboard.components.train.input_pipeline import fit_split, load_split, worker_share
+from trainboard.components.train.models import build_model, set_trainable, synchronize_batch_norm
+from trainboard.components.train.phases import Phase, phases
+from trainboard.components.train.race import Race, champion_curve
+from trainboard.components.train.summaries import write_note, write_run_summaries
 from trainboard.config import TrainingConfig
 from trainboard.config_checks import check_config
 from trainboard.roots import check_root

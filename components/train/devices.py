@@ -55,8 +55,9 @@ CUDA_LIBRARIES = (
 
 
 def check_cuda_build() -> list[str]:
-    """The image build's check (`python -m components.train.devices`): TensorFlow is a CUDA build and each
-    CUDA library it needs is installed and loads. Returns the libraries' paths; RuntimeError otherwise."""
+    """The image build's check (`python -m trainboard.components.train.devices`): TensorFlow is a CUDA
+    build and each CUDA library it needs is installed and loads. Returns the libraries' paths; RuntimeError
+    otherwise."""
     if not tf.test.is_built_with_cuda():
         raise RuntimeError(f"TensorFlow {tf.__version__} is not a CUDA build")
     nvidia = [Path(p) / "nvidia" for p in sys.path if (Path(p) / "nvidia").is_dir()]

@@ -11,16 +11,16 @@ from dataclasses import asdict
 
 from kubernetes import client
 
-from components.train.trainjob import (
+from trainboard import layout, storage
+from trainboard.artifacts.model import ModelInfo, read_model_info
+from trainboard.artifacts.training_state import load_state
+from trainboard.components.train.trainjob import (
     NAMESPACE_FILE,
     cluster_api,
     run_trainjob,
     trainjob_manifest,
     trainjob_name,
 )
-from trainboard import layout, storage
-from trainboard.artifacts.model import ModelInfo, read_model_info
-from trainboard.artifacts.training_state import load_state
 from trainboard.config import TrainingConfig
 
 MODEL_FOLDER = "trainjob-model"  # under the run's checkpoints: where the chief leaves the model

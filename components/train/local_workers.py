@@ -20,8 +20,8 @@ from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
 
-from components.train.cluster_spec import INDEX_ENV, PORTS_ENV
 from trainboard.artifacts.model import ModelInfo, read_model_info
+from trainboard.components.train.cluster_spec import INDEX_ENV, PORTS_ENV
 from trainboard.config import TrainingConfig
 
 TAIL_LINES = 20  # of each worker's output, for its failure
@@ -75,7 +75,7 @@ def train_on_local_workers(
     """Train on ``config.workers`` processes here; what the chief saved in ``model_dir``. WorkerFailed
     naming the first worker that failed (the others stopped)."""
     ports = ",".join(map(str, free_ports(config.workers)))
-    command = [sys.executable, "-m", "components.train.worker", dataset_dir, model_dir, root, run]
+    command = [sys.executable, "-m", "trainboard.components.train.worker", dataset_dir, model_dir, root, run]
     command += [json.dumps(asdict(config)), str(gpus)]
     processes, tails, threads = [], [], []
     for index in range(config.workers):

@@ -22,9 +22,9 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from components.train.cluster_spec import TRAINJOB_ENV
-from components.train.local_workers import last_error
 from trainboard import task_events
+from trainboard.components.train.cluster_spec import TRAINJOB_ENV
+from trainboard.components.train.local_workers import last_error
 
 GROUP, VERSION, PLURAL = "trainer.kubeflow.org", "v1alpha1", "trainjobs"
 TRAINER_RELEASE = "v2.3.0"  # the pinned release: its API renamed fields between releases
@@ -70,7 +70,7 @@ def trainjob_manifest(
         "activeDeadlineSeconds": TIMEOUT_SECONDS,
         "trainer": {
             "image": image,
-            "command": ["python", "-m", "components.train.worker"],
+            "command": ["python", "-m", "trainboard.components.train.worker"],
             "args": args,
             "numNodes": workers,
             "env": [{"name": TRAINJOB_ENV, "value": name}],

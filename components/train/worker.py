@@ -2,7 +2,7 @@
 local` starts (components/train/local_workers.py). Its TF_CONFIG comes from cluster_spec.tf_config (the
 worker count, JOB_COMPLETION_INDEX, where the workers are); then it trains as core.train does.
 
-    python -m components.train.worker DATASET_DIR MODEL_DIR ROOT RUN CONFIG_JSON [GPUS]
+    python -m trainboard.components.train.worker DATASET_DIR MODEL_DIR ROOT RUN CONFIG_JSON [GPUS]
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from components.train.cluster_spec import tf_config, worker_index
 from trainboard import storage
+from trainboard.components.train.cluster_spec import tf_config, worker_index
 from trainboard.config import TrainingConfig
 
 
@@ -25,7 +25,7 @@ def main(argv: list[str]) -> None:
     config = TrainingConfig(**json.loads(config_json))
     os.environ["TF_CONFIG"] = tf_config(config.workers, os.environ)  # before the strategy reads it
 
-    from components.train.core import train
+    from trainboard.components.train.core import train
 
     with tempfile.TemporaryDirectory(prefix="trainboard-worker-") as local:
         if storage.is_gcs(dataset_dir):

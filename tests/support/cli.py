@@ -23,8 +23,8 @@ def last_json_line(stdout: str) -> dict:
 
 
 def in_process(capsys, *args: str) -> tuple[int, str, str]:
-    """trainboard.cli.main(args) in this process: exit code, stdout, stderr (``capsys``: pytest's)."""
-    from trainboard.cli import main
+    """trainboard.app.cli.main(args) in this process: exit code, stdout, stderr (``capsys``: pytest's)."""
+    from trainboard.app.cli import main
 
     try:
         code = main(list(args))

@@ -54,11 +54,11 @@ def fake_gcs_command(port: int, data_dir: Path | None = None) -> list[str]:
             "-port", str(port), "-external-url", url, "-log-level", "error"]  # fmt: skip
 
 
-# `python -c MIRROR_PEAK_RSS ARGS`: trainboard.bucket_mirror ARGS, then its peak RSS (kB) on stderr as
+# `python -c MIRROR_PEAK_RSS ARGS`: trainboard.board.bucket_mirror ARGS, then its peak RSS (kB) on stderr as
 # "VmHWM N", for the mirror's memory test and benchmark.
 MIRROR_PEAK_RSS = """
 import re, sys
-from trainboard import bucket_mirror
+from trainboard.board import bucket_mirror
 try:
     bucket_mirror.main(sys.argv[1:])
 finally:

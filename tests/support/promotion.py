@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from components.evaluate.metrics import compute_metrics
 from trainboard import layout, storage
 from trainboard.artifacts.evaluation import Evaluation
+from trainboard.components.evaluate.metrics import compute_metrics
 
 CLASSES = ["circle", "square", "triangle", "cross"]
 
@@ -56,7 +56,7 @@ def champion_folder_run(root: str) -> str:
 PROMOTE_SCRIPT = """
 import sys
 from pathlib import Path
-from components.promote.core import promote
+from trainboard.components.promote.core import promote
 from tests.support.promotion import metrics_with_accuracy, model_folder
 from trainboard.config import PromotionRule
 root, run, tmp, accuracy = sys.argv[1], sys.argv[2], Path(sys.argv[3]), float(sys.argv[4])

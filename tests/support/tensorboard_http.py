@@ -15,13 +15,13 @@ from tests.support.gcs import free_port, wait_for_http
 
 class TensorBoard:
     """`trainboard tensorboard` in a subprocess, queried over HTTP; with ``python``, the team image's
-    command instead (`python -m trainboard.tensorboard_server`) run by that interpreter."""
+    command instead (`python -m trainboard.board.tensorboard_server`) run by that interpreter."""
 
     def __init__(self, logdir: str, env: dict | None = None, port: int = 0, python: str = ""):
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         command = (
-            [python, "-m", "trainboard.tensorboard_server"]
+            [python, "-m", "trainboard.board.tensorboard_server"]
             if python
             else [str(BIN / "trainboard"), "tensorboard"]
         )

@@ -14,7 +14,7 @@ FAST = TrainingConfig(model="small_cnn", epochs=2, batch_size=64, image_size=16,
 
 TRAIN_SCRIPT = """
 import sys, json
-from components.train.core import train
+from trainboard.components.train.core import train
 from trainboard.config import TrainingConfig
 train(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], TrainingConfig(**json.loads(sys.argv[5])))
 """

@@ -9,7 +9,7 @@ from pathlib import Path
 
 WORKERS_SCRIPT = """
 import json, sys
-from components.train.local_workers import train_on_local_workers
+from trainboard.components.train.local_workers import train_on_local_workers
 from trainboard.config import TrainingConfig
 train_on_local_workers(*sys.argv[1:5], TrainingConfig(**json.loads(sys.argv[5])))
 """

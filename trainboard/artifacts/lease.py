@@ -6,8 +6,8 @@ run takes the lease on its name, a small object created or replaced only by comp
 generation precondition on GCS, a lock and a content check locally). The holder is the KFP run (its job
 id: a retried task of the same run holds it already, and resumes) or, for `trainboard local`, the
 command itself (HOLDER_ENV, inherited by kfp.local's task processes). It is renewed while the run works
-and has an expiry, so a run that was killed frees its name by itself. Where it lies and how long it
-lasts: trainboard/storage/leases.py, which the board's mirror reads to find the runs training.
+and has an expiry, so a run that was killed frees its name by itself. Where it lies: trainboard.layout;
+the board's mirror lists the leases to find the runs training (trainboard/board/leases.py).
 TensorFlow-free.
 """
 
@@ -26,8 +26,11 @@ from datetime import UTC, datetime
 from trainboard import storage
 from trainboard.artifacts.champion import who
 from trainboard.errors import UsageError
-from trainboard.storage.leases import LEASE_SECONDS, lease_file
+from trainboard.layout import lease_file
 
+# How long a lease lasts after its last renewal: long enough to cover the steps that do not renew it (data
+# preparation, a GPU pod waiting for a node); a killed run's name is free again after it.
+LEASE_SECONDS = 1800.0
 RENEW_SECONDS = 60
 HOLDER_ENV = "TRAINBOARD_LEASE_HOLDER"
 log = logging.getLogger(__name__)

@@ -6,7 +6,9 @@ fake-gcs-server in the tests and against real GCS (Workload Identity or any defa
 on a cluster.
 
 The package reads top-down: uris.py and errors.py hold the rules, local.py and gcs.py are the backends
-(backends.py: what each provides and which serves a URI), copies.py and mirror.py are built on them.
+(backends.py: what each provides and which serves a URI), copies.py and mirror.py (a
+local folder sent up while it grows) are built on them. Who uses a folder for what (leases, the board's
+mirror, retention) lives above this package.
 This module is the public API and only chooses and re-exports: each function hands its URI to the
 backend of its scheme; nothing inside the package imports it.
 """
@@ -19,13 +21,12 @@ from trainboard.storage.backends import backend_for
 from trainboard.storage.copies import copy_file, download_dir, sync_dir, upload_dir
 from trainboard.storage.errors import MirrorConflict, NoCredentials, PreconditionFailed, SymlinkLoop
 from trainboard.storage.gcs import RETRY_DEADLINE_SECONDS
-from trainboard.storage.mirror import BucketMirror, DirectoryMirror
+from trainboard.storage.mirror import DirectoryMirror
 from trainboard.storage.uris import GCS_SCHEME, StorageURIError, check_uri, is_gcs, join, split_gcs
 
 __all__ = [
     "GCS_SCHEME",
     "RETRY_DEADLINE_SECONDS",
-    "BucketMirror",
     "DirectoryMirror",
     "MirrorConflict",
     "NoCredentials",

@@ -1,0 +1,68 @@
+"""trainboard: train Keras image classifiers on Kubeflow Pipelines and watch them learn, live.
+
+One module per command (local, compile, tensorboard, submit, schedule, schedules, manifests, weights,
+champion, gc),
+each with ``add(commands)`` that declares its options and a handler that runs it. Starts fast and needs
+no TensorFlow: each command imports what it uses when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from importlib.metadata import version
+
+from trainboard.app.cli import (
+    champion,
+    compile_,
+    gc,
+    local,
+    manifests,
+    schedule,
+    schedules,
+    submit,
+    tensorboard,
+    weights,
+)
+from trainboard.errors import OneLineParser, UsageError
+
+COMMANDS = (local, compile_, tensorboard, submit, schedule, schedules, manifests, weights, champion, gc)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="trainboard",
+        description="Train Keras image classifiers on Kubeflow Pipelines and watch them learn, live, in one "
+        "shared TensorBoard.",
+        epilog="Start with `trainboard local`: the whole pipeline on this machine, on generated demo data.",
+    )
+    parser.add_argument("--version", action="version", version=f"trainboard {version('trainboard')}")
+    commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
+    for command in COMMANDS:
+        command.add(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # `trainboard` alone: what it can do, not an error
+        parser.print_help()
+        return 0
+    try:
+        return args.handler(args)
+    except UsageError as e:
+        # An environment variable (TRAINBOARD_IMAGE) or a positional (MODEL) is named as it is; a field by
+        # its option. A file (champion.json) is named as it is.
+        option = e.field if e.field.isupper() or "." in e.field else "--" + e.field.replace("_", "-")
+        parser.exit(2, f"trainboard {args.command}: error: {option}: {e.problem}\n")
+    except KeyboardInterrupt:  # Ctrl-C anywhere else (a check, a wait): stopped, not a traceback
+        parser.exit(130, f"trainboard {args.command}: interrupted\n")
+    except BrokenPipeError:  # `trainboard champion history | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141  # 128 + SIGPIPE, as a shell reports it
+
+
+if __name__ == "__main__":
+    sys.exit(main())

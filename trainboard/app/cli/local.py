@@ -1,0 +1,269 @@
+"""`trainboard local`: the whole pipeline on this machine through kfp.local, then its TensorBoard."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import secrets
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import fields
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from trainboard import layout
+from trainboard.app.cli.output import failed_with_log, progress
+from trainboard.app.cli.root_option import add_root_option
+from trainboard.app.cli.tensorboard import DEFAULT_ROOT, check_port, serve
+from trainboard.checks import check_run_name
+from trainboard.config import DataConfig, PromotionRule, TrainingConfig, field_values, model_spec
+from trainboard.config_checks import check_config, check_data_config, check_promotion_rule
+from trainboard.errors import UsageError
+from trainboard.roots import check_root
+
+if TYPE_CHECKING:
+    from trainboard.app.local_run import TaskOutput
+
+EPOCH_SHOWN = ("loss", "accuracy", "val_accuracy")  # an epoch's line; the log and TensorBoard have the rest
+
+
+def add(commands) -> None:
+    p = commands.add_parser(
+        "local",
+        help="run the whole pipeline on this machine (kfp.local), then serve its TensorBoard",
+        description="Run prepare_data -> train -> evaluate -> promote on this machine through kfp.local. "
+        "TensorBoard logs stream to ROOT/tensorboard/RUN/ while training runs; at the end TensorBoard serves "
+        "ROOT/tensorboard (every run side by side) on 127.0.0.1.",
+    )
+    for config in (DataConfig, TrainingConfig, PromotionRule):
+        _add_config_options(p, config)
+    add_root_option(p, default=DEFAULT_ROOT)
+    p.add_argument(
+        "--run-name",
+        default="",
+        help="name of this run (default: UTC time + random suffix); an unfinished run of that name resumes "
+        "from its last epoch, if started with the same settings and data",
+    )
+    p.add_argument(
+        "--restart",
+        action="store_true",
+        help="with --run-name: delete that run's checkpoints and logs first, and train it from the start",
+    )
+    p.add_argument(
+        "--serve",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="serve TensorBoard when the run ends (default: serve)",
+    )
+    p.add_argument(
+        "--port", type=int, default=6006, help="TensorBoard port, or the next free one (default: 6006)"
+    )
+    p.add_argument(
+        "--json", action="store_true", help="progress to stderr; last line of stdout is the result as JSON"
+    )
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="stream kfp.local's, TensorFlow's and every step's own logs here instead of to the run's log "
+        "file (ROOT/logs/RUN.log)",
+    )
+    p.set_defaults(handler=run)
+
+
+def _add_config_options(p: argparse.ArgumentParser, config: type) -> None:
+    """One option per field of the dataclass ``config``, with its type, default, choices and help."""
+    for option in fields(config):
+        flag = "--" + option.name.replace("_", "-")
+        help = option.metadata["help"]
+        if option.name == "image_size":  # the model's own unless given
+            p.add_argument(flag, type=int, default=None, help=help + " (default: the model's own)")
+        elif option.type == "bool":
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=option.default, help=help)
+        else:
+            kind = {"int": int, "float": float, "str": str}[option.type]
+            choices = option.metadata["choices"] or None
+            p.add_argument(
+                flag, type=kind, default=option.default, choices=choices, help=help + _shown(option.default)
+            )
+
+
+def _shown(default: object) -> str:
+    """The default as the help shows it: none where it is empty (the help says what empty means), a
+    float as a person writes it (10, not 10.0; 0.003 and 1e-05 as they are)."""
+    if default == "":
+        return ""
+    text = f"{default:g}" if isinstance(default, float) else str(default)
+    return f" (default: {text})".replace("%", "%%")
+
+
+def _delete_run(root: str, run: str) -> None:
+    """The run's checkpoints, then its logs: a kill in between leaves logs without a commit, which the
+    next start deletes too (roll_back_logs)."""
+    from trainboard import storage
+
+    for folder in (layout.checkpoint_dir(root, run), layout.tensorboard_dir(root, run)):
+        storage.delete_folder(folder)
+    progress(f"trainboard: run {run}: its checkpoints and logs deleted; training it from the start")
+
+
+def _training_config(args: argparse.Namespace) -> TrainingConfig:
+    values = field_values(TrainingConfig, vars(args))
+    if values["image_size"] is None:
+        values["image_size"] = model_spec(values["model"]).default_image_size
+    return TrainingConfig(**values)
+
+
+def _check_champion(root: str, run: str, rule: PromotionRule) -> None:
+    from trainboard.artifacts.champion import champion_model_problem, check_records
+
+    check_records(root, run)  # a damaged record, or a run name already promoted
+    problem = champion_model_problem(root)
+    if problem and not rule.force_promote:
+        raise UsageError("champion.json", problem)
+
+
+def run(args: argparse.Namespace) -> int:
+    from trainboard.artifacts.training_state import check_resume
+    from trainboard.component_image import IMAGE
+    from trainboard.sources import check_source
+    from trainboard.weights import check_available
+
+    check_port(args.port)
+    config = _training_config(args)
+    check_config(config)
+    rule = PromotionRule(**field_values(PromotionRule, vars(args)))
+    check_promotion_rule(rule)
+    root = check_root(args.root, will_write=True)
+    run_name = args.run_name or layout.new_run_name()
+    check_run_name(run_name)
+    data = DataConfig(**field_values(DataConfig, vars(args)))
+    check_data_config(data)
+    notes = check_source(  # a tfds: source loads TensorFlow Datasets; a folder's classes meet the fractions
+        data.dataset,
+        data.tfds_data_dir,
+        validation_fraction=data.validation_fraction,
+        test_fraction=data.test_fraction,
+    )
+    check_available(config.weights, config.model, config.image_size, root)  # a file: Keras loads it
+    _check_champion(root, run_name, rule)  # what evaluate and promote would refuse after training
+    if args.restart and not args.run_name:
+        raise UsageError("restart", "needs --run-name: the run to start over")
+
+    from trainboard.app.local_run import TaskFailed, log_path, run_local
+    from trainboard.artifacts.lease import held
+
+    if not args.restart:  # what the train task would refuse after data preparation, refused now
+        from trainboard.components.fingerprint_source.core import (
+            fingerprint_source,  # a listing, no image read
+        )
+
+        check_resume(root, run_name, config, data, IMAGE, fingerprint_source(data.dataset))
+    # The run's name is this command's until it ends (exit 2 here when another run holds it); its tasks,
+    # kfp.local's child processes, hold it through the environment.
+    holder = f"local-{secrets.token_hex(4)}"
+    with held(root, run_name, holder, release_at_end=True, export=True):
+        if args.restart:
+            _delete_run(root, run_name)
+        tensorboard_root = layout.tensorboard_root(root)
+        for note in notes:  # also in the dataset card
+            progress(f"trainboard: {data.dataset}: {note}")
+        log = log_path(root, run_name)
+        where = "streamed here (--verbose)" if args.verbose else f"in {log}"
+        progress(f"trainboard: run {run_name}: the logs of every step {where}")
+        progress(f"trainboard: watch it live: trainboard tensorboard --logdir {tensorboard_root}")
+        console = RunConsole(sys.stderr)
+        try:
+            with _task_output(args, log, console) as output:
+                result = run_local(root, run_name, data, config, rule, output)
+        except TaskFailed as e:
+            console.end_line()
+            return failed_with_log("local", str(e), e.tail, None if args.verbose else log)
+        except KeyboardInterrupt:
+            console.end_line()
+            print(
+                f"trainboard local: interrupted; to resume run {run_name} from its last completed epoch, "
+                f"run the same command with --run-name {run_name}",
+                file=sys.stderr,
+            )
+            return 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
+    progress(
+        f"trainboard: run {run_name}: test accuracy {result.metrics['test_accuracy']:.3f}, "
+        f"test loss {result.metrics['test_loss']:.3f}"
+    )
+    if result.promoted:
+        progress(f"trainboard: promoted, now the champion: {result.reason}")
+    else:
+        progress(
+            f"trainboard: not promoted, the champion is still {result.champion or 'none'}: {result.reason}"
+        )
+    progress(f"trainboard: dataset card:     {result.card}")
+    progress(f"trainboard: promotion report: {result.report}")
+    progress(f"trainboard: model:            {result.model_uri}")
+    if args.json:
+        print(json.dumps(result.as_json()), flush=True)
+    if args.serve:  # TensorBoard's own output in the run's log too (or here with --verbose)
+        log = None if args.verbose else log
+        return serve("local", tensorboard_root, args.port, run_name, log=log, champion=result.champion)
+    return 0
+
+
+@contextlib.contextmanager
+def _task_output(args: argparse.Namespace, log: Path, console: RunConsole) -> Iterator[TaskOutput]:
+    """Where kfp.local's output goes: the run's log file, shown as the console's lines; with --verbose,
+    the terminal as it comes (stderr with --json: stdout is for the result)."""
+    from trainboard.app.local_run import TaskOutput
+
+    if args.verbose:
+        yield TaskOutput(sys.stderr if args.json else sys.stdout, lambda event: None)
+        return
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("a", encoding="utf-8", buffering=1) as sink:  # line by line, for `tail -f`
+        yield TaskOutput(sink, console.on_event)
+
+
+class RunConsole:
+    """A local run as a person follows it: a line as each step starts and ends, with its time; a line per
+    epoch; data preparation's progress in place on a terminal."""
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+        self.in_place = stream.isatty()  # a log or a pipe gets whole lines only
+        self.started: dict[str, float] = {}
+        self.progress: dict[str, str] = {}
+        self.partial = False
+
+    def on_event(self, event: dict) -> None:
+        task = event["task"]
+        kind = event["kind"]
+        if kind == "task_started":
+            self.started[task] = time.monotonic()
+            self.line(f"{task}: started at {time.strftime('%H:%M:%S')}")
+        elif kind == "progress":
+            self.progress[task] = f"{event['done']}/{event['total']} {event['unit']}"
+            if self.in_place:
+                self.end_line()
+                self.stream.write(f"trainboard: {task}: {self.progress[task]}")
+                self.stream.flush()
+                self.partial = True
+        elif kind == "epoch":
+            metrics = ", ".join(f"{name} {event[name]:.4f}" for name in EPOCH_SHOWN if name in event)
+            self.line(
+                f"{task}: epoch {event['epoch']}/{event['epochs']}: {metrics} ({event['seconds']:.1f} s)"
+            )
+        elif kind == "task_finished":
+            seconds = time.monotonic() - self.started.get(task, time.monotonic())
+            done = f" ({self.progress[task]})" if task in self.progress else ""
+            self.line(f"{task}: {'done' if event['ok'] else 'failed'} in {seconds:.1f} s{done}")
+
+    def line(self, text: str) -> None:
+        self.end_line()
+        self.stream.write(f"trainboard: {text}\n")
+        self.stream.flush()
+
+    def end_line(self) -> None:
+        """Clear an in-place progress line before a whole line."""
+        if self.partial:
+            self.stream.write("\r\x1b[K")
+            self.partial = False

@@ -1,0 +1,228 @@
+"""Run the whole pipeline on this machine through kfp.local (one subprocess per task, no per-task venv).
+
+kfp.local writes its own logs and every task's output (the executor's JSON, TensorFlow's banners, Keras's
+epochs) to ``sys.stdout``, and its warnings to ``sys.stderr``. TaskOutput takes both: every line goes to
+a sink (the run's log file, or the terminal with --verbose) and the task boundaries and the tasks' events
+(trainboard.task_events) go to a callback, which `trainboard local` prints as one line each.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import os
+import re
+import time
+import warnings
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from trainboard import layout, storage, task_events
+from trainboard.app.cluster.settings import ENVIRONMENT
+from trainboard.artifacts.champion import read_champion
+from trainboard.components.notify.core import Failure, first_error_line, notify_run
+from trainboard.config import DataConfig, PromotionRule, TrainingConfig
+
+Event = dict[str, Any]
+# How much of a failed task's output `trainboard local` shows: its error and the lines that led to it.
+TAIL_LINES = 15
+
+
+@dataclass
+class LocalRunResult:
+    run: str
+    root: str
+    logdir: str
+    metrics: dict[str, float]
+    model_uri: str
+    promoted: bool
+    champion: str
+    reason: str  # why the model was promoted or not
+    card: str  # the dataset card (Markdown)
+    report: str  # the promotion report (Markdown)
+
+    def as_json(self) -> dict:
+        return {
+            "run": self.run,
+            "root": self.root,
+            "logdir": self.logdir,
+            "tensorboard_logdir": layout.tensorboard_root(self.root),
+            "metrics": self.metrics,
+            "model_uri": self.model_uri,
+            "promoted": self.promoted,
+            "champion": self.champion,
+            "reason": self.reason,
+            "card": self.card,
+            "report": self.report,
+        }
+
+
+class TaskFailed(RuntimeError):
+    """A task of the local run failed; ``tail``: the last lines of its own output."""
+
+    def __init__(self, task: str, tail: list[str]):
+        super().__init__(f"step {task} failed")
+        self.task, self.tail = task, tail
+
+
+def local_dir(root: str) -> Path:
+    """Where this machine keeps kfp.local's artifacts and the run logs: the root when it is local, else
+    .trainboard/ in the working directory (kfp.local cannot write artifacts to gs://)."""
+    return Path.cwd() / ".trainboard" if storage.is_gcs(root) else Path(root)
+
+
+def default_pipeline_root(root: str) -> str:
+    return str(local_dir(root) / "pipeline-root")
+
+
+def log_path(root: str, run: str) -> Path:
+    """The log file of a run: kfp.local's and every task's output. A resumed run appends to it."""
+    return local_dir(root) / "logs" / f"{run}.log"
+
+
+# kfp.local's own log lines around each task (kfp/local/task_dispatcher.py), colours removed.
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_STARTED = re.compile(r" - INFO - Executing task '([^']+)'$")
+_FINISHED = re.compile(r" - (?:INFO|ERROR) - Task '([^']+)' finished with status (\w+)$")
+_TASK_INDENT = "    "  # kfp.local indents each line a task prints
+
+
+class TaskOutput(io.TextIOBase):
+    """A text stream for kfp.local's output: each line to ``sink``, and to ``on_event`` each task's start
+    (``{"kind": "task_started", "task": NAME}``), end (``task_finished``, with ``ok``) and the events it
+    emits (with ``task`` added). Remembers the last lines of the running task, for its failure."""
+
+    def __init__(self, sink: TextIO, on_event: Callable[[Event], None]):
+        super().__init__()
+        self.sink, self.on_event = sink, on_event
+        self.task = ""
+        self.failed: TaskFailed | None = None
+        self._tail: deque[str] = deque(maxlen=TAIL_LINES)
+        self._partial = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.sink.write(text)
+        *lines, self._partial = (self._partial + text).split("\n")
+        for line in lines:
+            self._line(line)
+        return len(text)
+
+    def flush(self) -> None:
+        self.sink.flush()
+
+    def _line(self, line: str) -> None:
+        plain = _ANSI.sub("", line).rstrip()
+        if started := _STARTED.search(plain):
+            self.task = started[1]
+            self._tail.clear()
+            self.on_event({"kind": "task_started", "task": self.task})
+        elif finished := _FINISHED.search(plain):
+            ok = finished[2] == "SUCCESS"
+            if not ok:
+                self.failed = TaskFailed(finished[1], list(self._tail))
+            self.on_event({"kind": "task_finished", "task": finished[1], "ok": ok})
+            self.task = ""
+        elif (event := task_events.parse(plain)) is not None:
+            self.on_event({**event, "task": self.task})
+        elif self.task and plain.strip():
+            self._tail.append(plain.removeprefix(_TASK_INDENT))
+
+
+def _without_retries(pipeline: Any) -> Any:
+    """A copy of the pipeline whose tasks stop at their first failure. Its retry policy (2 retries, 60 s
+    backoff doubling) is for a cluster's preempted nodes; kfp.local honours it (kfp/local/orchestrator/
+    task_executor.py), so a task failing on a laptop would otherwise fail three times over three minutes."""
+    local = copy.deepcopy(pipeline)
+    for task in local.pipeline_spec.root.dag.tasks.values():
+        task.ClearField("retry_policy")
+    return local
+
+
+def _wait_for_tasks(timeout: float = 30.0) -> None:
+    """After Ctrl-C: give the running task, which the terminal interrupted too (its whole process group),
+    time to end its own way (train sends its last logs to the root), so that a resume does not start
+    beside it. A second Ctrl-C stops waiting."""
+    deadline = time.monotonic() + timeout
+    with contextlib.suppress(ChildProcessError, KeyboardInterrupt):
+        while time.monotonic() < deadline:
+            if os.waitpid(-1, os.WNOHANG) == (0, 0):  # a child still runs
+                time.sleep(0.1)
+
+
+def _tell_the_team(root: str, run: str, output: TaskOutput, failure: Failure | None = None) -> None:
+    """What the cluster's exit task does (pipelines/training_pipeline.py, cluster_pipeline), done here
+    when the run ends: kfp.local cannot give outputs of a pipeline run inside an ExitHandler, and here the
+    failed step and its error are known (kfp.local's output). The webhook from the environment."""
+    tensorboard_url = os.environ.get(ENVIRONMENT["tensorboard_url"], "")
+    output.write(f"trainboard: notification: {notify_run(root, run, '', tensorboard_url, failure)}\n")
+
+
+def run_local(
+    root: str,
+    run: str,
+    data: DataConfig,
+    config: TrainingConfig,
+    rule: PromotionRule,
+    output: TaskOutput,
+    pipeline_root: str | None = None,
+) -> LocalRunResult:
+    """Run the pipeline with kfp.local, its output into ``output``; inputs are assumed checked
+    (trainboard.config). TaskFailed when a task fails."""
+    from kfp import local
+
+    from trainboard.pipelines.training_pipeline import training_pipeline
+
+    # The component image is for the cluster; here the tasks run this installed package on purpose.
+    warnings.filterwarnings("ignore", message=".*non-Python base image", category=RuntimeWarning)
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False),
+        pipeline_root=pipeline_root or default_pipeline_root(root),
+    )
+    pipeline = _without_retries(training_pipeline)
+    with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+        try:
+            # No accelerator asked for: this machine's TensorFlow uses a GPU it has without one.
+            task = pipeline(
+                root=root,
+                run_name=run,
+                accelerator_count="0",
+                **asdict(data),
+                **asdict(config),
+                **asdict(rule),
+            )
+        except RuntimeError as e:
+            # kfp.local's wrapper error says only which task; the task's own error is in its output.
+            failed = output.failed
+            failure = Failure(failed.task, first_error_line(failed.tail)) if failed else Failure(error=str(e))
+            _tell_the_team(root, run, output, failure)
+            if failed:
+                raise failed from None
+            raise
+        except KeyboardInterrupt:
+            _wait_for_tasks()
+            raise
+        _tell_the_team(root, run, output)
+    metrics = task.outputs["metrics"].metadata
+    # What the records say after the decision, not what was meant: promote's "promoted" is read back from
+    # them (components/promote/core.py, _as_recorded); the champion is the record's now.
+    promoted = task.outputs["promoted"]
+    record, _ = read_champion(root)
+    return LocalRunResult(
+        run=task.outputs["run"],
+        root=root,
+        logdir=layout.tensorboard_dir(root, run),
+        metrics={k: float(metrics[k]) for k in ("test_accuracy", "test_loss")},
+        model_uri=layout.model_dir(root, run) if promoted else task.outputs["model"].uri,
+        promoted=promoted,
+        champion=record.run if record else "",
+        reason=task.outputs["reason"],
+        card=task.outputs["card"].path,
+        report=task.outputs["report"].path,
+    )
