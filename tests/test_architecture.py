@@ -39,6 +39,7 @@ MAY_IMPORT = {
     "app": {"storage", "library", "components", "pipelines", "board", "admin", "app"},
 }
 MAX_LINES = 350
+MAX_FUNCTION_LINES = 60  # a function's body, its docstring not counted
 
 
 def module_name(path: Path) -> str:
@@ -232,6 +233,31 @@ def test_no_production_module_is_over_the_line_limit():
     assert modules_over(len(longest.read_text().splitlines()) - 1, files) == [
         f"{longest.relative_to(REPO)}: {len(longest.read_text().splitlines())} lines"
     ]
+
+
+def function_lengths(files: list[Path]) -> dict[str, int]:
+    """{"path:line name": lines of its body past the docstring} of every function in ``files``."""
+    lengths = {}
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                body = node.body
+                if (
+                    len(body) > 1
+                    and isinstance(body[0], ast.Expr)
+                    and isinstance(body[0].value, ast.Constant)
+                ):
+                    body = body[1:]
+                name = f"{path.relative_to(REPO)}:{node.lineno} {node.name}"
+                lengths[name] = (node.end_lineno or node.lineno) - body[0].lineno + 1
+    return lengths
+
+
+def test_no_function_is_over_the_line_limit():
+    lengths = function_lengths(package_files())
+    assert {name: n for name, n in lengths.items() if n > MAX_FUNCTION_LINES} == {}
+    longest = max(lengths, key=lambda name: lengths[name])
+    assert [name for name, n in lengths.items() if n > lengths[longest] - 1] == [longest]
 
 
 @pytest.mark.parametrize("root", ["tests", "bench"])
