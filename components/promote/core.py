@@ -182,14 +182,20 @@ def promote(root: str, run: str, model_dir: str, metrics: Evaluation, rule: Prom
         rescored = metrics.champion_rescored
         # Evaluate measured the champion of that moment; another run may have been promoted since.
         same = rescored is not None and champion is not None and rescored.run == champion.run
-        counted = same and rescored.only_this_right is not None and rescored.only_champion_right is not None
-        p_value = mcnemar_p_value(rescored.only_this_right, rescored.only_champion_right) if counted else None
+        p_value = None
+        if (
+            same
+            and rescored is not None
+            and rescored.only_this_right is not None
+            and rescored.only_champion_right is not None
+        ):
+            p_value = mcnemar_p_value(rescored.only_this_right, rescored.only_champion_right)
         decision = decide(
             champion,
             run,
             metrics.accuracy,
             rule,
-            rescored.accuracy if same else None,
+            rescored.accuracy if same and rescored is not None else None,
             p_value,
             metrics.chance_accuracy,
             why_stopped,
@@ -278,6 +284,7 @@ def trend(root: str, run: str, model: dict, metrics: Evaluation, decision: Decis
     """This run's point in the board's trend (components.promote.trend): its test metrics, throughput and
     the training time the race saved (``model``: the model's metadata), and the champion's after the
     decision. A damaged trend index is logged, the promotion stands."""
+    champion: dict[str, float] | None
     if decision.champion == run:
         champion = metrics.headline()
     else:
