@@ -151,8 +151,8 @@ def train(
     train_examples, batch_size = worker_share(info.examples["train"], config.batch_size, worker)
     steps_per_epoch = math.ceil(train_examples / batch_size)
 
-    with tempfile.TemporaryDirectory(prefix="trainboard-train-") as scratch:
-        scratch = Path(scratch)
+    with tempfile.TemporaryDirectory(prefix="trainboard-train-") as scratch_dir:
+        scratch = Path(scratch_dir)
         chief = worker[0] == 0
         # The other workers train exactly as the chief (every save and sync too: they take part in the
         # collectives) into a throwaway copy of the root, deleted with the scratch folder.
