@@ -36,6 +36,7 @@ from trainboard.artifacts.champion import (
 from trainboard.artifacts.evaluation import Evaluation
 from trainboard.artifacts.model import model_metadata
 from trainboard.artifacts.outcome import NOT_PROMOTED, PROMOTED, STOPPED_EARLY, RunOutcome, write_outcome
+from trainboard.artifacts.training_state import StopRecord
 from trainboard.checks import check_run_name
 from trainboard.config import PromotionRule
 from trainboard.config_checks import check_promotion_rule
@@ -174,7 +175,7 @@ def promote(root: str, run: str, model_dir: str, metrics: Evaluation, rule: Prom
     record_uri = layout.champion_record(root)
     run_model = layout.model_dir(root, run)
     model = model_metadata(model_dir)  # what train recorded: throughput, and a stop by the race
-    stopped = model.get("stopped") or {}
+    stopped: StopRecord = model.get("stopped") or StopRecord()
     why_stopped = stopped_reason(stopped)
     copied = False
     for _ in range(MAX_ATTEMPTS):
@@ -247,7 +248,7 @@ def promote(root: str, run: str, model_dir: str, metrics: Evaluation, rule: Prom
     return decision
 
 
-def stopped_reason(stopped: dict) -> str:
+def stopped_reason(stopped: StopRecord) -> str:
     """Why the race stopped the run early (``stopped``: the model's record of it), with the time it saved
     ("" when it did not)."""
     if not stopped:

@@ -31,7 +31,7 @@ import keras
 import tensorflow as tf
 
 from trainboard.artifacts.champion import ChampionRecordError, read_champion
-from trainboard.artifacts.training_state import TrainingState, load_state
+from trainboard.artifacts.training_state import StopRecord, TrainingState, load_state
 from trainboard.config import TrainingConfig
 from trainboard.errors import UsageError
 
@@ -74,7 +74,7 @@ def verdict(
     champion: ChampionCurve | None,
     config: TrainingConfig,
     classes: int,
-) -> dict | None:
+) -> StopRecord | None:
     """Whether to stop after the last epoch of ``val_accuracy`` / ``losses`` (this run's, oldest first):
     None to go on, else the record of why (rule, epoch, values). Pure: the tests call it directly."""
     epoch = len(val_accuracy)
