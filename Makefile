@@ -21,6 +21,7 @@ bench: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 compile: $(VENV)/.installed
 	$(BIN)/trainboard compile -o pipeline.yaml

@@ -19,8 +19,9 @@ SCALE_TICKS = (0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 
 @functools.cache
-def font(size: int) -> ImageFont.FreeTypeFont:
-    """Pillow's own scalable font (Aileron) at ``size`` px: no font file needed on the machine."""
+def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """Pillow's own scalable font (Aileron) at ``size`` px: no font file needed on the machine (Pillow's
+    bitmap font where it was built without FreeType)."""
     return ImageFont.load_default(size=size)
 
 
@@ -29,7 +30,8 @@ def colour(share: float) -> tuple[int, int, int]:
     position = np.clip(share, 0.0, 1.0) ** _GAMMA * (len(_SCALE) - 1)
     low = min(int(position), len(_SCALE) - 2)
     mix = _SCALE[low] + (position - low) * (_SCALE[low + 1] - _SCALE[low])
-    return tuple(round(float(c)) for c in mix)
+    red, green, blue = (round(float(c)) for c in mix)
+    return red, green, blue
 
 
 def text_colour(share: float) -> str:

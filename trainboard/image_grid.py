@@ -18,7 +18,9 @@ def label_grid(images: list[np.ndarray] | np.ndarray, labels: list[str], columns
     draw = ImageDraw.Draw(grid)
     for i, (image, label) in enumerate(zip(images, labels, strict=True)):
         x, y = (i % columns) * _TILE, (i // columns) * (_TILE + _LABEL_HEIGHT)
-        tile = Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).resize((_TILE, _TILE), Image.NEAREST)
+        tile = Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).resize(
+            (_TILE, _TILE), Image.Resampling.NEAREST
+        )
         grid.paste(tile, (x, y))
         draw.text((x + 2, y + _TILE + 1), label[:16], fill="black")
     return np.asarray(grid)

@@ -34,13 +34,15 @@ def checked_images(items: list, max_pixels: int) -> Iterator[tuple[int, bytes, t
     Each pass yields in the items' order.
     """
     failed = list(range(len(items)))
+    shape: list[int] | tuple[int, int] | None
     for full in (False, True):
         arrived = set()
         for index, image, shape in _decoded(items, failed, full, max_pixels):
             arrived.add(index)
             if image.startswith(JPEG) and not full:
                 shape = header_size(image)  # the 1/8-scale decode's shape is not the image's
-            yield index, image, tuple(shape)
+            assert shape is not None  # libjpeg reads the header of any JPEG it decoded
+            yield index, image, (shape[0], shape[1])
         failed = [i for i in failed if i not in arrived]
     for index in failed:
         yield index, b"", None
@@ -80,7 +82,7 @@ def _too_large(
     indices: list[int], sizes: list[tuple[int, int] | None], max_pixels: int
 ) -> Iterator[tuple[int, bytes, tuple[int, int]]]:
     for index, size in zip(indices, sizes, strict=True):
-        if _exceeds(size, max_pixels):
+        if size is not None and _exceeds(size, max_pixels):
             yield index, b"", size
 
 

@@ -60,7 +60,7 @@ def class_comparison(metrics: Evaluation, run: str) -> bytes:
     draw.text((6, 4), title, fill="black", font=font(15))
     draw.ellipse((6, 30, 16, 40), fill=SAME)
     draw.text((22, 35), f"this run ({run})", fill="black", font=font(12), anchor="lm")
-    if against:
+    if against and metrics.champion_rescored is not None:  # champion_f1 reads it: both or neither
         legend = 22 + font(12).getlength(f"this run ({run})") + 20
         draw.ellipse((legend, 30, legend + 10, 40), outline=CHAMPION, width=2)
         name = metrics.champion_rescored.run

@@ -34,6 +34,7 @@ from trainboard.artifacts.champion_model import MAX_ATTEMPTS, now, sync_champion
 from trainboard.artifacts.evaluation import Evaluation
 from trainboard.artifacts.model import model_metadata
 from trainboard.artifacts.outcome import NOT_PROMOTED, PROMOTED, STOPPED_EARLY, RunOutcome, write_outcome
+from trainboard.artifacts.training_state import StopRecord
 from trainboard.checks import check_run_name
 from trainboard.components.promote.trend import TrendIndexError, record_trend
 from trainboard.config import PromotionRule
@@ -150,7 +151,7 @@ def promote(root: str, run: str, model_dir: str, metrics: Evaluation, rule: Prom
     record_uri = layout.champion_record(root)
     run_model = layout.model_dir(root, run)
     model = model_metadata(model_dir)  # what train recorded: throughput, and a stop by the race
-    stopped = model.get("stopped") or {}
+    stopped: StopRecord = model.get("stopped") or StopRecord()
     why_stopped = stopped_reason(stopped)
     copied = False
     for _ in range(MAX_ATTEMPTS):
@@ -158,14 +159,20 @@ def promote(root: str, run: str, model_dir: str, metrics: Evaluation, rule: Prom
         rescored = metrics.champion_rescored
         # Evaluate measured the champion of that moment; another run may have been promoted since.
         same = rescored is not None and champion is not None and rescored.run == champion.run
-        counted = same and rescored.only_this_right is not None and rescored.only_champion_right is not None
-        p_value = mcnemar_p_value(rescored.only_this_right, rescored.only_champion_right) if counted else None
+        p_value = None
+        if (
+            same
+            and rescored is not None
+            and rescored.only_this_right is not None
+            and rescored.only_champion_right is not None
+        ):
+            p_value = mcnemar_p_value(rescored.only_this_right, rescored.only_champion_right)
         decision = decide(
             champion,
             run,
             metrics.accuracy,
             rule,
-            rescored.accuracy if same else None,
+            rescored.accuracy if same and rescored is not None else None,
             p_value,
             metrics.chance_accuracy,
             why_stopped,
@@ -217,7 +224,7 @@ def promote(root: str, run: str, model_dir: str, metrics: Evaluation, rule: Prom
     return decision
 
 
-def stopped_reason(stopped: dict) -> str:
+def stopped_reason(stopped: StopRecord) -> str:
     """Why the race stopped the run early (``stopped``: the model's record of it), with the time it saved
     ("" when it did not)."""
     if not stopped:
@@ -254,6 +261,7 @@ def trend(root: str, run: str, model: dict, metrics: Evaluation, decision: Decis
     """This run's point in the board's trend (trend.py): its test metrics, throughput and the training
     time the race saved (``model``: the model's metadata), and the champion's after the decision. A
     damaged trend index is logged, the promotion stands."""
+    champion: dict[str, float] | None
     if decision.champion == run:
         champion = metrics.headline()
     else:

@@ -72,7 +72,8 @@ def _significance(decision: Decision, metrics: Evaluation) -> list[str]:
 def _per_class(run: str, metrics: Evaluation) -> list[str]:
     """The per-class section: the picture, then the table in the picture's order."""
     against = champion_f1(metrics)
-    champion = f" against the champion `{metrics.champion_rescored.run}`" if against else ""
+    rescored = metrics.champion_rescored  # not None where champion_f1 found its F1s (``against``)
+    champion = f" against the champion `{rescored.run}`" if against and rescored is not None else ""
     extra = " champion F1 | change |" if against else ""
     return [
         f"## Per class{champion}",

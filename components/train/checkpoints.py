@@ -37,7 +37,8 @@ class CommitEpoch(keras.callbacks.Callback):
             tensorboard,
             state,
         )
-        self.started = self.trained = time.monotonic()
+        self.started = time.monotonic()
+        self.trained: float | None = self.started  # None while an epoch trains
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started, self.trained = time.monotonic(), None

@@ -20,6 +20,7 @@ from trainboard import layout, storage, task_events
 from trainboard.artifacts.dataset import read_info
 from trainboard.artifacts.model import ModelInfo, save_model, steady_images_per_second
 from trainboard.artifacts.training_state import (
+    StopRecord,
     TrainingState,
     check_same_start,
     damaged_checkpoint,
@@ -122,7 +123,7 @@ def _batch_scalar_frequency(requested: int, steps_per_epoch: int) -> int | str:
     return max(d for d in range(1, min(requested, steps_per_epoch) + 1) if steps_per_epoch % d == 0)
 
 
-def _stop_record(state: TrainingState, config: TrainingConfig, gpus: int) -> dict:
+def _stop_record(state: TrainingState, config: TrainingConfig, gpus: int) -> StopRecord:
     """The race's stop (empty: none) with the time it saved: the epochs not run times the median
     measured epoch training time, and the GPUs that would have run them."""
     if not state.stopped:
@@ -151,8 +152,8 @@ def train(
     train_examples, batch_size = worker_share(info.examples["train"], config.batch_size, worker)
     steps_per_epoch = math.ceil(train_examples / batch_size)
 
-    with tempfile.TemporaryDirectory(prefix="trainboard-train-") as scratch:
-        scratch = Path(scratch)
+    with tempfile.TemporaryDirectory(prefix="trainboard-train-") as scratch_dir:
+        scratch = Path(scratch_dir)
         chief = worker[0] == 0
         # The other workers train exactly as the chief (every save and sync too: they take part in the
         # collectives) into a throwaway copy of the root, deleted with the scratch folder.

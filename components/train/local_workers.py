@@ -50,7 +50,8 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
 
 
-def _pass_on(process: subprocess.Popen, prefix: str, tail: deque) -> None:
+def _pass_on(process: subprocess.Popen[str], prefix: str, tail: deque[str]) -> None:
+    assert process.stdout is not None  # started with stdout=PIPE, text=True
     for line in process.stdout:
         tail.append(line.rstrip())
         sys.stdout.write(prefix + line)

@@ -31,7 +31,7 @@ import keras
 import tensorflow as tf
 
 from trainboard.artifacts.champion import ChampionRecordError, read_champion
-from trainboard.artifacts.training_state import TrainingState, load_state
+from trainboard.artifacts.training_state import StopRecord, TrainingState, load_state
 from trainboard.config import TrainingConfig
 from trainboard.errors import UsageError
 
@@ -60,7 +60,7 @@ def champion_curve(root: str, run: str) -> ChampionCurve | None:
         state = load_state(root, record.run) if record is not None and record.run != run else None
     except (ChampionRecordError, UsageError):
         return None
-    if state is None:
+    if state is None or record is None:  # (a state is only read with a record)
         return None
     accuracy, loss = state.history.get("val_accuracy", []), state.history.get("val_loss", [])
     if not accuracy or len(accuracy) != len(loss):
@@ -74,7 +74,7 @@ def verdict(
     champion: ChampionCurve | None,
     config: TrainingConfig,
     classes: int,
-) -> dict | None:
+) -> StopRecord | None:
     """Whether to stop after the last epoch of ``val_accuracy`` / ``losses`` (this run's, oldest first):
     None to go on, else the record of why (rule, epoch, values). Pure: the tests call it directly."""
     epoch = len(val_accuracy)
@@ -129,7 +129,7 @@ class Race(keras.callbacks.Callback):
         history = self.state.history
         accuracy = [*history.get("val_accuracy", []), float(logs.get("val_accuracy", math.nan))]
         losses = [*history.get("loss", []), float(logs.get("loss", math.nan))]
-        if self.writer is not None:
+        if self.writer is not None and self.champion is not None:  # a writer only with a champion
             theirs_accuracy, theirs_loss = self.champion.at(epoch + 1, self.config.epochs)
             with self.writer.as_default():
                 tf.summary.scalar(ACCURACY_GAP, accuracy[-1] - theirs_accuracy, step=epoch)

@@ -184,7 +184,7 @@ class DatasetWriter:
         (self.out_dir / _METADATA).write_text(json.dumps(asdict(info), indent=2))
         self._finished = True
 
-    def __exit__(self, *_) -> None:
+    def __exit__(self, *_: object) -> None:
         for shards in self._shards.values():
             for shard in shards:
                 shard.file.close()
@@ -205,7 +205,7 @@ def read_info(dataset_dir: str | Path) -> DatasetInfo:
     return DatasetInfo(**data)
 
 
-def _parse(serialized):
+def _parse(serialized: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     parsed = tf.io.parse_single_example(
         serialized,
         {"image": tf.io.FixedLenFeature([], tf.string), "label": tf.io.FixedLenFeature([], tf.int64)},
@@ -220,7 +220,7 @@ def read_split(dataset_dir: str | Path, split: str, image_size: int) -> tf.data.
     if not files:
         raise ValueError(f"{dataset_dir}: no {split} split")
 
-    def decode(serialized):
+    def decode(serialized: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         encoded, label = _parse(serialized)
         image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
         image = tf.image.resize(image, (image_size, image_size))

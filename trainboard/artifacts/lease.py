@@ -126,7 +126,7 @@ def held(
         thread.join()
         if export and before is None:
             os.environ.pop(HOLDER_ENV, None)
-        elif export:
+        elif export and before is not None:
             os.environ[HOLDER_ENV] = before
         if release_at_end:
             release(root, run, holder)

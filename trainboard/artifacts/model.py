@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trainboard import storage
+from trainboard.artifacts.training_state import StopRecord
 
 if TYPE_CHECKING:
     import keras
@@ -41,7 +42,7 @@ class ModelInfo:
     settings: dict = field(default_factory=dict)  # what the run was started with: hyperparameters, data
     class_counts: dict[str, list[int]] = field(default_factory=dict)  # split -> examples per class
     image: str = ""  # the component image it was trained in
-    stopped: dict = field(default_factory=dict)  # why the race stopped it early (empty: it was not)
+    stopped: StopRecord = field(default_factory=StopRecord)  # why the race stopped it (empty: it was not)
 
 
 def steady_images_per_second(train_examples: int, epoch_seconds: list[float]) -> float:

@@ -20,7 +20,7 @@ import types
 from trainboard import storage
 
 # Re-read the bucket's listings each reload, so that runs started after TensorBoard show up.
-_GCSFS_SETTINGS = {"cache_timeout": 0}
+_GCSFS_SETTINGS: dict[str, int | str] = {"cache_timeout": 0}
 
 
 # TensorBoard's loaders: "true" its Rust data server (tensorboard-data-server), "false" the Python one,

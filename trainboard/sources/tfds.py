@@ -7,6 +7,7 @@ import difflib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from trainboard import storage
@@ -15,7 +16,7 @@ from trainboard.sources.spec import Source
 from trainboard.weights import OFFLINE_ENV, online
 
 
-def tfds_builder(source: Source, data_dir: str = ""):
+def tfds_builder(source: Source, data_dir: str = "") -> tuple[Any, str, str]:
     """(builder, image key, label key) of a tfds: source; UsageError when it does not exist or is not
     image classification. Reads only metadata (offline-safe)."""
     import tensorflow_datasets as tfds
@@ -55,7 +56,7 @@ def _check_data_dir(data_dir: str) -> None:
         )
 
 
-def check_tfds_available(builder, source: Source) -> None:
+def check_tfds_available(builder: Any, source: Source) -> None:
     """A dataset not yet prepared in its data_dir is downloaded first; offline, TFDS retries that for
     minutes. Known in seconds instead: OFFLINE_ENV set, or a host its downloads come from (the dataset's
     checksums file, read offline) not answering, all probed at once. A prepared dataset needs no network."""
@@ -78,7 +79,7 @@ def check_tfds_available(builder, source: Source) -> None:
     )
 
 
-def tfds_feature_keys(features) -> tuple[str, str]:
+def tfds_feature_keys(features: Any) -> tuple[str, str]:
     """(image key, label key) of a TFDS dataset's features; UsageError when it is not image classification."""
     import tensorflow_datasets as tfds
 

@@ -8,17 +8,20 @@ functions of ``Backend``; behaviour common to both is documented on the facade's
 from __future__ import annotations
 
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import trainboard.storage.gcs as gcs
 import trainboard.storage.local as local
 from trainboard.storage.uris import is_gcs
 
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite  # any object with write(bytes): a file, or a wrapper of one
+
 
 class Backend(Protocol):
     def read_bytes(self, uri: str, start: int = 0) -> bytes: ...
     def download_range(
-        self, uri: str, out: BinaryIO, start: int, end: int, generation: int | None = None
+        self, uri: str, out: SupportsWrite[bytes], start: int, end: int, generation: int | None = None
     ) -> None: ...
     def write_bytes(self, uri: str, data: bytes) -> None: ...
     def append(self, uri: str, local_path: str | Path, start: int, end: int, seq: int) -> None: ...

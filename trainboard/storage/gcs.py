@@ -27,6 +27,7 @@ from trainboard.storage.gcs_client import set_client as set_client
 from trainboard.storage.uris import GCS_SCHEME, is_hidden, split_gcs
 
 if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
     from google.cloud.storage import Blob
 
 # Each ranged request of download_range fetches at most this many bytes (a multiple of 256 KiB, as GCS
@@ -58,7 +59,9 @@ def read_bytes(uri: str, start: int = 0) -> bytes:
     return _blob(uri).download_as_bytes(start=start or None)  # one ranged request
 
 
-def download_range(uri: str, out: BinaryIO, start: int, end: int, generation: int | None = None) -> None:
+def download_range(
+    uri: str, out: SupportsWrite[bytes], start: int, end: int, generation: int | None = None
+) -> None:
     """Write bytes ``start`` to ``end`` (exclusive) of the object into ``out``, streamed in chunks of
     ``DOWNLOAD_CHUNK_BYTES`` (one ranged request each): memory stays bounded whatever the object's size. With
     ``generation``, only that version of the object. Raises PreconditionFailed when the object was replaced

@@ -132,6 +132,7 @@ def retrying(what: str, fn: Callable[[], T], timeout: float = RETRY_DEADLINE_SEC
         exponential_sleep_generator(_FIRST_DELAY, _MAX_DELAY, _MULTIPLIER),
         timeout=timeout,
         on_error=failures.append,
-        exception_factory=give_up,
+        # api_core types the cause Exception | None; it does `raise final from cause`: any BaseException
+        exception_factory=give_up,  # type: ignore[arg-type]
     )
     return cast(T, result)

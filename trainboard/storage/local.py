@@ -12,9 +12,12 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from trainboard.storage.errors import PreconditionFailed, SymlinkLoop
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite  # any object with write(bytes): a file, or a wrapper of one
 
 _TEMP_PREFIX, _TEMP_SUFFIX = ".trainboard-", ".tmp"
 _CHUNK_BYTES = 1024 * 1024
@@ -30,7 +33,9 @@ def read_bytes(uri: str, start: int = 0) -> bytes:
         return f.read()
 
 
-def download_range(uri: str, out: BinaryIO, start: int, end: int, generation: int | None = None) -> None:
+def download_range(
+    uri: str, out: SupportsWrite[bytes], start: int, end: int, generation: int | None = None
+) -> None:
     """Copy bytes ``start`` to ``end`` (exclusive) of the file into ``out``, a chunk at a time."""
     del generation  # a local file has no generations to check
     with Path(uri).open("rb") as f:

@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, TextIO, cast
 
 from trainboard import layout
 from trainboard.app.cli.output import failed_with_log, progress
@@ -82,7 +82,8 @@ def _add_config_options(p: argparse.ArgumentParser, config: type) -> None:
         elif option.type == "bool":
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=option.default, help=help)
         else:
-            kind = {"int": int, "float": float, "str": str}[option.type]
+            # The config modules use `from __future__ import annotations`: a field's type is its name.
+            kind = {"int": int, "float": float, "str": str}[cast(str, option.type)]
             choices = option.metadata["choices"] or None
             p.add_argument(
                 flag, type=kind, default=option.default, choices=choices, help=help + _shown(option.default)
@@ -204,8 +205,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.as_json()), flush=True)
     if args.serve:  # TensorBoard's own output in the run's log too (or here with --verbose)
-        log = None if args.verbose else log
-        return serve("local", tensorboard_root, args.port, run_name, log=log, champion=result.champion)
+        shown_log = None if args.verbose else log
+        return serve("local", tensorboard_root, args.port, run_name, log=shown_log, champion=result.champion)
     return 0
 
 

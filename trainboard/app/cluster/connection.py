@@ -160,7 +160,7 @@ def connect(settings: ClusterSettings, total: float | None = None) -> Iterator[A
 
 
 @contextlib.contextmanager
-def _deadlines(api_client: type, endpoint: str, total: float) -> Iterator[None]:
+def _deadlines(api_client: type[Any], endpoint: str, total: float) -> Iterator[None]:
     """Every request of ``api_client`` (kfp_server_api.ApiClient) with a deadline while inside.
 
     kfp.Client never passes the generated client's ``_request_timeout`` (kfp/client/client.py; its

@@ -18,7 +18,8 @@ CRON_FORMAT = (
 )
 _MONTHS = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
 _DAYS = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"]
-_CRON_FIELDS = (  # name, lowest, highest, names of the values from lowest on
+# name, lowest, highest, names of the values from lowest on
+_CRON_FIELDS: tuple[tuple[str, int, int, list[str]], ...] = (
     ("second", 0, 59, []),
     ("minute", 0, 59, []),
     ("hour", 0, 23, []),

@@ -18,6 +18,7 @@ import os
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 from trainboard.checks import check_http_url
 from trainboard.errors import UsageError
@@ -91,7 +92,7 @@ def load_settings(config_file: str | None = None, **flags: str | None) -> Cluste
     checked."""
     path, named_by = config_path(config_file)
     config = _read_config(path, named_by)
-    values = {}
+    values: dict[str, Any] = {}  # ClusterSettings' fields by name: the settings found, all str
     for name in setting_names():
         for candidate in (flags.get(name), os.environ.get(ENVIRONMENT.get(name, "")), config.get(name)):
             if candidate:
