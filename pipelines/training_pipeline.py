@@ -4,12 +4,17 @@
 TensorFlow-free to import: compile, submit and schedule load this module on a laptop.
 
 The signature is written out (KFP's UI shows it); the config parameters among it are declared in
-trainboard/config.py, defaults from its CLUSTER_DEFAULTS, descriptions from its help texts, and
-tests/test_parameters.py fails on any drift. They reach the components by name (field_values), so a
-parameter is written once more here only where it is the pipeline's own.
+trainboard/config.py, defaults from its CLUSTER_DEFAULTS, and tests/test_parameters.py fails on any drift.
+Their descriptions, the docstring's Args, are made from its help texts (_args_from_config), and they
+reach the components by name (field_values), so a parameter is written once more here only where it is
+the pipeline's own.
 """
 
 import inspect
+import re
+import textwrap
+from collections.abc import Callable
+from dataclasses import fields
 from typing import Any, NamedTuple
 
 from kfp import dsl, kubernetes
@@ -23,7 +28,7 @@ from trainboard.components.prepare_data.component import prepare_data
 from trainboard.components.promote.component import promote
 from trainboard.components.start_run.component import start_run
 from trainboard.components.train.component import train
-from trainboard.config import DataConfig, PromotionRule, TrainingConfig, field_values
+from trainboard.config import CONFIGS, DataConfig, PromotionRule, TrainingConfig, field_values
 
 PIPELINE_NAME = "trainboard"
 # Transient failures (a preempted GPU node, a storage hiccup) should not cost the nightly run.
@@ -53,10 +58,149 @@ class Outputs(NamedTuple):
     report: Markdown  # the promotion report
 
 
+# The tasks, one helper each, called inside training_pipeline (a task joins the pipeline being built): each
+# takes the pipeline's parameters (channels, by name) and the tasks whose outputs it reads.
+
+
+def _start_run(parameters: dict[str, Any]) -> dsl.PipelineTask:
+    """First, alone and never retried: it checks every parameter before any other task starts."""
+    run = start_run(
+        root=parameters["root"],
+        run_name=parameters["run_name"],
+        job_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+        tensorboard_url=parameters["tensorboard_url"],
+        accelerator_count=parameters["accelerator_count"],
+        **field_values(DataConfig, parameters),
+        **field_values(TrainingConfig, parameters),
+        **field_values(PromotionRule, parameters),
+    )
+    run.set_caching_options(False)  # a new name per execution, never a cached one
+    run.set_display_name("start-run")
+    return run
+
+
+def _prepare_data(parameters: dict[str, Any], *, run: dsl.PipelineTask) -> dsl.PipelineTask:
+    """The source's fingerprint, then the data prepared from it."""
+    fingerprint = fingerprint_source(dataset=parameters["dataset"]).after(run)
+    _settle(fingerprint, "fingerprint-source", cache=False)  # it must look at the data every time
+    data = prepare_data(
+        seed=parameters["seed"],
+        source_fingerprint=fingerprint.output,
+        **field_values(DataConfig, parameters),
+    )
+    # Safe to cache: the output is a function of the inputs (the source's fingerprint and the split
+    # settings), which form the cache key.
+    _settle(data, "prepare-data", cache=True)
+    return data
+
+
+def _train(parameters: dict[str, Any], *, data: dsl.PipelineTask, run: dsl.PipelineTask) -> dsl.PipelineTask:
+    """The train task, on the accelerator and the nodes the parameters say."""
+    trained = train(
+        data=data.outputs["data"],
+        root=parameters["root"],
+        run=run.outputs["Output"],
+        job_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,  # the lease's holder: a retried task holds it already
+        accelerator_type=parameters["accelerator_type"],
+        accelerator_count=parameters["accelerator_count"],
+        **field_values(TrainingConfig, parameters),
+    )
+    _settle(trained, "train", cache=False)  # it writes the run's logs and checkpoints to the root
+    # Both from STRING parameters: the KFP driver (backend/src/v2/driver/resolve.go,
+    # resolvePodSpecInputRuntimeParameter, 2.4.0 to 2.17.0) resolves a pod-spec runtime value with
+    # GetStringValue(), so a count fed by an int parameter becomes "" and the GPU limit is silently dropped.
+    # tests/test_compile.py holds the rule on the compiled YAML.
+    trained.set_accelerator_type(parameters["accelerator_type"])
+    trained.set_accelerator_limit(parameters["accelerator_count"])
+    kubernetes.add_node_selector_json(trained, parameters["gpu_node_selector"])
+    kubernetes.add_toleration_json(trained, parameters["gpu_tolerations"])
+    return trained
+
+
+def _evaluate(
+    parameters: dict[str, Any], *, data: dsl.PipelineTask, trained: dsl.PipelineTask, run: dsl.PipelineTask
+) -> dsl.PipelineTask:
+    """The trained model measured on the test split, and against the champion's."""
+    evaluated = evaluate(
+        data=data.outputs["data"],
+        trained_model=trained.outputs["trained_model"],
+        root=parameters["root"],
+        run=run.outputs["Output"],
+        job_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+        # A champion whose model is gone is not re-measured, but replaced.
+        force_promote=parameters["force_promote"],
+    )
+    # A fresh model every run, so a cache hit is impossible; caching off says so plainly.
+    _settle(evaluated, "evaluate", cache=False)
+    return evaluated
+
+
+def _promote(
+    parameters: dict[str, Any],
+    *,
+    trained: dsl.PipelineTask,
+    evaluated: dsl.PipelineTask,
+    run: dsl.PipelineTask,
+) -> dsl.PipelineTask:
+    """The decision whether the trained model becomes the champion, and its promotion."""
+    promoted = promote(
+        trained_model=trained.outputs["trained_model"],
+        evaluation=evaluated.outputs["evaluation"],
+        root=parameters["root"],
+        run=run.outputs["Output"],
+        job_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+        **field_values(PromotionRule, parameters),
+    )
+    # No cache: it reads and writes the champion record. Safe to retry: an attempt that finds its own run
+    # in the record takes the same decision again.
+    _settle(promoted, "promote", cache=False)
+    return promoted
+
+
+# An entry of a docstring's Args section (first line): 8 spaces, NAME, ": ".
+_ARGS_ENTRY = re.compile(r"\n(?= {8}\w+: )")
+
+
+def _config_entry(name: str, help: str) -> str:
+    """The Args entry of config parameter ``name``: its help, wrapped as the rest of the docstring."""
+    return "\n".join(
+        textwrap.wrap(
+            f"{name}: {help}",
+            width=110,  # the line length: as if written out here
+            initial_indent=" " * 8,
+            subsequent_indent=" " * 12,
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+    )
+
+
+def _args_from_config(pipeline_func: Callable[..., Any]) -> Callable[..., Any]:
+    """``pipeline_func`` with its docstring's Args completed: one entry a parameter, in the signature's
+    order, a config parameter's from its help in trainboard/config.py, the pipeline's own as written out
+    in the docstring. KFP reads them as the parameters' descriptions when @dsl.pipeline decorates, so
+    this decorator goes under it. ValueError when a parameter has no entry or an entry no parameter."""
+    head, written_args = pipeline_func.__doc__.split("\n    Args:\n")
+    written = {entry.split(":")[0].strip(): entry for entry in _ARGS_ENTRY.split(written_args.rstrip())}
+    helps = {f.name: f.metadata["help"] for config in CONFIGS for f in fields(config)}
+    names = inspect.signature(pipeline_func).parameters
+    if set(names) != set(written) | set(helps) or set(written) & set(helps):
+        raise ValueError(
+            f"{pipeline_func.__name__}: Args written out for {sorted(written)}, config parameters "
+            f"{sorted(helps)}: each parameter needs one entry"
+        )
+    entries = [written[name] if name in written else _config_entry(name, helps[name]) for name in names]
+    pipeline_func.__doc__ = head + "\n    Args:\n" + "\n".join(entries) + "\n    "
+    return pipeline_func
+
+
 @dsl.pipeline(
     name=PIPELINE_NAME,
     description="Train a Keras image classifier with live TensorBoard logs in <root>/tensorboard/<run>/.",
 )
+# The docstring's Args below are the pipeline's own parameters; each config parameter's entry is its help
+# in trainboard/config.py, added by _args_from_config.
+@_args_from_config
 def training_pipeline(
     root: str,
     dataset: str = "tfds:caltech101",
@@ -102,49 +246,6 @@ def training_pipeline(
 
     Args:
         root: The team's storage root, gs://BUCKET/PREFIX; logs and checkpoints go under it.
-        dataset: Data source: demo (generated offline), tfds:NAME[:CONFIG][@VERSION], or folder:URI with
-            URI/<class>/<image> or URI/<split>/<class>/<image> (a local folder or gs://BUCKET/PREFIX).
-        validation_fraction: Share carved (stratified) from train for validation where the source has no
-            validation split.
-        test_fraction: The same for a missing test split.
-        tfds_data_dir: Where TFDS caches downloads and prepared data (a gs:// prefix on a cluster).
-        max_image_pixels: Skip images of more pixels than this (width x height, read from the file's header
-            before any decoding), counted in the dataset card: one huge image or decompression bomb cannot
-            take gigabytes of memory.
-        model: Keras architecture: small_cnn, vgg16, resnet50, mobilenet_v3_small, mobilenet_v3_large,
-            efficientnet_b0.
-        epochs: Training epochs.
-        batch_size: Examples per training step (over all replicas).
-        workers: Worker processes that train together (MultiWorkerMirroredStrategy), each on its share of
-            the data and batch_size / workers examples a step: 1 trains in the train task itself; more
-            hand off to that many processes (trainboard local) or nodes (a Kubeflow Trainer TrainJob on a
-            cluster). batch_size must be a multiple of it.
-        image_size: Square input size in pixels.
-        learning_rate: Adam's (initial) learning rate.
-        lr_schedule: Learning-rate schedule: constant, cosine.
-        label_smoothing: Label smoothing in [0, 1).
-        early_stopping_patience: Stop after this many epochs without a better val_loss (in the fine-tuning
-            after frozen epochs); 0 never stops early.
-        augment: Random flips, crops and colour changes of the training images.
-        precision: auto, float32, mixed_float16, mixed_bfloat16; auto is mixed_float16 on GPUs, else float32.
-        weights: The backbone's start: none (untrained), imagenet (Keras's ImageNet weights, downloaded once
-            and cached under <root>/weights/), or a weights file (.h5, a local path or gs:// URI).
-        freeze_epochs: Train only the head for this many of the epochs, the pretrained backbone frozen
-            (BatchNorm in inference mode), then fine-tune; 0 trains everything from the first epoch.
-        fine_tune_layers: After the frozen epochs, fine-tune the top N backbone layers that have weights
-            (BatchNorm stays frozen); 0 fine-tunes them all.
-        fine_tune_learning_rate: Adam's (initial) learning rate after the frozen epochs.
-        seed: Seed of data splits, shuffling and initial weights.
-        sync_seconds: The most TensorBoard logs in the root lag behind training.
-        batch_scalars_every: Also log per-batch scalars every N batches; 0 logs per epoch only.
-        histograms: Log weight histograms every epoch.
-        profile_batches: Profile these training steps, START[,STOP] (e.g. 10,20); empty: none.
-        race_margin: Stop the run when its validation accuracy trails the champion's at the same point of
-            training by more than this for race_patience epochs in a row (after race_warmup epochs); 0
-            never stops a run for trailing. A broken run (a NaN loss, or chance-level accuracy where the
-            champion was well above it) stops regardless.
-        race_patience: Epochs in a row the run must trail by more than race_margin.
-        race_warmup: Epochs trained before the race may stop a run (a slow start is no verdict).
         run_name: Name of the run under <root>; empty for a unique UTC-time name per execution.
         accelerator_type: Accelerator the train task requests: nvidia.com/gpu on Kubeflow Pipelines,
             a machine accelerator such as NVIDIA_L4 on Vertex AI.
@@ -155,84 +256,17 @@ def training_pipeline(
             {"cloud.google.com/gke-accelerator": "nvidia-l4"}; {} for any node with the accelerator.
         gpu_tolerations: Kubernetes tolerations of the train pod, for taints on GPU nodes.
         tensorboard_url: The team TensorBoard over <root>/tensorboard; the run card links to this run in it.
-        min_accuracy: Promote the model (make it the champion in <root>/champion.json, copied to
-            <root>/models/champion/) only when its test accuracy is at least this, in [0, 1].
-        min_improvement: And only when it beats the champion's test accuracy by more than 0 and by at least
-            this, in [0, 1]; an equal accuracy keeps the champion.
-        min_significance: And, when in (0, 1), only when the gain is significant: McNemar's exact test on
-            the two models' per-example correctness on this run's test split gives a p-value at most this;
-            0 (or 1) disables it.
-        force_promote: Promote whatever the metrics; the evaluation report says it was forced.
     """
     parameters = dict(locals())  # the config parameters go to the components by name
-    # First, alone and never retried: it checks every parameter before any other task starts.
-    run = start_run(
-        root=root,
-        run_name=run_name,
-        job_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
-        tensorboard_url=tensorboard_url,
-        accelerator_count=accelerator_count,
-        **field_values(DataConfig, parameters),
-        **field_values(TrainingConfig, parameters),
-        **field_values(PromotionRule, parameters),
-    )
-    run.set_caching_options(False)  # a new name per execution, never a cached one
-    run.set_display_name("start-run")
-    run_output = run.outputs["Output"]
-
-    fingerprint = fingerprint_source(dataset=dataset).after(run)
-    _settle(fingerprint, "fingerprint-source", cache=False)  # it must look at the data every time
-    data = prepare_data(
-        seed=seed, source_fingerprint=fingerprint.output, **field_values(DataConfig, parameters)
-    )
-    # Safe to cache: the output is a function of the inputs (the source's fingerprint and the split
-    # settings), which form the cache key.
-    _settle(data, "prepare-data", cache=True)
-
-    trained = train(
-        data=data.outputs["data"],
-        root=root,
-        run=run_output,
-        job_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,  # the lease's holder: a retried task holds it already
-        accelerator_type=accelerator_type,
-        accelerator_count=accelerator_count,
-        **field_values(TrainingConfig, parameters),
-    )
-    _settle(trained, "train", cache=False)  # it writes the run's logs and checkpoints to the root
-    # Both from STRING parameters: the KFP driver (backend/src/v2/driver/resolve.go,
-    # resolvePodSpecInputRuntimeParameter, 2.4.0 to 2.17.0) resolves a pod-spec runtime value with
-    # GetStringValue(), so a count fed by an int parameter becomes "" and the GPU limit is silently dropped.
-    # tests/test_compile.py holds the rule on the compiled YAML.
-    trained.set_accelerator_type(accelerator_type).set_accelerator_limit(accelerator_count)
-    kubernetes.add_node_selector_json(trained, gpu_node_selector)
-    kubernetes.add_toleration_json(trained, gpu_tolerations)
-
-    evaluated = evaluate(
-        data=data.outputs["data"],
-        trained_model=trained.outputs["trained_model"],
-        root=root,
-        run=run_output,
-        job_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
-        force_promote=force_promote,  # a champion whose model is gone is not re-measured, but replaced
-    )
-    # A fresh model every run, so a cache hit is impossible; caching off says so plainly.
-    _settle(evaluated, "evaluate", cache=False)
-
-    promoted = promote(
-        trained_model=trained.outputs["trained_model"],
-        evaluation=evaluated.outputs["evaluation"],
-        root=root,
-        run=run_output,
-        job_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
-        **field_values(PromotionRule, parameters),
-    )
-    # No cache: it reads and writes the champion record. Safe to retry: an attempt that finds its own run
-    # in the record takes the same decision again.
-    _settle(promoted, "promote", cache=False)
+    run = _start_run(parameters)
+    data = _prepare_data(parameters, run=run)
+    trained = _train(parameters, data=data, run=run)
+    evaluated = _evaluate(parameters, data=data, trained=trained, run=run)
+    promoted = _promote(parameters, trained=trained, evaluated=evaluated, run=run)
     # Steps for promoted models only (a deploy step) go under
     #     with dsl.If(promoted.outputs["promoted"] == True):
     return Outputs(
-        run=run_output,
+        run=run.outputs["Output"],
         model=trained.outputs["trained_model"],
         metrics=evaluated.outputs["metrics"],
         promoted=promoted.outputs["promoted"],

@@ -187,8 +187,9 @@ def test_every_task_that_holds_the_runs_lease_names_the_kfp_run(compiled):
 
 
 def test_compiled_pipeline_loads_back_with_the_kfp_sdk(compiled):
+    from kfp import components
 
-    pipeline = trainboard.components.load_component_from_file(str(compiled))
+    pipeline = components.load_component_from_file(str(compiled))
     assert pipeline.name == "trainboard"
     inputs = pipeline.component_spec.inputs
     assert set(GOLDEN["parameters"]) <= set(inputs)

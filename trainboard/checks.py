@@ -1,10 +1,10 @@
-"""The small checks that every parameter's check is made of: a positive number, a range, a choice, a
-count, a run name, a URL. Each raises UsageError naming the field; they import nothing of trainboard
-but the errors and the layout, so the parameter checks and the weights can both use them."""
+"""The small checks that parameters' checks are made of: a choice, a count, a run name, visible text, a
+URL (the ranges of numbers are declared with them: config.py's Bounds). Each raises UsageError naming the
+field; they import nothing of trainboard but the errors and the layout, so the parameter checks, roots.py
+and the CLI can all use them."""
 
 from __future__ import annotations
 
-import math
 import re
 import unicodedata
 import urllib.parse
@@ -13,13 +13,6 @@ from trainboard import layout
 from trainboard.errors import UsageError
 
 _RUN_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-
-
-def check_positive(field: str, value: float, at_most: float = math.inf) -> None:
-    if not value > 0:
-        raise UsageError(field, f"must be greater than 0, got {value}")
-    if value > at_most:
-        raise UsageError(field, f"must be at most {at_most}, got {value}")
 
 
 def is_run_name(name: str) -> bool:
@@ -44,22 +37,12 @@ def check_choice(field: str, value: str, allowed: tuple[str, ...]) -> None:
         raise UsageError(field, f"{value!r} is not one of: {', '.join(allowed)}")
 
 
-def check_non_negative(field: str, value: float) -> None:
-    if value < 0:
-        raise UsageError(field, f"must be 0 or more, got {value}")
-
-
 def check_count(field: str, value: str) -> None:
     """A whole number 0 or more, written as a string (a pod-spec value the KFP driver reads as a string)."""
     if not re.fullmatch(r"[0-9]+", value):
         raise UsageError(
             field, f'must be a whole number 0 or more, written as a string (e.g. "1"), got {value!r}'
         )
-
-
-def check_fraction(field: str, value: float) -> None:
-    if not 0 < value < 1:
-        raise UsageError(field, f"must be between 0 and 1 (exclusive), got {value}")
 
 
 def hidden_characters(text: str) -> list[str]:

@@ -6,8 +6,9 @@ small CNN on the CPU), and CLUSTER_DEFAULTS holds the pipeline's where they diff
 VGG16 on caltech101). The component and pipeline signatures are written out for KFP's UI;
 tests/test_parameters.py fails when one of them drifts from this module.
 
-Declarations only: the checks of these values are in config_checks.py (what needs the weights or the
-source's spec), checks.py (the small ones every parameter uses) and roots.py (the storage root).
+Declarations only: a field's choices and bounds are declared here with its help, and config_checks.py
+checks every declared one (and what is not a simple bound: the model's image sizes, the weights, the
+source's spec, the values that depend on each other); roots.py checks the storage root.
 TensorFlow-free on purpose: the CLI checks everything before it writes or submits anything.
 """
 
@@ -37,6 +38,7 @@ MODELS: dict[str, ModelSpec] = {
     "efficientnet_b0": ModelSpec(32, 512, 224),
 }
 
+# Upper bounds far above any sensible run: a typo (an extra digit or three) fails the checks, not overnight.
 MAX_EPOCHS, MAX_BATCH_SIZE, MAX_LEARNING_RATE, MAX_SYNC_SECONDS = 10_000, 65_536, 10.0, 3600.0
 MAX_WORKERS = 64  # a typo guard, as the other maxima: far above the nodes one training job spans here
 MAX_SEED = 2**32 - 1  # numpy's, which keras.utils.set_random_seed seeds
@@ -44,9 +46,32 @@ LR_SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")  # auto: mixed_float16 on GPUs
 
 
-def _option(default: Any, help: str, choices: tuple[str, ...] = ()) -> Any:
-    """A field with its help text and, for a closed set of values, its choices (argparse lists them)."""
-    return field(default=default, metadata={"help": help, "choices": choices})
+@dataclass(frozen=True)
+class Bounds:
+    """The range a number must lie in: its low end ``above`` (exclusive) or ``at_least`` (inclusive), its
+    high end ``below`` (exclusive) or ``at_most`` (inclusive), or none; ``note`` says in the refusal what
+    the number is."""
+
+    above: float | None = None
+    at_least: float | None = None
+    below: float | None = None
+    at_most: float | None = None
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if (self.above is None) == (self.at_least is None) or None not in (self.below, self.at_most):
+            raise ValueError(f"{self}: give one of above and at_least, and at most one of below and at_most")
+
+
+POSITIVE, NON_NEGATIVE = Bounds(above=0), Bounds(at_least=0)
+FRACTION = Bounds(above=0, below=1)
+ACCURACY = Bounds(at_least=0, at_most=1, note="an accuracy")
+
+
+def _option(default: Any, help: str, choices: tuple[str, ...] = (), bounds: Bounds | None = None) -> Any:
+    """A field with its help text and, for a closed set of values, its choices (argparse lists them), or
+    for a number its bounds (config_checks.check_declared checks both)."""
+    return field(default=default, metadata={"help": help, "choices": choices, "bounds": bounds})
 
 
 @dataclass(frozen=True)
@@ -59,9 +84,11 @@ class DataConfig:
         "URI/<class>/<image> or URI/<split>/<class>/<image> (a local folder or gs://BUCKET/PREFIX).",
     )
     validation_fraction: float = _option(
-        0.1, "Share carved (stratified) from train for validation where the source has no validation split."
+        0.1,
+        "Share carved (stratified) from train for validation where the source has no validation split.",
+        bounds=FRACTION,
     )
-    test_fraction: float = _option(0.1, "The same for a missing test split.")
+    test_fraction: float = _option(0.1, "The same for a missing test split.", bounds=FRACTION)
     tfds_data_dir: str = _option(
         "", "Where TFDS caches downloads and prepared data (a gs:// prefix on a cluster)."
     )
@@ -70,6 +97,7 @@ class DataConfig:
         "Skip images of more pixels than this (width x height, read from the file's header before any "
         "decoding), counted in the dataset card: one huge image or decompression bomb cannot take gigabytes "
         "of memory.",
+        bounds=POSITIVE,
     )
 
 
@@ -78,23 +106,29 @@ class TrainingConfig:
     """How a model is trained."""
 
     model: str = _option("small_cnn", f"Keras architecture: {', '.join(MODELS)}.", tuple(MODELS))
-    epochs: int = _option(8, "Training epochs.")
-    batch_size: int = _option(32, "Examples per training step (over all replicas).")
+    epochs: int = _option(8, "Training epochs.", bounds=Bounds(above=0, at_most=MAX_EPOCHS))
+    batch_size: int = _option(
+        32, "Examples per training step (over all replicas).", bounds=Bounds(above=0, at_most=MAX_BATCH_SIZE)
+    )
     workers: int = _option(
         1,
         "Worker processes that train together (MultiWorkerMirroredStrategy), each on its share of the data "
         "and batch_size / workers examples a step: 1 trains in the train task itself; more hand off to "
         "that many processes (trainboard local) or nodes (a Kubeflow Trainer TrainJob on a cluster). "
         "batch_size must be a multiple of it.",
+        bounds=Bounds(above=0, at_most=MAX_WORKERS),
     )
     image_size: int = _option(32, "Square input size in pixels.")
-    learning_rate: float = _option(3e-3, "Adam's (initial) learning rate.")
+    learning_rate: float = _option(
+        3e-3, "Adam's (initial) learning rate.", bounds=Bounds(above=0, at_most=MAX_LEARNING_RATE)
+    )
     lr_schedule: str = _option("cosine", f"Learning-rate schedule: {', '.join(LR_SCHEDULES)}.", LR_SCHEDULES)
-    label_smoothing: float = _option(0.0, "Label smoothing in [0, 1).")
+    label_smoothing: float = _option(0.0, "Label smoothing in [0, 1).", bounds=Bounds(at_least=0, below=1))
     early_stopping_patience: int = _option(
         0,
         "Stop after this many epochs without a better val_loss (in the fine-tuning after frozen epochs); "
         "0 never stops early.",
+        bounds=NON_NEGATIVE,
     )
     augment: bool = _option(False, "Random flips, crops and colour changes of the training images.")
     precision: str = _option(
@@ -114,12 +148,23 @@ class TrainingConfig:
         0,
         "After the frozen epochs, fine-tune the top N backbone layers that have weights (BatchNorm stays "
         "frozen); 0 fine-tunes them all.",
+        bounds=NON_NEGATIVE,
     )
-    fine_tune_learning_rate: float = _option(1e-5, "Adam's (initial) learning rate after the frozen epochs.")
-    seed: int = _option(0, "Seed of data splits, shuffling and initial weights.")
-    sync_seconds: float = _option(10.0, "The most TensorBoard logs in the root lag behind training.")
+    fine_tune_learning_rate: float = _option(
+        1e-5,
+        "Adam's (initial) learning rate after the frozen epochs.",
+        bounds=Bounds(above=0, at_most=MAX_LEARNING_RATE),
+    )
+    seed: int = _option(
+        0, "Seed of data splits, shuffling and initial weights.", bounds=Bounds(at_least=0, at_most=MAX_SEED)
+    )
+    sync_seconds: float = _option(
+        10.0,
+        "The most TensorBoard logs in the root lag behind training.",
+        bounds=Bounds(above=0, at_most=MAX_SYNC_SECONDS),
+    )
     batch_scalars_every: int = _option(
-        0, "Also log per-batch scalars every N batches; 0 logs per epoch only."
+        0, "Also log per-batch scalars every N batches; 0 logs per epoch only.", bounds=NON_NEGATIVE
     )
     histograms: bool = _option(False, "Log weight histograms every epoch.")
     profile_batches: str = _option(
@@ -131,10 +176,15 @@ class TrainingConfig:
         "more than this for race_patience epochs in a row (after race_warmup epochs); 0 never stops a run "
         "for trailing. A broken run (a NaN loss, or chance-level accuracy where the champion was well "
         "above it) stops regardless.",
+        bounds=Bounds(at_least=0, below=1, note="an accuracy gap; 0: off"),
     )
-    race_patience: int = _option(3, "Epochs in a row the run must trail by more than race_margin.")
+    race_patience: int = _option(
+        3,
+        "Epochs in a row the run must trail by more than race_margin.",
+        bounds=Bounds(above=0, at_most=MAX_EPOCHS),
+    )
     race_warmup: int = _option(
-        2, "Epochs trained before the race may stop a run (a slow start is no verdict)."
+        2, "Epochs trained before the race may stop a run (a slow start is no verdict).", bounds=NON_NEGATIVE
     )
 
 
@@ -146,17 +196,20 @@ class PromotionRule:
         0.0,
         "Promote the model (make it the champion in <root>/champion.json, copied to <root>/models/champion/) "
         "only when its test accuracy is at least this, in [0, 1].",
+        bounds=ACCURACY,
     )
     min_improvement: float = _option(
         0.0,
         "And only when it beats the champion's test accuracy by more than 0 and by at least this, in [0, 1]; "
         "an equal accuracy keeps the champion.",
+        bounds=ACCURACY,
     )
     min_significance: float = _option(
         0.0,
         "And, when in (0, 1), only when the gain is significant: McNemar's exact test on the two models' "
         "per-example correctness on this run's test split gives a p-value at most this; 0 (or 1) disables "
         "it.",
+        bounds=Bounds(at_least=0, at_most=1, note="a p-value; 0 disables the test"),
     )
     force_promote: bool = _option(
         False, "Promote whatever the metrics; the evaluation report says it was forced."

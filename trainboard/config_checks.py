@@ -5,31 +5,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import fields
 from typing import Any
 
-from trainboard.checks import (
-    check_choice,
-    check_count,
-    check_fraction,
-    check_http_url,
-    check_non_negative,
-    check_positive,
-)
-from trainboard.config import (
-    LR_SCHEDULES,
-    MAX_BATCH_SIZE,
-    MAX_EPOCHS,
-    MAX_LEARNING_RATE,
-    MAX_SEED,
-    MAX_SYNC_SECONDS,
-    MAX_WORKERS,
-    PRECISIONS,
-    DataConfig,
-    PromotionRule,
-    TrainingConfig,
-    field_values,
-    model_spec,
-)
+from trainboard.checks import check_choice, check_count, check_http_url
+from trainboard.config import Bounds, DataConfig, PromotionRule, TrainingConfig, field_values, model_spec
 from trainboard.errors import UsageError
 from trainboard.sources.spec import Source, parse_source
 from trainboard.weights import NONE, check_weights
@@ -45,48 +25,65 @@ def check_model(model: str, image_size: int) -> None:
         )
 
 
+def _range_words(bounds: Bounds, low_ok: bool) -> str:
+    """The range as a refusal says it, by its shape: greater than 0 (and at most N: the end it missed), N
+    or more, between 0 and 1 (exclusive), in [0, N] or [0, N)."""
+    if bounds.above is not None and bounds.below is not None:
+        return f"between {bounds.above} and {bounds.below} (exclusive)"
+    if bounds.above is not None:
+        return f"at most {bounds.at_most}" if low_ok else f"greater than {bounds.above}"
+    if bounds.at_most is not None:
+        return f"in [{bounds.at_least}, {bounds.at_most}]"
+    if bounds.below is not None:
+        return f"in [{bounds.at_least}, {bounds.below})"
+    return f"{bounds.at_least} or more"
+
+
+def check_bounds(name: str, value: float, bounds: Bounds) -> None:
+    """UsageError naming ``name`` unless ``value`` lies within ``bounds`` (NaN lies within none)."""
+    low_ok = value > bounds.above if bounds.above is not None else value >= bounds.at_least
+    if bounds.below is not None:
+        high_ok = value < bounds.below
+    else:
+        high_ok = bounds.at_most is None or value <= bounds.at_most
+    if not (low_ok and high_ok):
+        note = f" ({bounds.note})" if bounds.note else ""
+        raise UsageError(name, f"must be {_range_words(bounds, low_ok)}{note}, got {value}")
+
+
+def check_declared(config: DataConfig | TrainingConfig | PromotionRule) -> None:
+    """Every choice and bound declared with ``config``'s fields (config.py), in their order."""
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if f.metadata["choices"]:
+            check_choice(f.name, value, f.metadata["choices"])
+        if f.metadata["bounds"]:
+            check_bounds(f.name, value, f.metadata["bounds"])
+
+
 def check_data_config(data: DataConfig) -> Source:
-    """The fractions and the source spec (not the data behind it: trainboard.sources.check_source looks)."""
-    check_fraction("validation_fraction", data.validation_fraction)
-    check_fraction("test_fraction", data.test_fraction)
+    """The declared bounds and the source spec (not the data behind it: trainboard.sources.check_source
+    looks)."""
+    check_declared(data)
     if data.validation_fraction + data.test_fraction >= 1:
         raise UsageError("test_fraction", "validation_fraction + test_fraction must stay below 1")
-    check_positive("max_image_pixels", data.max_image_pixels)
     return parse_source(data.dataset)
 
 
 def check_promotion_rule(rule: PromotionRule) -> None:
-    for name in ("min_accuracy", "min_improvement"):
-        value = getattr(rule, name)
-        if not 0 <= value <= 1:
-            raise UsageError(name, f"must be in [0, 1] (an accuracy), got {value}")
-    if not 0 <= rule.min_significance <= 1:
-        raise UsageError(
-            "min_significance",
-            f"must be in [0, 1] (a p-value; 0 disables the test), got {rule.min_significance}",
-        )
+    """The rule's declared bounds: each threshold in [0, 1]."""
+    check_declared(rule)
 
 
 def check_config(config: TrainingConfig) -> None:
+    """The model first (its message names the models; image_size's range is the model's), then the
+    declared choices and bounds, then what depends on more than one value or on more than a range."""
     check_model(config.model, config.image_size)
-    # Upper bounds far above any sensible run: a typo (an extra digit or three) fails here, not overnight.
-    check_positive("epochs", config.epochs, MAX_EPOCHS)
-    check_positive("batch_size", config.batch_size, MAX_BATCH_SIZE)
-    check_positive("workers", config.workers, MAX_WORKERS)
+    check_declared(config)
     if config.batch_size % config.workers:  # each worker takes an equal part of every global batch
         raise UsageError(
             "workers", f"batch_size {config.batch_size} must be a multiple of workers {config.workers}"
         )
-    check_positive("learning_rate", config.learning_rate, MAX_LEARNING_RATE)
-    check_choice("lr_schedule", config.lr_schedule, LR_SCHEDULES)
-    check_choice("precision", config.precision, PRECISIONS)
-    if not 0 <= config.label_smoothing < 1:
-        raise UsageError("label_smoothing", f"must be in [0, 1), got {config.label_smoothing}")
-    check_non_negative("early_stopping_patience", config.early_stopping_patience)
-    check_non_negative("batch_scalars_every", config.batch_scalars_every)
-    check_positive("sync_seconds", config.sync_seconds, MAX_SYNC_SECONDS)
-    if not 0 <= config.seed <= MAX_SEED:
-        raise UsageError("seed", f"must be in [0, {MAX_SEED}], got {config.seed}")
     if config.profile_batches:
         steps = re.fullmatch(r"(\d+)(?:,(\d+))?", config.profile_batches)
         if not steps:
@@ -105,14 +102,6 @@ def check_config(config: TrainingConfig) -> None:
             "freeze_epochs",
             "freezing an untrained backbone trains nothing; use it with --weights imagenet or a file",
         )
-    check_non_negative("fine_tune_layers", config.fine_tune_layers)
-    if not 0 <= config.race_margin < 1:
-        raise UsageError(
-            "race_margin", f"must be in [0, 1) (an accuracy gap; 0: off), got {config.race_margin}"
-        )
-    check_positive("race_patience", config.race_patience, MAX_EPOCHS)
-    check_non_negative("race_warmup", config.race_warmup)
-    check_positive("fine_tune_learning_rate", config.fine_tune_learning_rate, MAX_LEARNING_RATE)
 
 
 def check_pipeline_parameters(values: Mapping[str, Any]) -> None:
