@@ -180,7 +180,7 @@ def _args_from_config(pipeline_func: Callable[..., Any]) -> Callable[..., Any]:
     order, a config parameter's from its help in trainboard/config.py, the pipeline's own as written out
     in the docstring. KFP reads them as the parameters' descriptions when @dsl.pipeline decorates, so
     this decorator goes under it. ValueError when a parameter has no entry or an entry no parameter."""
-    head, written_args = pipeline_func.__doc__.split("\n    Args:\n")
+    head, written_args = (pipeline_func.__doc__ or "").split("\n    Args:\n")
     written = {entry.split(":")[0].strip(): entry for entry in _ARGS_ENTRY.split(written_args.rstrip())}
     helps = {f.name: f.metadata["help"] for config in CONFIGS for f in fields(config)}
     names = inspect.signature(pipeline_func).parameters

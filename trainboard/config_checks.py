@@ -41,7 +41,10 @@ def _range_words(bounds: Bounds, low_ok: bool) -> str:
 
 def check_bounds(name: str, value: float, bounds: Bounds) -> None:
     """UsageError naming ``name`` unless ``value`` lies within ``bounds`` (NaN lies within none)."""
-    low_ok = value > bounds.above if bounds.above is not None else value >= bounds.at_least
+    if bounds.above is not None:
+        low_ok = value > bounds.above
+    else:
+        low_ok = bounds.at_least is not None and value >= bounds.at_least
     if bounds.below is not None:
         high_ok = value < bounds.below
     else:
