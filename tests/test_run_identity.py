@@ -188,7 +188,9 @@ def write_state(
     """A run of the local defaults killed after epoch 2 (its checkpoint: ``checkpoint``)."""
     data = data or DataConfig()
     settings = data_settings(data)
-    begun = started_with(TrainingConfig(epochs=1), data.dataset, "", settings, IMAGE, source)
+    begun = started_with(
+        TrainingConfig(epochs=1), data.dataset, data=settings, image=IMAGE, source_fingerprint=source
+    )
     state = TrainingState(2, "epoch-0002.keras", started_with=begun)
     storage.write_bytes(state_uri(root, run), json.dumps(asdict(state)).encode())
     if checkpoint is not None:
