@@ -14,7 +14,7 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed lint $(TEST_TOOLS)
 	$(BIN)/pytest
 
-# Every benchmark, one table (about 10 minutes on 2 cores); the README's "Benchmarks" holds the results.
+# Every benchmark, one table (about 10 minutes on 2 cores); docs/benchmarks.md holds the results.
 bench: $(VENV)/.installed
 	$(BIN)/python bench/run_all.py
 

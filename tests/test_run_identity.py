@@ -1,4 +1,4 @@
-"""A run name is not an identity (issue 23): each case a careless team met, on a local root and on a gs://
+"""A run name is not an identity: each case a careless team met, on a local root and on a gs://
 root (fake-gcs-server) alike. A promoted model is written once and never replaced; the output says what
 the records say; a run leases its name (two real processes); a resume goes ahead only when everything
 that decides the result is the same and its checkpoint is whole; gc never follows a link into models/;
