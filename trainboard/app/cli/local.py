@@ -121,12 +121,12 @@ def _check_champion(root: str, run: str, rule: PromotionRule) -> None:
     check_records(root, run)  # a damaged record, or a run name already promoted
     problem = champion_model_problem(root)
     if problem and not rule.force_promote:
-        raise UsageError("champion.json", problem)
+        raise UsageError(layout.CHAMPION_RECORD, problem)
 
 
 @dataclass(frozen=True, kw_only=True)
 class _Request:
-    """What `trainboard local` was request to run, checked: where, under which name, with what."""
+    """What `trainboard local` was asked to run, checked: where, under which name, with what."""
 
     root: str
     run: str
@@ -180,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
     result = _run_holding_its_name(args, request)
     if isinstance(result, int):
         return result
-    _report(result, as_json=args.json)
+    _report(request.run, result, as_json=args.json)
     if args.serve:  # TensorBoard's own output in the run's log too (or here with --verbose)
         from trainboard.app.local_run import log_path
 
@@ -229,11 +229,11 @@ def _run_holding_its_name(args: argparse.Namespace, request: _Request) -> LocalR
             return 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
 
 
-def _report(result: LocalRunResult, *, as_json: bool) -> None:
-    """The run's test metrics, the promotion decision and where its records are; with ``as_json`` the
+def _report(run: str, result: LocalRunResult, *, as_json: bool) -> None:
+    """The test metrics of ``run``, the promotion decision and where its records are; with ``as_json`` the
     result as JSON, the last line of stdout."""
     progress(
-        f"trainboard: run {result.run}: test accuracy {result.metrics['test_accuracy']:.3f}, "
+        f"trainboard: run {run}: test accuracy {result.metrics['test_accuracy']:.3f}, "
         f"test loss {result.metrics['test_loss']:.3f}"
     )
     if result.promoted:
