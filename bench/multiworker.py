@@ -1,4 +1,4 @@
-"""Multi-worker training on this machine: what the coordination costs (issue 28).
+"""Multi-worker training on this machine: what the coordination costs.
 
     .venv/bin/python bench/multiworker.py [--epochs 6] [--batch-size 64] [--image-size 32]
 

@@ -1,4 +1,4 @@
-"""The nightly race (issue 25): the challenger beside the champion while it trains, a losing or broken run
+"""The nightly race: the challenger beside the champion while it trains, a losing or broken run
 stopped early, and what promote makes of it. The rule itself is a pure function, tested case by case;
 train, promote and `trainboard local` run for real."""
 

@@ -1,4 +1,4 @@
-"""A run name is not an identity (issue 23): each case a careless team met, on a local root and on a gs://
+"""A run name is not an identity: each case a careless team met, on a local root and on a gs://
 root (fake-gcs-server) alike. A promoted model is written once and never replaced; the output says what
 the records say; a run leases its name (two real processes); a resume goes ahead only when everything
 that decides the result is the same and its checkpoint is whole; gc never follows a link into models/;
@@ -188,7 +188,9 @@ def write_state(
     """A run of the local defaults killed after epoch 2 (its checkpoint: ``checkpoint``)."""
     data = data or DataConfig()
     settings = data_settings(data)
-    begun = started_with(TrainingConfig(epochs=1), data.dataset, "", settings, IMAGE, source)
+    begun = started_with(
+        TrainingConfig(epochs=1), data.dataset, data=settings, image=IMAGE, source_fingerprint=source
+    )
     state = TrainingState(2, "epoch-0002.keras", started_with=begun)
     storage.write_bytes(state_uri(root, run), json.dumps(asdict(state)).encode())
     if checkpoint is not None:

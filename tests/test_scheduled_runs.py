@@ -1,4 +1,4 @@
-"""Tried as a new user would (issue 15, item 6): ten scheduled-like runs into one root, some promoted, some
+"""Tried as a new user would: ten scheduled-like runs into one root, some promoted, some
 not, one killed during its promotion, then a rollback; the root ends consistent: record, history, models/,
 models/champion/ and the board."""
 

@@ -1,4 +1,4 @@
-"""Multi-worker training (issue 28): the `workers` parameter, its checks and what each worker is told."""
+"""Multi-worker training: the `workers` parameter, its checks and what each worker is told."""
 
 from __future__ import annotations
 

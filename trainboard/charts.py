@@ -39,7 +39,7 @@ def text_colour(share: float) -> str:
     return "white" if share**_GAMMA > 0.55 else "black"
 
 
-def colour_bar(draw: ImageDraw.ImageDraw, x: int, y: int, height: int, label: str) -> None:
+def colour_bar(draw: ImageDraw.ImageDraw, x: int, y: int, *, height: int, label: str) -> None:
     """A vertical colour bar at (x, y), 0 at the bottom, labelled at SCALE_TICKS (in %)."""
     width = 14
     for row in range(height):

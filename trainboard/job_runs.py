@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import json
 
-from trainboard import storage
+from trainboard import layout, storage
 
 
 def job_uri(root: str, job_id: str) -> str:
-    return storage.join(root, "jobs", f"{job_id}.json")
+    return storage.join(root, layout.JOBS, f"{job_id}.json")
 
 
 def record_job(root: str, job_id: str, run: str) -> None:

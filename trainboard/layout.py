@@ -14,6 +14,8 @@
     <root>/weights/                        ImageNet backbone weights, fetched once (trainboard weights fetch)
     <root>/leases/<run>.json               who runs <run> now, until when (artifacts/lease.py)
     <root>/jobs/<job id>.json              the run a KFP job named, until its exit task reads it (job_runs.py)
+    <root>/logs/<run>.log                  a local run's output (trainboard local; in .trainboard/ for gs://)
+    <root>/pipeline-root/                  kfp.local's artifacts (trainboard local; in .trainboard/ for gs://)
 
 One TensorBoard over ``<root>/tensorboard`` shows every run side by side.
 """
@@ -33,8 +35,17 @@ def new_run_name(unique: str = "") -> str:
 
 
 TENSORBOARD = "tensorboard"  # the folder one TensorBoard reads: a run each
+EVALUATION = "evaluation"  # a run's TensorBoard folder of test-split results, written by evaluate
+CHECKPOINTS = "checkpoints"
+MODELS = "models"
+CHAMPION_RECORD = "champion.json"
+CHAMPION_HISTORY = "champion-history"
+WEIGHTS = "weights"
 LEASES = "leases"
 LEASE_SUFFIX = ".json"
+JOBS = "jobs"
+LOGS = "logs"
+PIPELINE_ROOT = "pipeline-root"
 
 
 def tensorboard_root(root: str) -> str:
@@ -54,8 +65,16 @@ def lease_file(root: str, run: str) -> str:
     return storage.join(root, LEASES, run + LEASE_SUFFIX)
 
 
+def evaluation_dir(root: str, run: str) -> str:
+    return storage.join(root, TENSORBOARD, run, EVALUATION)
+
+
+def checkpoints_root(root: str) -> str:
+    return storage.join(root, CHECKPOINTS)
+
+
 def checkpoint_dir(root: str, run: str) -> str:
-    return storage.join(root, "checkpoints", run)
+    return storage.join(root, CHECKPOINTS, run)
 
 
 CHAMPION = "champion"  # the name of the champion's model folder, so no run may be called that
@@ -64,7 +83,11 @@ CHAMPION = "champion"  # the name of the champion's model folder, so no run may 
 def model_path(run: str) -> str:
     """``models/<run>``, relative to the root: what the champion record stores, so that a root copied or
     moved (another bucket, a restored backup) still finds its models."""
-    return f"models/{run}"
+    return f"{MODELS}/{run}"
+
+
+def models_root(root: str) -> str:
+    return storage.join(root, MODELS)
 
 
 def model_dir(root: str, run: str) -> str:
@@ -76,13 +99,13 @@ def champion_model_dir(root: str) -> str:
 
 
 def champion_record(root: str) -> str:
-    return storage.join(root, "champion.json")
+    return storage.join(root, CHAMPION_RECORD)
 
 
 def champion_history_dir(root: str) -> str:
-    return storage.join(root, "champion-history")
+    return storage.join(root, CHAMPION_HISTORY)
 
 
 def imagenet_weights(root: str, model: str, image_size: int) -> str:
     """The cached ImageNet weights of ``model``'s backbone; its SHA-256 is beside it (+ ".sha256")."""
-    return storage.join(root, "weights", f"{model}-{image_size}-notop.weights.h5")
+    return storage.join(root, WEIGHTS, f"{model}-{image_size}-notop.weights.h5")

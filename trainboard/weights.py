@@ -155,7 +155,7 @@ def _cached_imagenet(model: str, image_size: int, root: str, scratch: Path) -> P
     return local
 
 
-def local_weights(weights: str, model: str, image_size: int, root: str, scratch: Path) -> Path | None:
+def local_weights(weights: str, model: str, image_size: int, root: str, *, scratch: Path) -> Path | None:
     """The weights file to start ``model`` from, copied into ``scratch``; None for an untrained start.
     An imagenet start reads the root's cache, filling it first when it is empty."""
     if weights == NONE:

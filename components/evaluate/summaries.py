@@ -107,7 +107,11 @@ def confusion_matrix_image(matrix: list[list[int]], class_names: list[str]) -> n
                 )
     image.paste(columns.rotate(90, expand=True), (layout.left, _TITLE))  # names read upwards from the matrix
     colour_bar(
-        draw, bar_x, layout.top + 20, max(min(layout.bottom - layout.top, 320) - 20, 120), "share of row"
+        draw,
+        bar_x,
+        layout.top + 20,
+        height=max(min(layout.bottom - layout.top, 320) - 20, 120),
+        label="share of row",
     )
     # The most frequent mistakes, with their share of the true class: a large matrix's pale cells, large.
     draw.text((pairs_x, layout.top), "Most confused (true -> predicted)", fill="black", font=font(16))

@@ -49,7 +49,7 @@ def start_run(root: str, run_name: str, job_id: str, parameters: Mapping[str, An
     # `trainboard local` and by train: read whole from gs:// it could outgrow this small pod).
     config = TrainingConfig(**field_values(TrainingConfig, parameters))
     data = DataConfig(**field_values(DataConfig, parameters))
-    check_resume(root, run, config, data, IMAGE, checkpoint=False)  # the fingerprints: train's
+    check_resume(root, run, config, data, image=IMAGE, checkpoint=False)  # the fingerprints: train's
     return run
 
 

@@ -2,7 +2,8 @@
 index (JOB_COMPLETION_INDEX) and where the workers are (the TrainJob's pod host names, or loopback ports
 when `trainboard local` starts them). Pure (no TensorFlow): tests/test_workers.py calls it directly.
 
-Kubeflow Trainer v2 has no TensorFlow runtime and sets no TF_CONFIG (../shared/FACTS.md): its pods are an
+Kubeflow Trainer v2 has no TensorFlow runtime and sets no TF_CONFIG (kubeflow/trainer v2.3.0: no TensorFlow
+plugin in pkg/runtime/framework/plugins/, no runtime in manifests/base/runtimes/): its pods are an
 Indexed Job in a JobSet, so JOB_COMPLETION_INDEX is the worker's index and worker i's host name is
 ``<trainjob>-node-0-<i>.<trainjob>`` (kubeflow/trainer v2.3.0, as its JAX plugin builds the coordinator's
 address). Worker 0 is the chief: MultiWorkerMirroredStrategy makes the first worker the chief when the

@@ -163,15 +163,15 @@ def train(
         tensorboard_dir = layout.tensorboard_dir(out_root, run)
         checkpoint_dir = layout.checkpoint_dir(out_root, run)
         # Before any epoch: a missing, damaged or mismatched file, or imagenet offline, stops here.
-        weights = local_weights(config.weights, config.model, config.image_size, root, scratch)
+        weights = local_weights(config.weights, config.model, config.image_size, root, scratch=scratch)
         state = load_state(root, run)
         current = started_with(
             config,
             info.source,
-            info.fingerprint,
-            info.extra.get("data_settings"),
-            IMAGE,
-            info.extra.get("source_fingerprint", ""),
+            fingerprint=info.fingerprint,
+            data=info.extra.get("data_settings"),
+            image=IMAGE,
+            source_fingerprint=info.extra.get("source_fingerprint", ""),
         )
         check_same_start(state, current, root, run)  # before anything in the root changes
         roll_back_logs(tensorboard_dir, state)

@@ -1,7 +1,7 @@
 """Keras 3 model.fit under tf.distribute.MultiWorkerMirroredStrategy: the smallest workaround.
 
 keras-team/keras#20585 (open): in keras/src/backend/tensorflow/trainer.py of Keras 3.15.1, fit fails on
-every worker in two places (measured here with two CPU workers, ../shared/FACTS.md):
+every worker in two places (seen with two CPU workers: tests/test_workers.py runs fit without this):
 1. TensorFlowTrainer._maybe_symbolic_build reduces the first distributed batch eagerly with
    strategy.reduce("MEAN", batch, axis=None), which MultiWorkerMirroredStrategy cannot do for a
    PerReplica batch ("Attempt to convert a value (PerReplica:...) with an unsupported type"). The batch

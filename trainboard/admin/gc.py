@@ -11,13 +11,12 @@ symbolic link among them is deleted, not followed (storage.delete_folder). Tenso
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 
 from trainboard import layout, storage
 from trainboard.artifacts.champion import ChampionRecord, read_champion, read_history
-from trainboard.artifacts.training_state import STATE_FILE
+from trainboard.artifacts.training_state import STATE_FILE, read_state
 from trainboard.checks import is_run_name
 
 ACTIVE_SECONDS = 3600  # a run with a file changed this recently may still be training
@@ -56,10 +55,10 @@ def lineage(root: str) -> set[str]:
     record, _ = read_champion(root)
     records: list[ChampionRecord] = read_history(root) + ([record] if record else [])
     runs = {r.run for r in records} | {r.previous for r in records if r.previous}
-    models = storage.join(root, "models")
+    models = layout.models_root(root)
     runs |= {rel.split("/", 1)[0] for rel in storage.list_versions(models) if "/" in rel}
     # A record whose model lives under checkpoints/<run>/ (never written so, but never deleted either).
-    checkpoints = storage.join(root, "checkpoints") + "/"
+    checkpoints = layout.checkpoints_root(root) + "/"
     for model in (r.model_in(root) for r in records):
         if model.startswith(checkpoints):
             runs.add(model[len(checkpoints) :].split("/", 1)[0])
@@ -68,20 +67,18 @@ def lineage(root: str) -> set[str]:
 
 def _unfinished(root: str, run: str) -> str:
     """Why ``run``'s state says it is not done ("" when it is done or has no state)."""
-    uri = storage.join(layout.checkpoint_dir(root, run), STATE_FILE)
-    data, _ = storage.read_versioned(uri)
-    if data is None:
-        return ""
     try:
-        state = json.loads(data)
-        done, epochs = int(state.get("epoch", 0)), state.get("started_with", {}).get("epochs")
-    except (ValueError, TypeError, AttributeError):
+        state = read_state(root, run)
+        if state is None:
+            return ""
+        done, epochs = int(state.epoch), state.started_with.get("epochs")
+    except (ValueError, TypeError, AttributeError):  # DamagedState, or a field of another type
         return f"its {STATE_FILE} cannot be read"
     if not (isinstance(epochs, int) and done < epochs):
         return ""
     # Short of its epochs: stopped early (early_stopping_patience) or cut off. One the pipeline went on to
     # evaluate is done; one without an evaluation may still be resumed.
-    if storage.list_files(storage.join(layout.tensorboard_dir(root, run), "evaluation")):
+    if storage.list_files(layout.evaluation_dir(root, run)):
         return ""
     return f"still training ({done} of {epochs} epochs done, not evaluated)"
 
@@ -89,7 +86,7 @@ def _unfinished(root: str, run: str) -> str:
 def plan(root: str, keep: int, now: float | None = None) -> Plan:
     """What `trainboard gc` deletes: every run's checkpoints not kept (see the module docstring)."""
     now = time.time() if now is None else now
-    checkpoints = storage.join(root, "checkpoints")
+    checkpoints = layout.checkpoints_root(root)
     per_run: dict[str, list[tuple[int, float]]] = {}
     for rel, (size, modified) in storage.list_modified(checkpoints).items():
         # Only the layout's own names: a file directly under checkpoints/, or a folder no run can be

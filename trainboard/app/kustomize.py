@@ -48,7 +48,9 @@ _DOMAIN_RE = re.compile(
 )
 
 
-def check_options(bucket: str, overlay: str, namespace: str = "", project: str = "", domain: str = "") -> str:
+def check_options(
+    bucket: str, overlay: str, *, namespace: str = "", project: str = "", domain: str = ""
+) -> str:
     """The TensorBoard logdir (``<root>/tensorboard``) of ``bucket``; UsageError on any bad option."""
     if overlay not in OVERLAYS:
         raise UsageError("overlay", f"unknown overlay {overlay!r}; choose one of: {', '.join(OVERLAYS)}")
@@ -85,6 +87,7 @@ def check_complete(overlay: str, project: str = "", domain: str = "") -> None:
 def render(
     bucket: str,
     overlay: str,
+    *,
     namespace: str = "",
     project: str = "",
     domain: str = "",
@@ -94,7 +97,7 @@ def render(
 ) -> str:
     """The overlay's YAML for ``bucket`` (``gs://BUCKET/PREFIX``, the pipeline's root). ``placeholders``:
     what the overlay needs and was not given stays the template's placeholder; False (the CLI): refused."""
-    logdir = check_options(bucket, overlay, namespace, project, domain)
+    logdir = check_options(bucket, overlay, namespace=namespace, project=project, domain=domain)
     if not placeholders:
         check_complete(overlay, project, domain)
     kubectl_path = shutil.which(kubectl)

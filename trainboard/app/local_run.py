@@ -76,12 +76,12 @@ def local_dir(root: str) -> Path:
 
 
 def default_pipeline_root(root: str) -> str:
-    return str(local_dir(root) / "pipeline-root")
+    return str(local_dir(root) / layout.PIPELINE_ROOT)
 
 
 def log_path(root: str, run: str) -> Path:
     """The log file of a run: kfp.local's and every task's output. A resumed run appends to it."""
-    return local_dir(root) / "logs" / f"{run}.log"
+    return local_dir(root) / layout.LOGS / f"{run}.log"
 
 
 # kfp.local's own log lines around each task (kfp/local/task_dispatcher.py), colours removed.
@@ -167,6 +167,7 @@ def _tell_the_team(root: str, run: str, output: TaskOutput, failure: Failure | N
 def run_local(
     root: str,
     run: str,
+    *,
     data: DataConfig,
     config: TrainingConfig,
     rule: PromotionRule,

@@ -98,7 +98,7 @@ def release(root: str, run: str, holder: str) -> None:
 
 @contextlib.contextmanager
 def held(
-    root: str, run: str, holder: str, release_at_end: bool = False, export: bool = False
+    root: str, run: str, holder: str, *, release_at_end: bool = False, export: bool = False
 ) -> Iterator[Lease]:
     """The lease taken now and renewed every RENEW_SECONDS until the block ends (then given back with
     ``release_at_end``: the run's last step, or a command whose run stopped). A renewal that fails (the

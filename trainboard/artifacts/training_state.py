@@ -59,6 +59,7 @@ def data_settings(data: DataConfig) -> dict[str, Any]:
 def started_with(
     config: TrainingConfig,
     dataset: str,
+    *,
     fingerprint: str = "",
     data: dict[str, Any] | None = None,
     image: str = "",
@@ -80,15 +81,27 @@ def _way_out(run: str) -> str:
     )
 
 
+class DamagedState(ValueError):
+    """A run's state.json that is not a state: truncated, not JSON, or not a state's fields."""
+
+
+def read_state(root: str, run: str) -> TrainingState | None:
+    """The run's commit, None when it has none; DamagedState (saying why) when it cannot be read."""
+    data, _ = storage.read_versioned(state_uri(root, run))
+    if data is None:
+        return None
+    try:
+        return TrainingState(**json.loads(data))
+    except (ValueError, TypeError) as e:  # truncated, not JSON, not a state
+        raise DamagedState(str(e)) from None
+
+
 def load_state(root: str, run: str) -> TrainingState:
     """The run's commit (a fresh state when it has none); UsageError naming the file when it is damaged."""
-    uri = state_uri(root, run)
-    if not storage.exists(uri):
-        return TrainingState()
     try:
-        return TrainingState(**json.loads(storage.read_bytes(uri)))
-    except (ValueError, TypeError) as e:  # truncated, not JSON, not a state
-        raise UsageError("run_name", f"{uri} is damaged ({e}); {_way_out(run)}") from None
+        return read_state(root, run) or TrainingState()
+    except DamagedState as e:
+        raise UsageError("run_name", f"{state_uri(root, run)} is damaged ({e}); {_way_out(run)}") from None
 
 
 def check_same_start(state: TrainingState, current: dict[str, Any], root: str, run: str) -> None:
@@ -142,6 +155,7 @@ def check_resume(
     run: str,
     config: TrainingConfig,
     data: DataConfig,
+    *,
     image: str,
     source_fingerprint: str = "",
     checkpoint: bool = True,
@@ -151,7 +165,9 @@ def check_resume(
     data's fingerprint is compared by train, once known; ``source_fingerprint``, when given, now) and,
     with ``checkpoint``, its checkpoint is whole and of this model."""
     state = load_state(root, run)
-    current = started_with(config, data.dataset, "", data_settings(data), image, source_fingerprint)
+    current = started_with(
+        config, data.dataset, data=data_settings(data), image=image, source_fingerprint=source_fingerprint
+    )
     check_same_start(state, current, root, run)
     if state.epoch and checkpoint:
         check_checkpoint(root, run, state, config.model)

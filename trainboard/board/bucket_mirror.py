@@ -173,12 +173,21 @@ def _run(mirror: BucketMirror, health: Health, args: argparse.Namespace) -> NoRe
         time.sleep(max(0.0, min(next_full, next_leases, next_live) - time.monotonic()))
 
 
-def main(argv: list[str] | None = None) -> None:
+def _parser() -> OneLineParser:
     parser = OneLineParser(
         prog="python -m trainboard.board.bucket_mirror", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--source", required=True, help="gs://BUCKET/PREFIX/tensorboard (or a local folder)")
     parser.add_argument("--dest", required=True, help="local folder that TensorBoard reads")
+    _add_clock_options(parser)
+    _add_volume_options(parser)
+    parser.add_argument("--once", action="store_true", help="one sync, then exit (1 if it failed)")
+    _add_health_options(parser)
+    return parser
+
+
+def _add_clock_options(parser: OneLineParser) -> None:
+    """The three clocks of the module's docstring."""
     parser.add_argument(
         "--interval",
         type=_number,
@@ -197,6 +206,10 @@ def main(argv: list[str] | None = None) -> None:
         default=5.0,
         help="seconds between listings of the leases beside the prefix (<root>/leases/, default: 5)",
     )
+
+
+def _add_volume_options(parser: OneLineParser) -> None:
+    """How many downloads at once, and which runs the volume holds."""
     parser.add_argument(
         "--workers", type=_whole_number, default=8, help="folders fetched at once (default: 8)"
     )
@@ -214,7 +227,10 @@ def main(argv: list[str] | None = None) -> None:
         help="the most MiB of runs in --dest: the latest promoted run, then the newest, while they fit; a "
         "run left out is logged once (default: 0, no bound)",
     )
-    parser.add_argument("--once", action="store_true", help="one sync, then exit (1 if it failed)")
+
+
+def _add_health_options(parser: OneLineParser) -> None:
+    """/healthz: where it is served, and when it says stale."""
     parser.add_argument(
         "--health-port",
         type=_whole_number,
@@ -229,6 +245,10 @@ def main(argv: list[str] | None = None) -> None:
         help="seconds without a successful sync (or a moving download) before /healthz says stale "
         "(default: 300)",
     )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = _parser()
     try:
         args = _checked(parser.parse_args(argv))
         mirror = BucketMirror(

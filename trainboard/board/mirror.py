@@ -12,6 +12,7 @@ from trainboard.artifacts.lease import LEASE_SECONDS
 from trainboard.board.leases import live_runs
 from trainboard.board.retention import is_run, retained_runs, run_starts, runs_within
 from trainboard.board.volume import PARTIAL_PREFIX, Listed, Volume
+from trainboard.layout import models_root
 from trainboard.storage.backends import Backend, backend_for
 from trainboard.storage.uris import join
 
@@ -107,7 +108,7 @@ class BucketMirror:
         return {r: v for r, v in listing.items() if r not in refused}
 
     def _retain(self, source: Backend, listing: dict[str, Listed]) -> dict[str, Listed]:
-        models = join(self.source.rstrip("/").rsplit("/", 1)[0], "models")
+        models = models_root(self.source.rstrip("/").rsplit("/", 1)[0])
         # One more listing per interval: the runs ever promoted (their models/<run>/ is kept for rollbacks).
         promoted = {rel.split("/", 1)[0] for rel in source.list_versions(models) if "/" in rel}
         runs = {rel.split("/", 1)[0] for rel in listing if "/" in rel}

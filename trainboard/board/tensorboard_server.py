@@ -29,7 +29,7 @@ LOADERS = ("auto", "true", "false")
 
 
 def tensorboard_argv(
-    logdir: str, port: int, host: str = "127.0.0.1", reload_interval: int = 5, load_fast: str = "auto"
+    logdir: str, port: int, *, host: str = "127.0.0.1", reload_interval: int = 5, load_fast: str = "auto"
 ) -> list[str]:
     argv = [
         "tensorboard",
@@ -55,7 +55,7 @@ def free_port(start: int = 6006, host: str = "127.0.0.1") -> int:
 
 
 def serve(
-    logdir: str, port: int, host: str = "127.0.0.1", reload_interval: int = 5, load_fast: str = "auto"
+    logdir: str, port: int, *, host: str = "127.0.0.1", reload_interval: int = 5, load_fast: str = "auto"
 ) -> None:
     """Run TensorBoard in this process until interrupted."""
     settings = dict(_GCSFS_SETTINGS)
@@ -67,7 +67,7 @@ def serve(
     sys.modules["tensorboard.compat.notf"] = types.ModuleType("tensorboard.compat.notf")
     from tensorboard import main as tensorboard_main
 
-    sys.argv = tensorboard_argv(logdir, port, host, reload_interval, load_fast)
+    sys.argv = tensorboard_argv(logdir, port, host=host, reload_interval=reload_interval, load_fast=load_fast)
     tensorboard_main.run_main()
 
 
@@ -90,7 +90,13 @@ def main(argv: list[str] | None = None) -> None:
         "the Rust one when installed (auto, the default); gs:// is always read by the Python one",
     )
     args = parser.parse_args(argv)
-    serve(storage.check_uri(args.logdir), args.port, args.host, args.reload_interval, args.load_fast)
+    serve(
+        storage.check_uri(args.logdir),
+        args.port,
+        host=args.host,
+        reload_interval=args.reload_interval,
+        load_fast=args.load_fast,
+    )
 
 
 if __name__ == "__main__":

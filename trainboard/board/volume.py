@@ -257,7 +257,7 @@ class Volume:
             with partial.open("ab") as f:
                 out = _Progress(f, self)
                 # This generation only: chunks of two different objects must not make one file.
-                source.download_range(join(self.source, rel), out, start, size, version)
+                source.download_range(join(self.source, rel), out, start, size, generation=version)
         except (PreconditionFailed, FileNotFoundError):
             partial.unlink(missing_ok=True)  # that generation is gone: nothing to resume
             raise

@@ -23,6 +23,7 @@ from trainboard.storage import NoCredentials
 def check_source(
     spec: str,
     tfds_data_dir: str = "",
+    *,
     cluster: bool = False,
     validation_fraction: float = DataConfig.validation_fraction,
     test_fraction: float = DataConfig.test_fraction,

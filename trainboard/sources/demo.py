@@ -12,8 +12,9 @@ IMAGE_SIZE = 64
 DEFAULT_EXAMPLES = {"train": 960, "validation": 160, "test": 160}
 
 
-def _mask(shape: str, yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, r: float) -> np.ndarray:
-    dy, dx = yy - cy, xx - cx
+def _mask(shape: str, dy: np.ndarray, dx: np.ndarray, r: float) -> np.ndarray:
+    """Where ``shape``, of radius ``r``, covers the image; ``dy``, ``dx``: each pixel's offset from its
+    centre."""
     if shape == "circle":
         return dy**2 + dx**2 <= r**2
     if shape == "square":
@@ -35,7 +36,7 @@ def draw(rng: np.random.Generator, label: int, size: int = IMAGE_SIZE) -> np.nda
     # A foreground far enough from the background that the shape is always visible.
     foreground = (background + rng.uniform(90, 165, size=3)) % 256
     image = np.broadcast_to(background, (size, size, 3)).copy()
-    image[_mask(CLASS_NAMES[label], yy, xx, cy, cx, r)] = foreground
+    image[_mask(CLASS_NAMES[label], yy - cy, xx - cx, r)] = foreground
     image += rng.normal(0, 12, size=image.shape)
     return np.clip(image, 0, 255).astype(np.uint8)
 

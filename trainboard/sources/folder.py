@@ -181,6 +181,24 @@ def _split_names() -> str:
 def scan_folder(uri: str) -> ImageFolder:
     """Find the classes and images under ``uri``; UsageError when the layout cannot be trained on."""
     where = f"folder:{uri}"
+    uris = _listing(where, uri)
+    files = list(uris)
+    folders = _folders(uri, files)
+    for rel in sorted(folders) + files:
+        _check_utf8(where, rel)
+    for rel in sorted(folders):
+        _check_folder_name(where, rel)
+    _check_distinct_names(where, folders)
+    split_of, notes = _layout(where, uri, folders, files)
+    tree = _class_folders(folders, split_of)
+    not_images, unsupported = _place_files(tree, uris, split_of)
+    class_names = _check_classes(where, uri, tree, unsupported)
+    return ImageFolder(splits=tree, class_names=class_names, not_images=not_images, notes=notes)
+
+
+def _listing(where: str, uri: str) -> dict[str, str]:
+    """{path relative to ``uri``: URI} of every file under ``uri``, hidden ones left out; UsageError when
+    there is none, or a symbolic link loops."""
     if storage.is_gcs(uri):
         check_gcs_folder(uri)
     try:
@@ -192,17 +210,14 @@ def scan_folder(uri: str) -> ImageFolder:
             f"{where}: {link} is a symbolic link that leads back to itself or to a folder above it (a loop); "
             "remove it or point it outside the folder",
         ) from None
-    uris = {f[len(uri) + 1 :]: f for f in listed}
-    files = list(uris)
-    if not files:
+    if not listed:
         raise UsageError("dataset", f"{where}: no files found; expected {uri}/<class>/<image> files")
-    folders = _folders(uri, files)
-    for rel in sorted(folders) + files:
-        _check_utf8(where, rel)
-    for rel in sorted(folders):
-        _check_folder_name(where, rel)
-    _check_distinct_names(where, folders)
-    split_of, notes = _layout(where, uri, folders, files)
+    return {f[len(uri) + 1 :]: f for f in listed}
+
+
+def _class_folders(folders: set[str], split_of: dict[str, str]) -> dict[str, dict[str, list[str]]]:
+    """{split: {class: []}}: every class folder of the layout (``split_of``, see _layout), and every split
+    folder, even one without classes; folders left out of the layout are not in it."""
     class_depth = 2 if split_of else 1
     tree: dict[str, dict[str, list[str]]] = {}
     for folder in sorted(folders):
@@ -214,9 +229,19 @@ def scan_folder(uri: str) -> ImageFolder:
             tree.setdefault(split, {}).setdefault(parts[-1], [])
         elif len(parts) == 1:
             tree.setdefault(split, {})
+    return tree
+
+
+def _place_files(
+    tree: dict[str, dict[str, list[str]]], uris: dict[str, str], split_of: dict[str, str]
+) -> tuple[list[str], dict[str, dict[str, list[str]]]]:
+    """Each image of a class folder added to its class in ``tree``; returns the files that are not (the
+    path of each, relative to the folder) and, of those, the ones in class folders ({split: {class:
+    [paths]}}: what they are tells why a class has no images)."""
+    class_depth = 2 if split_of else 1
     not_images = []
-    unsupported: dict[str, dict[str, list[str]]] = {}  # the other files of class folders: what they are
-    for rel in files:
+    unsupported: dict[str, dict[str, list[str]]] = {}
+    for rel in uris:
         parts = rel.split("/")
         if split_of and len(parts) > 1 and parts[0] not in split_of:
             continue  # in a folder left out (a note says so)
@@ -228,7 +253,14 @@ def scan_folder(uri: str) -> ImageFolder:
                 unsupported.setdefault(split, {}).setdefault(parts[-2], []).append(rel)
             continue
         tree[split][parts[-2]].append(uris[rel])
+    return not_images, unsupported
 
+
+def _check_classes(
+    where: str, uri: str, tree: dict[str, dict[str, list[str]]], unsupported: dict[str, dict[str, list[str]]]
+) -> list[str]:
+    """The class names (train's folders), sorted; UsageError unless there are two or more, every split
+    and class holds images, and no split has a class train has not."""
     class_names = sorted(tree.get("train", {}))
     if not class_names:
         raise UsageError(
@@ -256,4 +288,4 @@ def scan_folder(uri: str) -> ImageFolder:
                 f"{where}: {split} has classes that train has not: {', '.join(unknown)}; allowed: "
                 f"{', '.join(class_names)}",
             )
-    return ImageFolder(splits=tree, class_names=class_names, not_images=not_images, notes=notes)
+    return class_names

@@ -60,7 +60,7 @@ def read_bytes(uri: str, start: int = 0) -> bytes:
 
 
 def download_range(
-    uri: str, out: SupportsWrite[bytes], start: int, end: int, generation: int | None = None
+    uri: str, out: SupportsWrite[bytes], start: int, end: int, *, generation: int | None = None
 ) -> None:
     """Write bytes ``start`` to ``end`` (exclusive) of the object into ``out``, streamed in chunks of
     ``DOWNLOAD_CHUNK_BYTES`` (one ranged request each): memory stays bounded whatever the object's size. With
@@ -118,7 +118,7 @@ def _upload_range(blob: Blob, local_path: str | Path, start: int, end: int) -> N
         blob.upload_from_file(_FileRange(f, start, end), size=end - start, retry=None)
 
 
-def append(uri: str, local_path: str | Path, start: int, end: int, seq: int) -> None:
+def append(uri: str, local_path: str | Path, start: int, end: int, *, seq: int) -> None:
     """Append bytes ``start`` to ``end`` of the local file to the object, which holds the ``start`` bytes
     before them: they go up, streamed, as a small part object (the ``seq``-th append to this object names
     it), composed onto the object with a generation precondition, then deleted."""

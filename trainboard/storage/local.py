@@ -34,7 +34,7 @@ def read_bytes(uri: str, start: int = 0) -> bytes:
 
 
 def download_range(
-    uri: str, out: SupportsWrite[bytes], start: int, end: int, generation: int | None = None
+    uri: str, out: SupportsWrite[bytes], start: int, end: int, *, generation: int | None = None
 ) -> None:
     """Copy bytes ``start`` to ``end`` (exclusive) of the file into ``out``, a chunk at a time."""
     del generation  # a local file has no generations to check
@@ -75,7 +75,7 @@ def write_bytes(uri: str, data: bytes) -> None:
         f.write(data)
 
 
-def append(uri: str, local_path: str | Path, start: int, end: int, seq: int) -> None:
+def append(uri: str, local_path: str | Path, start: int, end: int, *, seq: int) -> None:
     """Append bytes ``start`` to ``end`` of the local file, a chunk at a time (``seq`` matters only to
     GCS's compose)."""
     with open(uri, "ab") as f:

@@ -57,7 +57,7 @@ class DirectoryMirror:
             dest = join(self.target, rel)
             # Streamed from the file, and only up to the size stat saw: training may be writing more.
             if state and stat.st_size > state.size and state.appends < _MAX_COMPOSE_APPENDS:
-                target.append(dest, path, state.size, stat.st_size, state.appends)
+                target.append(dest, path, state.size, stat.st_size, seq=state.appends)
                 state.appends += 1
                 sent += stat.st_size - state.size
             else:

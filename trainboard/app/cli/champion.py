@@ -52,54 +52,67 @@ def run(args: argparse.Namespace) -> int:
             progress(f"trainboard champion: {line}")
         return 0
 
-    from trainboard import layout
-    from trainboard.artifacts.champion import (
-        ChampionRecordError,
-        champion_model_problem,
-        check_records,
-        matches_manifest,
-        read_champion,
-        read_history,
-        read_manifest,
-    )
+    from trainboard.artifacts.champion import ChampionRecordError, check_records
 
     check_records(root)
+    action = {"show": _show, "history": _history}.get(args.action, _rollback)
     try:
-        if args.action == "show":
-            record, _ = read_champion(root)
-            if record is None:
-                progress(f"trainboard champion: {layout.champion_record(root)}: no champion yet")
-                print(json.dumps(None))
-                return 0
-            folder = layout.champion_model_dir(root)
-            manifest = read_manifest(folder)
-            whole = manifest is not None and manifest["run"] == record.run
-            print(
-                json.dumps(
-                    {
-                        **asdict(record),
-                        "serving_copy_whole": whole and matches_manifest(folder, manifest),
-                        "model_problem": champion_model_problem(root),  # null: its model is there
-                    }
-                )
-            )
-        elif args.action == "history":
-            for entry in read_history(root):
-                if args.json:
-                    print(json.dumps(asdict(entry)))
-                else:
-                    accuracy = entry.metrics.get("test_accuracy", float("nan"))
-                    print(
-                        f"{entry.promoted_at}  {entry.action:<8} {entry.run}  "
-                        f"(before: {entry.previous or '-'})  test_accuracy {accuracy:.4f}  "
-                        f"by {entry.by or '-'}: {entry.reason}"
-                    )
-        else:
-            from trainboard.admin.rollback import rollback
-
-            record = rollback(root, args.to, args.reason)
-            progress(f"trainboard champion: {record.run} is the champion again ({record.reason})")
-            print(json.dumps(asdict(record)))
+        action(root, args)
     except ChampionRecordError as e:
         return server_error("champion", e)
     return 0
+
+
+def _show(root: str, args: argparse.Namespace) -> None:
+    """The champion record as JSON, with whether models/champion/ is whole and what is wrong with its model
+    (null when nothing is); null and a note when there is no champion yet."""
+    from trainboard import layout
+    from trainboard.artifacts.champion import (
+        champion_model_problem,
+        matches_manifest,
+        read_champion,
+        read_manifest,
+    )
+
+    record, _ = read_champion(root)
+    if record is None:
+        progress(f"trainboard champion: {layout.champion_record(root)}: no champion yet")
+        print(json.dumps(None))
+        return
+    folder = layout.champion_model_dir(root)
+    manifest = read_manifest(folder)
+    whole = manifest is not None and manifest["run"] == record.run
+    print(
+        json.dumps(
+            {
+                **asdict(record),
+                "serving_copy_whole": whole and matches_manifest(folder, manifest),
+                "model_problem": champion_model_problem(root),  # null: its model is there
+            }
+        )
+    )
+
+
+def _history(root: str, args: argparse.Namespace) -> None:
+    """Every promotion and rollback, oldest first: a line a person reads, or (--json) a JSON object."""
+    from trainboard.artifacts.champion import read_history
+
+    for entry in read_history(root):
+        if args.json:
+            print(json.dumps(asdict(entry)))
+        else:
+            accuracy = entry.metrics.get("test_accuracy", float("nan"))
+            print(
+                f"{entry.promoted_at}  {entry.action:<8} {entry.run}  "
+                f"(before: {entry.previous or '-'})  test_accuracy {accuracy:.4f}  "
+                f"by {entry.by or '-'}: {entry.reason}"
+            )
+
+
+def _rollback(root: str, args: argparse.Namespace) -> None:
+    """--to's run made the champion again, recorded; its record as JSON."""
+    from trainboard.admin.rollback import rollback
+
+    record = rollback(root, args.to, args.reason)
+    progress(f"trainboard champion: {record.run} is the champion again ({record.reason})")
+    print(json.dumps(asdict(record)))

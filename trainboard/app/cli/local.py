@@ -9,7 +9,7 @@ import secrets
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO, cast
 
@@ -24,7 +24,7 @@ from trainboard.errors import UsageError
 from trainboard.roots import check_root
 
 if TYPE_CHECKING:
-    from trainboard.app.local_run import TaskOutput
+    from trainboard.app.local_run import LocalRunResult, TaskOutput
 
 EPOCH_SHOWN = ("loss", "accuracy", "val_accuracy")  # an epoch's line; the log and TensorBoard have the rest
 
@@ -122,12 +122,24 @@ def _check_champion(root: str, run: str, rule: PromotionRule) -> None:
     check_records(root, run)  # a damaged record, or a run name already promoted
     problem = champion_model_problem(root)
     if problem and not rule.force_promote:
-        raise UsageError("champion.json", problem)
+        raise UsageError(layout.CHAMPION_RECORD, problem)
 
 
-def run(args: argparse.Namespace) -> int:
-    from trainboard.artifacts.training_state import check_resume
-    from trainboard.component_image import IMAGE
+@dataclass(frozen=True, kw_only=True)
+class _Request:
+    """What `trainboard local` was asked to run, checked: where, under which name, with what."""
+
+    root: str
+    run: str
+    data: DataConfig
+    config: TrainingConfig
+    rule: PromotionRule
+    notes: list[str]  # how a folder source was read, for the console
+
+
+def _checked(args: argparse.Namespace) -> _Request:
+    """Every input checked before any work, in the order a person fixes them: the options, the root and
+    run name, the data source, the weights, the champion records, then what a resume would refuse."""
     from trainboard.sources import check_source
     from trainboard.weights import check_available
 
@@ -151,33 +163,60 @@ def run(args: argparse.Namespace) -> int:
     _check_champion(root, run_name, rule)  # what evaluate and promote would refuse after training
     if args.restart and not args.run_name:
         raise UsageError("restart", "needs --run-name: the run to start over")
+    if not args.restart:  # what the train task would refuse after data preparation, refused now
+        _check_resume(root, run_name, config, data)
+    return _Request(root=root, run=run_name, data=data, config=config, rule=rule, notes=notes)
 
+
+def _check_resume(root: str, run: str, config: TrainingConfig, data: DataConfig) -> None:
+    from trainboard.artifacts.training_state import check_resume
+    from trainboard.component_image import IMAGE
+    from trainboard.components.fingerprint_source.core import fingerprint_source  # a listing, no image read
+
+    check_resume(root, run, config, data, image=IMAGE, source_fingerprint=fingerprint_source(data.dataset))
+
+
+def run(args: argparse.Namespace) -> int:
+    request = _checked(args)
+    result = _run_holding_its_name(args, request)
+    if isinstance(result, int):
+        return result
+    _report(request.run, result, as_json=args.json)
+    if args.serve:  # TensorBoard's own output in the run's log too (or here with --verbose)
+        from trainboard.app.local_run import log_path
+
+        log = None if args.verbose else log_path(request.root, request.run)
+        tensorboard_root = layout.tensorboard_root(request.root)
+        return serve("local", tensorboard_root, args.port, run=request.run, log=log, champion=result.champion)
+    return 0
+
+
+def _run_holding_its_name(args: argparse.Namespace, request: _Request) -> LocalRunResult | int:
+    """The pipeline run through kfp.local, its result; the exit code when a step failed or Ctrl-C
+    stopped it. The run's name is this command's until it ends (exit 2 here when another run holds it);
+    its tasks, kfp.local's child processes, hold it through the environment."""
     from trainboard.app.local_run import TaskFailed, log_path, run_local
     from trainboard.artifacts.lease import held
 
-    if not args.restart:  # what the train task would refuse after data preparation, refused now
-        from trainboard.components.fingerprint_source.core import (
-            fingerprint_source,  # a listing, no image read
-        )
-
-        check_resume(root, run_name, config, data, IMAGE, fingerprint_source(data.dataset))
-    # The run's name is this command's until it ends (exit 2 here when another run holds it); its tasks,
-    # kfp.local's child processes, hold it through the environment.
+    root, run_name = request.root, request.run
     holder = f"local-{secrets.token_hex(4)}"
     with held(root, run_name, holder, release_at_end=True, export=True):
         if args.restart:
             _delete_run(root, run_name)
-        tensorboard_root = layout.tensorboard_root(root)
-        for note in notes:  # also in the dataset card
-            progress(f"trainboard: {data.dataset}: {note}")
+        for note in request.notes:  # also in the dataset card
+            progress(f"trainboard: {request.data.dataset}: {note}")
         log = log_path(root, run_name)
         where = "streamed here (--verbose)" if args.verbose else f"in {log}"
         progress(f"trainboard: run {run_name}: the logs of every step {where}")
-        progress(f"trainboard: watch it live: trainboard tensorboard --logdir {tensorboard_root}")
+        progress(
+            f"trainboard: watch it live: trainboard tensorboard --logdir {layout.tensorboard_root(root)}"
+        )
         console = RunConsole(sys.stderr)
         try:
             with _task_output(args, log, console) as output:
-                result = run_local(root, run_name, data, config, rule, output)
+                return run_local(
+                    root, run_name, data=request.data, config=request.config, rule=request.rule, output=output
+                )
         except TaskFailed as e:
             console.end_line()
             return failed_with_log("local", str(e), e.tail, None if args.verbose else log)
@@ -189,8 +228,13 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
+
+
+def _report(run: str, result: LocalRunResult, *, as_json: bool) -> None:
+    """The test metrics of ``run``, the promotion decision and where its records are; with ``as_json`` the
+    result as JSON, the last line of stdout."""
     progress(
-        f"trainboard: run {run_name}: test accuracy {result.metrics['test_accuracy']:.3f}, "
+        f"trainboard: run {run}: test accuracy {result.metrics['test_accuracy']:.3f}, "
         f"test loss {result.metrics['test_loss']:.3f}"
     )
     if result.promoted:
@@ -202,12 +246,8 @@ def run(args: argparse.Namespace) -> int:
     progress(f"trainboard: dataset card:     {result.card}")
     progress(f"trainboard: promotion report: {result.report}")
     progress(f"trainboard: model:            {result.model_uri}")
-    if args.json:
+    if as_json:
         print(json.dumps(result.as_json()), flush=True)
-    if args.serve:  # TensorBoard's own output in the run's log too (or here with --verbose)
-        shown_log = None if args.verbose else log
-        return serve("local", tensorboard_root, args.port, run_name, log=shown_log, champion=result.champion)
-    return 0
 
 
 @contextlib.contextmanager

@@ -36,6 +36,14 @@ def add(commands) -> None:
 def run(args: argparse.Namespace) -> int:
     from trainboard.app.kustomize import render
 
-    options = (args.bucket, args.overlay, args.namespace, args.project, args.domain, args.kubectl)
-    print(render(*options, placeholders=False), end="")
+    yaml = render(
+        args.bucket,
+        args.overlay,
+        namespace=args.namespace,
+        project=args.project,
+        domain=args.domain,
+        kubectl=args.kubectl,
+        placeholders=False,
+    )
+    print(yaml, end="")
     return 0

@@ -42,7 +42,13 @@ def run(args: argparse.Namespace) -> int:
     settings = cluster_settings(args)
     try:
         scheduled = recurring_runs.schedule(
-            settings, args.param, args.name, args.cron, args.max_concurrency, args.catchup, args.replace
+            settings,
+            args.param,
+            args.name,
+            args.cron,
+            max_concurrency=args.max_concurrency,
+            catchup=args.catchup,
+            replace=args.replace,
         )
     except ServerError as e:
         return server_error("schedule", e)

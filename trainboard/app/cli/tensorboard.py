@@ -101,6 +101,7 @@ def serve(
     command: str,
     logdir: str,
     port: int,
+    *,
     run: str = "",
     host: str = "127.0.0.1",
     log: Path | None = None,
@@ -125,7 +126,7 @@ def serve(
             progress(f"trainboard: this run only: {tensorboard_run_url(url, run)}")
         try:
             with _output_to(log):
-                serve_tensorboard(logdir, port, host)
+                serve_tensorboard(logdir, port, host=host)
         except SystemExit as e:  # TensorBoard's own exit (absl's app.run), e.g. it could not listen
             if e.code in (0, None):
                 return 0

@@ -29,9 +29,21 @@ _CRON_FIELDS: tuple[tuple[str, int, int, list[str]], ...] = (
 )
 _CRON_ITEM_RE = re.compile(r"^(?:(\*|\?)|(\w+)(?:-(\w+))?)(?:/(\d+))?$")
 DESCRIPTORS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+# time.ParseDuration's units (unitMap in Go's src/time/format.go): a microsecond is "us", "\u00b5s" (the
+# micro sign) or "\u03bcs" (the Greek letter mu). In this order, "ms" is tried before "m" and "s".
+_GO_UNIT_SECONDS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "\u00b5s": 1e-6,
+    "\u03bcs": 1e-6,
+    "ms": 1e-3,
+    "s": 1,
+    "m": 60,
+    "h": 3600,
+}
+_GO_UNITS = "|".join(_GO_UNIT_SECONDS)
 # time.ParseDuration: an optional sign and decimal numbers with units (1h30m, 90s, 1.5h), or a bare 0.
-_GO_DURATION_RE = re.compile(r"^[+-]?(?:0|(?:\d+(?:\.\d+)?(?:ns|us|µs|μs|ms|s|m|h))+)$")
-_GO_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+_GO_DURATION_RE = re.compile(rf"^[+-]?(?:0|(?:\d+(?:\.\d+)?(?:{_GO_UNITS}))+)$")
 _DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # February 29 comes every leap year
 
 
@@ -72,7 +84,7 @@ def _check_every(expression: str, duration: str) -> str:
             f"not {duration!r}",
         )
     sign = -1 if duration.startswith("-") else 1
-    parts = re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|μs|ms|s|m|h)", duration)
+    parts = re.findall(rf"(\d+(?:\.\d+)?)({_GO_UNITS})", duration)
     if sign * sum(float(n) * _GO_UNIT_SECONDS[unit] for n, unit in parts) < 1:
         raise UsageError(
             "cron",

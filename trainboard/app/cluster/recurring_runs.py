@@ -18,7 +18,7 @@ from trainboard.errors import UsageError
 from trainboard.links import kfp_recurring_run_url
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Scheduled:
     name: str
     recurring_run_id: str
@@ -28,7 +28,7 @@ class Scheduled:
     notes: tuple[str, ...] = ()  # what the checks could not look at from here
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Schedule:
     name: str
     recurring_run_id: str
@@ -77,16 +77,16 @@ def _schedules(client: Any, experiment_id: str) -> list[Schedule]:
             parameters = (r.runtime_config.parameters if r.runtime_config else None) or {}
             found.append(
                 Schedule(
-                    r.display_name,
-                    r.recurring_run_id,
-                    str(r.status),
-                    cron,
-                    parameters,
-                    str(r.created_at),
-                    int(r.max_concurrency or 0),  # an int64: a string in the API's JSON
-                    not r.no_catchup,
-                    r.service_account or "",
-                    r.pipeline_spec or {},
+                    name=r.display_name,
+                    recurring_run_id=r.recurring_run_id,
+                    status=str(r.status),
+                    cron=cron,
+                    parameters=parameters,
+                    created_at=str(r.created_at),
+                    max_concurrency=int(r.max_concurrency or 0),  # an int64: a string in the API's JSON
+                    catchup=not r.no_catchup,
+                    service_account=r.service_account or "",
+                    pipeline=r.pipeline_spec or {},
                 )
             )
         token = page.next_page_token
@@ -99,6 +99,7 @@ def schedule(
     pairs: list[str],
     name: str,
     cron: str,
+    *,
     max_concurrency: int = 1,
     catchup: bool = False,
     replace: bool = False,
@@ -118,11 +119,11 @@ def schedule(
         )
     check_root_records(arguments["root"])  # a damaged record would fail every night's first task
     mine = Schedule(
-        name,
-        "",
-        "ENABLED",
-        cron,
-        arguments,
+        name=name,
+        recurring_run_id="",
+        status="ENABLED",
+        cron=cron,
+        parameters=arguments,
         max_concurrency=max_concurrency,
         catchup=catchup,
         service_account=settings.service_account,
@@ -135,7 +136,14 @@ def schedule(
         if existing and all(s.same_as(mine) for s in existing):
             first = existing[0]
             url = kfp_recurring_run_url(endpoint, first.recurring_run_id)
-            return Scheduled(name, first.recurring_run_id, url, True, first.status, tuple(notes))
+            return Scheduled(
+                name=name,
+                recurring_run_id=first.recurring_run_id,
+                url=url,
+                unchanged=True,
+                status=first.status,
+                notes=tuple(notes),
+            )
         if existing and not replace:
             raise UsageError(
                 "name",
@@ -156,7 +164,9 @@ def schedule(
         for old in existing:  # only now that the new one exists
             client.delete_recurring_run(old.recurring_run_id)
     return Scheduled(
-        name, created.recurring_run_id, kfp_recurring_run_url(endpoint, created.recurring_run_id)
+        name=name,
+        recurring_run_id=created.recurring_run_id,
+        url=kfp_recurring_run_url(endpoint, created.recurring_run_id),
     )
 
 
