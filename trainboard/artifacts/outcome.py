@@ -23,7 +23,7 @@ class RunOutcome:
     reason: str
     metrics: dict[str, float] = field(default_factory=dict)  # test metrics (Evaluation.headline)
     champion: str = ""  # the champion's run after the decision
-    # Why the race stopped it (components/train/race.py): epoch, epochs, rule, reason, seconds_saved, gpus.
+    # Why the race stopped it, the model's record (RaceStop.to_json(), race_stop.py); empty: it was not.
     stopped: dict[str, Any] = field(default_factory=dict)
 
 
