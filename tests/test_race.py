@@ -127,14 +127,14 @@ def test_a_stopped_run_is_a_result_not_promoted_with_its_saved_time_in_report_ou
     folder = Path(model_folder(tmp_path, "late"))
     (folder / "trainboard_model.json").write_text(json.dumps({"run": "late", "stopped": stopped}))
     metrics = metrics_with_accuracy(0.9)
-    decision = promote(root, "late", str(folder), metrics, PromotionRule())
+    decision = promote(root, "late", str(folder), metrics, rule=PromotionRule())
     assert (
         not decision.promoted and "stopped early: the race stopped it after epoch 3 of 10" in decision.reason
     )
     assert "420 s of training saved on 1 GPU(s)" in decision.reason
     outcome = read_outcome(root, "late")
     assert (outcome.outcome, outcome.stopped["seconds_saved"]) == (STOPPED_EARLY, 420.0)
-    assert "420 s of training saved" in report("late", metrics, decision, root, str(folder))
+    assert "420 s of training saved" in report("late", metrics, decision, root, model_dir=str(folder))
     [point] = [
         p for u in storage.list_files(trend_dir(root, "run")) for p in scalars(storage.read_bytes(u), SAVED)
     ]
@@ -143,11 +143,11 @@ def test_a_stopped_run_is_a_result_not_promoted_with_its_saved_time_in_report_ou
 
 def test_a_model_no_better_than_chance_is_never_promoted_not_even_the_first(root, tmp_path):
     at_chance = promote(
-        root, "r1", model_folder(tmp_path, "r1"), metrics_with_accuracy(0.25), PromotionRule()
+        root, "r1", model_folder(tmp_path, "r1"), metrics_with_accuracy(0.25), rule=PromotionRule()
     )
     assert not at_chance.promoted and "no better than chance (0.2500" in at_chance.reason
     assert promote(
-        root, "r2", model_folder(tmp_path, "r2"), metrics_with_accuracy(0.3), PromotionRule()
+        root, "r2", model_folder(tmp_path, "r2"), metrics_with_accuracy(0.3), rule=PromotionRule()
     ).promoted
 
 

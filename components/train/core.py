@@ -10,14 +10,14 @@ import shutil
 import statistics
 import tempfile
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
 from trainboard import layout, storage, task_events
-from trainboard.artifacts.dataset import DatasetInfo, read_info
+from trainboard.artifacts.dataset import read_info
 from trainboard.artifacts.model import ModelInfo, save_model, steady_images_per_second
 from trainboard.artifacts.race_stop import RaceStop
 from trainboard.artifacts.training_state import (
@@ -30,19 +30,20 @@ from trainboard.artifacts.training_state import (
 from trainboard.checks import check_run_name
 from trainboard.component_image import IMAGE
 from trainboard.components.train import multiworker_keras
+from trainboard.components.train.attempt import Attempt
 from trainboard.components.train.checkpoints import TRAIN_SECONDS, CommitEpoch, roll_back_logs
 from trainboard.components.train.cluster_spec import worker_index
 from trainboard.components.train.devices import check_gpus
 from trainboard.components.train.input_pipeline import fit_split, load_split, worker_share
-from trainboard.components.train.models import build_model, set_trainable, synchronize_batch_norm
-from trainboard.components.train.phases import Phase, phases
+from trainboard.components.train.models import build_model, synchronize_batch_norm
+from trainboard.components.train.phases import train_phases
 from trainboard.components.train.race import Race, champion_curve
 from trainboard.components.train.summaries import write_note, write_run_summaries
 from trainboard.config import TrainingConfig
 from trainboard.config_checks import check_config
 from trainboard.roots import check_root
 from trainboard.streaming import StreamingTensorBoard
-from trainboard.weights import NONE, local_weights
+from trainboard.weights import local_weights
 
 log = logging.getLogger(__name__)
 EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -70,19 +71,6 @@ def _precision(choice: str) -> str:
     if choice != "auto":
         return choice
     return "mixed_float16" if tf.config.list_physical_devices("GPU") else "float32"
-
-
-def _compile(model: keras.Model, config: TrainingConfig, phase: Phase, steps_per_epoch: int) -> None:
-    """A fresh optimizer for the phase (after trainable flags changed, Keras needs a compile)."""
-    learning_rate = phase.learning_rate
-    if config.lr_schedule == "cosine":
-        steps = (phase.end - phase.start) * steps_per_epoch
-        learning_rate = keras.optimizers.schedules.CosineDecay(phase.learning_rate, decay_steps=steps)
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-        metrics=["accuracy"],
-    )
 
 
 def _load_checkpoint(root: str, run: str, state: TrainingState, scratch: Path) -> keras.Model:
@@ -134,37 +122,6 @@ def _stop_record(state: TrainingState, config: TrainingConfig, gpus: int) -> dic
     return replace(stop, seconds_saved=saved, gpus=gpus).to_json()
 
 
-@dataclass(frozen=True)
-class _Attempt:
-    """What the steps of this attempt of a run read: its settings and data, where it reads the run's
-    records (``root``) and where this worker writes (``out_root``: the root for the chief, a throwaway
-    copy for the others), its scratch folder and how it trains."""
-
-    config: TrainingConfig
-    dataset_dir: str
-    info: DatasetInfo
-    root: str
-    out_root: str
-    run: str
-    scratch: Path
-    strategy: tf.distribute.Strategy
-    steps_per_epoch: int
-    chief: bool
-
-    @property
-    def logs(self) -> Path:
-        """Where Keras and trainboard write the TensorBoard logs (streamed to tensorboard_dir)."""
-        return self.scratch / "logs"
-
-    @property
-    def tensorboard_dir(self) -> str:
-        return layout.tensorboard_dir(self.out_root, self.run)
-
-    @property
-    def classes(self) -> int:
-        return len(self.info.class_names)
-
-
 def train(
     dataset_dir: str, model_dir: str, root: str, run: str, *, config: TrainingConfig, gpus: int = 0
 ) -> ModelInfo:
@@ -192,7 +149,7 @@ def train(
         throwaway = Path(os.environ.get(THROWAWAY_ENV) or scratch) / f"worker-{worker[0]}"
         out_root = root if chief else str(throwaway / "root")
         model_dir = model_dir if chief else str(throwaway / "model")
-        attempt = _Attempt(
+        attempt = Attempt(
             config=config,
             dataset_dir=dataset_dir,
             info=info,
@@ -210,7 +167,9 @@ def train(
         tensorboard = _tensorboard(attempt)
         commit = CommitEpoch(layout.checkpoint_dir(out_root, run), attempt.scratch, tensorboard, state)
         race = Race(attempt.logs, champion_curve(root, run), config, classes=attempt.classes, state=state)
-        _train_phases(attempt, model, state, data, tensorboard=tensorboard, race=race, commit=commit)
+        # The race's verdict before the commit (which records it), the epoch's event after the commit.
+        callbacks = [tensorboard, race, commit] + ([EpochEvents(config.epochs)] if chief else [])
+        train_phases(attempt, model, state, data, tensorboard=tensorboard, callbacks=callbacks)
         race.close()  # its events were flushed each epoch: a failure above loses none
         keep_logs = os.environ.get(KEEP_LOGS_ENV)
         if keep_logs and chief and attempt.logs.is_dir():  # to compare the bucket with what was written
@@ -220,7 +179,7 @@ def train(
         return result
 
 
-def _model_to_train(attempt: _Attempt) -> tuple[keras.Model, TrainingState]:
+def _model_to_train(attempt: Attempt) -> tuple[keras.Model, TrainingState]:
     """The model and the run's state: the last committed epoch's checkpoint on a resume, else a new
     model. Before any epoch, a missing, damaged or mismatched file, or imagenet offline, stops here; the
     logs a killed attempt wrote past its commit are cut off."""
@@ -239,7 +198,7 @@ def _model_to_train(attempt: _Attempt) -> tuple[keras.Model, TrainingState]:
     return model, state
 
 
-def _started_with(attempt: _Attempt) -> dict:
+def _started_with(attempt: Attempt) -> dict:
     """What this attempt starts with (training_state.started_with): what a resume must match."""
     info = attempt.info
     return started_with(
@@ -252,7 +211,7 @@ def _started_with(attempt: _Attempt) -> dict:
     )
 
 
-def _datasets(attempt: _Attempt) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+def _datasets(attempt: Attempt) -> tuple[tf.data.Dataset, tf.data.Dataset]:
     """The training split (shuffled, augmented as configured) and the validation split, as fit takes them."""
     config = attempt.config
     split = dict(image_size=config.image_size, batch_size=config.batch_size, classes=attempt.classes)
@@ -264,7 +223,7 @@ def _datasets(attempt: _Attempt) -> tuple[tf.data.Dataset, tf.data.Dataset]:
     return train_ds, val_ds
 
 
-def _begin_attempt(attempt: _Attempt, state: TrainingState) -> None:
+def _begin_attempt(attempt: Attempt, state: TrainingState) -> None:
     """The attempt in the run's TensorBoard series: on a retry or restart, a note of where and why it goes
     on (and the attempt counted); on the first, what it was started with, its hyperparameters and a
     grid of training images."""
@@ -293,7 +252,7 @@ def _begin_attempt(attempt: _Attempt, state: TrainingState) -> None:
     )
 
 
-def _tensorboard(attempt: _Attempt) -> StreamingTensorBoard:
+def _tensorboard(attempt: Attempt) -> StreamingTensorBoard:
     """Keras's TensorBoard callback, its logs streamed to the run's TensorBoard folder."""
     config = attempt.config
     return StreamingTensorBoard(
@@ -306,65 +265,8 @@ def _tensorboard(attempt: _Attempt) -> StreamingTensorBoard:
     )
 
 
-def _train_phases(
-    attempt: _Attempt,
-    model: keras.Model,
-    state: TrainingState,
-    data: tuple[tf.data.Dataset, tf.data.Dataset],
-    *,
-    tensorboard: StreamingTensorBoard,
-    race: Race,
-    commit: CommitEpoch,
-) -> None:
-    """Fit the phases the run has not done yet, each from the epoch the state says; a stop (the race's
-    or early stopping) ends them."""
-    config = attempt.config
-    run_phases = phases(config)
-    for phase in run_phases:
-        if state.epoch >= phase.end or state.stopped:  # a stopped run stays stopped when resumed
-            continue
-        if state.epoch == phase.start:  # the phase begins now (a resumed one has its optimizer saved)
-            _begin_phase(attempt, model, phase, several=len(run_phases) > 1)
-        # The race's verdict before the commit (which records it), the event after the commit.
-        callbacks = [tensorboard, race, commit] + ([EpochEvents(config.epochs)] if attempt.chief else [])
-        if config.early_stopping_patience and phase is run_phases[-1]:
-            callbacks.append(
-                keras.callbacks.EarlyStopping(
-                    patience=config.early_stopping_patience, restore_best_weights=True
-                )
-            )
-        tensorboard.initial_step = state.epoch * attempt.steps_per_epoch  # batch steps go on across fits
-        try:
-            model.fit(
-                data[0],
-                validation_data=data[1],
-                epochs=phase.end,
-                initial_epoch=state.epoch,
-                callbacks=callbacks,
-                verbose=2,
-            )
-        finally:
-            tensorboard.close()  # also after a failure: every event written so far reaches the bucket
-        if state.epoch < phase.end:  # stopped early
-            break
-
-
-def _begin_phase(attempt: _Attempt, model: keras.Model, phase: Phase, *, several: bool) -> None:
-    """The phase's trainable layers and a fresh optimizer; where it begins, in the log and (``several``
-    phases) as a note in the run's series."""
-    config = attempt.config
-    with attempt.strategy.scope():
-        trainable = (
-            set_trainable(model, phase.frozen, config.fine_tune_layers) if config.weights != NONE else 0
-        )
-        _compile(model, config, phase, attempt.steps_per_epoch)
-    if several:
-        write_note(attempt.logs, "phase", phase.describe(config.model, trainable), step=phase.start)
-    log.info("%s", phase.describe(config.model, trainable))
-
-
 def _model_info(
-    attempt: _Attempt, state: TrainingState, tensorboard: StreamingTensorBoard, gpus: int
+    attempt: Attempt, state: TrainingState, tensorboard: StreamingTensorBoard, gpus: int
 ) -> ModelInfo:
     """The model's metadata (trainboard_model.json): what was trained on what, how far, how fast, what
     its logs weighed, and the race's stop."""
