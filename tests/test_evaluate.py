@@ -91,7 +91,7 @@ def test_no_examples_is_an_error():
 def tiny_model(demo_data, tmp_path_factory) -> str:
     """A small_cnn trained for two epochs on the demo data, once for this module."""
     out = tmp_path_factory.mktemp("tiny")
-    train(demo_data, str(out / "model"), str(out / "root"), RUN, FAST)
+    train(demo_data, str(out / "model"), str(out / "root"), RUN, config=FAST)
     return str(out / "model")
 
 
@@ -281,7 +281,9 @@ def test_the_examples_on_which_two_models_disagree_are_counted_for_mcnemar(demo_
     only one of them got right differ by exactly the accuracies' difference in examples."""
     root = str(tmp_path / "root")
     other = tmp_path / "other"
-    train(demo_data, str(other), str(tmp_path / "train-root"), "other", replace(FAST, epochs=1, seed=7))
+    train(
+        demo_data, str(other), str(tmp_path / "train-root"), "other", config=replace(FAST, epochs=1, seed=7)
+    )
     champion = evaluate(demo_data, str(other), root, "other")
     promote(root, "other", str(other), champion, rule=CHAMPION_WHATEVER_ITS_ACCURACY)
     challenger = evaluate(demo_data, tiny_model, root, "next")
