@@ -58,8 +58,8 @@ class PodSettings(TypedDict, total=False):
 def trainjob_manifest(
     name: str, workers: int, args: list[str], run: str, **settings: Unpack[PodSettings]
 ) -> dict[str, Any]:
-    """The TrainJob: ``workers`` nodes of ``image`` running the worker with ``args``, each with the
-    ``resources`` (limits), node selector, tolerations and service account a one-node train pod gets."""
+    """The TrainJob: ``workers`` nodes of the ``settings``' image running the worker with ``args``, each
+    with the resources (limits), node selector, tolerations and service account a one-node train pod gets."""
     image, resources = settings["image"], settings.get("resources")
     pod: dict[str, Any] = {}
     if node_selector := settings.get("node_selector"):
