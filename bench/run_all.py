@@ -52,7 +52,7 @@ from trainboard.config import DataConfig, TrainingConfig
 name, work, config = sys.argv[1], sys.argv[2], TrainingConfig(**json.loads(sys.argv[3]))
 call = {
     "prepare_data": lambda: prepare_data(DataConfig("demo"), f"{work}/data"),
-    "train": lambda: train(f"{work}/data", f"{work}/model", f"{work}/root", "bench", config),
+    "train": lambda: train(f"{work}/data", f"{work}/model", f"{work}/root", "bench", config=config),
     "evaluate": lambda: evaluate(f"{work}/data", f"{work}/model", f"{work}/root", "bench"),
 }[name]
 started = time.perf_counter()

@@ -246,7 +246,9 @@ def bucket_folder(data: Path, reference: Path, runs: int) -> dict[str, int]:
             os.link(path, copy)
         # The night's trend point, written by the promote step's own code.
         metrics = {"test_accuracy": 0.80 + 0.15 * i / runs, "test_loss": 0.6 - 0.3 * i / runs}
-        trend.record_trend(str(root), name, metrics, 120.0, metrics, "bench night")
+        trend.record_trend(
+            str(root), name, metrics, images_per_second=120.0, champion=metrics, about="bench night"
+        )
         if i % PROMOTE_EVERY == 0:
             (root / "models" / name).mkdir(parents=True)
             (root / "models" / name / "model.keras").write_bytes(b"stand-in: the mirror only lists models/")

@@ -37,7 +37,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def promote_at(root: str, tmp_path: Path, run: str, accuracy: float):
-    return promote(root, run, model_folder(tmp_path, run), metrics_with_accuracy(accuracy), PromotionRule())
+    return promote(
+        root, run, model_folder(tmp_path, run), metrics_with_accuracy(accuracy), rule=PromotionRule()
+    )
 
 
 def history_files(root: str) -> dict[str, bytes]:

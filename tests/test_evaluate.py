@@ -91,7 +91,7 @@ def test_no_examples_is_an_error():
 def tiny_model(demo_data, tmp_path_factory) -> str:
     """A small_cnn trained for two epochs on the demo data, once for this module."""
     out = tmp_path_factory.mktemp("tiny")
-    train(demo_data, str(out / "model"), str(out / "root"), RUN, FAST)
+    train(demo_data, str(out / "model"), str(out / "root"), RUN, config=FAST)
     return str(out / "model")
 
 
@@ -234,7 +234,7 @@ def test_the_champion_is_measured_on_the_same_test_split(demo_data, tiny_model, 
     root = str(tmp_path / "root")
     first = evaluate(demo_data, tiny_model, root, "champ")
     assert first.champion_rescored is None, "no champion yet"
-    promote(root, "champ", tiny_model, first, CHAMPION_WHATEVER_ITS_ACCURACY)
+    promote(root, "champ", tiny_model, first, rule=CHAMPION_WHATEVER_ITS_ACCURACY)
     again = evaluate(demo_data, tiny_model, root, "champ")
     assert again.champion_rescored is None, "a retry of the champion's own run is no comparison"
     challenger = evaluate(demo_data, tiny_model, root, "next")
@@ -253,7 +253,7 @@ def test_a_champion_whose_model_is_gone_stops_evaluate_naming_the_record_and_the
     """Not a temporary path: the record, the model URI it names, and how to get past (rollback, force)."""
     root = str(tmp_path / "root")
     champion = evaluate(demo_data, tiny_model, root, "champ")
-    promote(root, "champ", tiny_model, champion, CHAMPION_WHATEVER_ITS_ACCURACY)
+    promote(root, "champ", tiny_model, champion, rule=CHAMPION_WHATEVER_ITS_ACCURACY)
     model_uri = storage.join(root, "models", "champ")
     shutil.rmtree(model_uri)
     if damage == "unreadable":
@@ -270,7 +270,7 @@ def test_a_champion_whose_model_is_gone_stops_evaluate_naming_the_record_and_the
     assert "trainboard-champion-" not in message, "no temporary path"
     forced = evaluate(demo_data, tiny_model, root, "next", force_promote=True)
     assert forced.champion_rescored is None, "forced: the champion is replaced, not re-measured"
-    decision = promote(root, "next", tiny_model, forced, PromotionRule(force_promote=True))
+    decision = promote(root, "next", tiny_model, forced, rule=PromotionRule(force_promote=True))
     assert (
         decision.promoted and evaluate(demo_data, tiny_model, root, "third").champion_rescored.run == "next"
     )
@@ -281,9 +281,11 @@ def test_the_examples_on_which_two_models_disagree_are_counted_for_mcnemar(demo_
     only one of them got right differ by exactly the accuracies' difference in examples."""
     root = str(tmp_path / "root")
     other = tmp_path / "other"
-    train(demo_data, str(other), str(tmp_path / "train-root"), "other", replace(FAST, epochs=1, seed=7))
+    train(
+        demo_data, str(other), str(tmp_path / "train-root"), "other", config=replace(FAST, epochs=1, seed=7)
+    )
     champion = evaluate(demo_data, str(other), root, "other")
-    promote(root, "other", str(other), champion, CHAMPION_WHATEVER_ITS_ACCURACY)
+    promote(root, "other", str(other), champion, rule=CHAMPION_WHATEVER_ITS_ACCURACY)
     challenger = evaluate(demo_data, tiny_model, root, "next")
     rescored = challenger.champion_rescored
     assert rescored.run == "other" and rescored.only_this_right is not None

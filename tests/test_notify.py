@@ -132,7 +132,7 @@ def test_a_failed_train_step_is_named_with_its_errors_first_line(webhook, root):
         "ValueError: the loss is NaN at epoch 2",
         "    (the learning rate may be too high)",
     ]
-    notify_run(root, RUN, "", "", Failure("train", first_error_line(tail)))
+    notify_run(root, RUN, "", "", failure=Failure("train", first_error_line(tail)))
     [body] = webhook.bodies
     assert (
         body["text"] == f"trainboard run {RUN}: failed at step train: ValueError: the loss is NaN at epoch 2"

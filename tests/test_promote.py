@@ -74,19 +74,25 @@ def test_gate_decisions(current, accuracy, rule, promoted, words):
 
 
 def test_first_then_worse_then_better(root, tmp_path):
-    first = promote(root, "r1", model_folder(tmp_path, "r1"), metrics_with_accuracy(0.8), PromotionRule())
+    first = promote(
+        root, "r1", model_folder(tmp_path, "r1"), metrics_with_accuracy(0.8), rule=PromotionRule()
+    )
     assert (first.promoted, first.champion) == (True, "r1")
     record, _ = read_champion(root)
     assert (record.run, record.model_uri, record.accuracy) == ("r1", "models/r1", 0.8)
     assert record.metrics == metrics_with_accuracy(0.8).headline() and "first model" in record.reason
     assert champion_folder_run(root) == "r1"
 
-    worse = promote(root, "r2", model_folder(tmp_path, "r2"), metrics_with_accuracy(0.7), PromotionRule())
+    worse = promote(
+        root, "r2", model_folder(tmp_path, "r2"), metrics_with_accuracy(0.7), rule=PromotionRule()
+    )
     assert (worse.promoted, worse.champion) == (False, "r1")
     assert read_champion(root)[0] == record, "a worse model changes nothing"
     assert not storage.list_files(layout.model_dir(root, "r2")), "nor is its model copied"
 
-    better = promote(root, "r3", model_folder(tmp_path, "r3"), metrics_with_accuracy(0.9), PromotionRule())
+    better = promote(
+        root, "r3", model_folder(tmp_path, "r3"), metrics_with_accuracy(0.9), rule=PromotionRule()
+    )
     assert (better.promoted, better.champion, better.previous) == (True, "r3", record)
     assert read_champion(root)[0].run == "r3"
     assert champion_folder_run(root) == "r3"
@@ -95,9 +101,11 @@ def test_first_then_worse_then_better(root, tmp_path):
 
 def test_report_tells_the_decision_the_scores_and_the_confusions(tmp_path):
     root = str(tmp_path / "root")
-    promote(root, "r1", model_folder(tmp_path, "r1"), metrics_with_accuracy(0.9), PromotionRule())
+    promote(root, "r1", model_folder(tmp_path, "r1"), metrics_with_accuracy(0.9), rule=PromotionRule())
     metrics = metrics_with_accuracy(0.5)
-    decision = promote(root, "r2", model_folder(tmp_path, "r2"), metrics, PromotionRule(force_promote=True))
+    decision = promote(
+        root, "r2", model_folder(tmp_path, "r2"), metrics, rule=PromotionRule(force_promote=True)
+    )
     text = report("r2", metrics, decision, root)
     assert "Promotion: **promoted** (forced by force_promote: the gate was not applied)" in text
     assert "Champion before: `r1` (test accuracy 0.9000" in text and "champion now: `r2`" in text
@@ -175,7 +183,9 @@ def test_the_report_says_what_changed_since_the_champion(tmp_path):
 
     def night(run: str, accuracy: float, **info) -> str:
         folder, metrics = model_with(tmp_path, run, **{**TRAINED, **info}), metrics_with_accuracy(accuracy)
-        return report(run, metrics, promote(root, run, folder, metrics, PromotionRule()), root, folder)
+        return report(
+            run, metrics, promote(root, run, folder, metrics, rule=PromotionRule()), root, model_dir=folder
+        )
 
     first = night("r1", 0.6)
     assert "No champion before this run: nothing to compare with." in first
@@ -248,7 +258,7 @@ def test_two_promotions_at_once_leave_one_consistent_champion(
 
     def run(name: str) -> None:
         metrics = metrics_with_accuracy(accuracies[name])
-        decisions[name] = promote(root, name, model_folder(tmp_path, name), metrics, PromotionRule())
+        decisions[name] = promote(root, name, model_folder(tmp_path, name), metrics, rule=PromotionRule())
 
     threads = [threading.Thread(target=run, args=(name,)) for name in accuracies]
     for thread in threads:
@@ -299,7 +309,7 @@ def test_a_corrupt_record_is_a_clear_error_and_nothing_is_overwritten(root, tmp_
     with pytest.raises(
         ChampionRecordError, match=r"is not a valid champion record .*nothing was overwritten"
     ):
-        promote(root, "r1", model_folder(tmp_path, "r1"), metrics_with_accuracy(0.9), PromotionRule())
+        promote(root, "r1", model_folder(tmp_path, "r1"), metrics_with_accuracy(0.9), rule=PromotionRule())
     assert storage.read_bytes(layout.champion_record(root)) == corrupt
     assert storage.list_files(storage.join(root, "models")) == []
 
@@ -317,7 +327,9 @@ def test_a_corrupt_record_is_a_clear_error_and_nothing_is_overwritten(root, tmp_
 )
 def test_thresholds_outside_0_1_are_refused(tmp_path, rule, field):
     with pytest.raises(UsageError, match=r"must be in \[0, 1\] \(an? (accuracy|p-value)") as error:
-        promote(str(tmp_path / "root"), "r1", model_folder(tmp_path, "r1"), metrics_with_accuracy(0.9), rule)
+        promote(
+            str(tmp_path / "root"), "r1", model_folder(tmp_path, "r1"), metrics_with_accuracy(0.9), rule=rule
+        )
     assert error.value.field == field
     assert not (tmp_path / "root").exists()
 
@@ -330,13 +342,13 @@ def test_the_champion_is_compared_on_the_same_test_split(root, tmp_path):
     assert fair.promoted
     assert "champion old's 0.8000 on this run's test split (recorded 0.9500)" in fair.reason
 
-    promote(root, "r1", model_folder(tmp_path, "r1"), metrics_with_accuracy(0.95), PromotionRule())
+    promote(root, "r1", model_folder(tmp_path, "r1"), metrics_with_accuracy(0.95), rule=PromotionRule())
     stale = metrics_with_accuracy(0.85)
     stale.champion_rescored = RescoredChampion("someone-else", 0.5)  # measured before another promotion
-    assert not promote(root, "r2", model_folder(tmp_path, "r2"), stale, PromotionRule()).promoted
+    assert not promote(root, "r2", model_folder(tmp_path, "r2"), stale, rule=PromotionRule()).promoted
     rescored = metrics_with_accuracy(0.85)
     rescored.champion_rescored = RescoredChampion("r1", 0.8)
-    decision = promote(root, "r3", model_folder(tmp_path, "r3"), rescored, PromotionRule())
+    decision = promote(root, "r3", model_folder(tmp_path, "r3"), rescored, rule=PromotionRule())
     assert (decision.promoted, read_champion(root)[0].run) == (True, "r3")
 
 
@@ -354,12 +366,12 @@ def test_min_significance_asks_the_gain_to_be_significant(tmp_path):
     p = 0.5, not significant at 0.05; 9 against 7 neither; 10 against 0 is (p = 0.002)."""
     rule = PromotionRule(min_significance=0.05)
     recorded = champion("old", 0.8)
-    assert decide(recorded, "new", 0.9, PromotionRule(), 0.8, mcnemar_p_value(2, 0)).promoted, (
-        "off by default"
-    )
-    weak = decide(recorded, "new", 0.9, rule, 0.8, mcnemar_p_value(2, 0))
+    assert decide(
+        recorded, "new", 0.9, PromotionRule(), champion_accuracy=0.8, p_value=mcnemar_p_value(2, 0)
+    ).promoted, "off by default"
+    weak = decide(recorded, "new", 0.9, rule, champion_accuracy=0.8, p_value=mcnemar_p_value(2, 0))
     assert not weak.promoted and "not significant: McNemar p = 0.5 > min_significance 0.05" in weak.reason
-    strong = decide(recorded, "new", 0.9, rule, 0.4, mcnemar_p_value(10, 0))
+    strong = decide(recorded, "new", 0.9, rule, champion_accuracy=0.4, p_value=mcnemar_p_value(10, 0))
     assert strong.promoted and "significant: McNemar p = 0.001953 <= 0.05" in strong.reason
     unmeasured = decide(recorded, "new", 0.9, rule)
     assert (
@@ -370,11 +382,11 @@ def test_min_significance_asks_the_gain_to_be_significant(tmp_path):
     assert decide(recorded, "new", 0.5, PromotionRule(min_significance=0.05, force_promote=True)).promoted
 
     root = str(tmp_path / "root")
-    promote(root, "r1", model_folder(tmp_path, "r1"), metrics_with_accuracy(0.5), PromotionRule())
+    promote(root, "r1", model_folder(tmp_path, "r1"), metrics_with_accuracy(0.5), rule=PromotionRule())
     metrics = metrics_with_accuracy(0.9)
     metrics.champion_rescored = RescoredChampion("r1", 0.5, [], only_this_right=9, only_champion_right=1)
     decision = promote(
-        root, "r2", model_folder(tmp_path, "r2"), metrics, PromotionRule(min_significance=0.01)
+        root, "r2", model_folder(tmp_path, "r2"), metrics, rule=PromotionRule(min_significance=0.01)
     )
     assert not decision.promoted and decision.p_value == pytest.approx(22 / 1024)
     text = report("r2", metrics, decision, root)
@@ -382,7 +394,7 @@ def test_min_significance_asks_the_gain_to_be_significant(tmp_path):
         "McNemar's exact): 9 examples only this run got right, 1 only the champion; p-value 0.02148" in text
     )
     assert promote(
-        root, "r2", model_folder(tmp_path, "r2"), metrics, PromotionRule(min_significance=0.05)
+        root, "r2", model_folder(tmp_path, "r2"), metrics, rule=PromotionRule(min_significance=0.05)
     ).promoted
     assert read_champion(root)[0].p_value == pytest.approx(22 / 1024), "the p-value is in the record"
     assert read_history(root)[-1].p_value == pytest.approx(22 / 1024), "and in the history"

@@ -50,32 +50,38 @@ def test_the_champion_is_read_at_the_same_point_of_training():
 def test_a_nan_or_infinite_loss_stops_at_once_whatever_the_settings():
     off = TrainingConfig(epochs=10)  # race_margin 0: the opt-in rule is off
     for loss in (math.nan, math.inf):
-        stop = verdict([0.3], [loss], None, off, 4)
+        stop = verdict([0.3], [loss], None, off, classes=4)
         assert stop["rule"] == BROKEN and stop["epoch"] == 1 and "training loss" in stop["reason"]
 
 
 def test_chance_level_after_the_warm_up_stops_where_the_champion_was_well_above():
     off = TrainingConfig(epochs=10, race_warmup=2)
-    assert verdict([0.25, 0.25], [1.4] * 2, STRONG, off, 4) is None, "in the warm-up: no verdict"
-    stop = verdict([0.25, 0.26, 0.27], [1.4] * 3, STRONG, off, 4)
+    assert verdict([0.25, 0.25], [1.4] * 2, STRONG, off, classes=4) is None, "in the warm-up: no verdict"
+    stop = verdict([0.25, 0.26, 0.27], [1.4] * 3, STRONG, off, classes=4)
     assert (
         stop["rule"] == BROKEN
         and "chance level" in stop["reason"]
         and "champion champ had 0.8" in stop["reason"]
     )
     weak = ChampionCurve("weak", [0.3] * 10, [1.3] * 10)
-    assert verdict([0.25] * 3, [1.4] * 3, weak, off, 4) is None, "a champion near chance: no verdict"
-    assert verdict([0.25] * 3, [1.4] * 3, None, off, 4) is None, "no champion: nothing says what healthy is"
+    assert verdict([0.25] * 3, [1.4] * 3, weak, off, classes=4) is None, "a champion near chance: no verdict"
+    assert verdict([0.25] * 3, [1.4] * 3, None, off, classes=4) is None, (
+        "no champion: nothing says what healthy is"
+    )
 
 
 def test_trailing_stops_only_when_opted_in_after_the_warm_up_for_patience_epochs_in_a_row():
     behind = [0.35, 0.5, 0.6, 0.65]  # 0.15 to 0.2 behind STRONG from epoch 1 on
-    assert verdict(behind, [1.0] * 4, STRONG, replace(RULE, race_margin=0.0), 4) is None, "off by default"
-    assert verdict(behind[:3], [1.0] * 3, STRONG, RULE, 4) is None, "epochs 2-3: one of them in the warm-up"
-    stop = verdict(behind, [1.0] * 4, STRONG, RULE, 4)
+    assert verdict(behind, [1.0] * 4, STRONG, replace(RULE, race_margin=0.0), classes=4) is None, (
+        "off by default"
+    )
+    assert verdict(behind[:3], [1.0] * 3, STRONG, RULE, classes=4) is None, (
+        "epochs 2-3: one of them in the warm-up"
+    )
+    stop = verdict(behind, [1.0] * 4, STRONG, RULE, classes=4)
     assert (stop["rule"], stop["epoch"]) == (CANNOT_WIN, 4) and "2 epochs in a row" in stop["reason"]
     caught_up = [0.35, 0.5, 0.6, 0.8]  # a slow starter: 0.05 behind at epoch 4
-    assert verdict(caught_up, [1.0] * 4, STRONG, RULE, 4) is None
+    assert verdict(caught_up, [1.0] * 4, STRONG, RULE, classes=4) is None
 
 
 def write_champion_curve(root: str, accuracy: list[float]) -> None:
@@ -92,7 +98,7 @@ def test_a_run_that_cannot_win_is_stopped_with_its_curves_and_the_time_it_saved(
     root = str(tmp_path / "root")
     write_champion_curve(root, [0.6] * 6)  # not "well above" chance: trailing, not broken, stops it
     config = replace(FAST, epochs=6, race_margin=0.05, race_patience=1, race_warmup=1)
-    info = train(demo_data, str(tmp_path / "model"), root, "challenger", config)
+    info = train(demo_data, str(tmp_path / "model"), root, "challenger", config=config)
     assert info.epochs == 2 and info.stopped["rule"] == CANNOT_WIN and info.stopped["epochs"] == 6
     assert info.stopped["seconds_saved"] > 0 and info.stopped["gpus"] == 0
     run_dir = layout.tensorboard_dir(root, "challenger")
@@ -103,7 +109,7 @@ def test_a_run_that_cannot_win_is_stopped_with_its_curves_and_the_time_it_saved(
     assert json.loads(storage.read_bytes(state_uri(root, "challenger")))["stopped"]["epoch"] == 2
 
     # Resumed (a retried task), it stays stopped: no more epochs.
-    again = train(demo_data, str(tmp_path / "again"), root, "challenger", config)
+    again = train(demo_data, str(tmp_path / "again"), root, "challenger", config=config)
     assert again.epochs == 2 and again.stopped["rule"] == CANNOT_WIN
 
 
@@ -121,14 +127,14 @@ def test_a_stopped_run_is_a_result_not_promoted_with_its_saved_time_in_report_ou
     folder = Path(model_folder(tmp_path, "late"))
     (folder / "trainboard_model.json").write_text(json.dumps({"run": "late", "stopped": stopped}))
     metrics = metrics_with_accuracy(0.9)
-    decision = promote(root, "late", str(folder), metrics, PromotionRule())
+    decision = promote(root, "late", str(folder), metrics, rule=PromotionRule())
     assert (
         not decision.promoted and "stopped early: the race stopped it after epoch 3 of 10" in decision.reason
     )
     assert "420 s of training saved on 1 GPU(s)" in decision.reason
     outcome = read_outcome(root, "late")
     assert (outcome.outcome, outcome.stopped["seconds_saved"]) == (STOPPED_EARLY, 420.0)
-    assert "420 s of training saved" in report("late", metrics, decision, root, str(folder))
+    assert "420 s of training saved" in report("late", metrics, decision, root, model_dir=str(folder))
     [point] = [
         p for u in storage.list_files(trend_dir(root, "run")) for p in scalars(storage.read_bytes(u), SAVED)
     ]
@@ -137,11 +143,11 @@ def test_a_stopped_run_is_a_result_not_promoted_with_its_saved_time_in_report_ou
 
 def test_a_model_no_better_than_chance_is_never_promoted_not_even_the_first(root, tmp_path):
     at_chance = promote(
-        root, "r1", model_folder(tmp_path, "r1"), metrics_with_accuracy(0.25), PromotionRule()
+        root, "r1", model_folder(tmp_path, "r1"), metrics_with_accuracy(0.25), rule=PromotionRule()
     )
     assert not at_chance.promoted and "no better than chance (0.2500" in at_chance.reason
     assert promote(
-        root, "r2", model_folder(tmp_path, "r2"), metrics_with_accuracy(0.3), PromotionRule()
+        root, "r2", model_folder(tmp_path, "r2"), metrics_with_accuracy(0.3), rule=PromotionRule()
     ).promoted
 
 

@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def promote_at(root: str, tmp_path: Path, run: str, accuracy: float, **rule):
     return promote(
-        root, run, model_folder(tmp_path, run), metrics_with_accuracy(accuracy), PromotionRule(**rule)
+        root, run, model_folder(tmp_path, run), metrics_with_accuracy(accuracy), rule=PromotionRule(**rule)
     )
 
 
@@ -86,7 +86,9 @@ def test_a_promoted_runs_model_is_never_replaced(root, tmp_path, capsys):
         assert len(err.strip().splitlines()) == 1 and nothing_started(root, "k1")
 
     # promote, the last line of defence on a cluster: refuses to publish another model as k1.
-    decision = promote(root, "k1", retrained(tmp_path, "k1"), metrics_with_accuracy(0.95), PromotionRule())
+    decision = promote(
+        root, "k1", retrained(tmp_path, "k1"), metrics_with_accuracy(0.95), rule=PromotionRule()
+    )
     assert not decision.promoted and "never replaced" in decision.reason
     assert files(layout.model_dir(root, "k1")) == before
     assert read_champion(root)[0].run == "k2"
@@ -102,7 +104,9 @@ def test_the_output_says_what_the_record_says(root, tmp_path):
     """Case 2: the champion's own run trained again: not "promoted", since champion.json still serves
     the old model."""
     promote_at(root, tmp_path, "k1", 0.8)
-    decision = promote(root, "k1", retrained(tmp_path, "k1"), metrics_with_accuracy(0.9), PromotionRule())
+    decision = promote(
+        root, "k1", retrained(tmp_path, "k1"), metrics_with_accuracy(0.9), rule=PromotionRule()
+    )
     assert not decision.promoted and decision.champion == "k1"
     assert "another training under that name" in decision.reason
     record = read_champion(root)[0]

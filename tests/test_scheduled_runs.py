@@ -84,7 +84,7 @@ def core_run(root: str, tmp_path: Path, accuracy: float, **rule) -> tuple[str, b
     run = layout.new_run_name()
     time.sleep(0.01)
     decision = promote(
-        root, run, model_folder(tmp_path, run), metrics_with_accuracy(accuracy), PromotionRule(**rule)
+        root, run, model_folder(tmp_path, run), metrics_with_accuracy(accuracy), rule=PromotionRule(**rule)
     )
     return run, decision.promoted
 

@@ -55,7 +55,7 @@ def test_every_model_builds_and_trains_a_step_at_its_smallest_size(name):
 
 def test_training_logs_scalars_hparams_and_samples_to_the_root(demo_data, tmp_path):
     root = str(tmp_path / "root")
-    info = train(demo_data, str(tmp_path / "model"), root, "r1", FAST)
+    info = train(demo_data, str(tmp_path / "model"), root, "r1", config=FAST)
     run_dir = f"{root}/tensorboard/r1"
     assert epoch_steps(run_dir) == [0, 1]
     assert epoch_steps(run_dir, "validation") == [0, 1]
@@ -83,7 +83,7 @@ def test_training_logs_scalars_hparams_and_samples_to_the_root(demo_data, tmp_pa
 
 def test_streaming_to_gcs_uploads_each_byte_about_once(gcs, demo_data, tmp_path):
     config = replace(FAST, epochs=3, sync_seconds=0.05, batch_scalars_every=1)  # many syncs
-    info = train(demo_data, str(tmp_path / "model"), f"gs://{BUCKET}/r", "often", config)
+    info = train(demo_data, str(tmp_path / "model"), f"gs://{BUCKET}/r", "often", config=config)
     assert epoch_steps(f"gs://{BUCKET}/r/tensorboard/often") == [0, 1, 2]
     steps = math.ceil(960 / config.batch_size)  # the demo's training split
     assert load_split(demo_data, "train", 16, config.batch_size).cardinality() == steps, "known to Keras"
@@ -118,7 +118,9 @@ def test_streaming_to_gcs_uploads_each_byte_about_once(gcs, demo_data, tmp_path)
 )
 def test_bad_training_input_is_refused_before_training(demo_data, tmp_path, change, field, words):
     with pytest.raises(UsageError) as error:
-        train(demo_data, str(tmp_path / "model"), str(tmp_path / "root"), "bad", replace(FAST, **change))
+        train(
+            demo_data, str(tmp_path / "model"), str(tmp_path / "root"), "bad", config=replace(FAST, **change)
+        )
     assert error.value.field == field
     for word in words:
         assert word in str(error.value)
@@ -130,7 +132,7 @@ def test_a_gpu_run_that_finds_no_gpu_stops_before_any_work(demo_data, tmp_path):
     assert gpus_requested("nvidia.com/gpu", "2") == 2 and gpus_requested("NVIDIA_L4", "1") == 1
     assert gpus_requested("cloud-tpus.google.com/v3", "8") == 0 and gpus_requested("nvidia.com/gpu", "0") == 0
     with pytest.raises(NoGPU, match=r"asked for 1 GPU.* sees none.*no GPU limit.*CUDA"):
-        train(demo_data, str(tmp_path / "model"), str(tmp_path / "root"), "gpu", FAST, gpus=1)
+        train(demo_data, str(tmp_path / "model"), str(tmp_path / "root"), "gpu", config=FAST, gpus=1)
     assert not (tmp_path / "root").exists() and not (tmp_path / "model").exists()
 
 
@@ -151,10 +153,16 @@ def test_weights_from_the_bucket_load_and_must_match(gcs, demo_data, tmp_path):
     uri = f"gs://{BUCKET}/weights/{local.name}"
     storage.upload_file(local, uri)
     good = replace(MOBILENET, epochs=1, weights=uri)
-    assert train(demo_data, str(tmp_path / "m1"), str(tmp_path / "root"), "pretrained", good).epochs == 1
+    assert (
+        train(demo_data, str(tmp_path / "m1"), str(tmp_path / "root"), "pretrained", config=good).epochs == 1
+    )
     with pytest.raises(UsageError, match="does not match vgg16"):
         train(
-            demo_data, str(tmp_path / "m2"), str(tmp_path / "root"), "mismatch", replace(good, model="vgg16")
+            demo_data,
+            str(tmp_path / "m2"),
+            str(tmp_path / "root"),
+            "mismatch",
+            config=replace(good, model="vgg16"),
         )
     with pytest.raises(UsageError, match="does not exist"):
         train(
@@ -162,7 +170,7 @@ def test_weights_from_the_bucket_load_and_must_match(gcs, demo_data, tmp_path):
             str(tmp_path / "m3"),
             str(tmp_path / "root"),
             "missing",
-            replace(good, weights=uri.replace("mobilenet", "missing")),
+            config=replace(good, weights=uri.replace("mobilenet", "missing")),
         )
 
 
@@ -177,7 +185,7 @@ def test_freeze_then_fine_tune_is_one_series_with_the_boundary_marked(demo_data,
         fine_tune_learning_rate=1e-4,
     )
     root = str(tmp_path / "root")
-    train(demo_data, str(tmp_path / "model"), root, "tuned", config)
+    train(demo_data, str(tmp_path / "model"), root, "tuned", config=config)
     run_dir = f"{root}/tensorboard/tuned"
     assert epoch_steps(run_dir) == [0, 1, 2] and epoch_steps(run_dir, "validation") == [0, 1, 2]
     rates = [
@@ -224,7 +232,7 @@ def test_imagenet_comes_from_the_roots_cache_checked_and_refuses_offline(demo_da
     root = str(tmp_path / "root")
     config = replace(MOBILENET, epochs=1, weights="imagenet", freeze_epochs=1)
     with pytest.raises(UsageError) as refused:
-        train(demo_data, str(tmp_path / "m0"), root, "offline", config)
+        train(demo_data, str(tmp_path / "m0"), root, "offline", config=config)
     assert refused.value.field == "weights"
     assert "mobilenet_v3_small-32-notop.weights.h5 has no cached copy" in refused.value.problem
     assert "trainboard weights fetch mobilenet_v3_small --image-size 32 --root " in refused.value.problem
@@ -232,14 +240,14 @@ def test_imagenet_comes_from_the_roots_cache_checked_and_refuses_offline(demo_da
 
     start = mobilenet_weights(tmp_path / "w.weights.h5")
     uri = seed_imagenet_cache(root, "mobilenet_v3_small", 32, tmp_path / "w.weights.h5")
-    train(demo_data, str(tmp_path / "m1"), root, "cached", config)
+    train(demo_data, str(tmp_path / "m1"), root, "cached", config=config)
     model, _ = load_trained(str(tmp_path / "m1"))
     for mine, cached in zip(backbone_of(model).weights, start, strict=True):  # frozen: still the cache's
         np.testing.assert_array_equal(mine.numpy(), cached)
 
     storage.write_bytes(uri + ".sha256", b"0" * 64)  # a damaged copy
     with pytest.raises(UsageError, match="does not match its checksum"):
-        train(demo_data, str(tmp_path / "m2"), root, "damaged", config)
+        train(demo_data, str(tmp_path / "m2"), root, "damaged", config=config)
 
 
 # The GPU code path (MirroredStrategy over several devices, mixed precision), on two logical CPU devices:
@@ -253,7 +261,7 @@ from trainboard.components.train import core
 from trainboard.config import TrainingConfig
 core._strategy = lambda workers: tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 assert core._strategy(1).num_replicas_in_sync == 2
-core.train(*sys.argv[1:5], TrainingConfig(**json.loads(sys.argv[5])))
+core.train(*sys.argv[1:5], config=TrainingConfig(**json.loads(sys.argv[5])))
 """
 
 
@@ -289,10 +297,16 @@ def test_two_replicas_in_mixed_precision_train_checkpoint_and_resume(demo_data, 
 
 def test_a_run_resumed_with_other_settings_or_data_is_refused_naming_the_difference(demo_data, tmp_path):
     root = str(tmp_path / "root")
-    train(demo_data, str(tmp_path / "m1"), root, "nightly", FAST)
+    train(demo_data, str(tmp_path / "m1"), root, "nightly", config=FAST)
     before = {uri: storage.read_bytes(uri) for uri in storage.list_files(root)}
     with pytest.raises(UsageError) as refused:
-        train(demo_data, str(tmp_path / "m2"), root, "nightly", replace(FAST, epochs=3, learning_rate=0.01))
+        train(
+            demo_data,
+            str(tmp_path / "m2"),
+            root,
+            "nightly",
+            config=replace(FAST, epochs=3, learning_rate=0.01),
+        )
     assert refused.value.field == "run_name"
     assert "epochs 2 -> 3" in refused.value.problem and "learning_rate 0.003 -> 0.01" in refused.value.problem
     assert "--restart --run-name nightly" in refused.value.problem
@@ -301,16 +315,16 @@ def test_a_run_resumed_with_other_settings_or_data_is_refused_naming_the_differe
     info = json.loads((other / "dataset.json").read_text())
     (other / "dataset.json").write_text(json.dumps({**info, "fingerprint": "0" * 16}))
     with pytest.raises(UsageError, match="dataset_fingerprint"):
-        train(str(other), str(tmp_path / "m3"), root, "nightly", FAST)
+        train(str(other), str(tmp_path / "m3"), root, "nightly", config=FAST)
     assert {uri: storage.read_bytes(uri) for uri in storage.list_files(root)} == before, "nothing changed"
     # Logging settings may change between attempts: the same model is trained.
-    train(demo_data, str(tmp_path / "m4"), root, "nightly", replace(FAST, sync_seconds=2.0))
+    train(demo_data, str(tmp_path / "m4"), root, "nightly", config=replace(FAST, sync_seconds=2.0))
 
 
 def test_a_damaged_commit_or_checkpoint_is_named_with_the_way_out(demo_data, tmp_path):
     root = str(tmp_path / "root")
     config = replace(FAST, epochs=1)
-    train(demo_data, str(tmp_path / "m1"), root, "r", config)
+    train(demo_data, str(tmp_path / "m1"), root, "r", config=config)
     # What `trainboard local` reads of a checkpoint without Keras, on what this Keras really saved.
     check_checkpoint(root, "r", load_state(root, "r"), "small_cnn")
     with pytest.raises(
@@ -321,14 +335,14 @@ def test_a_damaged_commit_or_checkpoint_is_named_with_the_way_out(demo_data, tmp
     good = storage.read_bytes(state)
     storage.write_bytes(state, good[: len(good) // 2])  # truncated
     with pytest.raises(UsageError, match=r"state\.json is damaged .*--restart --run-name r"):
-        train(demo_data, str(tmp_path / "m2"), root, "r", config)
+        train(demo_data, str(tmp_path / "m2"), root, "r", config=config)
     storage.write_bytes(state, good)
     checkpoint = f"{root}/checkpoints/r/epoch-0001.keras"
     storage.write_bytes(checkpoint, storage.read_bytes(checkpoint)[:1000])  # torn
     with pytest.raises(
         UsageError, match=r"checkpoint .*epoch-0001\.keras, which state\.json names, does not load"
     ):
-        train(demo_data, str(tmp_path / "m3"), root, "r", config)
+        train(demo_data, str(tmp_path / "m3"), root, "r", config=config)
     storage.delete(checkpoint)
     with pytest.raises(UsageError, match=r"epoch-0001\.keras, which state\.json names, is missing"):
-        train(demo_data, str(tmp_path / "m4"), root, "r", config)
+        train(demo_data, str(tmp_path / "m4"), root, "r", config=config)

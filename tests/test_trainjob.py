@@ -87,7 +87,7 @@ def test_complete_shows_the_chiefs_epochs_and_deletes_the_job(capsys):
     with kube_api() as api:
         finish_later(api)
         epochs = iter([0, 0, 1, 2, 3])
-        run_trainjob(api.clients()[0], NAMESPACE, body(), lambda: next(epochs, 3), 3, **FAST_WAIT)
+        run_trainjob(api.clients()[0], NAMESPACE, body(), lambda: next(epochs, 3), epochs=3, **FAST_WAIT)
         assert len(api.calls("POST")) == 1 and len(api.calls("DELETE")) == 1 and api.jobs == {}
     shown = [(e["done"], e["total"]) for e in events(capsys) if e["kind"] == "progress"]
     assert shown == [(0, 3), (1, 3), (2, 3), (3, 3)], "each new committed epoch once"
@@ -112,7 +112,7 @@ def test_failed_names_the_failed_worker_and_its_error_and_deletes_the_job(caplog
         )
         custom, core = api.clients()
         with pytest.raises(TrainJobError) as failed:
-            run_trainjob(custom, NAMESPACE, body(), lambda: 1, 3, core=core, **FAST_WAIT)
+            run_trainjob(custom, NAMESPACE, body(), lambda: 1, epochs=3, core=core, **FAST_WAIT)
         assert str(failed.value) == (
             f"TrainJob {name} failed: JobSetFailed: jobset failed; worker 1 (pod {name}-node-0-1-b) exited "
             "with 137: MemoryError: out"
@@ -126,7 +126,7 @@ def test_a_retried_task_finds_its_job_and_waits_on_it_instead_of_starting_anothe
         first = body()
         api.jobs[first["metadata"]["name"]] = first  # the first attempt's, still running
         threading.Timer(0.3, api.finish, (first["metadata"]["name"],)).start()
-        run_trainjob(api.clients()[0], NAMESPACE, body(), lambda: 2, 3, **FAST_WAIT)
+        run_trainjob(api.clients()[0], NAMESPACE, body(), lambda: 2, epochs=3, **FAST_WAIT)
         assert len(api.calls("POST")) == 1, "one create, answered 409"
         assert len(api.calls("GET")) >= 2 and api.jobs == {}
 
@@ -134,7 +134,7 @@ def test_a_retried_task_finds_its_job_and_waits_on_it_instead_of_starting_anothe
 def test_a_job_that_never_ends_times_out_and_is_deleted():
     with kube_api() as api:
         with pytest.raises(TrainJobError, match=r"did not end within 0\.3 s"):
-            run_trainjob(api.clients()[0], NAMESPACE, body(), lambda: 0, 3, poll=0.05, timeout=0.3)
+            run_trainjob(api.clients()[0], NAMESPACE, body(), lambda: 0, epochs=3, poll=0.05, timeout=0.3)
         assert api.jobs == {}
 
 
@@ -143,7 +143,7 @@ def test_a_cancelled_task_deletes_its_job():
     with kube_api() as api:
         threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM)).start()
         with pytest.raises(TrainJobError, match="the task was stopped"):
-            run_trainjob(api.clients()[0], NAMESPACE, body(), lambda: 0, 3, **FAST_WAIT)
+            run_trainjob(api.clients()[0], NAMESPACE, body(), lambda: 0, epochs=3, **FAST_WAIT)
         assert api.jobs == {} and len(api.calls("DELETE")) == 1
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, "the task's own handler is back"
 
@@ -166,7 +166,7 @@ def test_a_cluster_without_trainer_or_rights_says_in_one_line_what_to_install_or
         else:
             api.forbidden = True
         with pytest.raises(TrainJobError) as refused:
-            run_trainjob(api.clients()[0], NAMESPACE, body(), lambda: 0, 3, **FAST_WAIT)
+            run_trainjob(api.clients()[0], NAMESPACE, body(), lambda: 0, epochs=3, **FAST_WAIT)
     message = str(refused.value)
     assert words in message and "\n" not in message and "manifests/components/multi-worker" in message
     assert refused.value.__suppress_context__, "the one line, not the client's exception chain"
@@ -209,8 +209,8 @@ def test_the_hand_off_trains_on_the_trainjobs_workers_and_returns_the_chiefs_mod
         posted = []
         api.on_created = lambda job: (posted.append(job), start_workers(api, job))
         info = train_on_trainjob(
-            demo_data, str(model_dir), root, "r", config, "job-1", apis=api.clients(), namespace=NAMESPACE,
-            poll=0.2, timeout=240,
+            demo_data, str(model_dir), root, "r", config=config, job_id="job-1",
+            apis=api.clients(), namespace=NAMESPACE, poll=0.2, timeout=240,
         )  # fmt: skip
         assert len(api.calls("POST")) == 1 and api.jobs == {}, "one TrainJob, deleted at the end"
     assert info.epochs == 2 and load_trained(str(model_dir))[1].epochs == 2

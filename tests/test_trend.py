@@ -73,7 +73,9 @@ NIGHTS = [("n1", 0.6, 120.0), ("n2", 0.5, 118.0), ("n3", 0.8, 60.0)]  # n2 worse
 
 def test_three_nights_give_one_point_per_run_in_order_and_the_champion_after_each(root, tmp_path):
     for run, accuracy, speed in NIGHTS:
-        promote(root, run, trained(tmp_path, run, speed), metrics_with_accuracy(accuracy), PromotionRule())
+        promote(
+            root, run, trained(tmp_path, run, speed), metrics_with_accuracy(accuracy), rule=PromotionRule()
+        )
     loss = {run: round(metrics_with_accuracy(accuracy).loss, 4) for run, accuracy, _ in NIGHTS}
     assert points(root, RUNS, ACCURACY) == [(1, 0.6), (2, 0.5), (3, 0.8)]
     assert points(root, RUNS, LOSS) == [(1, loss["n1"]), (2, loss["n2"]), (3, loss["n3"])]
@@ -93,12 +95,12 @@ def test_three_nights_give_one_point_per_run_in_order_and_the_champion_after_eac
 
 def test_a_retried_or_killed_promotion_adds_no_second_point(tmp_path):
     root = str(tmp_path / "root")
-    promote(root, "n1", trained(tmp_path, "n1", 100.0), metrics_with_accuracy(0.6), PromotionRule())
+    promote(root, "n1", trained(tmp_path, "n1", 100.0), metrics_with_accuracy(0.6), rule=PromotionRule())
     assert trend_step(root, "n2") == 2  # n2's promote was killed after it took its step, before its files
-    promote(root, "n3", trained(tmp_path, "n3", 100.0), metrics_with_accuracy(0.7), PromotionRule())
+    promote(root, "n3", trained(tmp_path, "n3", 100.0), metrics_with_accuracy(0.7), rule=PromotionRule())
     for _ in range(2):  # n2's retry, then a retry of that
-        promote(root, "n2", trained(tmp_path, "n2", 100.0), metrics_with_accuracy(0.5), PromotionRule())
-    promote(root, "n3", trained(tmp_path, "n3", 100.0), metrics_with_accuracy(0.7), PromotionRule())
+        promote(root, "n2", trained(tmp_path, "n2", 100.0), metrics_with_accuracy(0.5), rule=PromotionRule())
+    promote(root, "n3", trained(tmp_path, "n3", 100.0), metrics_with_accuracy(0.7), rule=PromotionRule())
     assert points(root, RUNS, ACCURACY) == [(1, 0.6), (2, 0.5), (3, 0.7)]
     assert points(root, CHAMPION, ACCURACY) == [(1, 0.6), (2, 0.7), (3, 0.7)]
     assert len(event_files(trend_dir(root, RUNS))) == 3
@@ -113,7 +115,7 @@ def test_runs_promoting_at_once_each_get_a_step_of_their_own(root, tmp_path):
     def night(i: int, run: str) -> None:
         try:
             barrier.wait()
-            promote(root, run, folders[run], metrics_with_accuracy(0.5 + 0.05 * i), PromotionRule())
+            promote(root, run, folders[run], metrics_with_accuracy(0.5 + 0.05 * i), rule=PromotionRule())
         except BaseException as e:
             errors.append(e)
 
@@ -132,7 +134,9 @@ def test_runs_promoting_at_once_each_get_a_step_of_their_own(root, tmp_path):
 def test_a_damaged_trend_index_is_named_and_the_promotion_stands(tmp_path, caplog):
     root = str(tmp_path / "root")
     storage.write_bytes(trend_index(root), b"{not json")
-    decision = promote(root, "n1", trained(tmp_path, "n1", 1.0), metrics_with_accuracy(0.6), PromotionRule())
+    decision = promote(
+        root, "n1", trained(tmp_path, "n1", 1.0), metrics_with_accuracy(0.6), rule=PromotionRule()
+    )
     assert decision.promoted
     assert f"{trend_index(root)} is not a trend index" in caplog.text and "delete it" in caplog.text
 
@@ -147,7 +151,9 @@ def test_the_trend_folder_is_no_run_name_and_the_mirror_keeps_it():
 def test_tensorboard_lists_the_trend_runs_with_a_point_per_night(tmp_path, tensorboard_factory):
     root = str(tmp_path / "root")
     for run, accuracy, speed in NIGHTS:
-        promote(root, run, trained(tmp_path, run, speed), metrics_with_accuracy(accuracy), PromotionRule())
+        promote(
+            root, run, trained(tmp_path, run, speed), metrics_with_accuracy(accuracy), rule=PromotionRule()
+        )
     board = tensorboard_factory(f"{root}/tensorboard")
     got = board.wait_for_scalars(f"{TREND}/{RUNS}", ACCURACY, 3)
     assert [(step, round(value, 4)) for _, step, value in got] == [(1, 0.6), (2, 0.5), (3, 0.8)]
@@ -180,7 +186,7 @@ def _nights(root: str, count: int, first: datetime) -> None:
     for i in range(count):
         run = f"n{i:03d}"
         metrics = {"test_accuracy": round(0.5 + i / 1000, 4), "test_loss": 1.0}
-        record_trend(root, run, metrics, 100.0, metrics, run)
+        record_trend(root, run, metrics, images_per_second=100.0, champion=metrics, about=run)
         night = (first + timedelta(days=i)).timestamp()
         for which in (RUNS, CHAMPION):
             os.utime(Path(trend_dir(root, which)) / file_name(i + 1, run), (night, night))

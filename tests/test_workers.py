@@ -121,7 +121,8 @@ with strategy.scope():
     model = keras.Sequential([keras.Input((16, 16, 3)), *layers])
     layers[-1].kernel.assign(np.zeros((768, 4)))
     model.compile(keras.optimizers.SGD(0.05), "categorical_crossentropy")
-model.fit(fit_split(strategy, workers, sys.argv[1], "train", 16, 32, 4), epochs=1, verbose=0)
+data = fit_split(strategy, workers, sys.argv[1], "train", image_size=16, batch_size=32, classes=4)
+model.fit(data, epochs=1, verbose=0)
 print("weights", json.dumps([w.tolist() for w in model.get_weights()]))
 """
 

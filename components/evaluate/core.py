@@ -44,6 +44,7 @@ def rescore_champion(
     run: str,
     dataset_dir: str,
     class_names: list[str],
+    *,
     batch_size: int,
     force_promote: bool = False,
     this_right: np.ndarray | None = None,
@@ -98,6 +99,7 @@ def evaluate(
     model_dir: str,
     root: str,
     run: str,
+    *,
     batch_size: int = 64,
     force_promote: bool = False,
 ) -> Evaluation:
@@ -119,9 +121,9 @@ def evaluate(
         run,
         dataset_dir,
         info.class_names,
-        batch_size,
-        force_promote,
-        probabilities.argmax(axis=1) == labels,
+        batch_size=batch_size,
+        force_promote=force_promote,
+        this_right=probabilities.argmax(axis=1) == labels,
     )
     # Step: the epochs trained, so the point sits at the end of the run's training curves.
     write_evaluation_logs(layout.tensorboard_dir(root, run), result, step=model_info.epochs)

@@ -83,6 +83,7 @@ def message(
     run: str,
     outcome: RunOutcome | None,
     failure: Failure | None = None,
+    *,
     champion: str = "",
     tensorboard_url: str = "",
     kfp_run: str = "",
@@ -137,7 +138,7 @@ def post(url: str, body: dict[str, Any], seconds: float = POST_SECONDS) -> str:
 
 
 def notify_run(
-    root: str, run_name: str, job_id: str, tensorboard_url: str, failure: Failure | None = None
+    root: str, run_name: str, job_id: str, tensorboard_url: str, *, failure: Failure | None = None
 ) -> str:
     """Find the run (``run_name``, else the record start_run left for ``job_id``, taken in any case), its
     outcome (promote's outcome.json; none: the run failed before promote), and tell the webhook. Returns

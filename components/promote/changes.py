@@ -23,7 +23,7 @@ def _cell(value: object) -> str:
 
 
 def changes_since_champion(
-    run: str, model_dir: str, metrics: Evaluation, champion: ChampionRecord | None, root: str
+    run: str, model_dir: str, metrics: Evaluation, *, champion: ChampionRecord | None, root: str
 ) -> list[str]:
     """Markdown lines: this run (``model_dir``, ``metrics``) against ``champion``, the champion it was
     measured against; [] when this run is that champion (a retry)."""

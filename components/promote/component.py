@@ -31,7 +31,7 @@ def promote(
     metrics = read_evaluation(evaluation.path)
     rule = PromotionRule(**field_values(PromotionRule, locals()))
     with held(root, run, holder_for(job_id), release_at_end=True):  # the run's last step frees its name
-        decision = gate(root, run, trained_model.path, metrics, rule)
-    Path(report.path).write_text(write_report(run, metrics, decision, root, trained_model.path))
+        decision = gate(root, run, trained_model.path, metrics, rule=rule)
+    Path(report.path).write_text(write_report(run, metrics, decision, root, model_dir=trained_model.path))
     promotion = namedtuple("Promotion", ["promoted", "champion", "reason"])
     return promotion(decision.promoted, decision.champion, decision.reason)

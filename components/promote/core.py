@@ -34,7 +34,7 @@ from trainboard.artifacts.champion_model import MAX_ATTEMPTS, now, sync_champion
 from trainboard.artifacts.evaluation import Evaluation
 from trainboard.artifacts.model import model_metadata
 from trainboard.artifacts.outcome import NOT_PROMOTED, PROMOTED, STOPPED_EARLY, RunOutcome, write_outcome
-from trainboard.artifacts.training_state import StopRecord
+from trainboard.artifacts.race_stop import RaceStop
 from trainboard.checks import check_run_name
 from trainboard.components.promote.trend import TrendIndexError, record_trend
 from trainboard.config import PromotionRule
@@ -72,6 +72,7 @@ def decide(
     run: str,
     accuracy: float,
     rule: PromotionRule,
+    *,
     champion_accuracy: float | None = None,
     p_value: float | None = None,
     chance: float = 0.0,
@@ -95,146 +96,196 @@ def decide(
         )
     if rule.force_promote:
         return verdict(True, f"forced (force_promote); test accuracy {accuracy:.4f}", forced=True)
-    if stopped:
-        return verdict(False, f"stopped early: {stopped}")
-    if accuracy <= chance + _TOLERANCE:
-        return verdict(
-            False,
-            f"test accuracy {accuracy:.4f} is no better than chance ({chance:.4f}: guessing, or always "
-            "answering the most frequent class)",
-        )
-    if accuracy < rule.min_accuracy - _TOLERANCE:
-        return verdict(False, f"test accuracy {accuracy:.4f} is below min_accuracy {rule.min_accuracy:.4f}")
+    if short := _short_of_any_promotion(accuracy, rule, chance=chance, stopped=stopped):
+        return verdict(False, short)
     if champion is None:
         return verdict(
             True,
             f"first model: no champion yet, and test accuracy {accuracy:.4f} meets "
             f"min_accuracy {rule.min_accuracy:.4f}",
         )
+    return verdict(
+        *_against_champion(champion, accuracy, rule, champion_accuracy=champion_accuracy, p_value=p_value)
+    )
+
+
+def _short_of_any_promotion(accuracy: float, rule: PromotionRule, *, chance: float, stopped: str) -> str:
+    """Why the run cannot be promoted at all, not even as the first model ("" when it may be): stopped
+    early by the race, no better than chance, or below min_accuracy."""
+    if stopped:
+        return f"stopped early: {stopped}"
+    if accuracy <= chance + _TOLERANCE:
+        return (
+            f"test accuracy {accuracy:.4f} is no better than chance ({chance:.4f}: guessing, or always "
+            "answering the most frequent class)"
+        )
+    if accuracy < rule.min_accuracy - _TOLERANCE:
+        return f"test accuracy {accuracy:.4f} is below min_accuracy {rule.min_accuracy:.4f}"
+    return ""
+
+
+def _against_champion(
+    champion: ChampionRecord,
+    accuracy: float,
+    rule: PromotionRule,
+    *,
+    champion_accuracy: float | None,
+    p_value: float | None,
+) -> tuple[bool, str]:
+    """(promoted, why) against the champion: better by more than 0 and by min_improvement, and, with
+    min_significance, significantly (``champion_accuracy``, ``p_value``: as decide takes them)."""
     measured = champion.accuracy if champion_accuracy is None else champion_accuracy
     improvement = accuracy - measured
     against = f"test accuracy {accuracy:.4f} vs champion {champion.run}'s {measured:.4f}"
     if champion_accuracy is not None:
         against += f" on this run's test split (recorded {champion.accuracy:.4f})"
     if improvement <= _TOLERANCE:
-        return verdict(False, f"{against}: {'equal' if improvement >= -_TOLERANCE else 'worse'}, not better")
+        return False, f"{against}: {'equal' if improvement >= -_TOLERANCE else 'worse'}, not better"
     if improvement < rule.min_improvement - _TOLERANCE:
-        return verdict(
+        return (
             False,
             f"{against}: better by {improvement:.4f}, less than min_improvement {rule.min_improvement:.4f}",
         )
     better = f"{against}: better by {improvement:.4f} (min_improvement {rule.min_improvement:.4f})"
-    if 0 < rule.min_significance < 1:
-        if p_value is None:
-            return verdict(
-                False,
-                f"{better}, but min_significance {rule.min_significance:g} needs the champion measured on "
-                "this run's test split, and it was not (other classes, or another run promoted meanwhile); "
-                "force_promote overrides",
-            )
-        if p_value > rule.min_significance:
-            return verdict(
-                False,
-                f"{better}, but not significant: McNemar p = {p_value:.4g} > min_significance "
-                f"{rule.min_significance:g}",
-            )
-        better += f", significant: McNemar p = {p_value:.4g} <= {rule.min_significance:g}"
-    return verdict(True, better)
+    return _significantly(better, rule, p_value)
 
 
-def promote(root: str, run: str, model_dir: str, metrics: Evaluation, rule: PromotionRule) -> Decision:
+def _significantly(better: str, rule: PromotionRule, p_value: float | None) -> tuple[bool, str]:
+    """(promoted, why) of a run ``better`` than the champion, when min_significance asks McNemar's test
+    for a p-value at most it (off: promoted)."""
+    if not 0 < rule.min_significance < 1:
+        return True, better
+    if p_value is None:
+        return (
+            False,
+            f"{better}, but min_significance {rule.min_significance:g} needs the champion measured on "
+            "this run's test split, and it was not (other classes, or another run promoted meanwhile); "
+            "force_promote overrides",
+        )
+    if p_value > rule.min_significance:
+        return (
+            False,
+            f"{better}, but not significant: McNemar p = {p_value:.4g} > min_significance "
+            f"{rule.min_significance:g}",
+        )
+    return True, f"{better}, significant: McNemar p = {p_value:.4g} <= {rule.min_significance:g}"
+
+
+def promote(root: str, run: str, model_dir: str, metrics: Evaluation, *, rule: PromotionRule) -> Decision:
     """Decide, and when promoted: copy the model to ``<root>/models/<run>/``, point the record at it (a
     compare-and-swap, decided again after each lost race), then refresh ``<root>/models/champion/``."""
     root = check_root(root)
     check_run_name(run)
     check_promotion_rule(rule)
-    record_uri = layout.champion_record(root)
-    run_model = layout.model_dir(root, run)
     model = model_metadata(model_dir)  # what train recorded: throughput, and a stop by the race
-    stopped: StopRecord = model.get("stopped") or StopRecord()
-    why_stopped = stopped_reason(stopped)
-    copied = False
-    for _ in range(MAX_ATTEMPTS):
-        champion, generation = read_champion(root)  # a corrupt record stops here, before any write
-        rescored = metrics.champion_rescored
-        # Evaluate measured the champion of that moment; another run may have been promoted since.
-        same = rescored is not None and champion is not None and rescored.run == champion.run
-        p_value = None
-        if (
-            same
-            and rescored is not None
-            and rescored.only_this_right is not None
-            and rescored.only_champion_right is not None
-        ):
-            p_value = mcnemar_p_value(rescored.only_this_right, rescored.only_champion_right)
-        decision = decide(
-            champion,
-            run,
-            metrics.accuracy,
-            rule,
-            rescored.accuracy if same and rescored is not None else None,
-            p_value,
-            metrics.chance_accuracy,
-            why_stopped,
-        )
-        if not decision.promoted or (champion is not None and champion.run == run):
-            break
-        if not copied:  # the model is in place, whole and checked, before any record can point at it
-            try:
-                publish_model(model_dir, run_model, run)
-            except ModelExists as e:
-                decision = Decision(False, str(e), False, champion.run if champion else "", champion)
-                break
-            copied = True
-        record = ChampionRecord(
-            run=run,
-            model_uri=layout.model_path(run),
-            metrics=metrics.headline(),
-            promoted_at=now(),
-            reason=decision.reason,
-            previous=champion.run if champion else "",
-            by=who(),
-            action="force" if decision.forced else "promote",
-            p_value=decision.p_value,
-        )
-        try:
-            write_champion(root, record, generation)
-            record_history(root, record)
-            break
-        except storage.PreconditionFailed:
-            log.info("another run changed %s while run %s decided; deciding again", record_uri, run)
-    else:
-        raise RuntimeError(f"{record_uri} changed {MAX_ATTEMPTS} times while run {run} tried to promote")
-    if decision.promoted:
-        sync_champion_model(root)
-    else:  # kept the champion: its copy (and history entry) are repaired if a killed promotion left them
-        try:
-            sync_champion_model(root)
-        except IncompleteModel as e:  # its model is gone: evaluate said so, a rollback or a force mends it
-            log.warning("%s", e)
+    stop = RaceStop.from_json(model.get("stopped"))
+    decision, copied = _decide_and_record(
+        root, run, model_dir, metrics=metrics, rule=rule, stopped=stopped_reason(stop)
+    )
+    _sync_champion_copy(root, decision)
     if not decision.promoted and copied:
         # Lost the race to a better or equal model: models/ keeps promoted runs only (no record names it).
-        storage.delete_folder(run_model)
+        storage.delete_folder(layout.model_dir(root, run))
     decision = _as_recorded(root, run, model_dir, decision)
-    trend(root, run, model, metrics, decision)
-    outcome = PROMOTED if decision.promoted else STOPPED_EARLY if stopped else NOT_PROMOTED
+    trend(root, run, metrics, decision, model=model)
+    outcome = PROMOTED if decision.promoted else STOPPED_EARLY if stop else NOT_PROMOTED
+    stopped = stop.to_json() if stop else {}
     write_outcome(
         root, RunOutcome(run, outcome, decision.reason, metrics.headline(), decision.champion, stopped)
     )
     return decision
 
 
-def stopped_reason(stopped: StopRecord) -> str:
-    """Why the race stopped the run early (``stopped``: the model's record of it), with the time it saved
+def _decide_and_record(
+    root: str, run: str, model_dir: str, *, metrics: Evaluation, rule: PromotionRule, stopped: str
+) -> tuple[Decision, bool]:
+    """The decision against the champion of the moment and, when promoted, the model published and the
+    record pointed at it (a compare-and-swap: decided again after each lost race, MAX_ATTEMPTS times at
+    most); and whether this call published the model (``stopped``: decide's)."""
+    record_uri = layout.champion_record(root)
+    copied = False
+    for _ in range(MAX_ATTEMPTS):
+        champion, generation = read_champion(root)  # a corrupt record stops here, before any write
+        champion_accuracy, p_value = _rescored(metrics, champion)
+        decision = decide(
+            champion,
+            run,
+            metrics.accuracy,
+            rule,
+            champion_accuracy=champion_accuracy,
+            p_value=p_value,
+            chance=metrics.chance_accuracy,
+            stopped=stopped,
+        )
+        if not decision.promoted or (champion is not None and champion.run == run):
+            return decision, copied
+        if not copied:  # the model is in place, whole and checked, before any record can point at it
+            try:
+                publish_model(model_dir, layout.model_dir(root, run), run)
+            except ModelExists as e:
+                return Decision(False, str(e), False, champion.run if champion else "", champion), copied
+            copied = True
+        record = _champion_record(run, metrics, decision, champion)
+        try:
+            write_champion(root, record, generation)
+            record_history(root, record)
+            return decision, copied
+        except storage.PreconditionFailed:
+            log.info("another run changed %s while run %s decided; deciding again", record_uri, run)
+    raise RuntimeError(f"{record_uri} changed {MAX_ATTEMPTS} times while run {run} tried to promote")
+
+
+def _rescored(metrics: Evaluation, champion: ChampionRecord | None) -> tuple[float | None, float | None]:
+    """The champion's accuracy on this run's test split and McNemar's p-value of the two, where evaluate
+    measured this very champion (another run may have been promoted since) and counted them."""
+    rescored = metrics.champion_rescored
+    if rescored is None or champion is None or rescored.run != champion.run:
+        return None, None
+    this, theirs = rescored.only_this_right, rescored.only_champion_right
+    p_value = mcnemar_p_value(this, theirs) if this is not None and theirs is not None else None
+    return rescored.accuracy, p_value
+
+
+def _champion_record(
+    run: str, metrics: Evaluation, decision: Decision, champion: ChampionRecord | None
+) -> ChampionRecord:
+    """The champion record that names this run, promoted by ``decision`` over ``champion``."""
+    return ChampionRecord(
+        run=run,
+        model_uri=layout.model_path(run),
+        metrics=metrics.headline(),
+        promoted_at=now(),
+        reason=decision.reason,
+        previous=champion.run if champion else "",
+        by=who(),
+        action="force" if decision.forced else "promote",
+        p_value=decision.p_value,
+    )
+
+
+def _sync_champion_copy(root: str, decision: Decision) -> None:
+    """Refresh ``models/champion/`` after a promotion; after a kept champion, repair its copy (and
+    history entry) if a killed promotion left them: a champion whose model is gone is logged (evaluate
+    said so, a rollback or a force mends it)."""
+    if decision.promoted:
+        sync_champion_model(root)
+        return
+    try:
+        sync_champion_model(root)
+    except IncompleteModel as e:
+        log.warning("%s", e)
+
+
+def stopped_reason(stop: RaceStop | None) -> str:
+    """Why the race stopped the run early (``stop``: the model's record of it), with the time it saved
     ("" when it did not)."""
-    if not stopped:
+    if stop is None:
         return ""
-    saved = f"{stopped.get('seconds_saved', 0):g} s of training saved"
-    if stopped.get("gpus"):
-        saved += f" on {stopped['gpus']} GPU(s)"
+    saved = f"{stop.seconds_saved or 0:g} s of training saved"
+    if stop.gpus:
+        saved += f" on {stop.gpus} GPU(s)"
     return (
-        f"the race stopped it after epoch {stopped.get('epoch')} of {stopped.get('epochs')} "
-        f"({stopped.get('rule')}: {stopped.get('reason')}); {saved}"
+        f"the race stopped it after epoch {stop.epoch} of {stop.epochs} ({stop.rule}: {stop.reason}); {saved}"
     )
 
 
@@ -257,7 +308,7 @@ def _as_recorded(root: str, run: str, model_dir: str, decision: Decision) -> Dec
     return Decision(False, reason, False, record.run if record else "", decision.previous)
 
 
-def trend(root: str, run: str, model: dict, metrics: Evaluation, decision: Decision) -> None:
+def trend(root: str, run: str, metrics: Evaluation, decision: Decision, *, model: dict) -> None:
     """This run's point in the board's trend (trend.py): its test metrics, throughput and the training
     time the race saved (``model``: the model's metadata), and the champion's after the decision. A
     damaged trend index is logged, the promotion stands."""
@@ -268,9 +319,18 @@ def trend(root: str, run: str, model: dict, metrics: Evaluation, decision: Decis
         champion = decision.previous.metrics if decision.previous else None
     verdict = "promoted" if decision.promoted else "not promoted"
     images_per_second = model.get("images_per_second") or 0.0
-    seconds_saved = (model.get("stopped") or {}).get("seconds_saved", 0.0)
+    stop = RaceStop.from_json(model.get("stopped"))
+    seconds_saved = stop.seconds_saved if stop and stop.seconds_saved is not None else 0.0
     about = f"{run}: {verdict}: {decision.reason}"
     try:
-        record_trend(root, run, metrics.headline(), images_per_second, champion, about, seconds_saved)
+        record_trend(
+            root,
+            run,
+            metrics.headline(),
+            images_per_second=images_per_second,
+            champion=champion,
+            about=about,
+            seconds_saved=seconds_saved,
+        )
     except TrendIndexError as e:
         log.warning("%s; run %s is not in the trend", e, run)

@@ -11,7 +11,7 @@ from trainboard.components.promote.chart import champion_f1, class_comparison, r
 from trainboard.components.promote.core import Decision
 
 
-def report(run: str, metrics: Evaluation, decision: Decision, root: str, model_dir: str = "") -> str:
+def report(run: str, metrics: Evaluation, decision: Decision, root: str, *, model_dir: str = "") -> str:
     """The Markdown the KFP UI shows: the decision and why, what changed since the champion (data,
     hyperparameters, image, throughput, metrics: this run's model in ``model_dir`` against the champion's),
     the headline numbers, per class this run against the champion as a picture (inline) and a table,
@@ -35,7 +35,7 @@ def report(run: str, metrics: Evaluation, decision: Decision, root: str, model_d
         f"(record `{layout.champion_record(root)}`, model `{layout.champion_model_dir(root)}/`).",
         *_significance(decision, metrics),
         "",
-        *(changes_since_champion(run, model_dir, metrics, previous, root) if model_dir else []),
+        *(changes_since_champion(run, model_dir, metrics, champion=previous, root=root) if model_dir else []),
         "",
         f"## Test split ({metrics.examples} examples)",
         "",

@@ -119,6 +119,7 @@ def record_trend(
     root: str,
     run: str,
     test: dict[str, float],
+    *,
     images_per_second: float,
     champion: dict[str, float] | None,
     about: str,

@@ -48,13 +48,15 @@ def train(
     gpus = gpus_requested(accelerator_type, accelerator_count)
     with held(root, run, holder_for(job_id)):  # renewed while it trains; a retry of this run holds it
         if config.workers == 1:
-            info = fit(data.path, trained_model.path, root, run, config, gpus=gpus)
+            info = fit(data.path, trained_model.path, root, run, config=config, gpus=gpus)
         elif data.uri.startswith("gs://"):  # on a cluster (its artifacts in a bucket): a TrainJob trains
             from trainboard.components.train.handoff import train_on_trainjob
 
-            info = train_on_trainjob(data.uri, trained_model.path, root, run, config, job_id, gpus=gpus)
+            info = train_on_trainjob(
+                data.uri, trained_model.path, root, run, config=config, job_id=job_id, gpus=gpus
+            )
         else:  # kfp.local: worker processes here; the task holds the lease and waits for them
             from trainboard.components.train.local_workers import train_on_local_workers
 
-            info = train_on_local_workers(data.path, trained_model.path, root, run, config, gpus=gpus)
+            info = train_on_local_workers(data.path, trained_model.path, root, run, config=config, gpus=gpus)
     trained_model.metadata.update(asdict(info))

@@ -10,7 +10,7 @@ import shutil
 import statistics
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import keras
@@ -19,8 +19,8 @@ import tensorflow as tf
 from trainboard import layout, storage, task_events
 from trainboard.artifacts.dataset import read_info
 from trainboard.artifacts.model import ModelInfo, save_model, steady_images_per_second
+from trainboard.artifacts.race_stop import RaceStop
 from trainboard.artifacts.training_state import (
-    StopRecord,
     TrainingState,
     check_same_start,
     damaged_checkpoint,
@@ -30,19 +30,20 @@ from trainboard.artifacts.training_state import (
 from trainboard.checks import check_run_name
 from trainboard.component_image import IMAGE
 from trainboard.components.train import multiworker_keras
+from trainboard.components.train.attempt import Attempt
 from trainboard.components.train.checkpoints import TRAIN_SECONDS, CommitEpoch, roll_back_logs
 from trainboard.components.train.cluster_spec import worker_index
 from trainboard.components.train.devices import check_gpus
 from trainboard.components.train.input_pipeline import fit_split, load_split, worker_share
-from trainboard.components.train.models import build_model, set_trainable, synchronize_batch_norm
-from trainboard.components.train.phases import Phase, phases
+from trainboard.components.train.models import build_model, synchronize_batch_norm
+from trainboard.components.train.phases import train_phases
 from trainboard.components.train.race import Race, champion_curve
 from trainboard.components.train.summaries import write_note, write_run_summaries
 from trainboard.config import TrainingConfig
 from trainboard.config_checks import check_config
 from trainboard.roots import check_root
 from trainboard.streaming import StreamingTensorBoard
-from trainboard.weights import NONE, local_weights
+from trainboard.weights import local_weights
 
 log = logging.getLogger(__name__)
 EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -70,19 +71,6 @@ def _precision(choice: str) -> str:
     if choice != "auto":
         return choice
     return "mixed_float16" if tf.config.list_physical_devices("GPU") else "float32"
-
-
-def _compile(model: keras.Model, config: TrainingConfig, phase: Phase, steps_per_epoch: int) -> None:
-    """A fresh optimizer for the phase (after trainable flags changed, Keras needs a compile)."""
-    learning_rate = phase.learning_rate
-    if config.lr_schedule == "cosine":
-        steps = (phase.end - phase.start) * steps_per_epoch
-        learning_rate = keras.optimizers.schedules.CosineDecay(phase.learning_rate, decay_steps=steps)
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-        metrics=["accuracy"],
-    )
 
 
 def _load_checkpoint(root: str, run: str, state: TrainingState, scratch: Path) -> keras.Model:
@@ -123,17 +111,19 @@ def _batch_scalar_frequency(requested: int, steps_per_epoch: int) -> int | str:
     return max(d for d in range(1, min(requested, steps_per_epoch) + 1) if steps_per_epoch % d == 0)
 
 
-def _stop_record(state: TrainingState, config: TrainingConfig, gpus: int) -> StopRecord:
+def _stop_record(state: TrainingState, config: TrainingConfig, gpus: int) -> dict:
     """The race's stop (empty: none) with the time it saved: the epochs not run times the median
     measured epoch training time, and the GPUs that would have run them."""
-    if not state.stopped:
+    stop = RaceStop.from_json(state.stopped)
+    if stop is None:
         return {}
     seconds = statistics.median(state.history.get(TRAIN_SECONDS) or [0.0])
-    return {**state.stopped, "seconds_saved": round((config.epochs - state.epoch) * seconds, 1), "gpus": gpus}
+    saved = round((config.epochs - state.epoch) * seconds, 1)
+    return replace(stop, seconds_saved=saved, gpus=gpus).to_json()
 
 
 def train(
-    dataset_dir: str, model_dir: str, root: str, run: str, config: TrainingConfig, gpus: int = 0
+    dataset_dir: str, model_dir: str, root: str, run: str, *, config: TrainingConfig, gpus: int = 0
 ) -> ModelInfo:
     """Train ``config.model`` on ``dataset_dir``; the model goes to ``model_dir``, logs and checkpoints to
     the root. Run again with the same ``run`` after a kill, it resumes from the last completed epoch.
@@ -152,130 +142,149 @@ def train(
     train_examples, batch_size = worker_share(info.examples["train"], config.batch_size, worker)
     steps_per_epoch = math.ceil(train_examples / batch_size)
 
-    with tempfile.TemporaryDirectory(prefix="trainboard-train-") as scratch_dir:
-        scratch = Path(scratch_dir)
+    with tempfile.TemporaryDirectory(prefix="trainboard-train-") as scratch:
         chief = worker[0] == 0
         # The other workers train exactly as the chief (every save and sync too: they take part in the
         # collectives) into a throwaway copy of the root, deleted with the scratch folder.
         throwaway = Path(os.environ.get(THROWAWAY_ENV) or scratch) / f"worker-{worker[0]}"
         out_root = root if chief else str(throwaway / "root")
         model_dir = model_dir if chief else str(throwaway / "model")
-        tensorboard_dir = layout.tensorboard_dir(out_root, run)
-        checkpoint_dir = layout.checkpoint_dir(out_root, run)
-        # Before any epoch: a missing, damaged or mismatched file, or imagenet offline, stops here.
-        weights = local_weights(config.weights, config.model, config.image_size, root, scratch=scratch)
-        state = load_state(root, run)
-        current = started_with(
-            config,
-            info.source,
-            fingerprint=info.fingerprint,
-            data=info.extra.get("data_settings"),
-            image=IMAGE,
-            source_fingerprint=info.extra.get("source_fingerprint", ""),
+        attempt = Attempt(
+            config=config,
+            dataset_dir=dataset_dir,
+            info=info,
+            root=root,
+            out_root=out_root,
+            run=run,
+            scratch=Path(scratch),
+            strategy=strategy,
+            steps_per_epoch=steps_per_epoch,
+            chief=chief,
         )
-        check_same_start(state, current, root, run)  # before anything in the root changes
-        roll_back_logs(tensorboard_dir, state)
-        with strategy.scope():
-            if state.epoch:
-                log.info("resuming run %s after epoch %d", run, state.epoch)
-                model = _load_checkpoint(root, run, state, scratch)
-            else:
-                model = build_model(config.model, len(info.class_names), config.image_size, weights=weights)
-                if config.workers > 1:
-                    synchronize_batch_norm(model)
-        classes = len(info.class_names)
-        train_ds = fit_split(
-            strategy, config.workers, dataset_dir, "train", config.image_size, config.batch_size, classes,
-            shuffle_seed=config.seed, augment=config.augment,
-        )  # fmt: skip
-        val_ds = fit_split(
-            strategy, config.workers, dataset_dir, "validation", config.image_size, config.batch_size, classes
-        )
-        logs = scratch / "logs"
-        if state.epoch:  # a retry or restart: the TensorBoard series says where and why it goes on
-            state.attempt += 1
-            note = (
-                f"attempt {state.attempt}: resumed after epoch {state.epoch} of {config.epochs}; epoch "
-                f"{state.epoch + 1} is trained again from its start"
-            )
-            write_note(logs, "resume", note, step=state.epoch)
-        else:
-            state.started_with = current
-            hparams = {**asdict(config), "dataset": info.source}
-            sample_ds = load_split(
-                dataset_dir, "train", config.image_size, 16, config.seed, config.augment, cache=False
-            )
-            samples = next(iter(sample_ds))
-            write_run_summaries(
-                logs, run, hparams, (samples[0].numpy(), samples[1].numpy()), info.class_names
-            )
-        tensorboard = StreamingTensorBoard(
-            str(logs),
-            tensorboard_dir,
-            config.sync_seconds,
-            update_freq=_batch_scalar_frequency(config.batch_scalars_every, steps_per_epoch),
-            histogram_freq=1 if config.histograms else 0,
-            profile_batch=config.profile_batches or 0,
-        )
-        commit = CommitEpoch(checkpoint_dir, scratch, tensorboard, state)
-        race = Race(logs, champion_curve(root, run), config, classes, state)
-        run_phases = phases(config)
-        for phase in run_phases:
-            if state.epoch >= phase.end or state.stopped:  # a stopped run stays stopped when resumed
-                continue
-            if state.epoch == phase.start:  # the phase begins now (a resumed one has its optimizer saved)
-                with strategy.scope():
-                    trainable = (
-                        set_trainable(model, phase.frozen, config.fine_tune_layers)
-                        if config.weights != NONE
-                        else 0
-                    )
-                    _compile(model, config, phase, steps_per_epoch)
-                if len(run_phases) > 1:
-                    write_note(logs, "phase", phase.describe(config.model, trainable), step=phase.start)
-                log.info("%s", phase.describe(config.model, trainable))
-            # The race's verdict before the commit (which records it), the event after the commit.
-            callbacks = [tensorboard, race, commit] + ([EpochEvents(config.epochs)] if chief else [])
-            if config.early_stopping_patience and phase is run_phases[-1]:
-                callbacks.append(
-                    keras.callbacks.EarlyStopping(
-                        patience=config.early_stopping_patience, restore_best_weights=True
-                    )
-                )
-            tensorboard.initial_step = state.epoch * steps_per_epoch  # batch steps go on across fits
-            try:
-                model.fit(
-                    train_ds,
-                    validation_data=val_ds,
-                    epochs=phase.end,
-                    initial_epoch=state.epoch,
-                    callbacks=callbacks,
-                    verbose=2,
-                )
-            finally:
-                tensorboard.close()  # also after a failure: every event written so far reaches the bucket
-            if state.epoch < phase.end:  # stopped early
-                break
+        model, state = _model_to_train(attempt)
+        data = _datasets(attempt)
+        _begin_attempt(attempt, state)
+        tensorboard = _tensorboard(attempt)
+        commit = CommitEpoch(layout.checkpoint_dir(out_root, run), attempt.scratch, tensorboard, state)
+        race = Race(attempt.logs, champion_curve(root, run), config, classes=attempt.classes, state=state)
+        # The race's verdict before the commit (which records it), the epoch's event after the commit.
+        callbacks = [tensorboard, race, commit] + ([EpochEvents(config.epochs)] if chief else [])
+        train_phases(attempt, model, state, data, tensorboard=tensorboard, callbacks=callbacks)
         race.close()  # its events were flushed each epoch: a failure above loses none
         keep_logs = os.environ.get(KEEP_LOGS_ENV)
-        if keep_logs and chief and logs.is_dir():  # for comparing the bucket with what the trainer wrote
-            shutil.copytree(logs, keep_logs, dirs_exist_ok=True)
-        result = ModelInfo(
-            model=config.model,
-            image_size=config.image_size,
-            class_names=info.class_names,
-            epochs=state.epoch,
-            best_val_accuracy=max(state.history.get("val_accuracy", [0.0])),
-            run=run,
-            log_bytes=sum(tensorboard.mirror.lengths().values()),
-            log_bytes_uploaded=tensorboard.mirror.bytes_uploaded,
-            images_per_second=steady_images_per_second(
-                info.examples["train"], state.history.get(TRAIN_SECONDS, [])
-            ),
-            settings=state.started_with,
-            class_counts=info.extra.get("per_class", {}),
-            image=IMAGE,
-            stopped=_stop_record(state, config, gpus),
-        )
+        if keep_logs and chief and attempt.logs.is_dir():  # to compare the bucket with what was written
+            shutil.copytree(attempt.logs, keep_logs, dirs_exist_ok=True)
+        result = _model_info(attempt, state, tensorboard, gpus)
         save_model(model, result, Path(model_dir))
         return result
+
+
+def _model_to_train(attempt: Attempt) -> tuple[keras.Model, TrainingState]:
+    """The model and the run's state: the last committed epoch's checkpoint on a resume, else a new
+    model. Before any epoch, a missing, damaged or mismatched file, or imagenet offline, stops here; the
+    logs a killed attempt wrote past its commit are cut off."""
+    config, root, run = attempt.config, attempt.root, attempt.run
+    weights = local_weights(config.weights, config.model, config.image_size, root, scratch=attempt.scratch)
+    state = load_state(root, run)
+    check_same_start(state, _started_with(attempt), root, run)  # before anything in the root changes
+    roll_back_logs(attempt.tensorboard_dir, state)
+    with attempt.strategy.scope():
+        if state.epoch:
+            log.info("resuming run %s after epoch %d", run, state.epoch)
+            return _load_checkpoint(root, run, state, attempt.scratch), state
+        model = build_model(config.model, attempt.classes, config.image_size, weights=weights)
+        if config.workers > 1:
+            synchronize_batch_norm(model)
+    return model, state
+
+
+def _started_with(attempt: Attempt) -> dict:
+    """What this attempt starts with (training_state.started_with): what a resume must match."""
+    info = attempt.info
+    return started_with(
+        attempt.config,
+        info.source,
+        fingerprint=info.fingerprint,
+        data=info.extra.get("data_settings"),
+        image=IMAGE,
+        source_fingerprint=info.extra.get("source_fingerprint", ""),
+    )
+
+
+def _datasets(attempt: Attempt) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+    """The training split (shuffled, augmented as configured) and the validation split, as fit takes them."""
+    config = attempt.config
+    split = dict(image_size=config.image_size, batch_size=config.batch_size, classes=attempt.classes)
+    train_ds = fit_split(
+        attempt.strategy, config.workers, attempt.dataset_dir, "train", **split,
+        shuffle_seed=config.seed, augment=config.augment,
+    )  # fmt: skip
+    val_ds = fit_split(attempt.strategy, config.workers, attempt.dataset_dir, "validation", **split)
+    return train_ds, val_ds
+
+
+def _begin_attempt(attempt: Attempt, state: TrainingState) -> None:
+    """The attempt in the run's TensorBoard series: on a retry or restart, a note of where and why it goes
+    on (and the attempt counted); on the first, what it was started with, its hyperparameters and a
+    grid of training images."""
+    config, logs = attempt.config, attempt.logs
+    if state.epoch:
+        state.attempt += 1
+        note = (
+            f"attempt {state.attempt}: resumed after epoch {state.epoch} of {config.epochs}; epoch "
+            f"{state.epoch + 1} is trained again from its start"
+        )
+        write_note(logs, "resume", note, step=state.epoch)
+        return
+    state.started_with = _started_with(attempt)
+    hparams = {**asdict(config), "dataset": attempt.info.source}
+    sample_ds = load_split(
+        attempt.dataset_dir, "train", config.image_size, 16, shuffle_seed=config.seed,
+        augment=config.augment, cache=False,
+    )  # fmt: skip
+    samples = next(iter(sample_ds))
+    write_run_summaries(
+        logs,
+        attempt.run,
+        hparams,
+        samples=(samples[0].numpy(), samples[1].numpy()),
+        class_names=attempt.info.class_names,
+    )
+
+
+def _tensorboard(attempt: Attempt) -> StreamingTensorBoard:
+    """Keras's TensorBoard callback, its logs streamed to the run's TensorBoard folder."""
+    config = attempt.config
+    return StreamingTensorBoard(
+        str(attempt.logs),
+        attempt.tensorboard_dir,
+        config.sync_seconds,
+        update_freq=_batch_scalar_frequency(config.batch_scalars_every, attempt.steps_per_epoch),
+        histogram_freq=1 if config.histograms else 0,
+        profile_batch=config.profile_batches or 0,
+    )
+
+
+def _model_info(
+    attempt: Attempt, state: TrainingState, tensorboard: StreamingTensorBoard, gpus: int
+) -> ModelInfo:
+    """The model's metadata (trainboard_model.json): what was trained on what, how far, how fast, what
+    its logs weighed, and the race's stop."""
+    config, info = attempt.config, attempt.info
+    return ModelInfo(
+        model=config.model,
+        image_size=config.image_size,
+        class_names=info.class_names,
+        epochs=state.epoch,
+        best_val_accuracy=max(state.history.get("val_accuracy", [0.0])),
+        run=attempt.run,
+        log_bytes=sum(tensorboard.mirror.lengths().values()),
+        log_bytes_uploaded=tensorboard.mirror.bytes_uploaded,
+        images_per_second=steady_images_per_second(
+            info.examples["train"], state.history.get(TRAIN_SECONDS, [])
+        ),
+        settings=state.started_with,
+        class_counts=info.extra.get("per_class", {}),
+        image=IMAGE,
+        stopped=_stop_record(state, config, gpus),
+    )

@@ -71,7 +71,7 @@ def last_error(lines: Iterable[str]) -> str:
 
 
 def train_on_local_workers(
-    dataset_dir: str, model_dir: str, root: str, run: str, config: TrainingConfig, gpus: int = 0
+    dataset_dir: str, model_dir: str, root: str, run: str, *, config: TrainingConfig, gpus: int = 0
 ) -> ModelInfo:
     """Train on ``config.workers`` processes here; what the chief saved in ``model_dir``. WorkerFailed
     naming the first worker that failed (the others stopped)."""

@@ -5,9 +5,21 @@ included, takes up the phase that epoch belongs to."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
+import keras
+import tensorflow as tf
+
+from trainboard.artifacts.training_state import TrainingState
+from trainboard.components.train.attempt import Attempt
+from trainboard.components.train.models import set_trainable
+from trainboard.components.train.summaries import write_note
 from trainboard.config import TrainingConfig
+from trainboard.streaming import StreamingTensorBoard
+from trainboard.weights import NONE
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -39,3 +51,72 @@ def phases(config: TrainingConfig) -> list[Phase]:
         return [frozen]
     tune_rate = config.fine_tune_learning_rate
     return [frozen, Phase("fine-tune", config.freeze_epochs, config.epochs, tune_rate, frozen=False)]
+
+
+def train_phases(
+    attempt: Attempt,
+    model: keras.Model,
+    state: TrainingState,
+    data: tuple[tf.data.Dataset, tf.data.Dataset],
+    *,
+    tensorboard: StreamingTensorBoard,
+    callbacks: list[keras.callbacks.Callback],
+) -> None:
+    """Fit the phases the run has not done yet, each from the epoch the state says, with ``callbacks``
+    (``tensorboard``, whose batch steps go on across fits, among them); a stop (the race's or early
+    stopping's) ends them."""
+    config = attempt.config
+    run_phases = phases(config)
+    for phase in run_phases:
+        if state.epoch >= phase.end or state.stopped:  # a stopped run stays stopped when resumed
+            continue
+        if state.epoch == phase.start:  # the phase begins now (a resumed one has its optimizer saved)
+            _begin_phase(attempt, model, phase, several=len(run_phases) > 1)
+        fit_callbacks = [*callbacks]  # and early stopping, in the last phase alone
+        if config.early_stopping_patience and phase is run_phases[-1]:
+            fit_callbacks.append(
+                keras.callbacks.EarlyStopping(
+                    patience=config.early_stopping_patience, restore_best_weights=True
+                )
+            )
+        tensorboard.initial_step = state.epoch * attempt.steps_per_epoch  # batch steps go on across fits
+        try:
+            model.fit(
+                data[0],
+                validation_data=data[1],
+                epochs=phase.end,
+                initial_epoch=state.epoch,
+                callbacks=fit_callbacks,
+                verbose=2,
+            )
+        finally:
+            tensorboard.close()  # also after a failure: every event written so far reaches the bucket
+        if state.epoch < phase.end:  # stopped early
+            break
+
+
+def _begin_phase(attempt: Attempt, model: keras.Model, phase: Phase, *, several: bool) -> None:
+    """The phase's trainable layers and a fresh optimizer; where it begins, in the log and (``several``
+    phases) as a note in the run's series."""
+    config = attempt.config
+    with attempt.strategy.scope():
+        trainable = (
+            set_trainable(model, phase.frozen, config.fine_tune_layers) if config.weights != NONE else 0
+        )
+        _compile(model, config, phase, attempt.steps_per_epoch)
+    if several:
+        write_note(attempt.logs, "phase", phase.describe(config.model, trainable), step=phase.start)
+    log.info("%s", phase.describe(config.model, trainable))
+
+
+def _compile(model: keras.Model, config: TrainingConfig, phase: Phase, steps_per_epoch: int) -> None:
+    """A fresh optimizer for the phase (after trainable flags changed, Keras needs a compile)."""
+    learning_rate = phase.learning_rate
+    if config.lr_schedule == "cosine":
+        steps = (phase.end - phase.start) * steps_per_epoch
+        learning_rate = keras.optimizers.schedules.CosineDecay(phase.learning_rate, decay_steps=steps)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        metrics=["accuracy"],
+    )

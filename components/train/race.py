@@ -31,7 +31,8 @@ import keras
 import tensorflow as tf
 
 from trainboard.artifacts.champion import ChampionRecordError, read_champion
-from trainboard.artifacts.training_state import StopRecord, TrainingState, load_state
+from trainboard.artifacts.race_stop import RaceStop
+from trainboard.artifacts.training_state import TrainingState, load_state
 from trainboard.config import TrainingConfig
 from trainboard.errors import UsageError
 
@@ -73,10 +74,12 @@ def verdict(
     losses: list[float],
     champion: ChampionCurve | None,
     config: TrainingConfig,
+    *,
     classes: int,
-) -> StopRecord | None:
+) -> dict | None:
     """Whether to stop after the last epoch of ``val_accuracy`` / ``losses`` (this run's, oldest first):
-    None to go on, else the record of why (rule, epoch, values). Pure: the tests call it directly."""
+    None to go on, else why: rule, epoch and reason (RaceStop's, the values in the reason). Pure: the
+    tests call it directly."""
     epoch = len(val_accuracy)
     loss = losses[-1]
     if not math.isfinite(loss):
@@ -117,6 +120,7 @@ class Race(keras.callbacks.Callback):
         log_dir: Path,
         champion: ChampionCurve | None,
         config: TrainingConfig,
+        *,
         classes: int,
         state: TrainingState,
     ):
@@ -135,9 +139,9 @@ class Race(keras.callbacks.Callback):
                 tf.summary.scalar(ACCURACY_GAP, accuracy[-1] - theirs_accuracy, step=epoch)
                 tf.summary.scalar(LOSS_GAP, float(logs.get("val_loss", math.nan)) - theirs_loss, step=epoch)
             self.writer.flush()
-        stop = verdict(accuracy, losses, self.champion, self.config, self.classes)
+        stop = verdict(accuracy, losses, self.champion, self.config, classes=self.classes)
         if stop is not None:
-            self.state.stopped = {**stop, "epochs": self.config.epochs}
+            self.state.stopped = RaceStop(**stop, epochs=self.config.epochs).to_json()
             self.model.stop_training = True
 
     def close(self) -> None:

@@ -14,7 +14,7 @@ from trainboard.image_grid import label_grid
 
 
 def write_run_summaries(
-    log_dir: Path, run: str, hparams: dict, samples: tuple[np.ndarray, np.ndarray], class_names: list[str]
+    log_dir: Path, run: str, hparams: dict, *, samples: tuple[np.ndarray, np.ndarray], class_names: list[str]
 ) -> None:
     """HParams (so runs compare in the HParams tab) and the sample grid, at step 0."""
     images, labels = samples

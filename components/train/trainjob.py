@@ -17,7 +17,7 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
@@ -45,25 +45,28 @@ def trainjob_name(job_id: str, task: str = "train") -> str:
     return "trainboard-" + hashlib.sha256(f"{job_id}/{task}".encode()).hexdigest()[:12]
 
 
+class PodSettings(TypedDict, total=False):
+    """What each node of the TrainJob gets of a one-node train pod (handoff.pod_settings reads them)."""
+
+    image: Required[str]
+    resources: dict[str, str]  # limits
+    node_selector: dict[str, str]
+    tolerations: list[dict]
+    service_account: str
+
+
 def trainjob_manifest(
-    name: str,
-    workers: int,
-    args: list[str],
-    run: str,
-    image: str,
-    resources: dict[str, str] | None = None,
-    node_selector: dict[str, str] | None = None,
-    tolerations: list[dict] | None = None,
-    service_account: str = "",
+    name: str, workers: int, args: list[str], run: str, **settings: Unpack[PodSettings]
 ) -> dict[str, Any]:
-    """The TrainJob: ``workers`` nodes of ``image`` running the worker with ``args``, each with the
-    ``resources`` (limits), node selector, tolerations and service account a one-node train pod gets."""
+    """The TrainJob: ``workers`` nodes of the ``settings``' image running the worker with ``args``, each
+    with the resources (limits), node selector, tolerations and service account a one-node train pod gets."""
+    image, resources = settings["image"], settings.get("resources")
     pod: dict[str, Any] = {}
-    if node_selector:
+    if node_selector := settings.get("node_selector"):
         pod["nodeSelector"] = node_selector
-    if tolerations:
+    if tolerations := settings.get("tolerations"):
         pod["tolerations"] = tolerations
-    if service_account:
+    if service_account := settings.get("service_account"):
         pod["serviceAccountName"] = service_account
     spec: dict[str, Any] = {
         "runtimeRef": {"apiGroup": GROUP, "kind": "ClusterTrainingRuntime", "name": RUNTIME},
@@ -160,6 +163,7 @@ def wait(
     namespace: str,
     name: str,
     progress: Callable[[], int],
+    *,
     epochs: int,
     timeout: float = TIMEOUT_SECONDS,
     poll: float = POLL_SECONDS,
@@ -205,6 +209,7 @@ def run_trainjob(
     namespace: str,
     body: dict,
     progress: Callable[[], int],
+    *,
     epochs: int,
     core: client.CoreV1Api | None = None,
     **wait_options: float,
@@ -220,7 +225,7 @@ def run_trainjob(
     previous = signal.signal(signal.SIGTERM, stopped)
     try:
         start(api, namespace, body)
-        wait(api, namespace, name, progress, epochs, core=core, **wait_options)
+        wait(api, namespace, name, progress, epochs=epochs, core=core, **wait_options)
     finally:
         delete(api, namespace, name)
         signal.signal(signal.SIGTERM, previous)

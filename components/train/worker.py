@@ -31,7 +31,7 @@ def main(argv: list[str]) -> None:
         if storage.is_gcs(dataset_dir):
             dataset_dir = str(storage.download_dir(dataset_dir, Path(local) / "data"))
         saved = str(Path(local) / "model") if storage.is_gcs(model_dir) else model_dir
-        train(dataset_dir, saved, root, run, config, gpus=int(gpus[0]) if gpus else 0)
+        train(dataset_dir, saved, root, run, config=config, gpus=int(gpus[0]) if gpus else 0)
         if saved != model_dir and worker_index(os.environ["TF_CONFIG"]) == 0:
             storage.upload_dir(saved, model_dir)
 

@@ -60,7 +60,8 @@ from trainboard.components.promote.core import promote
 from tests.support.promotion import metrics_with_accuracy, model_folder
 from trainboard.config import PromotionRule
 root, run, tmp, accuracy = sys.argv[1], sys.argv[2], Path(sys.argv[3]), float(sys.argv[4])
-print(promote(root, run, model_folder(tmp, run), metrics_with_accuracy(accuracy), PromotionRule()).promoted)
+decision = promote(root, run, model_folder(tmp, run), metrics_with_accuracy(accuracy), rule=PromotionRule())
+print(decision.promoted)
 """
 
 

@@ -16,7 +16,7 @@ TRAIN_SCRIPT = """
 import sys, json
 from trainboard.components.train.core import train
 from trainboard.config import TrainingConfig
-train(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], TrainingConfig(**json.loads(sys.argv[5])))
+train(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], config=TrainingConfig(**json.loads(sys.argv[5])))
 """
 
 

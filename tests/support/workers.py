@@ -11,7 +11,7 @@ WORKERS_SCRIPT = """
 import json, sys
 from trainboard.components.train.local_workers import train_on_local_workers
 from trainboard.config import TrainingConfig
-train_on_local_workers(*sys.argv[1:5], TrainingConfig(**json.loads(sys.argv[5])))
+train_on_local_workers(*sys.argv[1:5], config=TrainingConfig(**json.loads(sys.argv[5])))
 """
 
 

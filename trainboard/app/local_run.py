@@ -161,7 +161,7 @@ def _tell_the_team(root: str, run: str, output: TaskOutput, failure: Failure | N
     when the run ends: kfp.local cannot give outputs of a pipeline run inside an ExitHandler, and here the
     failed step and its error are known (kfp.local's output). The webhook from the environment."""
     tensorboard_url = os.environ.get(ENVIRONMENT["tensorboard_url"], "")
-    output.write(f"trainboard: notification: {notify_run(root, run, '', tensorboard_url, failure)}\n")
+    output.write(f"trainboard: notification: {notify_run(root, run, '', tensorboard_url, failure=failure)}\n")
 
 
 def run_local(

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trainboard import storage
-from trainboard.artifacts.training_state import StopRecord
 
 if TYPE_CHECKING:
     import keras
@@ -42,7 +41,8 @@ class ModelInfo:
     settings: dict = field(default_factory=dict)  # what the run was started with: hyperparameters, data
     class_counts: dict[str, list[int]] = field(default_factory=dict)  # split -> examples per class
     image: str = ""  # the component image it was trained in
-    stopped: StopRecord = field(default_factory=StopRecord)  # why the race stopped it (empty: it was not)
+    # Why the race stopped it early, as RaceStop.to_json() writes it (race_stop.py); empty: it was not.
+    stopped: dict = field(default_factory=dict)
 
 
 def steady_images_per_second(train_examples: int, epoch_seconds: list[float]) -> float:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from trainboard import layout, storage
-from trainboard.artifacts.training_state import StopRecord
 
 OUTCOME_FILE = "outcome.json"
 PROMOTED, NOT_PROMOTED, STOPPED_EARLY = "promoted", "not promoted", "stopped early"
@@ -23,8 +23,8 @@ class RunOutcome:
     reason: str
     metrics: dict[str, float] = field(default_factory=dict)  # test metrics (Evaluation.headline)
     champion: str = ""  # the champion's run after the decision
-    # Why the race stopped it (components/train/race.py): epoch, epochs, rule, reason, seconds_saved, gpus.
-    stopped: StopRecord = field(default_factory=StopRecord)
+    # Why the race stopped it, the model's record (RaceStop.to_json(), race_stop.py); empty: it was not.
+    stopped: dict[str, Any] = field(default_factory=dict)
 
 
 def outcome_uri(root: str, run: str) -> str:

@@ -9,7 +9,7 @@ import io
 import json
 import zipfile
 from dataclasses import asdict, dataclass, field
-from typing import Any, TypedDict
+from typing import Any
 
 from trainboard import layout, storage
 from trainboard.config import DataConfig, TrainingConfig
@@ -20,18 +20,6 @@ STATE_FILE = "state.json"
 LOGGING_FIELDS = ("sync_seconds", "batch_scalars_every", "histograms", "profile_batches")
 
 
-class StopRecord(TypedDict, total=False):
-    """Why the race stopped a run early (components/train/race.py), as the training state, the model's
-    metadata and the run's outcome record it; empty (or a key missing, in older records): it was not."""
-
-    rule: str  # the race's rule that stopped it
-    epoch: int  # the epoch after which it stopped
-    reason: str
-    epochs: int  # the epochs it was to train (the state and after)
-    seconds_saved: float  # the training time saved (the model's metadata and after)
-    gpus: int  # the GPUs that would have run them
-
-
 @dataclass
 class TrainingState:
     epoch: int = 0  # epochs completed
@@ -40,7 +28,8 @@ class TrainingState:
     history: dict[str, list[float]] = field(default_factory=dict)
     started_with: dict[str, Any] = field(default_factory=dict)  # started_with() of the first attempt
     attempt: int = 1  # the attempt that made this commit (KFP retries, restarts)
-    stopped: StopRecord = field(default_factory=StopRecord)  # the race stopped it: components/train/race.py
+    # Why the race stopped it early, as RaceStop.to_json() writes it (race_stop.py); empty: it was not.
+    stopped: dict[str, Any] = field(default_factory=dict)
 
 
 def state_uri(root: str, run: str) -> str:
