@@ -80,7 +80,7 @@ def rescore_champion(
             if force_promote:
                 log.warning("%s; force_promote: not re-measured", problem)
                 return None
-            raise UsageError("champion.json", problem) from None
+            raise UsageError(layout.CHAMPION_RECORD, problem) from None
         if model_info.class_names != class_names:
             log.warning("champion %s has other classes than this dataset: not re-measured", champion.run)
             return None

@@ -13,11 +13,10 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageDraw
 
-from trainboard import markdown, storage
+from trainboard import layout, markdown, storage
 from trainboard.artifacts.evaluation import Evaluation
 from trainboard.charts import colour, colour_bar, fitted, font, text_colour
 
-EVALUATION = "evaluation"
 PER_CLASS_TAG = "test_per_class"
 _MATRIX_AREA = 1200  # px the matrix aims at: 102 classes get 12 px cells, the demo's 4 get 40
 _CELL_RANGE = (12, 40)
@@ -155,7 +154,7 @@ def per_class_table(metrics: Evaluation) -> str:
 def write_evaluation_logs(run_dir: str, metrics: Evaluation, step: int) -> str:
     """Write the event file locally, then upload it whole to ``run_dir/evaluation`` (replacing what an
     earlier attempt of the task left there, so a retry adds no second point); return that folder."""
-    target = storage.join(run_dir, EVALUATION)
+    target = storage.join(run_dir, layout.EVALUATION)
     with tempfile.TemporaryDirectory(prefix="trainboard-evaluation-") as scratch:
         writer = tf.summary.create_file_writer(scratch)
         with writer.as_default():
