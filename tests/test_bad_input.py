@@ -28,6 +28,7 @@ from trainboard.errors import UsageError
 
 CLUSTER_ROOT = "gs://team-bucket/trainboard"
 CRON = ["--name", "nightly", "--cron", "0 0 3 * * *"]
+WITH_ACTIONS = ("champion", "weights", "schedules")  # `trainboard champion show: error: ...`
 
 
 def non_utf8_class(tmp: Path) -> str:
@@ -441,7 +442,26 @@ CASES = [
         ["does not exist", "no champion to show"],
         data=lambda tmp: str(tmp / "no-such-root"),
     ),
+    Case(
+        "champion-history-default-root-missing",
+        ["champion", "history"],
+        "root",
+        ["trainboard-runs does not exist", "no champion history", "run `trainboard local` first"],
+    ),
+    Case(
+        "champion-show-json-with-a-value",
+        ["champion", "show", "--json=yes"],
+        "json",
+        ["ignored explicit argument 'yes'"],
+    ),
     # trainboard gc
+    Case(
+        "gc-default-root-missing",
+        ["gc"],
+        "root",
+        ["trainboard-runs does not exist", "no checkpoints to clean up", "give --root"],
+    ),
+    Case("gc-keep-not-a-number", ["gc", "--keep", "all"], "keep", ["invalid int value: 'all'"]),
     Case(
         "gc-keep-zero",
         ["gc", "--root", "{data}", "--keep", "0"],
@@ -468,6 +488,12 @@ CASES = [
         ["local", "--min-significance", "1.5"],
         "min_significance",
         ["must be in [0, 1] (a p-value", "got 1.5"],
+    ),
+    Case(
+        "weights-fetch-image-size-words",
+        ["weights", "fetch", "vgg16", "--image-size", "big"],
+        "image_size",
+        ["invalid int value: 'big'"],
     ),
     Case(
         "weights-fetch-no-imagenet",
@@ -790,7 +816,8 @@ def test_bad_input_is_refused_naming_the_field_and_nothing_is_written_or_sent(
         assert exit_.value.code == 2
         [message] = err.strip().splitlines()
         option = case.field if case.field.isupper() else f"--{case.field.replace('_', '-')}"
-        assert message.startswith(f"trainboard {command[0]}: error: {option}: "), message
+        named = " ".join(command[:2]) if command[0] in WITH_ACTIONS else command[0]  # the command refused
+        assert message.startswith(f"trainboard {named}: error: {option}: "), message
         assert out == ""
         assert kfp.requests == [], "nothing may be sent before the input is checked"
     for word in case.words:

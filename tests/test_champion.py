@@ -102,10 +102,12 @@ def test_champion_command_shows_lists_and_rolls_back(tmp_path, capsys):
     code, out, err = in_process(capsys, "champion", "show", "--root", root)
     assert (code, out) == (2, "") and f"--root: {root} does not exist" in err, "not 'no champion yet'"
     Path(root).mkdir()
-    assert json.loads(in_process(capsys, "champion", "show", "--root", root)[1]) is None
+    code, out, err = in_process(capsys, "champion", "show", "--root", root)
+    assert (code, out) == (0, "") and "no champion yet" in err
+    assert json.loads(in_process(capsys, "champion", "show", "--root", root, "--json")[1]) is None
     promote_at(root, tmp_path, "r1", 0.8)
     promote_at(root, tmp_path, "r2", 0.9)
-    code, out, _ = in_process(capsys, "champion", "show", "--root", root)
+    code, out, _ = in_process(capsys, "champion", "show", "--root", root, "--json")
     shown = json.loads(out)
     assert code == 0 and (shown["run"], shown["previous"], shown["serving_copy_whole"]) == ("r2", "r1", True)
     assert shown["model_problem"] is None
@@ -113,7 +115,8 @@ def test_champion_command_shows_lists_and_rolls_back(tmp_path, capsys):
     code, out, err = in_process(
         capsys, "champion", "rollback", "--root", root, "--to", "r1", "--reason", "bad"
     )
-    assert code == 0 and json.loads(out)["run"] == "r1" and "r1 is the champion again" in err
+    assert code == 0 and "run:         r1\n" in out and "r1 is the champion again" in err
+    assert "reason:      rollback from r2: bad\n" in out and "previous:    r2\n" in out
     code, out, _ = in_process(capsys, "champion", "history", "--root", root)
     lines = out.splitlines()
     assert code == 0 and len(lines) == 3
@@ -126,11 +129,56 @@ def test_champion_command_shows_lists_and_rolls_back(tmp_path, capsys):
 
     code, out, err = in_process(capsys, "champion", "rollback", "--root", root, "--to", "nobody")
     assert (code, out) == (2, "") and err.startswith(
-        "trainboard champion: error: --to: run 'nobody' was never"
+        "trainboard champion rollback: error: --to: run 'nobody' was never"
     )
     assert len(err.splitlines()) == 1
     code, _, err = in_process(capsys, "champion", "rollback", "--root", root)
     assert code == 2 and "--to" in err
+
+
+def test_champion_show_reads_as_lines_and_as_the_record_with_json(tmp_path, capsys):
+    """Readable by default: a `label: value` line a field; --json: the record, the same fields, as JSON."""
+    root = str(tmp_path / "root")
+    promote_at(root, tmp_path, "r1", 0.8)
+    promote_at(root, tmp_path, "r2", 0.9)
+    code, out, err = in_process(capsys, "champion", "show", "--root", root)
+    assert code == 0, err
+    values = {label: value.strip() for label, value in (line.split(":", 1) for line in out.splitlines())}
+    assert list(values) == [
+        "run",
+        "model",
+        "metrics",
+        "promoted at",
+        "action",
+        "by",
+        "reason",
+        "previous",
+        *(["p-value"] if read_champion(root)[0].p_value is not None else []),
+        "serving copy",
+        "model problem",
+    ]
+    record = json.loads(in_process(capsys, "champion", "show", "--root", root, "--json")[1])
+    assert values["run"] == record["run"] == "r2"
+    assert values["model"] == record["model_uri"] and values["previous"] == "r1"
+    assert "test_accuracy 0.9000" in values["metrics"] and values["promoted at"] == record["promoted_at"]
+    assert values["serving copy"] == f"{layout.champion_model_dir(root)} is whole"
+    assert values["model problem"] == "none"
+
+
+def test_champion_and_gc_read_the_default_root_local_writes(tmp_path, monkeypatch, capsys):
+    """No --root: ./trainboard-runs, the root `trainboard local` makes; where there is none yet, one line
+    saying so and how to make one, exit 2."""
+    monkeypatch.chdir(tmp_path)
+    for command in (["champion", "show"], ["champion", "history"], ["gc"]):
+        code, out, err = in_process(capsys, *command)
+        assert (code, out) == (2, "") and len(err.splitlines()) == 1, err
+        assert err.startswith(f"trainboard {' '.join(command)}: error: --root: {tmp_path}/trainboard-runs ")
+        assert "run `trainboard local` first" in err and "give --root" in err
+    promote_at(str(tmp_path / "trainboard-runs"), tmp_path, "r1", 0.8)
+    code, out, err = in_process(capsys, "champion", "show", "--json")
+    assert code == 0 and json.loads(out)["run"] == "r1", err
+    code, out, err = in_process(capsys, "gc")
+    assert code == 0 and "would delete 0 of 1 runs' checkpoints" in err, "r1: the champion's"
 
 
 def served(root: str, tmp_path: Path, name: str) -> str:
@@ -208,7 +256,7 @@ def test_local_refuses_a_champion_whose_model_is_gone_before_any_work(tmp_path, 
     assert f"whose model {model} " in err and "trainboard champion rollback" in err and "force_promote" in err
     board = Path(layout.tensorboard_root(root))
     assert [p.name for p in board.iterdir()] == [TREND], "refused before any work: only r1's trend point"
-    shown = json.loads(in_process(capsys, "champion", "show", "--root", root)[1])
+    shown = json.loads(in_process(capsys, "champion", "show", "--root", root, "--json")[1])
     assert shown["run"] == "r1" and f"whose model {model} " in shown["model_problem"]
 
 
@@ -265,7 +313,7 @@ def test_two_local_runs_a_forced_promotion_and_a_rollback_as_a_user_would(tmp_pa
     ]
     back = trainboard("champion", "rollback", "--root", str(root), "--to", first_run, "--reason", "canary")
     assert back.returncode == 0, back.stderr
-    shown = last_json_line(trainboard("champion", "show", "--root", str(root)).stdout)
+    shown = last_json_line(trainboard("champion", "show", "--root", str(root), "--json").stdout)
     assert (shown["run"], shown["action"], shown["serving_copy_whole"]) == (first_run, "rollback", True)
     assert read_model_copy(layout.champion_model_dir(str(root)), tmp_path / "served") == first_run
 

@@ -19,9 +19,10 @@ import pytest
 
 from tests.support.cli import BIN, trainboard
 from tests.support.gcs import BUCKET, free_port, wait_for_http
-from trainboard import storage
-from trainboard.app.cli import build_parser
-from trainboard.app.cli.root_option import ROOT_HELP
+from trainboard import layout, storage
+from trainboard.app.cli import build_parser, main
+from trainboard.app.cli.output import JSON_HELP
+from trainboard.app.cli.root_option import DEFAULT_ROOT, ROOT_HELP
 from trainboard.config import MODELS
 
 BAD_LOCAL_INPUT = [
@@ -134,7 +135,9 @@ def test_help_shows_choices_and_defaults_as_written():
 
 
 def test_every_root_option_is_the_one_declaration():
-    """--root reads the same on every command that takes one (declared once, in cli/root_option.py)."""
+    """--root reads the same on every command that takes one (declared once, in cli/root_option.py), with
+    the one default, also the root under tensorboard's --logdir default: what `local` writes, the others
+    read without being told."""
     roots = {
         name: action
         for name, sub in _commands(build_parser()).items()
@@ -152,7 +155,59 @@ def test_every_root_option_is_the_one_declaration():
     }
     for name, action in roots.items():
         assert action.help.startswith(ROOT_HELP), name
-        assert action.required == (name != "local"), name
+        assert (action.required, action.default) == (False, DEFAULT_ROOT), name
+    [logdir] = [
+        a for a in _commands(build_parser())["tensorboard"]._actions if "--logdir" in a.option_strings
+    ]
+    assert logdir.default == layout.tensorboard_root(DEFAULT_ROOT)
+
+
+def test_every_command_that_prints_records_takes_the_one_json_option():
+    """Readable by default; --json, the same name and words everywhere (cli/output.py), on each command
+    whose stdout is records, and on no other."""
+    jsons = {
+        name: action
+        for name, sub in _commands(build_parser()).items()
+        for action in sub._actions
+        if "--json" in action.option_strings
+    }
+    assert set(jsons) == {
+        "local",
+        "weights fetch",
+        "champion show",
+        "champion history",
+        "champion rollback",
+        "gc",
+        "schedules list",
+    }
+    for name, action in jsons.items():
+        assert (action.help, action.default) == (JSON_HELP, False), name
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["champion", "show", "--jsno"], "trainboard champion show: error: unrecognized arguments: --jsno"),
+        (["gc", "--keep", "2", "extra"], "trainboard gc: error: unrecognized arguments: extra"),
+        (
+            ["champion", "rollback"],
+            "trainboard champion rollback: error: the following arguments are required: --to",
+        ),
+        (["champion", "shw"], "trainboard champion: error: ACTION: invalid choice: 'shw' (choose from "),
+        (["schedules", "list", "--json", "x"], "trainboard schedules list: error: unrecognized arguments: x"),
+        (["--bogus"], "trainboard: error: unrecognized arguments: --bogus"),
+    ],
+    ids=" ".join,
+)
+def test_every_error_names_the_command_it_refused(tmp_path, monkeypatch, capsys, args, line):
+    """One prefix for every refusal, `trainboard COMMAND [ACTION]: error: `, argparse's own included:
+    an option a subcommand does not know is that subcommand's error, not `trainboard: error:`."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    out, err = capsys.readouterr()
+    assert (exit_.value.code, out) == (2, "")
+    assert err.startswith(line) and len(err.splitlines()) == 1, err
 
 
 def test_help_lists_commands():

@@ -117,3 +117,20 @@ def test_gc_refuses_keep_below_one(tmp_path, capsys, keep):
         main(["gc", "--root", str(tmp_path), "--keep", keep])
     assert exit_.value.code == 2
     assert capsys.readouterr().err.startswith("trainboard gc: error: --keep: must be 1 or more")
+
+
+def test_gc_json_is_a_line_of_json_a_run_saying_whether_it_goes(root, capsys, monkeypatch):
+    """--json: one object a run, the same runs and decisions as the readable lines; the summary stays
+    on stderr, and a dry run still deletes nothing."""
+    make_root(root)
+    monkeypatch.setattr(gc, "ACTIVE_SECONDS", 0)
+    before = storage.list_files(root)
+    assert main(["gc", "--root", root, "--keep", "2", "--json"]) == 0
+    out, err = capsys.readouterr()
+    runs = [json.loads(line) for line in out.splitlines()]
+    assert [r["run"] for r in runs if r["delete"]] == [RUNS[0], RUNS[5]]
+    assert {r["run"]: r["kept_because"] for r in runs}[RUNS[1]] == "champion lineage"
+    assert all(r["kept_because"] is None for r in runs if r["delete"])
+    assert runs[0]["checkpoints"] == layout.checkpoint_dir(root, runs[0]["run"])
+    assert runs[0]["bytes"] == checkpoint_bytes(root, runs[0]["run"]) and runs[0]["files"] > 0
+    assert "would delete 2 of 8 runs' checkpoints" in err and storage.list_files(root) == before

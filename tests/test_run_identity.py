@@ -287,7 +287,7 @@ def test_a_rollback_killed_mid_copy_is_repaired_by_running_it_again(root, tmp_pa
     with pytest.raises(Exception, match=r"not one model, whole|no trainboard_manifest"):
         read_model_copy(layout.champion_model_dir(root), tmp_path / "torn")
 
-    code, out, err = in_process(capsys, *rollback)
+    code, out, err = in_process(capsys, *rollback, "--json")
     assert code == 0 and json.loads(out)["run"] == "k1", err
     assert champion_folder_run(root) == "k1"
     code, _, err = in_process(capsys, *rollback)
@@ -313,7 +313,8 @@ def test_damaged_records_are_refused_before_any_work_and_repaired(root, tmp_path
     ):
         code, out, err = in_process(capsys, *command)
         assert (code, out) == (2, ""), (command, err)
-        assert err.startswith(f"trainboard {command[0]}: error: {name}: {target} is not a valid champion")
+        named = " ".join(command[:2]) if command[0] == "champion" else command[0]  # the command refused
+        assert err.startswith(f"trainboard {named}: error: {name}: {target} is not a valid champion")
         assert f"trainboard champion repair --root {root}" in err and len(err.strip().splitlines()) == 1
     assert nothing_started(root, "k3")
 
@@ -335,7 +336,7 @@ def test_a_copied_root_finds_its_models(tmp_path, capsys):
     promote_at(str(root), tmp_path, "k1", 0.8)
     promote_at(str(root), tmp_path, "k2", 0.9)
     os.rename(root, copy)
-    code, out, err = in_process(capsys, "champion", "show", "--root", str(copy))
+    code, out, err = in_process(capsys, "champion", "show", "--root", str(copy), "--json")
     assert code == 0 and json.loads(out)["model_problem"] is None, err
     code, _, err = in_process(capsys, "champion", "rollback", "--root", str(copy), "--to", "k1")
     assert code == 0 and champion_folder_run(str(copy)) == "k1", err

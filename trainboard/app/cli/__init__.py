@@ -44,9 +44,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _chosen(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The (sub)command's own parser that ``args`` were parsed by: `trainboard champion show`'s for
+    `trainboard champion show ...`, so that its errors name it."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and getattr(args, action.dest, None):
+            return _chosen(action.choices[getattr(args, action.dest)], args)
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    command = _chosen(parser, args)
+    if unknown:  # argparse's parse_args says these as `trainboard: error:`, not naming the command
+        command.error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.command is None:  # `trainboard` alone: what it can do, not an error
         parser.print_help()
         return 0
@@ -56,9 +68,9 @@ def main(argv: list[str] | None = None) -> int:
         # An environment variable (TRAINBOARD_IMAGE) or a positional (MODEL) is named as it is; a field by
         # its option. A file (champion.json) is named as it is.
         option = e.field if e.field.isupper() or "." in e.field else "--" + e.field.replace("_", "-")
-        parser.exit(2, f"trainboard {args.command}: error: {option}: {e.problem}\n")
+        command.exit(2, f"{command.prog}: error: {option}: {e.problem}\n")
     except KeyboardInterrupt:  # Ctrl-C anywhere else (a check, a wait): stopped, not a traceback
-        parser.exit(130, f"trainboard {args.command}: interrupted\n")
+        command.exit(130, f"{command.prog}: interrupted\n")
     except BrokenPipeError:  # `trainboard champion history | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 141  # 128 + SIGPIPE, as a shell reports it

@@ -4,13 +4,15 @@ back to an earlier champion (itself a recorded promotion, by the same compare-an
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
-from trainboard.app.cli.output import progress, server_error
-from trainboard.app.cli.root_option import add_root_option
-from trainboard.errors import UsageError
+from trainboard.app.cli.output import add_json_option, print_fields, print_json, progress, server_error
+from trainboard.app.cli.root_option import add_root_option, no_root
 from trainboard.roots import check_root, root_exists
+
+if TYPE_CHECKING:
+    from trainboard.artifacts.champion import ChampionRecord
 
 
 def add(commands) -> None:
@@ -27,7 +29,6 @@ def add(commands) -> None:
         help="the champion record, whether models/champion/ is whole, and what is wrong with its model",
     )
     history = actions.add_parser("history", help="every promotion and rollback, oldest first")
-    history.add_argument("--json", action="store_true", help="one JSON object a line")
     back = actions.add_parser("rollback", help="make an earlier champion the champion again (recorded)")
     back.add_argument("--to", required=True, metavar="RUN", help="the run to make the champion again")
     back.add_argument("--reason", default="", help="why, for the history")
@@ -36,15 +37,25 @@ def add(commands) -> None:
         help="move damaged history entries aside, write champion.json again from the history, recopy "
         "models/champion/",
     )
+    for action in (show, history, back):
+        add_json_option(action)
     for action in (show, history, back, repair):
         add_root_option(action)
     p.set_defaults(handler=run)
 
 
+_NOTHING = {
+    "show": "no champion to show",
+    "history": "no champion history",
+    "rollback": "nothing to roll back",
+    "repair": "nothing to repair",
+}
+
+
 def run(args: argparse.Namespace) -> int:
     root = check_root(args.root)
     if not root_exists(root):
-        raise UsageError("root", f"{root} does not exist (or holds nothing): no champion to {args.action}")
+        raise no_root(root, _NOTHING[args.action])
     if args.action == "repair":
         from trainboard.admin.rollback import repair
 
@@ -59,13 +70,35 @@ def run(args: argparse.Namespace) -> int:
     try:
         action(root, args)
     except ChampionRecordError as e:
-        return server_error("champion", e)
+        return server_error(f"champion {args.action}", e)
     return 0
 
 
+def _fields(record: ChampionRecord) -> list[tuple[str, object]]:
+    """The record as a person reads it: a line a field, "-" for one not set."""
+    metrics = ", ".join(
+        f"{name} {value:.4f}" if isinstance(value, float) else f"{name} {value}"
+        for name, value in record.metrics.items()
+    )
+    fields: list[tuple[str, object]] = [
+        ("run", record.run),
+        ("model", record.model_uri),
+        ("metrics", metrics or "-"),
+        ("promoted at", record.promoted_at),
+        ("action", record.action),
+        ("by", record.by or "-"),
+        ("reason", record.reason or "-"),
+        ("previous", record.previous or "-"),
+    ]
+    if record.p_value is not None:  # McNemar's test against the previous champion, where it was counted
+        fields.append(("p-value", f"{record.p_value:.4g}"))
+    return fields
+
+
 def _show(root: str, args: argparse.Namespace) -> None:
-    """The champion record as JSON, with whether models/champion/ is whole and what is wrong with its model
-    (null when nothing is); null and a note when there is no champion yet."""
+    """The champion record, whether models/champion/ is whole and what is wrong with its model (--json:
+    the record with serving_copy_whole and model_problem, null when nothing is); a note when there is no
+    champion yet (--json: null)."""
     from trainboard import layout
     from trainboard.artifacts.champion import (
         champion_model_problem,
@@ -77,29 +110,28 @@ def _show(root: str, args: argparse.Namespace) -> None:
     record, _ = read_champion(root)
     if record is None:
         progress(f"trainboard champion: {layout.champion_record(root)}: no champion yet")
-        print(json.dumps(None))
+        if args.json:
+            print_json(None)
         return
     folder = layout.champion_model_dir(root)
     manifest = read_manifest(folder)
-    whole = manifest is not None and manifest["run"] == record.run
-    print(
-        json.dumps(
-            {
-                **asdict(record),
-                "serving_copy_whole": whole and matches_manifest(folder, manifest),
-                "model_problem": champion_model_problem(root),  # null: its model is there
-            }
-        )
-    )
+    whole = manifest is not None and manifest["run"] == record.run and matches_manifest(folder, manifest)
+    problem = champion_model_problem(root)  # None: its model is there
+    if args.json:
+        print_json({**asdict(record), "serving_copy_whole": whole, "model_problem": problem})
+        return
+    serving = f"{folder} is whole" if whole else f"{folder} is not whole: run `trainboard champion repair`"
+    print_fields([*_fields(record), ("serving copy", serving), ("model problem", problem or "none")])
 
 
 def _history(root: str, args: argparse.Namespace) -> None:
-    """Every promotion and rollback, oldest first: a line a person reads, or (--json) a JSON object."""
+    """Every promotion and rollback, oldest first: a line a person reads, or (--json) a JSON object. JSON
+    lines, not one array: the history only grows, and a line an entry streams (`| head` stops early)."""
     from trainboard.artifacts.champion import read_history
 
     for entry in read_history(root):
         if args.json:
-            print(json.dumps(asdict(entry)))
+            print_json(asdict(entry))
         else:
             accuracy = entry.metrics.get("test_accuracy", float("nan"))
             print(
@@ -110,9 +142,12 @@ def _history(root: str, args: argparse.Namespace) -> None:
 
 
 def _rollback(root: str, args: argparse.Namespace) -> None:
-    """--to's run made the champion again, recorded; its record as JSON."""
+    """--to's run made the champion again, recorded; its new record, readable or (--json) as JSON."""
     from trainboard.admin.rollback import rollback
 
     record = rollback(root, args.to, args.reason)
     progress(f"trainboard champion: {record.run} is the champion again ({record.reason})")
-    print(json.dumps(asdict(record)))
+    if args.json:
+        print_json(asdict(record))
+    else:
+        print_fields(_fields(record))

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from trainboard.app.cli.output import progress
-from trainboard.app.cli.root_option import add_root_option
+from trainboard.app.cli.output import add_json_option, print_json, progress
+from trainboard.app.cli.root_option import add_root_option, no_root
 from trainboard.errors import UsageError
 from trainboard.roots import check_root, root_exists
 
@@ -31,6 +31,7 @@ def add(commands) -> None:
         help=f"keep the checkpoints of the newest N runs (default {DEFAULT_KEEP})",
     )
     p.add_argument("--delete", action="store_true", help="delete them (default: only say what would go)")
+    add_json_option(p)
     p.set_defaults(handler=run)
 
 
@@ -50,12 +51,25 @@ def run(args: argparse.Namespace) -> int:
     from trainboard.artifacts.champion import check_records
 
     if not root_exists(root):
-        raise UsageError("root", f"{root} does not exist (or holds nothing): no checkpoints to clean up")
+        raise no_root(root, "no checkpoints to clean up")
     check_records(root)  # the lineage that gc keeps is read from them
     result = plan(root, args.keep)
     verb = "deleting" if args.delete else "would delete"
     for r in result.runs:
-        what = f"{layout.checkpoint_dir(root, r.run)}  {r.files} files, {r.bytes} bytes ({_size(r.bytes)})"
+        checkpoints = layout.checkpoint_dir(root, r.run)
+        if args.json:
+            print_json(
+                {
+                    "run": r.run,
+                    "checkpoints": checkpoints,
+                    "files": r.files,
+                    "bytes": r.bytes,
+                    "delete": not r.kept_because,
+                    "kept_because": r.kept_because or None,
+                }
+            )
+            continue
+        what = f"{checkpoints}  {r.files} files, {r.bytes} bytes ({_size(r.bytes)})"
         print(f"{'keep: ' + r.kept_because if r.kept_because else verb}  {r.run}  {what}")
     total = f"{len(result.delete)} of {len(result.runs)} runs' checkpoints, {result.delete_bytes} bytes"
     if not args.delete:

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO, cast
 
 from trainboard import layout
-from trainboard.app.cli.output import failed_with_log, progress
+from trainboard.app.cli.output import add_json_option, failed_with_log, progress
 from trainboard.app.cli.root_option import add_root_option
-from trainboard.app.cli.tensorboard import DEFAULT_ROOT, check_port, serve
+from trainboard.app.cli.tensorboard import check_port, serve
 from trainboard.checks import check_run_name
 from trainboard.config import DataConfig, PromotionRule, TrainingConfig, field_values, model_spec
 from trainboard.config_checks import check_config, check_data_config, check_promotion_rule
@@ -39,7 +39,7 @@ def add(commands) -> None:
     )
     for config in (DataConfig, TrainingConfig, PromotionRule):
         _add_config_options(p, config)
-    add_root_option(p, default=DEFAULT_ROOT)
+    add_root_option(p)
     p.add_argument(
         "--run-name",
         default="",
@@ -60,9 +60,7 @@ def add(commands) -> None:
     p.add_argument(
         "--port", type=int, default=6006, help="TensorBoard port, or the next free one (default: 6006)"
     )
-    p.add_argument(
-        "--json", action="store_true", help="progress to stderr; last line of stdout is the result as JSON"
-    )
+    add_json_option(p)  # the run's result, the last line of stdout
     p.add_argument(
         "--verbose",
         action="store_true",

@@ -1,10 +1,36 @@
-"""What every command prints besides its result: progress lines on stderr (stdout stays for results)."""
+"""What every command prints besides its result: progress lines on stderr (stdout stays for results),
+errors as one line `trainboard COMMAND: error: ...`, and records readable or, with --json (declared
+here once), as JSON."""
 
 from __future__ import annotations
 
+import argparse
+import json
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
+
+JSON_HELP = (
+    "print each record as one line of JSON on stdout instead of readable lines (progress stays on stderr)"
+)
+
+
+def add_json_option(p: argparse.ArgumentParser) -> None:
+    """--json on a command that prints records, the same name and words on each (kfp's --output json)."""
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
+
+
+def print_json(record: Any) -> None:
+    print(json.dumps(record), flush=True)
+
+
+def print_fields(fields: Iterable[tuple[str, object]]) -> None:
+    """A record a person reads: one `label: value` line a field, the values aligned."""
+    rows = list(fields)
+    width = max(len(label) for label, _ in rows) + 1
+    for label, value in rows:
+        print(f"{label + ':':<{width}} {value}")
 
 
 def progress(message: str) -> None:

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from trainboard import layout
 from trainboard.app.cli.output import failed_with_log, progress
+from trainboard.app.cli.root_option import DEFAULT_ROOT  # ROOT/tensorboard: where `local` writes
 from trainboard.errors import UsageError
 from trainboard.roots import check_root, root_exists
 
-DEFAULT_ROOT = "trainboard-runs"  # `trainboard local`'s root, so `trainboard tensorboard` finds it as is
 MAX_PORT = 65535
 
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 
-from trainboard.app.cli.output import progress, server_error
+from trainboard.app.cli.output import add_json_option, print_fields, print_json, progress, server_error
 from trainboard.app.cli.root_option import add_root_option
 from trainboard.config import MODELS, model_spec
 from trainboard.config_checks import check_model
@@ -30,6 +29,7 @@ def add(commands) -> None:
         "--image-size", type=int, default=None, help="the runs' image size (default: the model's own)"
     )
     add_root_option(fetch)
+    add_json_option(fetch)
     p.set_defaults(handler=run)
 
 
@@ -53,7 +53,11 @@ def run(args: argparse.Namespace) -> int:
         try:
             fetch_imagenet(args.model, image_size, root)
         except DownloadFailed as e:
-            return server_error("weights", e)
+            return server_error("weights fetch", e)
         progress(f"trainboard weights: cached {uri}")
-    print(json.dumps({"model": args.model, "image_size": image_size, "uri": uri}))
+    cached = {"model": args.model, "image_size": image_size, "uri": uri}
+    if args.json:
+        print_json(cached)
+    else:
+        print_fields([("model", args.model), ("image size", image_size), ("cached at", uri)])
     return 0
