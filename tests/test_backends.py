@@ -256,6 +256,14 @@ def test_schedules_are_listed_paused_resumed_and_deleted_by_name(capsys, kfp):
         ["nightly", "ENABLED", "@daily"],
         ["weekly", "ENABLED", "@daily"],
     ]
+    code, out, _ = cli(capsys, "schedules", "list", "--endpoint", kfp.url, "--json")
+    listed = [json.loads(line) for line in out.splitlines()]  # the same schedules, every field
+    assert code == 0 and [(s["name"], s["status"], s["cron"]) for s in listed] == [
+        ("nightly", "ENABLED", "@daily"),
+        ("weekly", "ENABLED", "@daily"),
+    ]
+    assert [s["recurring_run_id"] for s in listed] == [line.split()[3] for line in lines[1:]]
+    assert listed[0]["parameters"]["root"] == ROOT
 
     [nightly] = [i for i, r in kfp.recurring_runs.items() if r["display_name"] == "nightly"]
     assert cli(capsys, "schedules", "pause", "nightly", "--endpoint", kfp.url)[0] == 0

@@ -334,3 +334,16 @@ def test_output_cut_short_by_a_pipe_ends_quietly(tmp_path):
     assert json.loads(proc.stdout.readline())["run"] == "r0"
     proc.stdout.close()
     assert proc.wait(60) == 141 and "Traceback" not in proc.stderr.read()
+
+
+def test_weights_fetch_of_a_cached_copy_says_where_it_is_readable_or_as_json(tmp_path, monkeypatch, capsys):
+    """Already cached (its checksum there): nothing downloaded; the model, size and copy a line each, or
+    (--json) one object. No --root: the default root, the one `local` reads its cache from."""
+    monkeypatch.chdir(tmp_path)
+    uri = layout.imagenet_weights(str(tmp_path / DEFAULT_ROOT), "vgg16", 32)
+    storage.write_bytes(uri + ".sha256", b"0" * 64)
+    assert main(["weights", "fetch", "vgg16", "--image-size", "32"]) == 0
+    out, err = capsys.readouterr()
+    assert out == f"model:      vgg16\nimage size: 32\ncached at:  {uri}\n" and "cached already" in err
+    assert main(["weights", "fetch", "vgg16", "--image-size", "32", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"model": "vgg16", "image_size": 32, "uri": uri}
