@@ -403,3 +403,28 @@ def test_a_run_on_several_workers_says_so_as_training_starts():
         {"kind": "workers", "workers": 2, "how": "a process each on this machine", "task": "train"}
     )
     assert screen.getvalue().splitlines()[1] == "trainboard: train: 2 workers, a process each on this machine"
+
+
+def test_the_docs_cluster_commands_that_run_here_run_as_printed(tmp_path):
+    """The README's and docs/cluster.md's `trainboard compile` and `manifests` lines (the cluster commands
+    that need no cluster), pasted into a shell after the page's lines that set its values, the venv
+    activated: each exits 0 (a placeholder like gs://BUCKET would stop it)."""
+    repo = Path(__file__).resolve().parent.parent
+    ran = []
+    for page in (repo / "README.md", repo / "docs" / "cluster.md"):
+        blocks = "".join(re.findall(r"```sh\n(.*?)```", page.read_text(), re.DOTALL))
+        lines = blocks.replace("\\\n", " ").splitlines()  # a command continued with \ as one line
+        settings = [line for line in lines if re.match(r"(export )?[A-Z_]+=\S+\s*(#.*)?$", line)]
+        for command in lines:
+            if re.search(r"\btrainboard (compile|manifests)\b", command):
+                shell = "\n".join([*settings, command.split(" | ")[0]])
+                done = subprocess.run(
+                    ["bash", "-c", shell],
+                    capture_output=True,
+                    text=True,
+                    cwd=tmp_path,
+                    env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"},
+                )
+                assert done.returncode == 0, f"{page.name}: {command}\n{done.stderr}"
+                ran.append(command)
+    assert len(ran) >= 3, ran
