@@ -428,3 +428,17 @@ def test_the_docs_cluster_commands_that_run_here_run_as_printed(tmp_path):
                 assert done.returncode == 0, f"{page.name}: {command}\n{done.stderr}"
                 ran.append(command)
     assert len(ran) >= 3, ran
+
+
+def test_a_task_of_a_local_run_suggests_commands_as_its_cli_was_started(monkeypatch):
+    """kfp.local's task processes are no `trainboard`: they name the program the CLI handed them."""
+    from trainboard import invocation
+    from trainboard.artifacts.training_state import TrainingState, check_same_start
+    from trainboard.errors import UsageError
+
+    monkeypatch.setenv(invocation.ENV, "/home/me/project/.venv/bin/trainboard")
+    started = TrainingState(epoch=1, started_with={"epochs": 1})
+    with pytest.raises(
+        UsageError, match=r"\(/home/me/project/\.venv/bin/trainboard local --restart --run-name r1\)"
+    ):
+        check_same_start(started, {"epochs": 2}, "root", "r1")

@@ -214,7 +214,9 @@ class Terminal:
 def check_what_the_summary_names(lines: list[str], root: Path, run: str) -> None:
     """The card and the report as .md files a terminal shows (their images beside them), the run's model,
     the champion's; the watch command as it runs from a new shell (this environment not on PATH there)."""
-    paths = {x.split(": ")[1]: x.split(": ", 2)[2].split(" (")[0] for x in lines if x.count(": ") >= 2}
+    paths = {
+        x.split(": ")[1]: x.split(": ", 2)[2].strip().split(" (")[0] for x in lines if x.count(": ") >= 2
+    }
     card, report = Path(paths["dataset card"]), Path(paths["promotion report"])
     assert (card, report) == (
         root / "reports" / run / "dataset-card.md",
