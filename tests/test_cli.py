@@ -23,6 +23,7 @@ from trainboard import layout, storage
 from trainboard.app.cli import build_parser, main
 from trainboard.app.cli.output import JSON_HELP
 from trainboard.app.cli.root_option import DEFAULT_ROOT, ROOT_HELP
+from trainboard.app.local_run import LocalRunResult, readable_copy
 from trainboard.config import MODELS
 
 BAD_LOCAL_INPUT = [
@@ -347,3 +348,165 @@ def test_weights_fetch_of_a_cached_copy_says_where_it_is_readable_or_as_json(tmp
     assert out == f"model:      vgg16\nimage size: 32\ncached at:  {uri}\n" and "cached already" in err
     assert main(["weights", "fetch", "vgg16", "--image-size", "32", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"model": "vgg16", "image_size": 32, "uri": uri}
+
+
+def _without_this_environment() -> dict:
+    """A new shell's environment where this environment's scripts are not on PATH (no venv activated)."""
+    path = [p for p in os.environ["PATH"].split(os.pathsep) if Path(p).resolve() != BIN.resolve()]
+    return {**os.environ, "PATH": os.pathsep.join(path)}
+
+
+def _runs_with_help(suggested: str, env: dict) -> subprocess.CompletedProcess:
+    """The suggested command pasted into a shell, ``--help`` added: it exists and takes these words."""
+    return subprocess.run(["bash", "-c", f"{suggested} --help"], capture_output=True, text=True, env=env)
+
+
+def test_a_suggested_command_names_the_program_as_a_new_shell_finds_it(tmp_path):
+    """Run as `.venv/bin/trainboard` with no venv on PATH, a command trainboard suggests starts with its
+    absolute path; with the venv on PATH (activated), with `trainboard`. Either runs as printed."""
+    bare = _without_this_environment()
+    on_path = {**bare, "PATH": f"{BIN}{os.pathsep}{bare['PATH']}"}
+    for env, program in ((bare, str(BIN / "trainboard")), (on_path, "trainboard")):
+        missing = trainboard("tensorboard", "--logdir", "nowhere", env=env, cwd=tmp_path)
+        assert missing.returncode == 2
+        [suggested] = re.findall(r"`([^`]*local --root ROOT)`", missing.stderr)
+        assert suggested == f"{program} local --root ROOT"
+        helped = _runs_with_help(suggested, env)
+        assert helped.returncode == 0 and helped.stdout.startswith("usage: trainboard local"), helped.stderr
+
+        offline = {**env, "TRAINBOARD_OFFLINE": "1"}
+        imagenet = ["--model", "mobilenet_v3_small", "--weights", "imagenet", "--root", "root"]
+        refused = trainboard("local", "--no-serve", *imagenet, env=offline, cwd=tmp_path)
+        assert refused.returncode == 2
+        fetch = refused.stderr.strip().split("seed the cache on a machine with network: ")[1]
+        assert fetch == f"{program} weights fetch mobilenet_v3_small --image-size 224 --root {tmp_path}/root"
+        helped = _runs_with_help(fetch, env)
+        assert helped.returncode == 0 and helped.stdout.startswith("usage: trainboard weights fetch")
+
+
+def _a_finished_run(root: Path, run: str, *, promoted: bool) -> LocalRunResult:
+    from trainboard import layout
+
+    return LocalRunResult(
+        run=run,
+        root=str(root),
+        logdir=layout.tensorboard_dir(str(root), run),
+        metrics={"test_accuracy": 0.9, "test_loss": 0.3},
+        model_uri=f"{root}/pipeline-root/trainboard-x/train/trained_model",
+        promoted=promoted,
+        champion=run if promoted else "older",
+        champion_model_uri=layout.champion_model_dir(str(root)),
+        reason="first model" if promoted else "not better",
+        card=str(root / "reports" / run / "dataset-card.md"),
+        report=str(root / "reports" / run / "promotion-report.md"),
+    )
+
+
+@pytest.mark.parametrize("promoted", [True, False], ids=["promoted", "not promoted"])
+def test_a_local_run_prints_a_watch_command_that_runs_and_says_what_each_path_is(
+    tmp_path, monkeypatch, capsys, promoted
+):
+    """The run's first lines and its summary (the pipeline itself stood in for): the watch command runs
+    pasted into a new shell; the card and report are .md files; `model:` is always the run's own model,
+    and the champion's model has its own line when this run became it."""
+    from tests.support.cli import in_process
+    from trainboard.app import local_run
+
+    root = tmp_path / "root"
+    monkeypatch.setattr(sys, "argv", [str(BIN / "trainboard")])  # started as .venv/bin/trainboard
+    monkeypatch.setenv("PATH", _without_this_environment()["PATH"])
+    monkeypatch.setattr(
+        local_run, "run_local", lambda *a, **k: _a_finished_run(root, "r1", promoted=promoted)
+    )
+    code, _, err = in_process(capsys, "local", "--no-serve", "--root", str(root), "--run-name", "r1")
+    assert code == 0, err
+    [watch] = re.findall(r"^trainboard: watch it live: (.*)$", err, re.MULTILINE)
+    assert watch == f"{BIN / 'trainboard'} tensorboard --logdir {root / 'tensorboard'}"
+    helped = _runs_with_help(watch, _without_this_environment())
+    assert helped.returncode == 0 and helped.stdout.startswith("usage: trainboard tensorboard")
+
+    summary = err.splitlines()[-5 if promoted else -4 :]
+    labels = [line.split(": ", 2)[1] for line in summary[1:]]
+    assert labels == ["dataset card", "promotion report", "model", "champion's model"][: len(labels)]
+    assert len({line.index("/") for line in summary[1:]}) == 1, "the paths start in one column"
+    assert f"dataset card:     {root}/reports/r1/dataset-card.md\n" in err
+    assert f"promotion report: {root}/reports/r1/promotion-report.md (both Markdown" in err
+    assert f"model:            {root}/pipeline-root/trainboard-x/train/trained_model (this run's)\n" in err
+    assert (f"champion's model: {root}/models/champion (a copy of this run's)" in err) == promoted
+
+
+def test_a_markdown_artifact_is_copied_as_a_md_file_with_its_images_beside_it(tmp_path):
+    """The dataset card inlines its sample grid (a 45 KB line): the copy a person opens links the image,
+    written beside it, so that it reads in a terminal and shows the same in a Markdown viewer."""
+    from trainboard import markdown
+
+    jpeg, png = b"\xff\xd8\xff" + bytes(40_000), b"\x89PNG\r\n" + bytes(100)
+    artifact = tmp_path / "pipeline-root" / "card"
+    artifact.parent.mkdir()
+    artifact.write_text(
+        f"# Dataset demo\n\n| a | b |\n\n{markdown.image('Samples [1]', jpeg, 'image/jpeg')}\n\n"
+        f"{markdown.image('Chart', png, 'image/png')}\n"
+    )
+    copy = Path(readable_copy(str(artifact), tmp_path / "reports" / "r1" / "dataset-card.md"))
+    assert copy == tmp_path / "reports" / "r1" / "dataset-card.md"
+    text = copy.read_text()
+    assert text == (
+        "# Dataset demo\n\n| a | b |\n\n![Samples \\[1\\]](dataset-card-1.jpg)\n\n"
+        "![Chart](dataset-card-2.png)\n"
+    )
+    assert (copy.parent / "dataset-card-1.jpg").read_bytes() == jpeg
+    assert (copy.parent / "dataset-card-2.png").read_bytes() == png
+
+
+def test_a_run_on_several_workers_says_so_as_training_starts():
+    """`--workers 2`: the train step's line says two workers train, and how (the task's `workers` event)."""
+    import io
+
+    from trainboard.app.cli.local import RunConsole
+
+    screen = io.StringIO()
+    console = RunConsole(screen)
+    console.on_event({"kind": "task_started", "task": "train"})
+    console.on_event(
+        {"kind": "workers", "workers": 2, "how": "a process each on this machine", "task": "train"}
+    )
+    assert screen.getvalue().splitlines()[1] == "trainboard: train: 2 workers, a process each on this machine"
+
+
+def test_the_docs_cluster_commands_that_run_here_run_as_printed(tmp_path):
+    """The README's and docs/cluster.md's `trainboard compile` and `manifests` lines (the cluster commands
+    that need no cluster), pasted into a shell after the page's lines that set its values, the venv
+    activated: each exits 0 (a placeholder like gs://BUCKET would stop it)."""
+    repo = Path(__file__).resolve().parent.parent
+    ran = []
+    for page in (repo / "README.md", repo / "docs" / "cluster.md"):
+        blocks = "".join(re.findall(r"```sh\n(.*?)```", page.read_text(), re.DOTALL))
+        lines = blocks.replace("\\\n", " ").splitlines()  # a command continued with \ as one line
+        settings = [line for line in lines if re.match(r"(export )?[A-Z_]+=\S+\s*(#.*)?$", line)]
+        for command in lines:
+            if re.search(r"\btrainboard (compile|manifests)\b", command):
+                shell = "\n".join([*settings, command.split(" | ")[0]])
+                done = subprocess.run(
+                    ["bash", "-c", shell],
+                    capture_output=True,
+                    text=True,
+                    cwd=tmp_path,
+                    env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"},
+                )
+                assert done.returncode == 0, f"{page.name}: {command}\n{done.stderr}"
+                ran.append(command)
+    assert len(ran) >= 3, ran
+
+
+def test_a_task_of_a_local_run_suggests_commands_as_its_cli_was_started(monkeypatch):
+    """kfp.local's task processes are no `trainboard`: they name the program the CLI handed them."""
+    from trainboard import invocation
+    from trainboard.artifacts.training_state import TrainingState, check_same_start
+    from trainboard.errors import UsageError
+
+    monkeypatch.setenv(invocation.ENV, "/home/me/project/.venv/bin/trainboard")
+    started = TrainingState(epoch=1, started_with={"epochs": 1})
+    with pytest.raises(
+        UsageError, match=r"\(/home/me/project/\.venv/bin/trainboard local --restart --run-name r1\)"
+    ):
+        check_same_start(started, {"epochs": 2}, "root", "r1")

@@ -29,6 +29,13 @@ pytestmark = pytest.mark.slow
 EPOCHS = TrainingConfig().epochs  # the default local settings
 CHANCE = 1 / 4  # the demo data has four balanced classes
 STEPS = ("start-run", "fingerprint-source", "prepare-data", "train", "evaluate", "promote")
+# A new shell after `make run`: the environment's scripts (.venv/bin) are not on PATH.
+NEW_SHELL = {
+    **os.environ,
+    "PATH": os.pathsep.join(
+        p for p in os.environ["PATH"].split(os.pathsep) if Path(p).resolve() != BIN.resolve()
+    ),
+}
 
 
 def epoch_points(run_dir: str, split: str = "train") -> list[tuple[int, float]]:
@@ -59,7 +66,8 @@ def check_first_run_is_the_champion(result: dict) -> None:
     assert (result["promoted"], result["champion"]) == (True, result["run"])
     record = json.loads(storage.read_bytes(storage.join(result["root"], "champion.json")))
     assert record["run"] == result["run"] and record["model_uri"] == f"models/{result['run']}"
-    assert result["model_uri"] == f"{result['root']}/models/{result['run']}", "the served model's place"
+    assert result["champion_model_uri"] == f"{result['root']}/models/champion", "the served model's place"
+    assert Path(result["model_uri"], "model.keras").is_file(), "the run's own model, the train step's output"
     assert storage.exists(storage.join(result["root"], "models", "champion", "model.keras"))
 
 
@@ -113,7 +121,7 @@ def test_local_root(tmp_path, tensorboard_factory):
     assert Path(out["card"]).is_file() and Path(out["report"]).is_file()
     assert out["reason"].startswith("first model: no champion yet")
     assert out["logdir"] == str(root / "tensorboard" / out["run"])
-    assert (tmp_path / out["model_uri"]).joinpath("model.keras").is_file()
+    assert Path(out["model_uri"]).joinpath("model.keras").is_file()
     checkpoints = sorted(p.name for p in (root / "checkpoints" / out["run"]).iterdir())
     assert checkpoints == ["epoch-0003.keras", "outcome.json", "state.json"], "the last epoch's and the end"
     check_run_in_root_and_tensorboard(out, 3, tensorboard_factory)
@@ -159,11 +167,12 @@ class Terminal:
     """`trainboard ARGS` with stderr on a pseudo-terminal, as a person runs it, in its own process group
     (a shell's job: Ctrl-C reaches the command and every task it started)."""
 
-    def __init__(self, *args: str, cwd: Path):
+    def __init__(self, *args: str, cwd: Path, env: dict | None = None):
         controller, terminal = pty.openpty()
         self.process = subprocess.Popen(
             [str(BIN / "trainboard"), *args],
             cwd=cwd,
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=terminal,
@@ -202,11 +211,38 @@ class Terminal:
         return [line.rpartition("\r\x1b[K")[2] for line in self.text().rstrip("\n").split("\n")]
 
 
+def check_what_the_summary_names(lines: list[str], root: Path, run: str) -> None:
+    """The card and the report as .md files a terminal shows (their images beside them), the run's model,
+    the champion's; the watch command as it runs from a new shell (this environment not on PATH there)."""
+    paths = {
+        x.split(": ")[1]: x.split(": ", 2)[2].strip().split(" (")[0] for x in lines if x.count(": ") >= 2
+    }
+    card, report = Path(paths["dataset card"]), Path(paths["promotion report"])
+    assert (card, report) == (
+        root / "reports" / run / "dataset-card.md",
+        card.with_name("promotion-report.md"),
+    )
+    assert card.read_text().startswith("#") and "**promoted**" in report.read_text()
+    for page in (card, report):
+        assert max(map(len, page.read_text().splitlines())) < 1000, page
+    assert (
+        card.with_name("dataset-card-1.jpg").is_file()
+        and report.with_name("promotion-report-1.png").is_file()
+    )
+    assert (Path(paths["model"]) / "model.keras").is_file()
+    assert paths["champion's model"] == str(root / "models" / "champion")
+    assert paths["watch it live"] == f"{BIN / 'trainboard'} tensorboard --logdir {root / 'tensorboard'}"
+    helped = subprocess.run(
+        ["bash", "-c", paths["watch it live"] + " --help"], capture_output=True, text=True, env=NEW_SHELL
+    )
+    assert helped.returncode == 0 and helped.stdout.startswith("usage: trainboard tensorboard")
+
+
 def test_a_first_run_on_a_terminal_is_a_screenful_and_says_where_everything_is(tmp_path):
     """`make run` as a newcomer sees it: the default settings, then TensorBoard, then Ctrl-C."""
     root = tmp_path / "trainboard-runs"
     port = free_port()
-    terminal = Terminal("local", "--root", str(root), "--port", str(port), cwd=tmp_path)
+    terminal = Terminal("local", "--root", str(root), "--port", str(port), cwd=tmp_path, env=NEW_SHELL)
     terminal.read_until(r"this run only: http://\S+\n")
     wait_for_http(f"http://127.0.0.1:{port}/data/runs")
     assert terminal.ctrl_c() == 0, "Ctrl-C stops TensorBoard: the run itself is done"
@@ -233,12 +269,10 @@ def test_a_first_run_on_a_terminal_is_a_screenful_and_says_where_everything_is(t
     for noise in ("Traceback", " - INFO - ", "trainboard-event", "tensorflow", "executor_input", "Epoch 1/"):
         assert noise not in screen, noise
     assert "promoted, now the champion: first model" in screen
-    paths = {x.split(":", 2)[1].strip(): x.split(":", 2)[2].strip() for x in lines if x.count(":") >= 2}
-    assert Path(paths["dataset card"]).read_text().startswith("#")
-    assert "**promoted**" in Path(paths["promotion report"]).read_text()
-    assert (Path(paths["model"]) / "model.keras").is_file()
     # Everything kfp.local and the tasks printed is in the run's log file, named on the first line.
-    log = Path(re.fullmatch(r"trainboard: run (\S+): the logs of every step in (\S+)", lines[0])[2])
+    run, log = re.fullmatch(r"trainboard: run (\S+): the logs of every step in (\S+)", lines[0]).groups()
+    check_what_the_summary_names(lines, root, run)
+    log = Path(log)
     assert log.parent == root / "logs"
     logged = log.read_text()
     for step in STEPS:

@@ -246,6 +246,7 @@ def test_trainboard_local_on_two_workers_is_one_run_with_identical_weights(tmp_p
     steps = ("prepare-data", "train", "evaluate", "promote")
     assert all(f"trainboard: {step}: done in" in done.stderr for step in steps), done.stderr
     assert done.stderr.count("trainboard: train: epoch ") == 3, "the chief's epochs, once each"
+    assert "trainboard: train: 2 workers, a process each on this machine\n" in done.stderr, "says it"
     # Identical weights on both workers after the last step, compared.
     assert same_weights(root / "models" / run, throwaway / "worker-1" / "model")
     # Only the chief wrote under the root: one process wrote its event files, worker 1 wrote its own.

@@ -16,6 +16,8 @@
     <root>/jobs/<job id>.json              the run a KFP job named, until its exit task reads it (job_runs.py)
     <root>/logs/<run>.log                  a local run's output (trainboard local; in .trainboard/ for gs://)
     <root>/pipeline-root/                  kfp.local's artifacts (trainboard local; in .trainboard/ for gs://)
+    <root>/reports/<run>/                  a local run's dataset card and promotion report as .md files, their
+                                           images beside them (trainboard local; in .trainboard/ for gs://)
 
 One TensorBoard over ``<root>/tensorboard`` shows every run side by side.
 """
@@ -46,6 +48,9 @@ LEASE_SUFFIX = ".json"
 JOBS = "jobs"
 LOGS = "logs"
 PIPELINE_ROOT = "pipeline-root"
+REPORTS = "reports"
+DATASET_CARD = "dataset-card.md"
+PROMOTION_REPORT = "promotion-report.md"
 
 
 def tensorboard_root(root: str) -> str:

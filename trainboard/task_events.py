@@ -1,8 +1,9 @@
 """What a task tells whoever runs it, besides its logs: one marked JSON line per event on stdout.
 
 A task's output is mostly logs (KFP's executor, TensorFlow, Keras); `trainboard local` keeps those in a
-log file and shows only these events: an epoch's metrics, how far data preparation is. On a cluster they
-are plain lines in the pod's log. TensorFlow-free: the tasks emit, the CLI parses.
+log file and shows only these events: an epoch's metrics, how far data preparation is, how many workers
+train (``workers``, with ``how`` they run). On a cluster they are plain lines in the pod's log.
+TensorFlow-free: the tasks emit, the CLI parses.
 """
 
 from __future__ import annotations

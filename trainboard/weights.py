@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 import socket
 import tempfile
 from pathlib import Path
 
 from trainboard import layout, storage
 from trainboard.errors import UsageError
+from trainboard.invocation import command
 from trainboard.roots import checked_uri
 
 NONE, IMAGENET = "none", "imagenet"
@@ -74,7 +76,7 @@ def online(timeout: float = 3.0, host: str = KERAS_WEIGHTS_HOST) -> bool:
 
 
 def fetch_command(model: str, image_size: int, root: str) -> str:
-    return f"trainboard weights fetch {model} --image-size {image_size} --root {root}"
+    return command(f"weights fetch {model} --image-size {image_size} --root {shlex.quote(root)}")
 
 
 def _offline_refusal(root: str, model: str, image_size: int, reason: str) -> UsageError:
@@ -150,7 +152,7 @@ def _cached_imagenet(model: str, image_size: int, root: str, scratch: Path) -> P
         raise UsageError(
             "weights",
             f"imagenet: {uri} does not match its checksum {checksum_uri(uri)} (a damaged copy); delete both "
-            "and run again, or fetch them anew: trainboard weights fetch",
+            f"and run again, or fetch them anew: {command('weights fetch')}",
         )
     return local
 

@@ -20,6 +20,7 @@ from trainboard.checks import check_run_name
 from trainboard.components.evaluate.metrics import compute_metrics
 from trainboard.components.evaluate.summaries import write_evaluation_logs
 from trainboard.errors import UsageError
+from trainboard.invocation import command
 from trainboard.roots import check_root
 
 log = logging.getLogger(__name__)
@@ -74,8 +75,9 @@ def rescore_champion(
             problem = (
                 f"{layout.champion_record(root)} names champion {champion.run} whose model "
                 f"{champion_model} is missing or unreadable ({type(e).__name__}: {reason}). "
-                f"Roll back to an earlier champion (`trainboard champion rollback --root {root} --to RUN`; "
-                "`trainboard champion history` lists them), or run with force_promote=true to replace it"
+                f"Roll back to an earlier champion "
+                f"(`{command(f'champion rollback --root {root} --to RUN')}`; "
+                f"`{command('champion history')}` lists them), or run with force_promote=true to replace it"
             )
             if force_promote:
                 log.warning("%s; force_promote: not re-measured", problem)

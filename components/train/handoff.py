@@ -12,7 +12,7 @@ from typing import TypedDict, Unpack
 
 from kubernetes import client
 
-from trainboard import layout, storage
+from trainboard import layout, storage, task_events
 from trainboard.artifacts.model import ModelInfo, read_model_info
 from trainboard.artifacts.training_state import load_state
 from trainboard.components.train.trainjob import (
@@ -75,6 +75,7 @@ def train_on_trainjob(
     name = trainjob_name(job_id)
     settings = pod_settings(core, namespace, os.environ.get("HOSTNAME", ""))
     body = trainjob_manifest(name, config.workers, args, run, **settings)
+    task_events.emit("workers", workers=config.workers, how=f"a node each of TrainJob {name}")
     progress = lambda: load_state(root, run).epoch  # noqa: E731 (the chief's commits, read as it trains)
     run_trainjob(
         custom,

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
 
+from trainboard import task_events
 from trainboard.artifacts.model import ModelInfo, read_model_info
 from trainboard.components.train.cluster_spec import INDEX_ENV, PORTS_ENV
 from trainboard.config import TrainingConfig
@@ -76,6 +77,7 @@ def train_on_local_workers(
     """Train on ``config.workers`` processes here; what the chief saved in ``model_dir``. WorkerFailed
     naming the first worker that failed (the others stopped)."""
     ports = ",".join(map(str, free_ports(config.workers)))
+    task_events.emit("workers", workers=config.workers, how="a process each on this machine")
     command = [sys.executable, "-m", "trainboard.components.train.worker", dataset_dir, model_dir, root, run]
     command += [json.dumps(asdict(config)), str(gpus)]
     processes, tails, threads = [], [], []

@@ -25,6 +25,7 @@ from trainboard.artifacts.champion import (
 from trainboard.artifacts.champion_model import MAX_ATTEMPTS, now, sync_champion_model
 from trainboard.checks import check_run_name, check_visible
 from trainboard.errors import UsageError
+from trainboard.invocation import command
 from trainboard.roots import check_root
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,8 @@ def rollback(root: str, to: str, reason: str = "") -> ChampionRecord:
     check_visible("reason", reason)  # it goes into the history and every listing of it
     promotions = [r for r in read_history(root) if r.run == to]
     if not promotions:
-        raise UsageError("to", f"run {to!r} was never champion of {root} (see `trainboard champion history`)")
+        history = command("champion history")
+        raise UsageError("to", f"run {to!r} was never champion of {root} (see `{history}`)")
     model = layout.model_dir(root, to)  # this root's copy, also when an old record names another place
     manifest = read_manifest(model)  # None: promoted before manifests; its files are taken as they are
     if not (matches_manifest(model, manifest, digests=True) if manifest else storage.list_files(model)):

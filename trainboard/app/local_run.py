@@ -4,10 +4,15 @@ kfp.local writes its own logs and every task's output (the executor's JSON, Tens
 epochs) to ``sys.stdout``, and its warnings to ``sys.stderr``. TaskOutput takes both: every line goes to
 a sink (the run's log file, or the terminal with --verbose) and the task boundaries and the tasks' events
 (trainboard.task_events) go to a callback, which `trainboard local` prints as one line each.
+
+The dataset card and the promotion report are KFP Markdown artifacts, files without a suffix whose images
+are inline (the KFP UI shows them so): a run ends by copying each to ``<root>/reports/<run>/`` as a .md
+file, its images beside it, which a Markdown viewer opens and a terminal can show.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import copy
 import io
@@ -20,8 +25,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TextIO
+from unittest import mock
 
-from trainboard import layout, storage, task_events
+from trainboard import invocation, layout, storage, task_events
 from trainboard.app.cluster.settings import ENVIRONMENT
 from trainboard.artifacts.champion import read_champion
 from trainboard.components.notify.core import Failure, first_error_line, notify_run
@@ -38,12 +44,13 @@ class LocalRunResult:
     root: str
     logdir: str
     metrics: dict[str, float]
-    model_uri: str
+    model_uri: str  # the model this run trained: the train step's output, promoted or not
     promoted: bool
     champion: str
+    champion_model_uri: str  # the champion's model after this run (models/champion/), "" when none
     reason: str  # why the model was promoted or not
-    card: str  # the dataset card (Markdown)
-    report: str  # the promotion report (Markdown)
+    card: str  # the dataset card, a .md file (reports/<run>/)
+    report: str  # the promotion report, a .md file (reports/<run>/)
 
     def as_json(self) -> dict:
         return {
@@ -55,6 +62,7 @@ class LocalRunResult:
             "model_uri": self.model_uri,
             "promoted": self.promoted,
             "champion": self.champion,
+            "champion_model_uri": self.champion_model_uri,
             "reason": self.reason,
             "card": self.card,
             "report": self.report,
@@ -73,6 +81,11 @@ def local_dir(root: str) -> Path:
     """Where this machine keeps kfp.local's artifacts and the run logs: the root when it is local, else
     .trainboard/ in the working directory (kfp.local cannot write artifacts to gs://)."""
     return Path.cwd() / ".trainboard" if storage.is_gcs(root) else Path(root)
+
+
+def reports_dir(root: str, run: str) -> Path:
+    """Where a local run's dataset card and promotion report are, as .md files."""
+    return local_dir(root) / layout.REPORTS / run
 
 
 def default_pipeline_root(root: str) -> str:
@@ -187,7 +200,9 @@ def run_local(
         pipeline_root=pipeline_root or default_pipeline_root(root),
     )
     pipeline = _without_retries(training_pipeline)
-    with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+    # The tasks suggest commands too (a resume, a rollback): as this program was started, not as kfp.local's.
+    named = mock.patch.dict(os.environ, {invocation.ENV: invocation.program()})
+    with named, contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
         try:
             # No accelerator asked for: this machine's TensorFlow uses a GPU it has without one.
             task = pipeline(
@@ -213,17 +228,41 @@ def run_local(
     metrics = task.outputs["metrics"].metadata
     # What the records say after the decision, not what was meant: promote's "promoted" is read back from
     # them (components/promote/core.py, _as_recorded); the champion is the record's now.
-    promoted = task.outputs["promoted"]
     record, _ = read_champion(root)
+    reports = reports_dir(root, run)
     return LocalRunResult(
         run=task.outputs["run"],
         root=root,
         logdir=layout.tensorboard_dir(root, run),
         metrics={k: float(metrics[k]) for k in ("test_accuracy", "test_loss")},
-        model_uri=layout.model_dir(root, run) if promoted else task.outputs["model"].uri,
-        promoted=promoted,
+        model_uri=task.outputs["model"].path,
+        promoted=task.outputs["promoted"],
         champion=record.run if record else "",
+        champion_model_uri=layout.champion_model_dir(root) if record else "",
         reason=task.outputs["reason"],
-        card=task.outputs["card"].path,
-        report=task.outputs["report"].path,
+        card=readable_copy(task.outputs["card"].path, reports / layout.DATASET_CARD),
+        report=readable_copy(task.outputs["report"].path, reports / layout.PROMOTION_REPORT),
     )
+
+
+# An inline image of trainboard.markdown.image: ](data:image/png;base64,...)
+_INLINE_IMAGE = re.compile(r"\]\(data:image/(\w+);base64,([A-Za-z0-9+/=]+)\)")
+
+
+def readable_copy(artifact: str, copy_to: Path) -> str:
+    """The Markdown artifact ``artifact`` written to ``copy_to`` (a .md file), each inline image written
+    beside it and linked by its name: the same page in a Markdown viewer, and short lines in a terminal
+    (the card's sample grid alone is a 45 KB line). Returns the copy's path."""
+    copy_to.parent.mkdir(parents=True, exist_ok=True)
+    images = 0
+
+    def beside(match: re.Match[str]) -> str:
+        nonlocal images
+        images += 1
+        name = f"{copy_to.stem}-{images}.{'jpg' if match[1] == 'jpeg' else match[1]}"
+        (copy_to.parent / name).write_bytes(base64.b64decode(match[2]))
+        return f"]({name})"
+
+    text = Path(artifact).read_text(encoding="utf-8")
+    copy_to.write_text(_INLINE_IMAGE.sub(beside, text), encoding="utf-8")
+    return str(copy_to)

@@ -31,6 +31,7 @@ from pathlib import Path
 from trainboard import layout, storage
 from trainboard.errors import UsageError
 from trainboard.faults import fault_pause
+from trainboard.invocation import command
 
 # Each model copy's manifest, written after its files: a folder without it (or not matching it) is not whole.
 MANIFEST = "trainboard_manifest.json"
@@ -80,7 +81,7 @@ def parse_record(data: bytes, uri: str) -> ChampionRecord:
     except (ValueError, TypeError, KeyError) as e:
         raise ChampionRecordError(
             f"{uri} is not a valid champion record ({type(e).__name__}: {e}); nothing was overwritten. "
-            f"Repair the records (trainboard champion repair --root ROOT: the record written again from "
+            f"Repair the records ({command('champion repair --root ROOT')}: the record written again from "
             "the history, damaged history entries moved aside), or restore the file by hand",
             uri,
         ) from None
@@ -306,8 +307,8 @@ def champion_model_problem(root: str) -> str | None:
         return None
     return (
         f"{layout.champion_record(root)} names champion {record.run} whose model {model} {what}. "
-        f"Roll back to an earlier champion (`trainboard champion rollback --root {root} --to RUN`; "
-        "`trainboard champion history` lists them), or run with force_promote=true to replace it"
+        f"Roll back to an earlier champion (`{command(f'champion rollback --root {root} --to RUN')}`; "
+        f"`{command('champion history')}` lists them), or run with force_promote=true to replace it"
     )
 
 

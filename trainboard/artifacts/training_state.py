@@ -14,6 +14,7 @@ from typing import Any
 from trainboard import layout, storage
 from trainboard.config import DataConfig, TrainingConfig
 from trainboard.errors import UsageError
+from trainboard.invocation import command
 
 STATE_FILE = "state.json"
 # What may change between attempts: how often and how much is logged, not what is trained.
@@ -66,7 +67,8 @@ def started_with(
 
 def _way_out(run: str) -> str:
     return (
-        f"start the run over (trainboard local --restart --run-name {run}), or give this one another run name"
+        f"start the run over ({command(f'local --restart --run-name {run}')}), or give this one another run "
+        "name"
     )
 
 

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import secrets
+import shlex
 import sys
 import time
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from trainboard.checks import check_run_name
 from trainboard.config import DataConfig, PromotionRule, TrainingConfig, field_values, model_spec
 from trainboard.config_checks import check_config, check_data_config, check_promotion_rule
 from trainboard.errors import UsageError
+from trainboard.invocation import command
 from trainboard.roots import check_root
 
 if TYPE_CHECKING:
@@ -206,9 +208,8 @@ def _run_holding_its_name(args: argparse.Namespace, request: _Request) -> LocalR
         log = log_path(root, run_name)
         where = "streamed here (--verbose)" if args.verbose else f"in {log}"
         progress(f"trainboard: run {run_name}: the logs of every step {where}")
-        progress(
-            f"trainboard: watch it live: trainboard tensorboard --logdir {layout.tensorboard_root(root)}"
-        )
+        watch = command(f"tensorboard --logdir {shlex.quote(layout.tensorboard_root(root))}")
+        progress(f"trainboard: watch it live: {watch}")
         console = RunConsole(sys.stderr)
         try:
             with _task_output(args, log, console) as output:
@@ -242,8 +243,10 @@ def _report(run: str, result: LocalRunResult, *, as_json: bool) -> None:
             f"trainboard: not promoted, the champion is still {result.champion or 'none'}: {result.reason}"
         )
     progress(f"trainboard: dataset card:     {result.card}")
-    progress(f"trainboard: promotion report: {result.report}")
-    progress(f"trainboard: model:            {result.model_uri}")
+    progress(f"trainboard: promotion report: {result.report} (both Markdown: open them in a viewer)")
+    progress(f"trainboard: model:            {result.model_uri} (this run's)")
+    if result.promoted:
+        progress(f"trainboard: champion's model: {result.champion_model_uri} (a copy of this run's)")
     if as_json:
         print(json.dumps(result.as_json()), flush=True)
 
@@ -291,6 +294,8 @@ class RunConsole:
             self.line(
                 f"{task}: epoch {event['epoch']}/{event['epochs']}: {metrics} ({event['seconds']:.1f} s)"
             )
+        elif kind == "workers":
+            self.line(f"{task}: {event['workers']} workers, {event['how']}")
         elif kind == "task_finished":
             seconds = time.monotonic() - self.started.get(task, time.monotonic())
             done = f" ({self.progress[task]})" if task in self.progress else ""

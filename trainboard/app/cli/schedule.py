@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 
 from trainboard.app.cli.cluster_options import add_cluster_options, cluster_settings
 from trainboard.app.cli.output import progress, server_error
+from trainboard.invocation import command
 
 
 def add(commands) -> None:
@@ -63,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(
             f"trainboard: schedule {scheduled.name} already scheduled, unchanged, and "
-            f"{scheduled.status.lower()} (trainboard schedules resume {scheduled.name}): {what}"
+            f"{scheduled.status.lower()} ({command('schedules resume ' + shlex.quote(scheduled.name))}): "
+            f"{what}"
         )
     print(f"KFP recurring run: {scheduled.url}")
     if settings.tensorboard_url:

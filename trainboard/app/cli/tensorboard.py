@@ -17,6 +17,7 @@ from trainboard import layout
 from trainboard.app.cli.output import failed_with_log, progress
 from trainboard.app.cli.root_option import DEFAULT_ROOT  # ROOT/tensorboard: where `local` writes
 from trainboard.errors import UsageError
+from trainboard.invocation import command
 from trainboard.roots import check_root, root_exists
 
 MAX_PORT = 65535
@@ -63,8 +64,9 @@ def run(args: argparse.Namespace) -> int:
         # TensorBoard would serve an empty board without a word: a mistyped path looks like "no runs yet".
         raise UsageError(
             "logdir",
-            f"{logdir} does not exist; expected ROOT/tensorboard of a root that `trainboard local --root "
-            "ROOT` or a pipeline run has written to (a run writes it when its training starts)",
+            f"{logdir} does not exist; expected ROOT/tensorboard of a root that "
+            f"`{command('local --root ROOT')}` or a pipeline run has written to (a run writes it when its "
+            "training starts)",
         )
     # One per user: /tmp is shared, and another user's file cannot be replaced.
     log = (
