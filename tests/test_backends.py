@@ -68,7 +68,7 @@ def test_a_server_without_a_release_needs_skip_version_check(capsys, release):
 def test_supported_releases_are_accepted(capsys, release):
     server = KFPServer(release=release)
     try:
-        code, _, err = cli(capsys, "schedule", "--endpoint", server.url, *NIGHTLY)
+        code, _, err = cli(capsys, "schedule", "create", "--endpoint", server.url, *NIGHTLY)
     finally:
         server.stop()
     assert code == 0, err
@@ -87,7 +87,9 @@ def test_multi_user_needs_a_namespace_and_creates_the_experiment_in_it(capsys, m
                            "--param", f"root={ROOT}")  # fmt: skip
         assert code == 0, err
         monkeypatch.setenv("TRAINBOARD_NAMESPACE", "team-env")
-        code, _, err = cli(capsys, "schedule", "--endpoint", server.url, "--experiment", "e2", *NIGHTLY)
+        code, _, err = cli(
+            capsys, "schedule", "create", "--endpoint", server.url, "--experiment", "e2", *NIGHTLY
+        )
         assert code == 0, err
         monkeypatch.delenv("TRAINBOARD_NAMESPACE")
         context = tmp_path / "home" / ".config" / "kfp" / "context.json"  # what `kfp` saves
@@ -163,11 +165,13 @@ def test_exposed_credentials_are_warned_about_and_never_echoed(capsys, tmp_path)
 
 
 def test_an_existing_schedule_is_refused_showing_both_or_replaced_after_the_new_one_exists(capsys, kfp):
-    code, _, err = cli(capsys, "schedule", "--endpoint", kfp.url, *NIGHTLY)
+    code, _, err = cli(capsys, "schedule", "create", "--endpoint", kfp.url, *NIGHTLY)
     assert code == 0, err
     [first] = kfp.recurring_runs
     before = len(kfp.requests)
-    code, out, err = cli(capsys, "schedule", "--endpoint", kfp.url, *NIGHTLY, "--param", "epochs=30")
+    code, out, err = cli(
+        capsys, "schedule", "create", "--endpoint", kfp.url, *NIGHTLY, "--param", "epochs=30"
+    )
     assert code == 2 and out == ""
     assert "error: --name: schedule nightly exists in experiment trainboard: cron '0 0 3 * * *'" in err
     assert '"epochs": 30' in err and "--replace" in err
@@ -176,7 +180,7 @@ def test_an_existing_schedule_is_refused_showing_both_or_replaced_after_the_new_
     ] == []
 
     code, _, err = cli(
-        capsys, "schedule", "--endpoint", kfp.url, *NIGHTLY, "--param", "epochs=30", "--replace"
+        capsys, "schedule", "create", "--endpoint", kfp.url, *NIGHTLY, "--param", "epochs=30", "--replace"
     )
     assert code == 0, err
     [second] = kfp.recurring_runs
@@ -194,7 +198,7 @@ def test_an_existing_schedule_is_refused_showing_both_or_replaced_after_the_new_
 def test_the_same_schedule_command_again_changes_nothing(capsys, kfp):
     """Identical (cron, parameters, max concurrency, catch-up, pipeline): exit 0, nothing created or
     deleted; any one of them different still needs --replace."""
-    nightly = ["schedule", "--endpoint", kfp.url, *NIGHTLY, "--param", "epochs=20"]
+    nightly = ["schedule", "create", "--endpoint", kfp.url, *NIGHTLY, "--param", "epochs=20"]
     code, _, err = cli(capsys, *nightly)
     assert code == 0, err
     [first] = kfp.recurring_runs
@@ -205,12 +209,12 @@ def test_the_same_schedule_command_again_changes_nothing(capsys, kfp):
     assert f"/#/recurringrun/details/{first}" in out
     assert created(kfp)[before:] == [], "nothing created or deleted"
 
-    assert cli(capsys, "schedules", "pause", "nightly", "--endpoint", kfp.url)[0] == 0
+    assert cli(capsys, "schedule", "pause", "nightly", "--endpoint", kfp.url)[0] == 0
     code, out, _ = cli(capsys, *nightly)
-    assert code == 0 and "unchanged, and disabled (trainboard schedules resume nightly)" in out
+    assert code == 0 and "unchanged, and disabled (trainboard schedule resume nightly)" in out
 
     before = len(created(kfp))
-    base = ["schedule", "--endpoint", kfp.url, "--name", "nightly", "--param", f"root={ROOT}"]
+    base = ["schedule", "create", "--endpoint", kfp.url, "--name", "nightly", "--param", f"root={ROOT}"]
     for different in (
         ["--cron", "0 0 3 * * *", "--param", "epochs=20", "--max-concurrency", "2"],
         ["--cron", "0 0 3 * * *", "--param", "epochs=20", "--catchup"],
@@ -224,11 +228,11 @@ def test_the_same_schedule_command_again_changes_nothing(capsys, kfp):
 
 
 def test_a_changed_pipeline_is_not_the_same_schedule(capsys, kfp, monkeypatch):
-    code, _, err = cli(capsys, "schedule", "--endpoint", kfp.url, *NIGHTLY)
+    code, _, err = cli(capsys, "schedule", "create", "--endpoint", kfp.url, *NIGHTLY)
     assert code == 0, err
     [first] = kfp.recurring_runs
     kfp.recurring_runs[first]["pipeline_spec"]["pipeline_spec"]["pipelineInfo"]["name"] = "older"
-    code, _, err = cli(capsys, "schedule", "--endpoint", kfp.url, *NIGHTLY)
+    code, _, err = cli(capsys, "schedule", "create", "--endpoint", kfp.url, *NIGHTLY)
     assert code == 2 and "--name: schedule nightly exists" in err
 
 
@@ -236,19 +240,19 @@ def test_a_changed_pipeline_is_not_the_same_schedule(capsys, kfp, monkeypatch):
     "name", ["", "   ", " nightly", "nightly ", "night\tly", "nightly\n", "\u202enightly", "night\u200fly"]
 )
 def test_schedule_names_that_read_as_another_are_refused(capsys, kfp, name):
-    code, out, err = cli(capsys, "schedule", "--endpoint", kfp.url, "--name", name, *NIGHTLY[2:])
+    code, out, err = cli(capsys, "schedule", "create", "--endpoint", kfp.url, "--name", name, *NIGHTLY[2:])
     assert code == 2 and out == ""
     [message] = err.strip().splitlines()
-    assert message.startswith("trainboard schedule: error: --name: "), message
+    assert message.startswith("trainboard schedule create: error: --name: "), message
     assert kfp.requests == []
 
 
 def test_schedules_are_listed_paused_resumed_and_deleted_by_name(capsys, kfp):
     for name in ("nightly", "weekly"):
-        code, _, err = cli(capsys, "schedule", "--endpoint", kfp.url, *NIGHTLY[:0], "--name", name,
+        code, _, err = cli(capsys, "schedule", "create", "--endpoint", kfp.url, *NIGHTLY[:0], "--name", name,
                            "--cron", "@daily", "--param", f"root={ROOT}")  # fmt: skip
         assert code == 0, err
-    code, out, _ = cli(capsys, "schedules", "list", "--endpoint", kfp.url)
+    code, out, _ = cli(capsys, "schedule", "list", "--endpoint", kfp.url)
     assert code == 0
     lines = out.splitlines()
     assert lines[0].split() == ["NAME", "STATUS", "CRON", "ID"]
@@ -256,7 +260,7 @@ def test_schedules_are_listed_paused_resumed_and_deleted_by_name(capsys, kfp):
         ["nightly", "ENABLED", "@daily"],
         ["weekly", "ENABLED", "@daily"],
     ]
-    code, out, _ = cli(capsys, "schedules", "list", "--endpoint", kfp.url, "--json")
+    code, out, _ = cli(capsys, "schedule", "list", "--endpoint", kfp.url, "--json")
     listed = [json.loads(line) for line in out.splitlines()]  # the same schedules, every field
     assert code == 0 and [(s["name"], s["status"], s["cron"]) for s in listed] == [
         ("nightly", "ENABLED", "@daily"),
@@ -266,17 +270,52 @@ def test_schedules_are_listed_paused_resumed_and_deleted_by_name(capsys, kfp):
     assert listed[0]["parameters"]["root"] == ROOT
 
     [nightly] = [i for i, r in kfp.recurring_runs.items() if r["display_name"] == "nightly"]
-    assert cli(capsys, "schedules", "pause", "nightly", "--endpoint", kfp.url)[0] == 0
+    assert cli(capsys, "schedule", "pause", "nightly", "--endpoint", kfp.url)[0] == 0
     assert kfp.recurring_runs[nightly]["status"] == "DISABLED"
-    assert cli(capsys, "schedules", "resume", "nightly", "--endpoint", kfp.url)[0] == 0
+    assert cli(capsys, "schedule", "resume", "nightly", "--endpoint", kfp.url)[0] == 0
     assert kfp.recurring_runs[nightly]["status"] == "ENABLED"
-    code, out, _ = cli(capsys, "schedules", "delete", "nightly", "--endpoint", kfp.url)
+    code, out, _ = cli(capsys, "schedule", "delete", "nightly", "--endpoint", kfp.url)
     assert code == 0 and f"schedule nightly ({nightly}) deleted" in out
     assert [r["display_name"] for r in kfp.recurring_runs.values()] == ["weekly"]
 
-    code, out, err = cli(capsys, "schedules", "pause", "nightly", "--endpoint", kfp.url)
+    code, out, err = cli(capsys, "schedule", "pause", "nightly", "--endpoint", kfp.url)
     assert code == 2 and out == ""
-    assert "error: --name: no schedule 'nightly' in experiment trainboard; it has: weekly" in err
+    assert err == (
+        "trainboard schedule pause: error: NAME: no schedule 'nightly' in experiment trainboard; "
+        "it has: weekly\n"
+    )
+
+
+NOTICE = "trainboard: warning: `trainboard {}` is now `trainboard {}`; the old spelling is refused from the "
+OLD_CREATE = NOTICE.format("schedule --name ...", "schedule create --name ...")
+OLD_MANAGE = NOTICE.format("schedules ACTION", "schedule ACTION")
+
+
+def test_the_old_spellings_still_run_this_release_after_a_notice_naming_the_new(capsys, kfp):
+    """A crontab or CI job written for `schedule --name ...` and `schedules ACTION` keeps working (the same
+    exit code and stdout), with one line on stderr naming what to write instead."""
+    code, out, err = cli(capsys, "schedule", "--endpoint", kfp.url, *NIGHTLY)
+    assert code == 0 and out.startswith("trainboard: schedule nightly enabled: cron '0 0 3 * * *'"), err
+    assert err.startswith(OLD_CREATE) and len(err.splitlines()) == 1, err
+    [nightly] = kfp.recurring_runs
+
+    new = cli(capsys, "schedule", "list", "--endpoint", kfp.url)
+    code, out, err = cli(capsys, "schedules", "list", "--endpoint", kfp.url)
+    assert (code, out) == new[:2] and "nightly" in out
+    assert err.startswith(OLD_MANAGE) and len(err.splitlines()) == 1, err
+    code, out, err = cli(capsys, "schedules", "pause", "nightly", "--endpoint", kfp.url)
+    assert (
+        code == 0
+        and out == f"trainboard: schedule nightly ({nightly}) paused\n"
+        and err.startswith(OLD_MANAGE)
+    )
+    assert kfp.recurring_runs[nightly]["status"] == "DISABLED"
+
+    # A mistake in the old spelling: the notice, then the one-line refusal naming the new spelling, exit 2.
+    code, out, err = cli(capsys, "schedule", "--endpoint", kfp.url, "--name", "n", "--cron", "0 3 * * *")
+    assert (code, out) == (2, "")
+    notice, error = err.splitlines()
+    assert notice.startswith(OLD_CREATE) and error.startswith("trainboard schedule create: error: --cron: ")
 
 
 @pytest.mark.parametrize(

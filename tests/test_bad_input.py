@@ -28,7 +28,7 @@ from trainboard.errors import UsageError
 
 CLUSTER_ROOT = "gs://team-bucket/trainboard"
 CRON = ["--name", "nightly", "--cron", "0 0 3 * * *"]
-WITH_ACTIONS = ("champion", "weights", "schedules")  # `trainboard champion show: error: ...`
+WITH_ACTIONS = ("champion", "weights", "schedule")  # `trainboard champion show: error: ...`
 
 
 def non_utf8_class(tmp: Path) -> str:
@@ -510,7 +510,7 @@ CASES = [
     ),
     Case(
         "schedule-freeze-past-epochs",
-        ["schedule", *CRON, "--param", "freeze_epochs=12"],
+        ["schedule", "create", *CRON, "--param", "freeze_epochs=12"],
         "param",
         ["freeze_epochs=12: must be in [0, epochs=10]"],
     ),
@@ -586,35 +586,40 @@ CASES = [
     ),
     Case(
         "schedule-cron-5-fields",
-        ["schedule", "--name", "n", "--cron", "*/5 * * * *"],
+        ["schedule", "create", "--name", "n", "--cron", "*/5 * * * *"],
         "cron",
         ["has 5 fields", "6 fields: second minute"],
     ),
     Case(
         "schedule-cron-unknown-descriptor",
-        ["schedule", "--name", "n", "--cron", "@nightly"],
+        ["schedule", "create", "--name", "n", "--cron", "@nightly"],
         "cron",
         ["not a descriptor KFP knows", "@daily", "@every DURATION"],
     ),
     Case(
         "schedule-cron-february-31",
-        ["schedule", "--name", "n", "--cron", "0 0 3 31 2 *"],
+        ["schedule", "create", "--name", "n", "--cron", "0 0 3 31 2 *"],
         "cron",
         ["never runs", "no month in '2' has a day '31'"],
     ),
     Case(
-        "schedule-cron-every-0s", ["schedule", "--name", "n", "--cron", "@every 0s"], "cron", ["1s or more"]
+        "schedule-cron-every-0s",
+        ["schedule", "create", "--name", "n", "--cron", "@every 0s"],
+        "cron",
+        ["1s or more"],
     ),
-    Case("schedule-name-empty", ["schedule", "--name", "", "--cron", "@daily"], "name", ["is empty"]),
+    Case(
+        "schedule-name-empty", ["schedule", "create", "--name", "", "--cron", "@daily"], "name", ["is empty"]
+    ),
     Case(
         "schedule-name-leading-space",
-        ["schedule", "--name", " nightly", "--cron", "@daily"],
+        ["schedule", "create", "--name", " nightly", "--cron", "@daily"],
         "name",
         ["starts or ends with a space", "'nightly'"],
     ),
     Case(
         "schedule-name-bidi",
-        ["schedule", "--name", "\u202enightly", "--cron", "@daily"],
+        ["schedule", "create", "--name", "\u202enightly", "--cron", "@daily"],
         "name",
         ["U+202E", "right-to-left"],
     ),
@@ -626,13 +631,13 @@ CASES = [
     ),
     Case(
         "schedule-negative-concurrency",
-        ["schedule", *CRON, "--max-concurrency", "-1"],
+        ["schedule", "create", *CRON, "--max-concurrency", "-1"],
         "max_concurrency",
         ["at least 1"],
     ),
     Case(
         "schedule-negative-lr",
-        ["schedule", *CRON, "--param", "learning_rate=-1"],
+        ["schedule", "create", *CRON, "--param", "learning_rate=-1"],
         "param",
         ["learning_rate=-1.0: must be greater than 0"],
     ),
@@ -653,7 +658,7 @@ CASES = [
     ),
     Case(
         "schedule-config-env-missing",
-        ["schedule", *CRON],
+        ["schedule", "create", *CRON],
         "TRAINBOARD_CONFIG",
         ["missing.toml does not exist"],
         env={"TRAINBOARD_CONFIG": "{inputs}/missing.toml"},

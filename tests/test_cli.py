@@ -8,6 +8,7 @@ import importlib.metadata
 import json
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -20,7 +21,7 @@ import pytest
 from tests.support.cli import BIN, trainboard
 from tests.support.gcs import BUCKET, free_port, wait_for_http
 from trainboard import layout, storage
-from trainboard.app.cli import build_parser, main
+from trainboard.app.cli import build_parser, main, schedule
 from trainboard.app.cli.output import JSON_HELP
 from trainboard.app.cli.root_option import DEFAULT_ROOT, ROOT_HELP
 from trainboard.app.local_run import LocalRunResult, readable_copy
@@ -179,7 +180,7 @@ def test_every_command_that_prints_records_takes_the_one_json_option():
         "champion history",
         "champion rollback",
         "gc",
-        "schedules list",
+        "schedule list",
     }
     for name, action in jsons.items():
         assert (action.help, action.default) == (JSON_HELP, False), name
@@ -195,8 +196,9 @@ def test_every_command_that_prints_records_takes_the_one_json_option():
             "trainboard champion rollback: error: the following arguments are required: --to",
         ),
         (["champion", "shw"], "trainboard champion: error: ACTION: invalid choice: 'shw' (choose from "),
-        (["schedules", "list", "--json", "x"], "trainboard schedules list: error: unrecognized arguments: x"),
+        (["schedule", "list", "--json", "x"], "trainboard schedule list: error: unrecognized arguments: x"),
         (["--bogus"], "trainboard: error: unrecognized arguments: --bogus"),
+        (["schedule"], "trainboard schedule: error: the following arguments are required: ACTION"),
     ],
     ids=" ".join,
 )
@@ -216,6 +218,16 @@ def test_help_lists_commands():
     assert result.returncode == 0
     for command in ("local", "compile", "tensorboard", "submit", "schedule"):
         assert command in result.stdout
+    # One noun and its verbs, as kfp's `recurring-run create|list|...`: no second `schedules` command.
+    top = [name for name in _commands(build_parser()) if " " not in name]
+    assert top.count("schedule") == 1 and "schedules" not in top and "schedules" not in result.stdout
+    assert [name for name in _commands(build_parser()) if name.startswith("schedule ")] == [
+        "schedule create",
+        "schedule list",
+        "schedule pause",
+        "schedule resume",
+        "schedule delete",
+    ]
     local_help = trainboard("local", "--help").stdout
     for option in (
         "--dataset",
@@ -233,8 +245,8 @@ def test_help_lists_commands():
     ):
         assert option in local_help
     shared = ["--endpoint", "--token", "--experiment", "--param", "--service-account", "--tensorboard-url"]
-    for command, options in (("submit", ["--run-name", "--wait"]), ("schedule", ["--name", "--cron"])):
-        command_help = trainboard(command, "--help").stdout
+    for command, options in (("submit", ["--run-name", "--wait"]), ("schedule create", ["--name", "--cron"])):
+        command_help = trainboard(*command.split(), "--help").stdout
         for option in shared + options:
             assert option in command_help, (command, option)
 
@@ -471,6 +483,23 @@ def test_a_run_on_several_workers_says_so_as_training_starts():
         {"kind": "workers", "workers": 2, "how": "a process each on this machine", "task": "train"}
     )
     assert screen.getvalue().splitlines()[1] == "trainboard: train: 2 workers, a process each on this machine"
+
+
+def test_the_docs_schedule_commands_are_spelled_as_the_cli_parses_them(capsys):
+    """Every `trainboard schedule` line of the README and docs/cluster.md (they need a cluster to run):
+    the current spelling, no old one a notice would name, and options the action takes."""
+    repo = Path(__file__).resolve().parent.parent
+    found = []
+    for page in (repo / "README.md", repo / "docs" / "cluster.md"):
+        for block in re.findall(r"```sh\n(.*?)```", page.read_text(), re.DOTALL):
+            for line in block.replace("\\\n", " ").splitlines():
+                if match := re.search(r"\btrainboard (schedules?\b.*)", line):
+                    args = shlex.split(match[1], comments=True)
+                    assert schedule.new_spelling(args) == args, f"{page.name}: {line}"
+                    build_parser().parse_args(args)  # exits 2 on an option the action does not take
+                    found.append(args[:2])
+    assert capsys.readouterr().err == ""
+    assert ["schedule", "create"] in found and ["schedule", "list"] in found, found
 
 
 def test_the_docs_cluster_commands_that_run_here_run_as_printed(tmp_path):

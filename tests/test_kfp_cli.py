@@ -65,6 +65,6 @@ def test_kfp_recurring_run_create_needs_enabled(server, pipeline_yaml, tmp_path,
     assert recurring["mode"] == mode
     assert recurring["trigger"] == {"cron_schedule": {"cron": "0 0 3 * * *"}}
     assert recurring["max_concurrency"] == 1 and recurring["no_catchup"] is True
-    # The recurring-run command sends every parameter as a string; `trainboard schedule` sends types.
+    # The recurring-run command sends every parameter as a string; `trainboard schedule create` sends types.
     assert recurring["runtime_config"]["parameters"] == {"root": ROOT, "epochs": "3"}
     assert server.requests[0].path == f"{API}/healthz"

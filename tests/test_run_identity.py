@@ -356,7 +356,10 @@ def test_submit_and_schedule_refuse_what_start_run_would_before_sending(gcs, kfp
     code, _, err = in_process(capsys, *submit, "--run-name", "k1")
     assert code == 2 and "run_name: run k1 was promoted before" in err, err
     storage.write_bytes(layout.champion_record(root), b"{not json")
-    for command in (submit, ["schedule", "--name", "nightly", "--cron", "0 0 3 * * *", *submit[1:]]):
+    for command in (
+        submit,
+        ["schedule", "create", "--name", "nightly", "--cron", "0 0 3 * * *", *submit[1:]],
+    ):
         code, _, err = in_process(capsys, *command)
         assert code == 2 and "champion.json is not a valid champion record" in err, err
     assert kfp.bodies("POST", "/runs") == [] and kfp.bodies("POST", "/recurringruns") == []

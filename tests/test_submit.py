@@ -160,7 +160,7 @@ def test_config_file_given_with_config_is_checked(capsys, kfp, tmp_path):
 def test_schedule_is_enabled_one_at_a_time_without_catchup(capsys, kfp):
     code, out, err = cli(
         capsys,
-        "schedule",
+        "schedule", "create",
         "--endpoint", kfp.url,
         "--name", "nightly",
         "--cron", "0 30 2 * * MON-FRI",
@@ -196,12 +196,24 @@ BAD_INPUT = [
     (["submit", "--param", "min_accuracy=1.2"], "--param", ["min_accuracy=1.2: must be in [0, 1]"]),
     (["submit", "--run-name", "a/b"], "--run-name", ["no slashes"]),
     (["submit", "--tensorboard-url", "tb.example.com"], "--tensorboard-url", ["not an http:// or https://"]),
-    (["schedule", "--name", "n", "--cron", "0 3 * * *"], "--cron", ["has 5 fields", "6 fields", "second"]),
-    (["schedule", "--name", "n", "--cron", "0 0 24 * * *"], "--cron", ["hour '24'", "0-23"]),
-    (["schedule", "--name", "n", "--cron", "0 0 3 * * FUN"], "--cron", ["day-of-week 'FUN'"]),
-    (["schedule", "--name", "n", "--cron", "0 */0 * * * *"], "--cron", ["minute '*/0'"]),
-    (["schedule", "--name", "n", "--cron", "0 0 3 * * *", "--max-concurrency", "0"], "--max-concurrency", []),
-    (["schedule", "--name", "n", "--cron", "0 0 3 * * *", "--param", "run_name=x"], "--param", ["unique"]),
+    (
+        ["schedule", "create", "--name", "n", "--cron", "0 3 * * *"],
+        "--cron",
+        ["has 5 fields", "6 fields", "second"],
+    ),
+    (["schedule", "create", "--name", "n", "--cron", "0 0 24 * * *"], "--cron", ["hour '24'", "0-23"]),
+    (["schedule", "create", "--name", "n", "--cron", "0 0 3 * * FUN"], "--cron", ["day-of-week 'FUN'"]),
+    (["schedule", "create", "--name", "n", "--cron", "0 */0 * * * *"], "--cron", ["minute '*/0'"]),
+    (
+        ["schedule", "create", "--name", "n", "--cron", "0 0 3 * * *", "--max-concurrency", "0"],
+        "--max-concurrency",
+        [],
+    ),
+    (
+        ["schedule", "create", "--name", "n", "--cron", "0 0 3 * * *", "--param", "run_name=x"],
+        "--param",
+        ["unique"],
+    ),
     # The dataset, as `trainboard local` checks it (check_source), for the cluster.
     (
         ["submit", "--param", "dataset=tfds:caltech10"],
@@ -214,15 +226,23 @@ BAD_INPUT = [
         ["dataset='folder:/local/path'", "no cluster task can read", "folder:gs://BUCKET/PREFIX"],
     ),
     (
-        ["schedule", "--name", "n", "--cron", "0 0 3 * * *", "--param", "dataset=folder:images"],
+        ["schedule", "create", "--name", "n", "--cron", "0 0 3 * * *", "--param", "dataset=folder:images"],
         "--param",
         ["folder:gs://BUCKET/PREFIX"],
     ),
-    (["schedule", "--name", " nightly", "--cron", "0 0 3 * * *"], "--name", ["starts or ends with a space"]),
-    (["schedule", "--name", "", "--cron", "0 0 3 * * *"], "--name", ["is empty"]),
-    (["schedule", "--name", "nightly\u202e", "--cron", "@daily"], "--name", ["U+202E", "right-to-left"]),
-    (["schedule", "--name", "n", "--cron", "0 0 3 31 2 *"], "--cron", ["never runs"]),
-    (["schedule", "--name", "n", "--cron", "@every 0s"], "--cron", ["1s or more"]),
+    (
+        ["schedule", "create", "--name", " nightly", "--cron", "0 0 3 * * *"],
+        "--name",
+        ["starts or ends with a space"],
+    ),
+    (["schedule", "create", "--name", "", "--cron", "0 0 3 * * *"], "--name", ["is empty"]),
+    (
+        ["schedule", "create", "--name", "nightly\u202e", "--cron", "@daily"],
+        "--name",
+        ["U+202E", "right-to-left"],
+    ),
+    (["schedule", "create", "--name", "n", "--cron", "0 0 3 31 2 *"], "--cron", ["never runs"]),
+    (["schedule", "create", "--name", "n", "--cron", "@every 0s"], "--cron", ["1s or more"]),
 ]
 
 
@@ -234,7 +254,8 @@ def test_bad_input_exits_2_with_one_clear_line_and_sends_nothing(capsys, kfp, ar
     code, out, err = cli(capsys, *args, "--endpoint", kfp.url, *root)
     assert code == 2
     [message] = err.strip().splitlines()
-    assert message.startswith(f"trainboard {args[0]}: error: {option}: "), message
+    named = " ".join(args[:2]) if args[0] == "schedule" else args[0]  # `schedule create`: with its action
+    assert message.startswith(f"trainboard {named}: error: {option}: "), message
     for word in words:
         assert word in message
     assert out == ""
@@ -289,12 +310,12 @@ def test_unreachable_endpoint_is_named_at_once(capsys):
 def test_401_names_the_token_and_creates_nothing(capsys, token, words):
     server = KFPServer(token="right")
     try:
-        code, _, err = cli(capsys, "schedule", "--endpoint", server.url, *token, "--name", "n",
+        code, _, err = cli(capsys, "schedule", "create", "--endpoint", server.url, *token, "--name", "n",
                            "--cron", "0 0 3 * * *", "--param", f"root={ROOT}")  # fmt: skip
     finally:
         server.stop()
     assert code == 2
-    assert err.startswith(f"trainboard schedule: error: --token: {server.url} answered 401 "), err
+    assert err.startswith(f"trainboard schedule create: error: --token: {server.url} answered 401 "), err
     assert words in err and "KF_PIPELINES_TOKEN" in err
     assert [(r.method, r.path) for r in server.requests] == [("GET", f"{API}/healthz")]
 

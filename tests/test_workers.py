@@ -31,7 +31,7 @@ from trainboard.components.train.cluster_spec import (
 )
 from trainboard.components.train.core import THROWAWAY_ENV
 
-SCHEDULE = ["schedule", "--name", "n", "--cron", "0 0 3 * * *"]
+SCHEDULE = ["schedule", "create", "--name", "n", "--cron", "0 0 3 * * *"]
 BAD_WORKERS = [
     (["local", "--workers", "0"], "--workers: must be greater than 0, got 0"),
     (["local", "--workers", "two"], "--workers: invalid int value: 'two'"),
@@ -57,7 +57,8 @@ def test_bad_worker_counts_exit_2_before_any_work(tmp_path, monkeypatch, capsys,
         kfp.stop()
     assert (code, out) == (2, "")
     [message] = err.strip().splitlines()[-1:]
-    assert message.startswith(f"trainboard {command[0]}: error: ") and words in message, err
+    named = "schedule create" if command[0] == "schedule" else command[0]
+    assert message.startswith(f"trainboard {named}: error: ") and words in message, err
     assert kfp.requests == [] and list(tmp_path.iterdir()) == [], "nothing sent or written"
 
 

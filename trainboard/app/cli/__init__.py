@@ -1,7 +1,6 @@
 """trainboard: train Keras image classifiers on Kubeflow Pipelines and watch them learn, live.
 
-One module per command (local, compile, tensorboard, submit, schedule, schedules, manifests, weights,
-champion, gc),
+One module per command (local, compile, tensorboard, submit, schedule, manifests, weights, champion, gc),
 each with ``add(commands)`` that declares its options and a handler that runs it. Starts fast and needs
 no TensorFlow: each command imports what it uses when it runs.
 """
@@ -20,14 +19,13 @@ from trainboard.app.cli import (
     local,
     manifests,
     schedule,
-    schedules,
     submit,
     tensorboard,
     weights,
 )
 from trainboard.errors import OneLineParser, UsageError
 
-COMMANDS = (local, compile_, tensorboard, submit, schedule, schedules, manifests, weights, champion, gc)
+COMMANDS = (local, compile_, tensorboard, submit, schedule, manifests, weights, champion, gc)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,6 +53,7 @@ def _chosen(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argpar
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = schedule.new_spelling(sys.argv[1:] if argv is None else argv)  # the old spellings, one release
     args, unknown = parser.parse_known_args(argv)
     command = _chosen(parser, args)
     if unknown:  # argparse's parse_args says these as `trainboard: error:`, not naming the command

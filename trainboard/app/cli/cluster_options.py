@@ -1,4 +1,4 @@
-"""What `submit` and `schedule` share: where the cluster is, and the pipeline's parameters."""
+"""What `submit` and `schedule` (each action) share: where the cluster is, and the pipeline's parameters."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from trainboard.app.cluster.settings import ClusterSettings, load_settings, sett
 
 
 def add_cluster_options(p: argparse.ArgumentParser, parameters: bool = True) -> None:
-    """The settings' options; with ``parameters``, --param too (submit, schedule)."""
+    """The settings' options; with ``parameters``, --param too (submit, schedule create)."""
     p.add_argument(
         "--endpoint", help="Kubeflow Pipelines URL (default: $KF_PIPELINES_ENDPOINT or the config file)"
     )

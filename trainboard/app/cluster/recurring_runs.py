@@ -1,4 +1,4 @@
-"""`trainboard schedule` and `trainboard schedules`: the pipeline's recurring runs in the experiment,
+"""`trainboard schedule create|list|pause|resume|delete`: the pipeline's recurring runs in the experiment,
 created (or replaced without a gap), listed, paused, resumed and deleted. TensorFlow-free."""
 
 from __future__ import annotations
@@ -57,9 +57,9 @@ class Schedule:
 
 
 def check_schedule_name(name: str) -> None:
-    """A name the schedules commands find again as typed: not empty, no spaces at either end (' nightly'
-    and 'nightly' would both run), no control or invisible formatting characters (a right-to-left mark
-    makes a name read as another)."""
+    """A name `schedule pause|resume|delete NAME` finds again as typed: not empty, no spaces at either end
+    (' nightly' and 'nightly' would both run), no control or invisible formatting characters (a
+    right-to-left mark makes a name read as another)."""
     if not name.strip():
         raise UsageError("name", f"{name!r} is empty; name the schedule, e.g. --name nightly")
     if name != name.strip():
@@ -184,7 +184,7 @@ def change_schedule(settings: ClusterSettings, name: str, action: str) -> list[S
         if not targets:
             names = ", ".join(sorted({s.name for s in schedules})) or "none"
             raise UsageError(
-                "name", f"no schedule {name!r} in experiment {settings.experiment}; it has: {names}"
+                "NAME", f"no schedule {name!r} in experiment {settings.experiment}; it has: {names}"
             )
         change = {
             "pause": client.disable_recurring_run,
