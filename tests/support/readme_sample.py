@@ -11,9 +11,9 @@ fresh root, from a shell where this environment is not on PATH (as a newcomer's,
 commands name the program by its path), and paste its lines with the paths shortened to `...` and the
 middle epochs cut to one `...` line:
 
-    cd "$(mktemp -d)" && timeout 600 /path/to/.venv/bin/trainboard local --root trainboard-runs
+    repo=$PWD && cd "$(mktemp -d)" && "$repo/.venv/bin/trainboard" local --root trainboard-runs
 
-(it ends serving TensorBoard: its last line is `this run only: ...`; then Ctrl-C).
+from the repository, .venv not activated (it ends serving TensorBoard: after `this run only: ...`, Ctrl-C).
 """
 
 from __future__ import annotations
