@@ -21,6 +21,7 @@ from tests.support.cli import BIN, last_json_line, trainboard
 from tests.support.events import scalars
 from tests.support.gcs import BUCKET, free_port, wait_for_http
 from tests.support.images import make_image_folder
+from tests.support.readme_sample import stale_sample
 from trainboard import storage
 from trainboard.components.promote.trend import ACCURACY, RUNS, THROUGHPUT, TREND
 from trainboard.config import TrainingConfig
@@ -269,6 +270,7 @@ def test_a_first_run_on_a_terminal_is_a_screenful_and_says_where_everything_is(t
     for noise in ("Traceback", " - INFO - ", "trainboard-event", "tensorflow", "executor_input", "Epoch 1/"):
         assert noise not in screen, noise
     assert "promoted, now the champion: first model" in screen
+    assert not (stale := stale_sample(lines)), stale  # the README shows this screen, kind by kind
     # Everything kfp.local and the tasks printed is in the run's log file, named on the first line.
     run, log = re.fullmatch(r"trainboard: run (\S+): the logs of every step in (\S+)", lines[0]).groups()
     check_what_the_summary_names(lines, root, run)
