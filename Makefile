@@ -3,8 +3,15 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 LOCKS := requirements/tensorflow-cpu.txt requirements/runtime.lock requirements/test.lock
-# Tools the tests run besides Python (see their rules below).
-TEST_TOOLS := /usr/bin/kubectl /usr/bin/chromium
+# Tools the tests run besides Python, installed when missing (see their rules below). BROWSER=no: no
+# Chromium, and the tests marked `browser` are left out (named at the end of pytest's output).
+BROWSER ?= yes
+TEST_TOOLS := $(if $(shell command -v kubectl 2>/dev/null),,/usr/bin/kubectl)
+ifeq ($(BROWSER),no)
+PYTEST_ARGS := -m "not browser"
+else
+TEST_TOOLS += /usr/bin/chromium
+endif
 
 .PHONY: run test lint bench compile image lock clean
 
@@ -12,7 +19,8 @@ run: $(VENV)/.installed
 	$(BIN)/trainboard local
 
 test: $(VENV)/.installed lint $(TEST_TOOLS)
-	$(BIN)/pytest
+	$(if $(PYTEST_ARGS),@echo "make test BROWSER=no: no chromium; the browser tests left out (named at the end)")
+	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Every benchmark, one table (14 minutes on 2 cores on 2026-12-01); docs/benchmarks.md holds the results.
 bench: $(VENV)/.installed
@@ -45,12 +53,27 @@ $(VENV)/.installed: $(LOCKS) pyproject.toml
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
-# What the manifests and browser tests run besides Python: kubectl (kustomize v5) and Debian's chromium.
-# Installed as root with apt when missing (kubectl from the google-cloud-cli apt repository); else skipped.
+# $(call apt_install,PACKAGE,WHY,OTHERWISE): a line saying what and why first, then apt-get as root without
+# the package's recommends (chromium's pull in ~90 more packages, udev and avahi among them, none needed
+# headless); where apt cannot, a line saying what to do instead.
+define apt_install
+	@echo "make test needs $(1) for $(2): apt-get install --no-install-recommends $(1)"
+	@[ "$$(id -u)" = 0 ] || { echo "make test: $(1) is missing and apt-get needs root: install it," \
+		"or $(strip $(3))" >&2; exit 1; }
+	@apt-get update -qq
+	@apt-cache show $(1) >/dev/null 2>&1 || \
+		{ echo "make test: no apt source here has $(1): $(strip $(3))" >&2; exit 1; }
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(1)
+endef
+
+# kubectl: Debian has none; apt finds it where a Kubernetes or Google Cloud apt repository is set up.
 /usr/bin/kubectl:
-	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubectl
+	$(call apt_install,kubectl,the manifest tests (kubectl kustomize: kustomize v5),\
+		put kubectl 1.27 or newer on PATH: https://kubernetes.io/docs/tasks/tools/)
+# Debian's chromium (25 packages without recommends on bookworm), for the tests marked `browser`.
 /usr/bin/chromium:
-	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+	$(call apt_install,chromium,the 2 tests marked browser (TensorBoard in headless chromium),\
+		run without them: make test BROWSER=no)
 
 # Re-resolve the pins from pyproject.toml (needs the package registry).
 lock:

@@ -5,14 +5,45 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from tests.support.browser import CHROMIUM
 from tests.support.gcs import BUCKET, GCSServer, fake_gcs_command, free_port, wait_for_http
 from tests.support.image_env import image_venv
 from tests.support.kfp_server import KFPServer
 from tests.support.tensorboard_http import TensorBoard
 from trainboard.storage import gcs as gcs_backend
+
+LEFT_OUT_BROWSER_TESTS = pytest.StashKey[list[str]]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A browser test without Chromium fails in one line saying what to do: skipped quietly, CI would pass
+    without ever looking at the UI."""
+    if item.get_closest_marker("browser") and not Path(CHROMIUM).exists():
+        pytest.fail(
+            f"{CHROMIUM} not found: `make test` installs it as root (apt-get install --no-install-recommends "
+            "chromium); or leave the browser tests out: make test BROWSER=no, or pytest -m 'not browser'",
+            pytrace=False,
+        )
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    """Remembers the browser tests that `-m "not browser"` leaves out, to name them at the end."""
+    if items and "browser" in (items[0].config.option.markexpr or ""):
+        names = [item.nodeid for item in items if item.get_closest_marker("browser")]
+        items[0].config.stash.setdefault(LEFT_OUT_BROWSER_TESTS, []).extend(names)
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    left_out = config.stash.get(LEFT_OUT_BROWSER_TESTS, [])
+    if left_out:
+        terminalreporter.write_line(f"{len(left_out)} browser tests not run (-m 'not browser'):")
+        for name in left_out:
+            terminalreporter.write_line(f"  {name}")
 
 
 @pytest.fixture(scope="session")

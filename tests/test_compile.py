@@ -242,7 +242,7 @@ def test_a_deploy_step_can_run_for_promoted_models_only(tmp_path):
 
     from trainboard.pipelines.training_pipeline import training_pipeline
 
-    @dsl.component
+    @dsl.component(base_image="python:3.11")  # kfp's default today, named: no FutureWarning on its change
     def deploy(champion: str):
         print(champion)
 

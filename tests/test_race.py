@@ -151,6 +151,7 @@ def test_a_model_no_better_than_chance_is_never_promoted_not_even_the_first(root
     ).promoted
 
 
+@pytest.mark.browser
 def test_the_link_beside_the_champion_shows_both_runs_and_no_other_in_the_browser(
     tensorboard_factory, tmp_path
 ):

@@ -119,6 +119,7 @@ def test_rendered_pod_serves_the_bucket_and_a_new_epoch_in_bound(team_tensorboar
     assert "bytes from gs://" in tb.pod.logs["bucket-mirror"].read_text()
 
 
+@pytest.mark.browser
 def test_browser_shows_the_runs_epoch_loss_chart(team_tensorboard, tmp_path):
     tb, _, _ = team_tensorboard
     tb.wait_for_scalars(f"{RUN}/validation", "epoch_loss", 2)
