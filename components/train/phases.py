@@ -88,6 +88,7 @@ def train_phases(
                 initial_epoch=state.epoch,
                 callbacks=fit_callbacks,
                 verbose=2,
+                shuffle=False,  # the input pipeline shuffles; Keras ignores (and warns about) it on a Dataset
             )
         finally:
             tensorboard.close()  # also after a failure: every event written so far reaches the bucket
