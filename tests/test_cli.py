@@ -26,6 +26,7 @@ from trainboard.app.cli.output import JSON_HELP
 from trainboard.app.cli.root_option import DEFAULT_ROOT, ROOT_HELP
 from trainboard.app.local_run import LocalRunResult, readable_copy
 from trainboard.config import MODELS
+from trainboard.links import tensorboard_run_url
 
 BAD_LOCAL_INPUT = [
     # (arguments, the option named, words the message must hold)
@@ -298,7 +299,10 @@ def test_tensorboard_keeps_its_own_output_in_a_log_until_it_fails(tmp_path):
         out, err = server.communicate(timeout=30)
     assert server.returncode == 0, err
     assert out == "" and err.splitlines() == [
-        f"trainboard: TensorBoard over {logdir} at http://127.0.0.1:{port}/ (Ctrl-C to stop)"
+        f"trainboard: TensorBoard over {logdir} at {tensorboard_run_url(f'http://127.0.0.1:{port}/')} "
+        "(Ctrl-C to stop)",
+        "trainboard: the links open on the curves; the confusion matrix and sample images: clear "
+        "TensorBoard's tag filter, or its IMAGES tab",
     ]
     log = (tmp_path / f"trainboard-tensorboard-{getpass.getuser()}.log").read_text()
     assert f"TensorBoard {importlib.metadata.version('tensorboard')} at http://127.0.0.1:{port}/" in log

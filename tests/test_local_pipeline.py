@@ -244,11 +244,12 @@ def test_a_first_run_on_a_terminal_is_a_screenful_and_says_where_everything_is(t
     root = tmp_path / "trainboard-runs"
     port = free_port()
     terminal = Terminal("local", "--root", str(root), "--port", str(port), cwd=tmp_path, env=NEW_SHELL)
-    terminal.read_until(r"this run only: http://\S+\n")
+    terminal.read_until(r"IMAGES tab\n")
     wait_for_http(f"http://127.0.0.1:{port}/data/runs")
     assert terminal.ctrl_c() == 0, "Ctrl-C stops TensorBoard: the run itself is done"
     lines = terminal.lines()
-    assert lines[-1].startswith("trainboard: this run only: "), "TensorBoard's own output is in the log"
+    assert lines[-2].startswith("trainboard: this run only: "), "TensorBoard's own output is in the log"
+    assert lines[-1].startswith("trainboard: the links open on the curves; the confusion matrix ")
     before_url = lines[: next(i for i, line in enumerate(lines) if "TensorBoard over" in line)]
     assert len(before_url) <= 40, "\n".join(lines)
     for step in STEPS:  # one line as it starts, with the time of day, and one as it ends, with how long

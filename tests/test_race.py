@@ -4,8 +4,10 @@ train, promote and `trainboard local` run for real."""
 
 from __future__ import annotations
 
+import io
 import json
 import math
+import re
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -14,14 +16,16 @@ import pytest
 from tensorboard.compat.proto import summary_pb2
 
 from tests.support.browser import chromium
-from tests.support.cli import last_json_line, trainboard
+from tests.support.cli import in_process, last_json_line, trainboard
 from tests.support.events import event_files, scalars
 from tests.support.promotion import metrics_with_accuracy, model_folder
 from tests.support.training import FAST
 from trainboard import layout, storage
 from trainboard.artifacts.champion import ChampionRecord, write_champion
 from trainboard.artifacts.outcome import STOPPED_EARLY, read_outcome
-from trainboard.artifacts.training_state import TrainingState, state_uri
+from trainboard.artifacts.training_state import TrainingState, data_settings, started_with, state_uri
+from trainboard.component_image import IMAGE
+from trainboard.components.fingerprint_source.core import fingerprint_source
 from trainboard.components.promote.core import promote
 from trainboard.components.promote.report import report
 from trainboard.components.promote.trend import SAVED, event_file, trend_dir
@@ -34,7 +38,7 @@ from trainboard.components.train.race import (
     ChampionCurve,
     verdict,
 )
-from trainboard.config import PromotionRule, TrainingConfig
+from trainboard.config import DataConfig, PromotionRule, TrainingConfig
 from trainboard.links import tensorboard_run_url
 
 RULE = TrainingConfig(epochs=10, race_margin=0.1, race_patience=2, race_warmup=2)
@@ -152,30 +156,93 @@ def test_a_model_no_better_than_chance_is_never_promoted_not_even_the_first(root
 
 
 @pytest.mark.browser
-def test_the_link_beside_the_champion_shows_both_runs_and_no_other_in_the_browser(
+def test_the_link_beside_the_champion_opens_on_both_runs_curves_and_no_other_run_in_the_browser(
     tensorboard_factory, tmp_path
 ):
-    """TensorBoard's own UI (headless Chromium) on the link the run card and the console give."""
+    """TensorBoard's own UI (headless Chromium) on the link the run card and the console give: the first
+    cards are the learning curves, not the confusion matrix (whose group sorts first unfiltered), of the run
+    and the champion only."""
     for run in ("late", "champ", "other"):
         folder = tmp_path / "logs" / run / "validation"
         folder.mkdir(parents=True)
         for epoch in range(3):
-            loss = summary_pb2.Summary.Value(tag="epoch_loss", simple_value=1.0 / (epoch + 1))
+            values = [
+                summary_pb2.Summary.Value(tag="epoch_loss", simple_value=1.0 / (epoch + 1)),
+                summary_pb2.Summary.Value(tag="epoch_accuracy", simple_value=0.3 * epoch),
+            ]
             (folder / f"events.out.tfevents.{epoch:010d}.{run}").write_bytes(
-                event_file(epoch, 1.0 + epoch, [loss])
+                event_file(epoch, 1.0 + epoch, values)
             )
+        (tmp_path / "logs" / run / "evaluation").mkdir()
+        (tmp_path / "logs" / run / "evaluation" / f"events.out.tfevents.0000000009.{run}").write_bytes(
+            event_file(3, 9.0, [_an_image("confusion_matrix")])
+        )
     tb = tensorboard_factory(str(tmp_path / "logs"))
     for run in ("late", "champ", "other"):
         tb.wait_for_scalars(f"{run}/validation", "epoch_loss", 3)
-    page = tensorboard_run_url(tb.url, "late", "champ").replace("#", "&tagFilter=epoch_loss&forceSVG=true#")
+    page = tensorboard_run_url(tb.url, "late", "champ").replace("#", "&forceSVG=true#")
     deadline = time.monotonic() + 90
     while True:
         dom = chromium("--dump-dom", page, profile=tmp_path / f"profile-{time.monotonic_ns()}")
+        # The filtered view, first on the page: its cards' titles, in order, up to the next group.
+        shown = dom.partition(">Tags matching filter<")[2].partition('class="group-title"')[0]
+        titles = re.findall(r'class="tag"[^>]*title="([^"]+)"', shown)
+        images_loaded = 'title="confusion_matrix"' in dom  # its group, hidden behind the filter
         both = "late/validation" in dom and "champ/validation" in dom
-        if both or time.monotonic() > deadline:
+        if (both and images_loaded and len(titles) == 2) or time.monotonic() > deadline:
             break
+    assert titles == ["epoch_accuracy", "epoch_loss"], "the learning curves first, no image"
+    assert images_loaded, "the confusion matrix is there, behind the tag filter"
     assert both, "the run and the champion, side by side"
     assert "other/validation" not in dom, "no other run"
+
+
+def _an_image(tag: str) -> summary_pb2.Summary.Value:
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.new("RGB", (8, 8), "white").save(png, format="PNG")
+    return summary_pb2.Summary.Value(
+        tag=tag,
+        image=summary_pb2.Summary.Image(height=8, width=8, colorspace=3, encoded_image_string=png.getvalue()),
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "said"), [([], True), (["--seed", "7"], False), (["--epochs", "3"], False)]
+)
+def test_a_rerun_with_the_champions_settings_data_and_seed_says_before_training_it_makes_the_same_model(
+    tmp_path, monkeypatch, capsys, change, said
+):
+    """`make run` twice: the second run starts with all the champion started with and would train the
+    same model again, which the gate keeps out ("equal, not better"); it says so, and how to train
+    another, before training. Another seed or setting: nothing said."""
+    from trainboard.app import local_run
+
+    root = str(tmp_path / "root")
+    promote(root, "champ", model_folder(tmp_path, "champ"), metrics_with_accuracy(0.9), rule=PromotionRule())
+    first = started_with(
+        TrainingConfig(),
+        "demo",
+        fingerprint="e8da71f9d372f62e",  # the prepared data's, known to a finished run
+        data=data_settings(DataConfig()),
+        image=IMAGE,
+        source_fingerprint=fingerprint_source("demo"),
+    )
+    state = TrainingState(epoch=8, checkpoint="epoch-8.keras", started_with=first)
+    storage.write_bytes(state_uri(root, "champ"), json.dumps(asdict(state)).encode())
+
+    def training_starts(*args, **kwargs):
+        raise KeyboardInterrupt  # stopped where the pipeline would run
+
+    monkeypatch.setattr(local_run, "run_local", training_starts)
+    code, _, err = in_process(capsys, "local", "--no-serve", "--root", root, "--run-name", "again", *change)
+    assert code == 130, err
+    line = (
+        "trainboard: run again: the same settings, data and seed as champion champ: it trains the same "
+        "model again (equal, not better); to train another, change --seed or a setting"
+    )
+    assert (line in err.splitlines()) == said, err
 
 
 @pytest.mark.slow

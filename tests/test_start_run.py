@@ -38,7 +38,10 @@ def test_start_run_task_writes_the_card_with_a_link_filtered_to_the_run(tmp_path
     run = task.outputs["Output"]
     assert run.endswith("-1f2e3d4c")  # unique per execution: the job id
     card = Path(task.outputs["card"].path).read_text()
-    link = f"https://tensorboard.example.com/?runFilter=%5E{run}%28%2F%7C%24%29#timeseries"
+    link = (
+        f"https://tensorboard.example.com/?runFilter=%5E{run}%28%2F%7C%24%29"
+        "&tagFilter=%5E%28epoch_%7Crace%2F%7Ctrend%2F%29#timeseries"  # the curves first: links.CURVES
+    )
     assert f"**[Open this run in TensorBoard]({link})**" in card
     assert f"`gs://{BUCKET}/tb/tensorboard/{run}/`" in card
 

@@ -84,7 +84,7 @@ def test_submit_sends_typed_parameters_service_account_and_token_and_prints_link
         in run["pipeline_spec"]["platform_spec"]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     )
     assert f"KFP run:     {server.url}/#/runs/details/{next(iter(server.runs))}" in out
-    assert f"TensorBoard: {TENSORBOARD}/?runFilter=%5Eresnet%5C.try-1%28%2F%7C%24%29#timeseries" in out
+    assert f"TensorBoard: {TENSORBOARD}/?runFilter=%5Eresnet%5C.try-1%28%2F%7C%24%29&tagFilter=" in out
 
 
 def test_submit_gives_every_execution_its_own_run_name(capsys, kfp):

@@ -135,11 +135,13 @@ class _Request:
     config: TrainingConfig
     rule: PromotionRule
     notes: list[str]  # how a folder source was read, for the console
+    same_as: str  # the champion's run when this run starts with everything it started with; else ""
 
 
 def _checked(args: argparse.Namespace) -> _Request:
     """Every input checked before any work, in the order a person fixes them: the options, the root and
     run name, the data source, the weights, the champion records, then what a resume would refuse."""
+    from trainboard.artifacts.training_state import check_resume
     from trainboard.sources import check_source
     from trainboard.weights import check_available
 
@@ -163,17 +165,44 @@ def _checked(args: argparse.Namespace) -> _Request:
     _check_champion(root, run_name, rule)  # what evaluate and promote would refuse after training
     if args.restart and not args.run_name:
         raise UsageError("restart", "needs --run-name: the run to start over")
+    current = _started_with(config, data)
     if not args.restart:  # what the train task would refuse after data preparation, refused now
-        _check_resume(root, run_name, config, data)
-    return _Request(root=root, run=run_name, data=data, config=config, rule=rule, notes=notes)
+        fingerprint = current["source_fingerprint"]
+        check_resume(root, run_name, config, data, image=current["image"], source_fingerprint=fingerprint)
+    same_as = _same_as_champion(root, run_name, current)
+    return _Request(
+        root=root, run=run_name, data=data, config=config, rule=rule, notes=notes, same_as=same_as
+    )
 
 
-def _check_resume(root: str, run: str, config: TrainingConfig, data: DataConfig) -> None:
-    from trainboard.artifacts.training_state import check_resume
+def _started_with(config: TrainingConfig, data: DataConfig) -> dict:
+    """training_state.started_with of this run, but the prepared data's fingerprint (not known yet)."""
+    from trainboard.artifacts.training_state import data_settings, started_with
     from trainboard.component_image import IMAGE
     from trainboard.components.fingerprint_source.core import fingerprint_source  # a listing, no image read
 
-    check_resume(root, run, config, data, image=IMAGE, source_fingerprint=fingerprint_source(data.dataset))
+    fingerprint = fingerprint_source(data.dataset)
+    return started_with(
+        config, data.dataset, data=data_settings(data), image=IMAGE, source_fingerprint=fingerprint
+    )
+
+
+def _same_as_champion(root: str, run: str, current: dict) -> str:
+    """The champion's run when it started with all that this run starts with (settings, seed, data, image):
+    training is seeded, so this run makes the same model again and the gate keeps it out ("equal,
+    not better"). "" when anything differs, or the champion's state is gone (gc) or unreadable."""
+    from trainboard.artifacts.champion import read_champion
+    from trainboard.artifacts.training_state import DamagedState, read_state
+
+    record, _ = read_champion(root)  # readable: _check_champion checked it
+    if record is None or record.run == run:
+        return ""
+    try:
+        state = read_state(root, record.run)
+    except DamagedState:
+        return ""
+    before = {k: v for k, v in (state.started_with if state else {}).items() if k != "dataset_fingerprint"}
+    return record.run if before and all(current.get(k) == v for k, v in before.items()) else ""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -210,6 +239,12 @@ def _run_holding_its_name(args: argparse.Namespace, request: _Request) -> LocalR
         progress(f"trainboard: run {run_name}: the logs of every step {where}")
         watch = command(f"tensorboard --logdir {shlex.quote(layout.tensorboard_root(root))}")
         progress(f"trainboard: watch it live: {watch}")
+        if request.same_as:  # a rerun of `make run` as it is: say so before the minutes it takes
+            progress(
+                f"trainboard: run {run_name}: the same settings, data and seed as champion "
+                f"{request.same_as}: it trains the same model again (equal, not better); to train another, "
+                "change --seed or a setting"
+            )
         console = RunConsole(sys.stderr)
         try:
             with _task_output(args, log, console) as output:

@@ -110,7 +110,8 @@ def serve(
     champion: str = "",
 ) -> int:
     """TensorBoard over ``logdir`` on ``port`` or the next free one, until Ctrl-C; with ``run``, also the
-    links that show it beside the ``champion``'s run (when another run is the champion) and alone.
+    links that show it beside the ``champion``'s run (when another run is the champion) and alone. Each
+    link opens on the curves (links.CURVES), and a line says where the images are.
     TensorBoard's own output goes to ``log`` (None: here). The exit code: 0 when stopped by Ctrl-C, 1 when
     TensorBoard failed (said as ``command``'s error)."""
     from trainboard.board.tensorboard_server import free_port
@@ -121,11 +122,15 @@ def serve(
     url = f"http://{host}:{port}/"
     # Ctrl-C from the first line on is the way to stop it (a Ctrl-C right after the link is printed too).
     with contextlib.suppress(KeyboardInterrupt):
-        progress(f"trainboard: TensorBoard over {logdir} at {url} (Ctrl-C to stop)")
+        progress(f"trainboard: TensorBoard over {logdir} at {tensorboard_run_url(url)} (Ctrl-C to stop)")
         if run and champion and champion != run:
             progress(f"trainboard: beside champion {champion}: {tensorboard_run_url(url, run, champion)}")
         if run:
             progress(f"trainboard: this run only: {tensorboard_run_url(url, run)}")
+        progress(
+            "trainboard: the links open on the curves; the confusion matrix and sample images: clear "
+            "TensorBoard's tag filter, or its IMAGES tab"
+        )
         try:
             with _output_to(log):
                 serve_tensorboard(logdir, port, host=host)
