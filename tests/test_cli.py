@@ -137,16 +137,21 @@ def test_help_shows_choices_and_defaults_as_written():
     assert "prefix on a cluster). --max-image-pixels" in local_help, "tfds_data_dir: no empty default"
 
 
+def _option_by_command(flag: str) -> dict[str, argparse.Action]:
+    """{command: its option ``flag``} over every command and action of the CLI that has it."""
+    return {
+        name: action
+        for name, sub in _commands(build_parser()).items()
+        for action in sub._actions
+        if flag in action.option_strings
+    }
+
+
 def test_every_root_option_is_the_one_declaration():
     """--root reads the same on every command that takes one (declared once, in cli/root_option.py), with
     the one default, also the root under tensorboard's --logdir default: what `local` writes, the others
     read without being told."""
-    roots = {
-        name: action
-        for name, sub in _commands(build_parser()).items()
-        for action in sub._actions
-        if "--root" in action.option_strings
-    }
+    roots = _option_by_command("--root")
     assert set(roots) == {
         "local",
         "weights fetch",
@@ -159,21 +164,14 @@ def test_every_root_option_is_the_one_declaration():
     for name, action in roots.items():
         assert action.help.startswith(ROOT_HELP), name
         assert (action.required, action.default) == (False, DEFAULT_ROOT), name
-    [logdir] = [
-        a for a in _commands(build_parser())["tensorboard"]._actions if "--logdir" in a.option_strings
-    ]
+    logdir = _option_by_command("--logdir")["tensorboard"]
     assert logdir.default == layout.tensorboard_root(DEFAULT_ROOT)
 
 
 def test_every_command_that_prints_records_takes_the_one_json_option():
     """Readable by default; --json, the same name and words everywhere (cli/output.py), on each command
     whose stdout is records, and on no other."""
-    jsons = {
-        name: action
-        for name, sub in _commands(build_parser()).items()
-        for action in sub._actions
-        if "--json" in action.option_strings
-    }
+    jsons = _option_by_command("--json")
     assert set(jsons) == {
         "local",
         "weights fetch",
