@@ -75,14 +75,20 @@ endef
 	$(call apt_install,chromium,the 2 tests marked browser (TensorBoard in headless chromium),\
 		run without them: make test BROWSER=no)
 
-# Re-resolve the pins from pyproject.toml (needs the package registry).
+# Re-resolve the pins from pyproject.toml (needs the package registry). Everything is resolved in one pass,
+# then the image's share (train, serve) is picked out of it under those pins: the test tools can never move
+# a runtime pin (mlflow's server pins its client, for one).
 lock:
 	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv
-	.lockvenv/bin/pip install --quiet -r requirements/tensorflow-cpu.txt '.[train]'
-	.lockvenv/bin/pip freeze --exclude trainboard | grep -viE '^tensorflow([-_]cpu)?==' > requirements/runtime.lock
-	.lockvenv/bin/pip install --quiet '.[test]'
-	.lockvenv/bin/pip freeze --exclude trainboard | grep -viE '^tensorflow([-_]cpu)?==' \
-		| grep -vxFf requirements/runtime.lock > requirements/test.lock
+	.lockvenv/bin/pip install --quiet -r requirements/tensorflow-cpu.txt '.[train,serve,test]'
+	.lockvenv/bin/pip freeze --exclude trainboard | grep -viE '^tensorflow([-_]cpu)?==' > .lockvenv/all.txt
+	.lockvenv/bin/pip install --quiet --dry-run --ignore-installed --report .lockvenv/runtime.json \
+		-c .lockvenv/all.txt -r requirements/tensorflow-cpu.txt '.[train,serve]'
+	.lockvenv/bin/python -c 'import json; ms = [i["metadata"] for i in json.load(open(".lockvenv/runtime.json"))["install"]]; \
+		print("\n".join(sorted((m["name"] + "==" + m["version"] for m in ms \
+		if m["name"].lower() not in ("trainboard", "tensorflow", "tensorflow-cpu")), key=str.lower)))' \
+		> requirements/runtime.lock
+	grep -vixFf requirements/runtime.lock .lockvenv/all.txt > requirements/test.lock
 	$(MAKE) requirements/tensorflow-gpu.lock
 	rm -rf .lockvenv
 
