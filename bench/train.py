@@ -44,7 +44,7 @@ from tests.support.gcs import fake_gcs_command, free_port, wait_for_http
 from trainboard import storage
 from trainboard.artifacts.dataset import read_info
 from trainboard.components.prepare_data.core import prepare_data
-from trainboard.components.train.input_pipeline import load_split
+from trainboard.components.train.input_pipeline import Epochs, load_split
 from trainboard.components.train.models import build_model
 from trainboard.config import DataConfig
 from trainboard.streaming import StreamingTensorBoard
@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
             info = read_info(data_dir)
             classes, size, batch = len(info.class_names), args.image_size, args.batch_size
             n = info.examples["train"]
-            artifact = load_split(data_dir, "train", size, batch, shuffle_seed=0)
+            artifact = load_split(data_dir, "train", size, batch, shuffled=Epochs(0))
             validation = load_split(data_dir, "validation", size, batch)
             rng = np.random.default_rng(0)
             images = rng.uniform(0, 255, (n, size, size, 3)).astype("float32")

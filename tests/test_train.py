@@ -9,7 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import keras
 import numpy as np
@@ -18,7 +18,7 @@ from tensorboard.compat.proto import event_pb2
 
 from tests.support.events import epoch_steps, event_files, records, scalars, texts
 from tests.support.gcs import BUCKET
-from tests.support.training import FAST
+from tests.support.training import FAST, train_command
 from trainboard import faults, layout, storage
 from trainboard.artifacts.model import load_trained
 from trainboard.artifacts.training_state import check_checkpoint, load_state
@@ -326,7 +326,11 @@ def test_a_damaged_commit_or_checkpoint_is_named_with_the_way_out(demo_data, tmp
     config = replace(FAST, epochs=1)
     train(demo_data, str(tmp_path / "m1"), root, "r", config=config)
     # What `trainboard local` reads of a checkpoint without Keras, on what this Keras really saved.
-    check_checkpoint(root, "r", load_state(root, "r"), "small_cnn")
+    check_checkpoint(root, "r", load_state(root, "r"), "small_cnn", image_size=16, classes=4)
+    with pytest.raises(UsageError, match=r"holds a head of 4 classes, not the 3 of this run's data"):
+        check_checkpoint(root, "r", load_state(root, "r"), "small_cnn", image_size=16, classes=3)
+    with pytest.raises(UsageError, match=r"holds a model of 16x16 images, not 24x24"):
+        check_checkpoint(root, "r", load_state(root, "r"), "small_cnn", image_size=24, classes=4)
     with pytest.raises(
         UsageError, match=r"epoch-0001\.keras, which state\.json names, holds a small_cnn model"
     ):
@@ -338,11 +342,61 @@ def test_a_damaged_commit_or_checkpoint_is_named_with_the_way_out(demo_data, tmp
         train(demo_data, str(tmp_path / "m2"), root, "r", config=config)
     storage.write_bytes(state, good)
     checkpoint = f"{root}/checkpoints/r/epoch-0001.keras"
+    whole = storage.read_bytes(checkpoint)
+    # The cluster's path (no CLI before it): a checkpoint that would load, of other classes or another
+    # architecture, is refused by train before it loads, not by Keras in the middle of fit.
+    others = [
+        (build_model("small_cnn", 3, 16), "a head of 3 classes, not the 4"),
+        (build_model("mobilenet_v3_small", 4, 32), "a mobilenet_v3_small model, not small_cnn"),
+    ]
+    for other, words in others:
+        other.save(tmp_path / "other.keras")
+        storage.write_bytes(checkpoint, (tmp_path / "other.keras").read_bytes())
+        with pytest.raises(
+            UsageError, match=words + r".*: it cannot resume this run; .*--restart --run-name r"
+        ):
+            train(demo_data, str(tmp_path / "m5"), root, "r", config=config)
+    storage.write_bytes(checkpoint, whole)
     storage.write_bytes(checkpoint, storage.read_bytes(checkpoint)[:1000])  # torn
     with pytest.raises(
-        UsageError, match=r"checkpoint .*epoch-0001\.keras, which state\.json names, does not load"
+        UsageError, match=r"checkpoint .*epoch-0001\.keras, which state\.json names, is not a whole Keras"
     ):
         train(demo_data, str(tmp_path / "m3"), root, "r", config=config)
     storage.delete(checkpoint)
     with pytest.raises(UsageError, match=r"epoch-0001\.keras, which state\.json names, is missing"):
         train(demo_data, str(tmp_path / "m4"), root, "r", config=config)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("augment", [False, True])
+def test_a_run_killed_after_an_epoch_and_resumed_has_the_losses_of_the_run_never_killed(
+    demo_data, tmp_path, augment
+):
+    """Exact resume on CPU: the same data order, augmentation, dropout masks and optimizer state in each
+    epoch whether or not the run was stopped before it (docs/pipeline.md, "Exact resume")."""
+    root = str(tmp_path / "root")
+    config = {**asdict(FAST), "epochs": 3, "batch_size": 128, "augment": augment}
+    subprocess.run(
+        train_command(demo_data, tmp_path / "m1", root, "whole", config), check=True, capture_output=True
+    )
+    killed = subprocess.Popen(
+        train_command(demo_data, tmp_path / "m2", root, "killed", config),
+        env={**os.environ, faults.FAULT_PAUSE_ENV: "checkpoint:2"},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert killed.stderr is not None
+        for line in killed.stderr:
+            if "fault pause at checkpoint" in line:
+                break
+    finally:
+        killed.kill()
+        killed.wait()
+    assert load_state(root, "killed").epoch == 1
+    subprocess.run(
+        train_command(demo_data, tmp_path / "m3", root, "killed", config), check=True, capture_output=True
+    )
+    whole, resumed = load_state(root, "whole").history, load_state(root, "killed").history
+    for metric in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        assert resumed[metric] == whole[metric], metric  # exactly: the same floats

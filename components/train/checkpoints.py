@@ -3,6 +3,10 @@
 A restart (preempted node, KFP retry) resumes from the last committed epoch. The commit, written after the
 epoch's logs reached the bucket, records the length of every event file there; on restart, whatever the
 killed attempt wrote past the commit is cut off, so the resumed series has no gap and no repeated step.
+The checkpoint holds the weights, BatchNorm's statistics and the optimizer's variables (its step count
+too); what it does not hold, the random state of the layers, EpochSeeds sets from the epoch's number, and
+the input pipeline draws each epoch's order and augmentation from it too (input_pipeline.py): a resumed
+epoch trains as it would have in one go.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from trainboard import faults, storage
 from trainboard.artifacts.training_state import STATE_FILE, TrainingState
@@ -78,3 +83,22 @@ def roll_back_logs(tensorboard_dir: str, state: TrainingState) -> None:
             storage.delete(uri)
         else:
             storage.truncate(uri, committed)
+
+
+class EpochSeeds(keras.callbacks.Callback):
+    """At each epoch's start, every random layer's SeedGenerator (Dropout's masks) set from the run's seed,
+    the layer's place and the epoch: the same draws in that epoch whether the run got there in one go or
+    was resumed before it. A .keras file keeps no SeedGenerator: Layer.save_own_variables stores only the
+    trainable and non-trainable variables, not the generators' state (keras/src/layers/layer.py, Keras
+    3.15.1), and a loaded layer's generator starts from a new seed (SeedGenerator.__init__ draws
+    make_default_seed(), keras/src/random/seed_generator.py)."""
+
+    def __init__(self, seed: int, steps_per_epoch: int):
+        super().__init__()
+        self.seed, self.steps_per_epoch = seed, steps_per_epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        generators = [g for layer in self.model._flatten_layers() for g in layer._seed_generators]
+        for place, generator in enumerate(generators):  # the state: [seed, draws so far], uint32 in TF
+            state = [(self.seed + 7919 * place) % 2**32, (epoch * self.steps_per_epoch) % 2**32]
+            generator.state.assign(np.array(state).astype(generator.state.dtype))

@@ -22,6 +22,7 @@ from trainboard.artifacts.model import ModelInfo, save_model, steady_images_per_
 from trainboard.artifacts.race_stop import RaceStop
 from trainboard.artifacts.training_state import (
     TrainingState,
+    check_archive,
     check_same_start,
     damaged_checkpoint,
     load_state,
@@ -31,12 +32,12 @@ from trainboard.checks import check_run_name
 from trainboard.component_image import IMAGE
 from trainboard.components.train import multiworker_keras
 from trainboard.components.train.attempt import Attempt
-from trainboard.components.train.checkpoints import TRAIN_SECONDS, CommitEpoch, roll_back_logs
+from trainboard.components.train.checkpoints import TRAIN_SECONDS, CommitEpoch, EpochSeeds, roll_back_logs
 from trainboard.components.train.cluster_spec import worker_index
 from trainboard.components.train.devices import check_gpus
-from trainboard.components.train.input_pipeline import fit_split, load_split, worker_share
+from trainboard.components.train.input_pipeline import Epochs, fit_split, load_split, worker_share
 from trainboard.components.train.models import build_model, synchronize_batch_norm
-from trainboard.components.train.phases import train_phases
+from trainboard.components.train.phases import TrainingEpochs, train_phases
 from trainboard.components.train.race import Race, champion_curve
 from trainboard.components.train.summaries import write_note, write_run_summaries
 from trainboard.config import TrainingConfig
@@ -73,12 +74,20 @@ def _precision(choice: str) -> str:
     return "mixed_float16" if tf.config.list_physical_devices("GPU") else "float32"
 
 
-def _load_checkpoint(root: str, run: str, state: TrainingState, scratch: Path) -> keras.Model:
+def _load_checkpoint(attempt: Attempt, state: TrainingState) -> keras.Model:
+    """The checkpoint ``state`` names, loaded once it is known to be of this run's model, image size and
+    classes."""
+    root, run, scratch, config = attempt.root, attempt.run, attempt.scratch, attempt.config
     uri = storage.join(layout.checkpoint_dir(root, run), state.checkpoint)
     if not state.checkpoint or not storage.exists(uri):
         raise damaged_checkpoint(root, run, state.checkpoint, "is missing")
     local = scratch / state.checkpoint
     local.write_bytes(storage.read_bytes(uri))
+    # Another architecture or class count would load, then fail in fit with Keras's traceback.
+    check_archive(
+        root, run, state.checkpoint, str(local),
+        model=config.model, image_size=config.image_size, classes=attempt.classes,
+    )  # fmt: skip
     try:
         return keras.models.load_model(local)
     except Exception as e:  # a torn or foreign file: Keras raises ValueError, OSError, zipfile's errors
@@ -168,7 +177,8 @@ def train(
         commit = CommitEpoch(layout.checkpoint_dir(out_root, run), attempt.scratch, tensorboard, state)
         race = Race(attempt.logs, champion_curve(root, run), config, classes=attempt.classes, state=state)
         # The race's verdict before the commit (which records it), the epoch's event after the commit.
-        callbacks = [tensorboard, race, commit] + ([EpochEvents(config.epochs)] if chief else [])
+        seeds = EpochSeeds(config.seed, steps_per_epoch)
+        callbacks = [seeds, tensorboard, race, commit] + ([EpochEvents(config.epochs)] if chief else [])
         train_phases(attempt, model, state, data, tensorboard=tensorboard, callbacks=callbacks)
         race.close()  # its events were flushed each epoch: a failure above loses none
         keep_logs = os.environ.get(KEEP_LOGS_ENV)
@@ -191,7 +201,7 @@ def _model_to_train(attempt: Attempt) -> tuple[keras.Model, TrainingState]:
     with attempt.strategy.scope():
         if state.epoch:
             log.info("resuming run %s after epoch %d", run, state.epoch)
-            return _load_checkpoint(root, run, state, attempt.scratch), state
+            return _load_checkpoint(attempt, state), state
         model = build_model(config.model, attempt.classes, config.image_size, weights=weights)
         if config.workers > 1:
             synchronize_batch_norm(model)
@@ -211,16 +221,20 @@ def _started_with(attempt: Attempt) -> dict:
     )
 
 
-def _datasets(attempt: Attempt) -> tuple[tf.data.Dataset, tf.data.Dataset]:
-    """The training split (shuffled, augmented as configured) and the validation split, as fit takes them."""
+def _datasets(attempt: Attempt) -> tuple[TrainingEpochs, tf.data.Dataset]:
+    """The training split's epochs (shuffled, augmented as configured: the epochs from..to as fit takes
+    them) and the validation split."""
     config = attempt.config
     split = dict(image_size=config.image_size, batch_size=config.batch_size, classes=attempt.classes)
-    train_ds = fit_split(
-        attempt.strategy, config.workers, attempt.dataset_dir, "train", **split,
-        shuffle_seed=config.seed, augment=config.augment,
-    )  # fmt: skip
+
+    def train_epochs(start: int, end: int) -> tf.data.Dataset:
+        return fit_split(
+            attempt.strategy, config.workers, attempt.dataset_dir, "train", **split,
+            shuffled=Epochs(config.seed, start, end), augment=config.augment,
+        )  # fmt: skip
+
     val_ds = fit_split(attempt.strategy, config.workers, attempt.dataset_dir, "validation", **split)
-    return train_ds, val_ds
+    return train_epochs, val_ds
 
 
 def _begin_attempt(attempt: Attempt, state: TrainingState) -> None:
@@ -239,7 +253,7 @@ def _begin_attempt(attempt: Attempt, state: TrainingState) -> None:
     state.started_with = _started_with(attempt)
     hparams = {**asdict(config), "dataset": attempt.info.source}
     sample_ds = load_split(
-        attempt.dataset_dir, "train", config.image_size, 16, shuffle_seed=config.seed,
+        attempt.dataset_dir, "train", config.image_size, 16, shuffled=Epochs(config.seed),
         augment=config.augment, cache=False,
     )  # fmt: skip
     samples = next(iter(sample_ds))

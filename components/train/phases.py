@@ -6,6 +6,7 @@ included, takes up the phase that epoch belongs to."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import keras
@@ -20,6 +21,8 @@ from trainboard.streaming import StreamingTensorBoard
 from trainboard.weights import NONE
 
 log = logging.getLogger(__name__)
+# The training split's epochs from..to (0-based, end excluded), one dataset: core._datasets.
+TrainingEpochs = Callable[[int, int], tf.data.Dataset]
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,7 @@ def train_phases(
     attempt: Attempt,
     model: keras.Model,
     state: TrainingState,
-    data: tuple[tf.data.Dataset, tf.data.Dataset],
+    data: tuple[TrainingEpochs, tf.data.Dataset],
     *,
     tensorboard: StreamingTensorBoard,
     callbacks: list[keras.callbacks.Callback],
@@ -82,10 +85,11 @@ def train_phases(
         tensorboard.initial_step = state.epoch * attempt.steps_per_epoch  # batch steps go on across fits
         try:
             model.fit(
-                data[0],
+                data[0](state.epoch, phase.end),  # the epochs left, each as it would be in one go
                 validation_data=data[1],
                 epochs=phase.end,
                 initial_epoch=state.epoch,
+                steps_per_epoch=attempt.steps_per_epoch,  # Keras then goes on with one iterator
                 callbacks=fit_callbacks,
                 verbose=2,
                 shuffle=False,  # the input pipeline shuffles; Keras ignores (and warns about) it on a Dataset

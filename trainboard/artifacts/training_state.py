@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -120,25 +121,69 @@ def damaged_checkpoint(root: str, run: str, checkpoint: str, problem: str) -> Us
     return UsageError("run_name", f"checkpoint {uri}, which {STATE_FILE} names, {problem}; {_way_out(run)}")
 
 
-def check_checkpoint(root: str, run: str, state: TrainingState, model: str) -> None:
-    """The checkpoint a resume would load, looked at without Keras: there, a whole Keras archive (a zip:
-    a truncated one has lost its central directory, at the end), of ``model`` (the name the model was
-    built with, keras.Model(name=...), in the archive's config.json). A gs:// checkpoint is read whole.
+def checkpoint_mismatch(
+    archive: str | io.BytesIO, model: str, *, image_size: int | None = None, classes: int | None = None
+) -> str:
+    """What in the Keras archive ``archive`` differs from a ``model`` for ``image_size`` pixels and
+    ``classes`` classes (None: not compared), as the end of "the checkpoint holds ..."; "" when nothing.
+    zipfile's and json's errors when it is not a whole Keras archive.
 
     The archive's layout is Keras's: keras/src/saving/saving_lib.py (Keras 3.15.1) writes the serialized
-    model as ``config.json`` at the zip's top, ``{"class_name": ..., "config": {"name": ...}}``;
-    tests/test_train.py checks this on a checkpoint the pinned Keras saved."""
+    model as ``config.json`` at the zip's top, ``{"class_name": ..., "config": {"name": ..., "layers":
+    [...]}}``; build_model names the input layer ``image`` (its ``batch_shape``) and the head ``classes``
+    (its ``units``). tests/test_train.py checks this on a checkpoint the pinned Keras saved."""
+    with zipfile.ZipFile(archive) as opened:
+        saved = json.loads(opened.read("config.json")).get("config", {})
+    layers = {layer.get("name"): layer.get("config", {}) for layer in saved.get("layers", [])}
+    saved_classes = layers.get("classes", {}).get("units")
+    saved_size = (layers.get("image", {}).get("batch_shape") or [None, None])[1]
+    differences = []
+    if saved.get("name") != model:
+        differences.append(f"a {saved.get('name')} model, not {model}")
+    if classes is not None and saved_classes is not None and saved_classes != classes:
+        differences.append(f"a head of {saved_classes} classes, not the {classes} of this run's data")
+    if image_size is not None and saved_size is not None and saved_size != image_size:
+        differences.append(f"a model of {saved_size}x{saved_size} images, not {image_size}x{image_size}")
+    return " and ".join(differences)
+
+
+def check_checkpoint(
+    root: str,
+    run: str,
+    state: TrainingState,
+    model: str,
+    *,
+    image_size: int | None = None,
+    classes: int | None = None,
+) -> None:
+    """The checkpoint a resume would load, looked at without Keras: there, a whole Keras archive (a zip:
+    a truncated one has lost its central directory, at the end), of ``model`` for ``image_size`` pixels
+    and ``classes`` classes (checkpoint_mismatch). A gs:// checkpoint is read whole."""
     uri = storage.join(layout.checkpoint_dir(root, run), state.checkpoint)
     if not state.checkpoint or not storage.exists(uri):
         raise damaged_checkpoint(root, run, state.checkpoint, "is missing")
+    source = io.BytesIO(storage.read_bytes(uri)) if storage.is_gcs(uri) else uri
+    check_archive(root, run, state.checkpoint, source, model=model, image_size=image_size, classes=classes)
+
+
+def check_archive(
+    root: str,
+    run: str,
+    checkpoint: str,
+    archive: str | io.BytesIO,
+    *,
+    model: str,
+    image_size: int | None = None,
+    classes: int | None = None,
+) -> None:
+    """UsageError naming ``checkpoint`` (of ``run``) and what differs when ``archive`` (its bytes) is not
+    a whole Keras archive of ``model`` for ``image_size`` and ``classes`` (checkpoint_mismatch)."""
     try:
-        source = io.BytesIO(storage.read_bytes(uri)) if storage.is_gcs(uri) else uri
-        with zipfile.ZipFile(source) as archive:
-            saved = json.loads(archive.read("config.json")).get("config", {}).get("name")
-    except (zipfile.BadZipFile, KeyError, ValueError, AttributeError) as e:
-        raise damaged_checkpoint(root, run, state.checkpoint, f"is not a whole Keras model ({e})") from None
-    if saved != model:
-        raise damaged_checkpoint(root, run, state.checkpoint, f"holds a {saved} model, not {model}")
+        mismatch = checkpoint_mismatch(archive, model, image_size=image_size, classes=classes)
+    except (zipfile.BadZipFile, KeyError, ValueError, AttributeError, TypeError, IndexError) as e:
+        raise damaged_checkpoint(root, run, checkpoint, f"is not a whole Keras model ({e})") from None
+    if mismatch:
+        raise damaged_checkpoint(root, run, checkpoint, f"holds {mismatch}: it cannot resume this run")
 
 
 def check_resume(
@@ -150,15 +195,18 @@ def check_resume(
     image: str,
     source_fingerprint: str = "",
     checkpoint: bool = True,
+    classes: Callable[[], int | None] | None = None,
 ) -> None:
     """Before any work, what the train task would refuse after data preparation: a run of this name
     with epochs done resumes only when everything that decides the result is the same (the prepared
     data's fingerprint is compared by train, once known; ``source_fingerprint``, when given, now) and,
-    with ``checkpoint``, its checkpoint is whole and of this model."""
+    with ``checkpoint``, its checkpoint is whole and of this model, image size and (when known before
+    the data is prepared, ``classes()``: called only for a resume) its class count."""
     state = load_state(root, run)
     current = started_with(
         config, data.dataset, data=data_settings(data), image=image, source_fingerprint=source_fingerprint
     )
     check_same_start(state, current, root, run)
     if state.epoch and checkpoint:
-        check_checkpoint(root, run, state, config.model)
+        known = classes() if classes else None
+        check_checkpoint(root, run, state, config.model, image_size=config.image_size, classes=known)
