@@ -15,6 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.support.cli import BIN, last_json_line, trainboard
@@ -197,6 +198,10 @@ class Terminal:
     def ctrl_c(self) -> int:
         """What the terminal does on Ctrl-C: SIGINT to the whole foreground process group."""
         os.killpg(self.process.pid, signal.SIGINT)
+        return self.wait()
+
+    def wait(self) -> int:
+        """The command's exit code, once it ended by itself (a signal sent to it alone), its output read."""
         code = self.process.wait(120)
         with contextlib.suppress(OSError):
             while chunk := os.read(self.controller, 65536):
@@ -341,3 +346,60 @@ def test_ctrl_c_stops_every_task_and_the_run_resumes_as_it_says(tmp_path):
     epochs = [int(e) for e in re.findall(r"train: epoch (\d+)/", resumed.stderr)]
     assert shown[-1] + 1 <= epochs[0] <= shown[-1] + 2, (shown, epochs)
     assert epochs == list(range(epochs[0], EPOCHS + 1)), epochs
+
+
+def test_sigterm_stops_a_run_as_ctrl_c_does_and_gives_its_name_back(tmp_path):
+    """`kill`, `timeout` and a container runtime send SIGTERM to the command alone (not to its group, as a
+    terminal's Ctrl-C): its tasks stop too, the lease is given back, the resume hint and exit code 143."""
+    root, run = tmp_path / "root", "20260101-000000-term"
+    terminal = Terminal("local", "--no-serve", "--root", str(root), "--run-name", run, cwd=tmp_path)
+    terminal.read_until(f"train: epoch 1/{EPOCHS}: ")
+    below = psutil.Process(terminal.process.pid).children(recursive=True)
+    assert below, "the train task runs"
+    terminal.process.send_signal(signal.SIGTERM)
+    assert terminal.wait() == 143
+    assert terminal.lines()[-1] == (
+        f"trainboard local: stopped (SIGTERM); to resume run {run} from its last completed epoch, run the "
+        f"same command with --run-name {run}"
+    )
+    assert "Traceback" not in terminal.text()
+    assert not [p for p in below if p.is_running() and p.status() != psutil.STATUS_ZOMBIE], "no task left"
+    assert not (root / "leases" / f"{run}.json").exists(), "the name is free again"
+
+
+def test_a_sigkilled_run_leaves_no_process_and_its_name_says_when_it_frees(tmp_path):
+    """SIGKILL runs no code in the command: its train task and both workers end by themselves within
+    seconds (trainboard.stopping, PR_SET_PDEATHSIG), nothing renews the lease, and the name is refused
+    naming the lease file and its expiry."""
+    root, run = tmp_path / "root", "20260101-000000-kill"
+    args = ("local", "--no-serve", "--root", str(root), "--run-name", run, "--workers", "2")
+    terminal = Terminal(*args, cwd=tmp_path)
+    terminal.read_until("train: 2 workers, ")
+    deadline = time.monotonic() + 120
+    command = psutil.Process(terminal.process.pid)
+    while (
+        len(
+            workers := [
+                p for p in command.children(recursive=True) if "train.worker" in " ".join(p.cmdline())
+            ]
+        )
+        < 2
+    ):
+        assert time.monotonic() < deadline, "the two workers did not start"
+        time.sleep(0.2)
+    below = command.children(recursive=True)
+    lease = root / "leases" / f"{run}.json"
+    terminal.process.kill()
+    assert terminal.wait() == -signal.SIGKILL
+    _, alive = psutil.wait_procs(below, timeout=10)
+    assert not alive, [p.cmdline()[:4] for p in alive]
+    assert all(not w.is_running() for w in workers)
+    held = lease.read_text()
+    time.sleep(2)
+    assert lease.read_text() == held, "nobody renews it"
+    refused = trainboard(*args, cwd=tmp_path)
+    assert refused.returncode == 2, refused.stderr
+    expires = json.loads(held)["expires"]
+    until = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(expires))
+    assert f"run {run} is in use by " in refused.stderr and f"until {until} ({lease})" in refused.stderr
+    assert "a run that was killed frees the name then" in refused.stderr

@@ -32,7 +32,7 @@ from trainboard.artifacts.training_state import TrainingState, data_settings, st
 from trainboard.component_image import IMAGE
 from trainboard.components.fingerprint_source.core import fingerprint_source
 from trainboard.components.promote.core import promote
-from trainboard.config import DataConfig, PromotionRule, TrainingConfig
+from trainboard.config import DataConfig, PromotionRule, TrainingConfig, model_spec
 from trainboard.layout import lease_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -201,11 +201,18 @@ def write_state(
         storage.write_bytes(storage.join(layout.checkpoint_dir(root, run), "epoch-0002.keras"), checkpoint)
 
 
-def keras_archive(model: str) -> bytes:
-    """What model.save writes, as far as the check reads it: a zip whose config.json names the model."""
+def keras_archive(model: str, classes: int | None = None, image_size: int | None = None) -> bytes:
+    """What model.save writes, as far as the check reads it: a zip whose config.json names the model and,
+    when given, its head's classes and its input's size (build_model's layers "classes" and "image")."""
+    layers = []
+    if classes is not None:
+        layers.append({"name": "classes", "config": {"units": classes}})
+    if image_size is not None:
+        layers.append({"name": "image", "config": {"batch_shape": [None, image_size, image_size, 3]}})
+    config = {"class_name": "Functional", "config": {"name": model, "layers": layers}}
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as archive:
-        archive.writestr("config.json", json.dumps({"class_name": "Functional", "config": {"name": model}}))
+        archive.writestr("config.json", json.dumps(config))
         archive.writestr("model.weights.h5", b"\0" * 4096)
     return out.getvalue()
 
@@ -229,6 +236,28 @@ def test_a_resume_goes_ahead_only_when_everything_that_decides_the_result_is_the
     code, _, err = in_process(capsys, *local(root, "k5"))
     assert code == 2 and "epoch-0002.keras, which state.json names, is missing" in err
     for run in ("k1", "k2", "k3", "k4", "k5"):
+        assert not storage.list_files(layout.tensorboard_dir(root, run)), "refused before any work"
+        assert not storage.exists(lease_file(root, run))
+
+
+def test_a_checkpoint_for_other_classes_or_image_size_is_refused_before_any_work(root, capsys):
+    """A checkpoint that loads but cannot resume this run (put there by hand, or another run's): refused
+    by `local` before data preparation, one line naming the file, what differs and the way out."""
+    small_cnn = model_spec("small_cnn").default_image_size  # local's size for it
+    cases = {
+        "c1": (keras_archive("small_cnn", classes=7, image_size=small_cnn), "a head of 7 classes, not the 4"),
+        "c2": (
+            keras_archive("small_cnn", classes=4, image_size=small_cnn * 2),
+            f"{small_cnn * 2}x{small_cnn * 2} images, not {small_cnn}x{small_cnn}",
+        ),
+        "c3": (keras_archive("vgg16", classes=10), "a vgg16 model, not small_cnn and a head of 10 classes"),
+    }
+    for run, (archive, words) in cases.items():
+        write_state(root, run, archive)
+        code, _, err = in_process(capsys, *local(root, run))
+        assert code == 2 and words in err and "epoch-0002.keras, which state.json names" in err, err
+        assert "--restart --run-name " + run in err and "Traceback" not in err
+        assert len(err.strip().splitlines()) == 1, err
         assert not storage.list_files(layout.tensorboard_dir(root, run)), "refused before any work"
         assert not storage.exists(lease_file(root, run))
 

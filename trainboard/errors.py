@@ -1,5 +1,5 @@
 """The one error a user's mistake raises, and the parser that says argparse's own refusals the same way:
-one line naming the option, exit code 2."""
+one line naming the option, exit code 2; how a command is stopped, and the exit codes it then ends with."""
 
 from __future__ import annotations
 
@@ -23,3 +23,21 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message.removeprefix('argument ')}\n")
+
+
+# 128 + the signal, as a shell reports a command a signal stopped (docs/cli.md, "Exit codes").
+INTERRUPTED = 130  # Ctrl-C: SIGINT
+TERMINATED = 143  # SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (trainboard.stopping): the command stops as on Ctrl-C, exit code TERMINATED."""
+
+
+def stopped_code(stop: KeyboardInterrupt) -> int:
+    """The exit code of a command ``stop`` stopped: TERMINATED for SIGTERM, else INTERRUPTED."""
+    return TERMINATED if isinstance(stop, Terminated) else INTERRUPTED
+
+
+def stopped_by(stop: KeyboardInterrupt) -> str:
+    return "stopped (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"

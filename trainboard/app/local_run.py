@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, TextIO
 from unittest import mock
 
-from trainboard import invocation, layout, storage, task_events
+from trainboard import invocation, layout, stopping, storage, task_events
 from trainboard.app.cluster.settings import ENVIRONMENT
 from trainboard.artifacts.champion import read_champion
 from trainboard.components.notify.core import Failure, first_error_line, notify_run
@@ -159,9 +159,9 @@ def _without_retries(pipeline: Any) -> Any:
 
 
 def _wait_for_tasks(timeout: float = 30.0) -> None:
-    """After Ctrl-C: give the running task, which the terminal interrupted too (its whole process group),
-    time to end its own way (train sends its last logs to the root), so that a resume does not start
-    beside it. A second Ctrl-C stops waiting."""
+    """After Ctrl-C: give the running task, which the terminal interrupted too (its whole process group;
+    on SIGTERM, trainboard.stopping), time to end its own way (train sends its last logs to the root), so
+    that a resume does not start beside it. A second Ctrl-C stops waiting."""
     deadline = time.monotonic() + timeout
     with contextlib.suppress(ChildProcessError, KeyboardInterrupt):
         while time.monotonic() < deadline:
@@ -201,7 +201,10 @@ def run_local(
     )
     pipeline = _without_retries(training_pipeline)
     # The tasks suggest commands too (a resume, a rollback): as this program was started, not as kfp.local's.
-    named = mock.patch.dict(os.environ, {invocation.ENV: invocation.program()})
+    # And each task ends with this command, even one killed outright (trainboard.stopping).
+    named = mock.patch.dict(
+        os.environ, {invocation.ENV: invocation.program(), stopping.COMMAND_ENV: stopping.this_command()}
+    )
     with named, contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
         try:
             # No accelerator asked for: this machine's TensorFlow uses a GPU it has without one.

@@ -64,12 +64,12 @@ def _read(root: str, run: str) -> tuple[Lease | None, int]:
         return None, generation
 
 
-def _in_use(lease: Lease) -> UsageError:
+def _in_use(lease: Lease, root: str) -> UsageError:
     return UsageError(
         "run_name",
-        f"run {lease.run} is in use by {lease.holder} ({lease.by}) until {lease.ends()}; its lease is "
-        "renewed while it runs, and a run that was killed frees the name then. Wait for it, or give this "
-        "run another name",
+        f"run {lease.run} is in use by {lease.holder} ({lease.by}) until {lease.ends()} "
+        f"({lease_file(root, lease.run)}); its lease is renewed while it runs, and a run that was killed "
+        "frees the name then. Wait for it, or give this run another name",
     )
 
 
@@ -78,14 +78,14 @@ def take(root: str, run: str, holder: str, seconds: float = LEASE_SECONDS) -> Le
     and the expiry when another holder's lease has not expired. Of two takers at once, one wins."""
     lease, generation = _read(root, run)
     if lease is not None and lease.holder != holder and lease.expires > time.time():
-        raise _in_use(lease)
+        raise _in_use(lease, root)
     new = Lease(run, holder, time.time() + seconds, who())
     try:
         storage.write_if_generation(lease_file(root, run), json.dumps(asdict(new)).encode(), generation)
     except storage.PreconditionFailed:  # another taker wrote in between: whoever it was holds it now
         current, _ = _read(root, run)
         if current is None or current.holder != holder:
-            raise _in_use(current or new) from None
+            raise _in_use(current or new, root) from None
     return new
 
 

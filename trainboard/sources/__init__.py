@@ -66,3 +66,18 @@ def check_source(
         if not cluster:  # the tasks download there, not this machine
             check_tfds_available(builder, source)
     return []
+
+
+def known_classes(spec: str) -> int | None:
+    """How many classes the source's prepared data will have, where that is known without preparing it
+    (the demo's shapes, a folder's class folders); None for a TFDS dataset (its builder would load)."""
+    source = parse_source(spec)
+    if source.kind == "demo":
+        from trainboard.sources.demo import CLASS_NAMES
+
+        return len(CLASS_NAMES)
+    if source.kind == "folder":
+        from trainboard.sources.folder import scan_folder
+
+        return len(scan_folder(source.uri).class_names)
+    return None

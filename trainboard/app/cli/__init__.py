@@ -23,7 +23,8 @@ from trainboard.app.cli import (
     tensorboard,
     weights,
 )
-from trainboard.errors import OneLineParser, UsageError
+from trainboard.errors import OneLineParser, UsageError, stopped_by, stopped_code
+from trainboard.stopping import stop_on_sigterm
 
 COMMANDS = (local, compile_, tensorboard, submit, schedule, manifests, weights, champion, gc)
 
@@ -61,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:  # `trainboard` alone: what it can do, not an error
         parser.print_help()
         return 0
+    stop_on_sigterm()  # as Ctrl-C: the lease given back, the resume hint, the processes below stopped
     try:
         return args.handler(args)
     except UsageError as e:
@@ -68,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         # its option. A file (champion.json) is named as it is.
         option = e.field if e.field.isupper() or "." in e.field else "--" + e.field.replace("_", "-")
         command.exit(2, f"{command.prog}: error: {option}: {e.problem}\n")
-    except KeyboardInterrupt:  # Ctrl-C anywhere else (a check, a wait): stopped, not a traceback
-        command.exit(130, f"{command.prog}: interrupted\n")
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM anywhere else (a check, a wait): no traceback
+        command.exit(stopped_code(e), f"{command.prog}: {stopped_by(e)}\n")
     except BrokenPipeError:  # `trainboard champion history | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 141  # 128 + SIGPIPE, as a shell reports it

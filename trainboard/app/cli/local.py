@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO, cast
 
@@ -21,7 +22,7 @@ from trainboard.app.cli.tensorboard import check_port, serve
 from trainboard.checks import check_run_name
 from trainboard.config import DataConfig, PromotionRule, TrainingConfig, field_values, model_spec
 from trainboard.config_checks import check_config, check_data_config, check_promotion_rule
-from trainboard.errors import UsageError
+from trainboard.errors import UsageError, stopped_by, stopped_code
 from trainboard.invocation import command
 from trainboard.roots import check_root
 
@@ -142,7 +143,7 @@ def _checked(args: argparse.Namespace) -> _Request:
     """Every input checked before any work, in the order a person fixes them: the options, the root and
     run name, the data source, the weights, the champion records, then what a resume would refuse."""
     from trainboard.artifacts.training_state import check_resume
-    from trainboard.sources import check_source
+    from trainboard.sources import check_source, known_classes
     from trainboard.weights import check_available
 
     check_port(args.port)
@@ -167,8 +168,8 @@ def _checked(args: argparse.Namespace) -> _Request:
         raise UsageError("restart", "needs --run-name: the run to start over")
     current = _started_with(config, data)
     if not args.restart:  # what the train task would refuse after data preparation, refused now
-        fingerprint = current["source_fingerprint"]
-        check_resume(root, run_name, config, data, image=current["image"], source_fingerprint=fingerprint)
+        resume = {"image": current["image"], "source_fingerprint": current["source_fingerprint"]}
+        check_resume(root, run_name, config, data, **resume, classes=partial(known_classes, data.dataset))
     same_as = _same_as_champion(root, run_name, current)
     return _Request(
         root=root, run=run_name, data=data, config=config, rule=rule, notes=notes, same_as=same_as
@@ -254,14 +255,14 @@ def _run_holding_its_name(args: argparse.Namespace, request: _Request) -> LocalR
         except TaskFailed as e:
             console.end_line()
             return failed_with_log("local", str(e), e.tail, None if args.verbose else log)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (trainboard.stopping)
             console.end_line()
             print(
-                f"trainboard local: interrupted; to resume run {run_name} from its last completed epoch, "
-                f"run the same command with --run-name {run_name}",
+                f"trainboard local: {stopped_by(stop)}; to resume run {run_name} from its last completed "
+                f"epoch, run the same command with --run-name {run_name}",
                 file=sys.stderr,
             )
-            return 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
+            return stopped_code(stop)
 
 
 def _report(run: str, result: LocalRunResult, *, as_json: bool) -> None:
