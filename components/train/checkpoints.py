@@ -4,7 +4,9 @@ A restart (preempted node, KFP retry) resumes from the last committed epoch. The
 epoch's logs reached the bucket, records the length of every event file there; on restart, whatever the
 killed attempt wrote past the commit is cut off, so the resumed series has no gap and no repeated step.
 The checkpoint holds the weights, BatchNorm's statistics and the optimizer's variables (its step count
-too); what it does not hold, the random state of the layers, EpochSeeds sets from the epoch's number, and
+too: BaseOptimizer.save_own_variables stores every optimizer variable, keras/src/optimizers/
+base_optimizer.py, Keras 3.15.1, and load_model restores them with the compiled model); what it does not
+hold, the random state of the layers, EpochSeeds sets from the epoch's number, and
 the input pipeline draws each epoch's order and augmentation from it too (input_pipeline.py): a resumed
 epoch trains as it would have in one go.
 """
