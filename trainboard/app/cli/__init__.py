@@ -23,6 +23,7 @@ from trainboard.app.cli import (
     tensorboard,
     weights,
 )
+from trainboard.checks import printable
 from trainboard.errors import OneLineParser, UsageError
 
 COMMANDS = (local, compile_, tensorboard, submit, schedule, manifests, weights, champion, gc)
@@ -67,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         # An environment variable (TRAINBOARD_IMAGE) or a positional (MODEL) is named as it is; a field by
         # its option. A file (champion.json) is named as it is.
         option = e.field if e.field.isupper() or "." in e.field else "--" + e.field.replace("_", "-")
-        command.exit(2, f"{command.prog}: error: {option}: {e.problem}\n")
+        # What a file or a server said is in it: escaped, one line, whatever it held.
+        command.exit(2, f"{command.prog}: error: {printable(option)}: {printable(e.problem)}\n")
     except KeyboardInterrupt:  # Ctrl-C anywhere else (a check, a wait): stopped, not a traceback
         command.exit(130, f"{command.prog}: interrupted\n")
     except BrokenPipeError:  # `trainboard champion history | head`: the reader has what it wanted

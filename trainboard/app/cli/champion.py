@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from trainboard.app.cli.output import add_json_option, print_fields, print_json, progress, server_error
 from trainboard.app.cli.root_option import add_root_option, no_root
+from trainboard.checks import printable
 from trainboard.roots import check_root, root_exists
 
 if TYPE_CHECKING:
@@ -134,11 +135,12 @@ def _history(root: str, args: argparse.Namespace) -> None:
             print_json(asdict(entry))
         else:
             accuracy = entry.metrics.get("test_accuracy", float("nan"))
-            print(
+            line = (
                 f"{entry.promoted_at}  {entry.action:<8} {entry.run}  "
                 f"(before: {entry.previous or '-'})  test_accuracy {accuracy:.4f}  "
                 f"by {entry.by or '-'}: {entry.reason}"
             )
+            print(printable(line))
 
 
 def _rollback(root: str, args: argparse.Namespace) -> None:

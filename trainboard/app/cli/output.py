@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from trainboard.checks import printable
+
 JSON_HELP = (
     "print each record as one line of JSON on stdout instead of readable lines (progress stays on stderr)"
 )
@@ -26,11 +28,12 @@ def print_json(record: Any) -> None:
 
 
 def print_fields(fields: Iterable[tuple[str, object]]) -> None:
-    """A record a person reads: one `label: value` line a field, the values aligned."""
+    """A record a person reads: one `label: value` line a field, the values aligned; a value read from a
+    file is shown printable (escaped), never raw."""
     rows = list(fields)
     width = max(len(label) for label, _ in rows) + 1
     for label, value in rows:
-        print(f"{label + ':':<{width}} {value}")
+        print(f"{label + ':':<{width}} {printable(str(value))}")
 
 
 def progress(message: str) -> None:
@@ -39,7 +42,7 @@ def progress(message: str) -> None:
 
 def server_error(command: str, error: Exception) -> int:
     """A request the server refused after the input was checked: one line, exit code 1."""
-    print(f"trainboard {command}: error: {error}", file=sys.stderr)
+    print(f"trainboard {command}: error: {printable(str(error))}", file=sys.stderr)
     return 1
 
 
