@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -1017,6 +1018,46 @@ def test_bad_input_is_refused_naming_the_field_and_nothing_is_written_or_sent(
     if case.gcs:
         assert [b.name for b in storage.gcs.client().list_buckets()] == [BUCKET], "no bucket may be created"
         assert storage.list_files(f"gs://{BUCKET}") == []
+
+
+REPO = Path(__file__).resolve().parents[1]
+AFTER_TENSORFLOW_LOADS = {
+    "tfds-not-prepared": (
+        ["local", "--no-serve", "--dataset", "tfds:mnist", "--tfds-data-dir", "{tmp}/tfds"],
+        "trainboard local: error: --dataset: tfds:mnist is not prepared in",
+    ),
+    "weights-of-another-architecture": (
+        ["local", "--no-serve", "--model", "vgg16", "--image-size", "32", "--weights", "{weights}"],
+        "trainboard local: error: --weights: ",
+    ),
+    "weights-fetch-offline": (
+        ["weights", "fetch", "vgg16", "--image-size", "32"],
+        "trainboard weights fetch: error: storage.googleapis.com cannot be reached from here",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", AFTER_TENSORFLOW_LOADS)
+def test_a_refusal_after_tensorflow_loads_is_the_one_line_on_stderr(tmp_path, case):
+    """TensorFlow's C++ log lines, absl's pre-init notice and absl's Python warnings stay out: stderr is
+    the refusal, one line (a real process: they are written by TensorFlow's C++ code, not Python's)."""
+    command, refusal = AFTER_TENSORFLOW_LOADS[case]
+    weights = mobilenet_weights_file(tmp_path) if "{weights}" in " ".join(command) else ""
+    args = [a.replace("{tmp}", str(tmp_path)).replace("{weights}", weights) for a in command]
+    env = {**os.environ, "TRAINBOARD_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    main_ = "import sys; from trainboard.app.cli import main; sys.exit(main())"
+    done = subprocess.run(
+        [sys.executable, "-c", main_, *args, "--root", str(tmp_path / "root")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode in (1, 2) and done.stdout == ""
+    [line] = done.stderr.splitlines()
+    assert line.startswith(refusal), done.stderr
 
 
 def test_the_matrix_covers_every_way_in():

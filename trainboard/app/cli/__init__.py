@@ -23,6 +23,7 @@ from trainboard.app.cli import (
     tensorboard,
     weights,
 )
+from trainboard.app.cli.output import quiet_tensorflow
 from trainboard.checks import printable
 from trainboard.errors import OneLineParser, UsageError
 
@@ -62,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:  # `trainboard` alone: what it can do, not an error
         parser.print_help()
         return 0
+    if not getattr(args, "verbose", False):
+        quiet_tensorflow()
     try:
         return args.handler(args)
     except UsageError as e:
