@@ -87,3 +87,14 @@ def test_a_lease_a_run_wrote_still_holds_the_name(tmp_path):
 )
 def test_text_read_from_a_file_is_printed_escaped(text, shown):
     assert printable(text) == shown
+
+
+def test_a_failed_steps_log_lines_are_shown_escaped(tmp_path, capsys):
+    """A step's last lines, read back from its log, may hold a tool's colours or a carriage return."""
+    from trainboard.app.cli.output import failed_with_log
+
+    tail = ["epoch 1\n", "\x1b[31mERROR\x1b[0m out of memory\n", "50%\r100%\n"]
+    assert failed_with_log("local", "step train failed", tail, tmp_path / "run.log") == 1
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\r" not in err
+    assert err.splitlines()[1:3] == ["    \\x1b[31mERROR\\x1b[0m out of memory", "    50%\\r100%"]

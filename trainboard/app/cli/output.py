@@ -64,7 +64,7 @@ def failed_with_log(command: str, message: str, tail: Iterable[str], log: Path |
     """A failure whose output went to ``log``: its last lines (``tail``), indented, then the error naming
     the log; with no log (--verbose) that output is on the terminal already, so the error alone. Exit 1."""
     if log is not None:
-        sys.stderr.writelines(f"    {line.rstrip()}\n" for line in tail)
+        sys.stderr.writelines(f"    {printable(line.rstrip())}\n" for line in tail)  # read from a log
     shown = f"; its last lines are above, the whole log is {log}" if log is not None else ""
-    print(f"trainboard {command}: error: {message}{shown}", file=sys.stderr)
+    print(f"trainboard {command}: error: {printable(message)}{shown}", file=sys.stderr)
     return 1
