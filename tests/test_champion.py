@@ -359,6 +359,10 @@ def test_repair_writes_a_missing_record_again_from_the_history_and_says_what_it_
     promote_at(root, tmp_path, "r1", 0.8)
     promote_at(root, tmp_path, "r2", 0.9)
     storage.delete(layout.champion_record(root))
+    code, _, err = in_process(capsys, "champion", "show", "--root", root)
+    assert (
+        code == 0 and "missing, though the history names 2 promotion(s): `trainboard champion repair`" in err
+    )
     for run in lost:
         storage.delete(storage.join(layout.model_dir(root, run), "model.keras"))
     code, _, err = in_process(capsys, "champion", "repair", "--root", root)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from trainboard import layout, storage
 from trainboard.artifacts.champion import ChampionRecord, read_champion, read_history
-from trainboard.artifacts.training_state import STATE_FILE, read_state
+from trainboard.artifacts.training_state import STATE_FILE, DamagedState, read_state
 from trainboard.checks import is_run_name
 
 ACTIVE_SECONDS = 3600  # a run with a file changed this recently may still be training
@@ -74,11 +74,11 @@ def _unfinished(root: str, run: str) -> str:
     """Why ``run``'s state says it is not done ("" when it is done or has no state)."""
     try:
         state = read_state(root, run)
-        if state is None:
-            return ""
-        done, epochs = int(state.epoch), state.started_with.get("epochs")
-    except (ValueError, TypeError, AttributeError):  # DamagedState, or a field of another type
+    except DamagedState:  # parsed: a field of another type is damage too
         return f"its {STATE_FILE} cannot be read"
+    if state is None:
+        return ""
+    done, epochs = state.epoch, state.started_with.get("epochs")
     if not (isinstance(epochs, int) and done < epochs):
         return ""
     # Short of its epochs: stopped early (early_stopping_patience) or cut off. One the pipeline went on to
@@ -95,11 +95,11 @@ def _link(folder: str) -> str:
 
 
 def _checkpoints(root: str, run: str, files: list[tuple[int, float]]) -> RunCheckpoints:
-    folder = layout.checkpoint_dir(root, run)
-    link = _link(folder)
-    if link:  # its own time, not its target's files'
-        return RunCheckpoints(run, 0, 0, Path(folder).lstat().st_mtime, link_to=link)
-    return RunCheckpoints(run, len(files), sum(s for s, _ in files), max(m for _, m in files))
+    modified = max(m for _, m in files)  # a link's: its target's files' (kept or not by the same rules)
+    link = _link(layout.checkpoint_dir(root, run))
+    if link:  # none of those files is deleted: not counted
+        return RunCheckpoints(run, 0, 0, modified, link_to=link)
+    return RunCheckpoints(run, len(files), sum(s for s, _ in files), modified)
 
 
 def plan(root: str, keep: int, now: float | None = None) -> Plan:

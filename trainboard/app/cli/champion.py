@@ -110,7 +110,12 @@ def _show(root: str, args: argparse.Namespace) -> None:
 
     record, _ = read_champion(root)
     if record is None:
-        progress(f"trainboard champion: {layout.champion_record(root)}: no champion yet")
+        from trainboard.artifacts.champion import read_history
+
+        entries = len(read_history(root))  # champion.json lost: the history still names the champion
+        lost = f"missing, though the history names {entries} promotion(s): `trainboard champion repair`"
+        said = f"{lost} writes it again from them" if entries else "no champion yet"
+        progress(f"trainboard champion: {layout.champion_record(root)}: {said}")
         if args.json:
             print_json(None)
         return
