@@ -5,9 +5,11 @@ Kubeflow Pipelines endpoint."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,12 +87,47 @@ def cafe_twice(tmp: Path) -> str:
     return f"folder:{tmp / 'images'}"
 
 
+def cafe_across_splits(tmp: Path, split: str, train_form: str, other_form: str) -> str:
+    """A class "café" in train in one Unicode form and in ``split`` in the other (copied from two
+    machines)."""
+    make_image_folder(tmp / "images", {"train": 4, split: 2}, classes=["tea", train_form])
+    os.rename(tmp / "images" / split / train_form, tmp / "images" / split / other_form)
+    return f"folder:{tmp / 'images'}"
+
+
 def webp_class(tmp: Path) -> str:
     make_image_folder(tmp / "images", {"train": 4}, classes=["circle", "square"])
     (tmp / "images" / "train" / "dot").mkdir()
     for i in range(4):
         Image.new("RGB", (32, 32)).save(tmp / "images" / "train" / "dot" / f"{i}.webp", "WEBP")
     return f"folder:{tmp / 'images'}"
+
+
+RECORD = {
+    "run": "k1",
+    "model_uri": "models/k1",
+    "metrics": {"test_accuracy": 0.9},
+    "promoted_at": "2026-11-01T02:00:00+00:00",
+    "reason": "first",
+}
+
+
+def root_with(tmp: Path, name: str, fields: dict, raw: str = "") -> str:
+    """A root holding only ``name`` (champion.json, a history entry or a run's state.json): ``fields`` as
+    JSON, with ``raw`` replacing the text "RAW" (a JSON token json.dumps never writes: Infinity, NaN)."""
+    path = tmp / "root" / name
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(fields).replace('"RAW"', raw))
+    return str(tmp / "root")
+
+
+def damaged_record(**fields) -> Callable[[Path], str]:
+    return lambda tmp: root_with(tmp, "champion.json", {**RECORD, **fields}, raw="Infinity")
+
+
+def damaged_state(**fields) -> Callable[[Path], str]:
+    state = {"epoch": 1, "checkpoint": "epoch-0001.keras", **fields}
+    return lambda tmp: root_with(tmp, "checkpoints/k1/state.json", state, raw="NaN")
 
 
 def config_file(tmp: Path, text: str) -> str:
@@ -108,11 +145,13 @@ def a_file(tmp: Path) -> str:
     return str(tmp / "notes.txt")
 
 
-def unwritable_folder(tmp: Path) -> str:
+def unwritable_folder(tmp: Path, record: bool = False) -> str:
     """A folder this user cannot write in: mode 0555, and immutable where the user is root (root writes
-    through modes)."""
+    through modes); with ``record``, a root holding a champion record."""
     folder = tmp / "read-only"
     folder.mkdir()
+    if record:
+        (folder / "champion.json").write_text(json.dumps(RECORD))
     folder.chmod(0o555)
     if os.access(folder, os.W_OK):
         subprocess.run(["chattr", "+i", str(folder)], capture_output=True)
@@ -190,6 +229,14 @@ CASES = [
         gcs=True,
     ),
     Case("local-run-newline", ["local", "--run-name", "nightly\n"], "run_name", ["not a valid run name"]),
+    Case("local-run-name-empty", ["local", "--run-name", ""], "run_name", ["'' is not a valid run name"]),
+    Case(
+        "local-restart-run-name-empty",
+        ["local", "--restart", "--run-name", ""],
+        "run_name",
+        ["'' is not a valid run name"],
+    ),
+    Case("submit-run-name-empty", ["submit", "--run-name", ""], "run_name", ["'' is not a valid run name"]),
     Case("local-huge-seed", ["local", "--seed", "4294967296"], "seed", ["[0, 4294967295]"]),
     Case(
         "local-profile-backwards",
@@ -362,6 +409,23 @@ CASES = [
         data=cafe_twice,
     ),
     Case(
+        "local-class-in-two-unicode-forms-across-splits",
+        ["local", "--dataset", "{data}"],
+        "dataset",
+        ["class folders train/'caf\\xe9' and test/'cafe\\u0301' are the same name in two Unicode forms"],
+        data=lambda tmp: cafe_across_splits(tmp, "test", "caf\u00e9", "cafe\u0301"),
+    ),
+    Case(
+        "local-class-in-two-unicode-forms-train-decomposed",
+        ["local", "--dataset", "{data}"],
+        "dataset",
+        [
+            "train/'cafe\\u0301' and validation/'caf\\xe9' are the same name in two Unicode forms",
+            "rename one",
+        ],
+        data=lambda tmp: cafe_across_splits(tmp, "validation", "cafe\u0301", "caf\u00e9"),
+    ),
+    Case(
         "local-webp-class",
         ["local", "--dataset", "{data}"],
         "dataset",
@@ -454,6 +518,127 @@ CASES = [
         "json",
         ["ignored explicit argument 'yes'"],
     ),
+    # files a person or a crash damaged: refused naming the file and the way out, never trusted
+    Case(
+        "champion-record-accuracy-text",
+        ["champion", "show", "--root", "{data}"],
+        "champion.json",
+        ["champion.json is not a valid champion record", "metrics", "not an object of numbers", "repair"],
+        data=damaged_record(metrics={"test_accuracy": "0.9"}),
+    ),
+    Case(
+        "champion-record-accuracy-infinity",
+        ["champion", "history", "--root", "{data}"],
+        "champion.json",
+        ["has no test_accuracy in [0, 1]", "trainboard champion repair --root"],
+        data=damaged_record(metrics={"test_accuracy": "RAW"}),
+    ),
+    Case(
+        "champion-record-promoted-tomorrow",
+        ["champion", "show", "--root", "{data}"],
+        "champion.json",
+        ["promoted_at 'tomorrow' is not an ISO 8601 time"],
+        data=damaged_record(promoted_at="tomorrow"),
+    ),
+    Case(
+        "champion-record-run-a-number",
+        ["gc", "--root", "{data}"],
+        "champion.json",
+        ["run 7 is not text without control characters"],
+        data=damaged_record(run=7),
+    ),
+    Case(
+        "champion-record-escape-sequence",
+        ["champion", "rollback", "--root", "{data}", "--to", "k1"],
+        "champion.json",
+        ["reason 'ok\\x1b[2J\\nforged' is not text without control characters"],
+        data=damaged_record(reason="ok\x1b[2J\nforged"),  # clears the screen, forges a line
+    ),
+    Case(
+        "champion-history-p-value-seven",
+        ["champion", "show", "--root", "{data}"],
+        "champion-history/20261101T020000-k1.json",
+        ["is not a valid champion record", "p_value 7 is not a p-value in [0, 1]"],
+        data=lambda tmp: root_with(tmp, "champion-history/20261101T020000-k1.json", {**RECORD, "p_value": 7}),
+    ),
+    Case(
+        "champion-history-unknown-action",
+        ["gc", "--root", "{data}"],
+        "champion-history/20261101T020000-k1.json",
+        ["action 'demote' is not one of promote, force, rollback"],
+        data=lambda tmp: root_with(
+            tmp, "champion-history/20261101T020000-k1.json", {**RECORD, "action": "demote"}
+        ),
+    ),
+    Case(
+        "local-state-epoch-text",
+        ["local", "--dataset", "demo", "--root", "{data}", "--run-name", "k1"],
+        "run_name",
+        [
+            "k1/state.json is damaged (epoch 'three' is not a whole number 0 or more)",
+            "--restart --run-name k1",
+        ],
+        data=damaged_state(epoch="three"),
+    ),
+    Case(
+        "local-state-checkpoint-outside",
+        ["local", "--dataset", "demo", "--root", "{data}", "--run-name", "k1"],
+        "run_name",
+        ["checkpoint '../../champion.json' is not a file name", "--restart --run-name k1"],
+        data=damaged_state(checkpoint="../../champion.json"),
+    ),
+    Case(
+        "local-state-history-nan-epoch",
+        ["local", "--dataset", "demo", "--root", "{data}", "--run-name", "k1"],
+        "run_name",
+        ["epoch nan is not a whole number 0 or more"],
+        data=damaged_state(epoch="RAW"),
+    ),
+    Case(
+        "local-state-unknown-field-newline",
+        ["local", "--dataset", "demo", "--root", "{data}", "--run-name", "k1"],
+        "run_name",
+        ["not a state's fields ['ep\\noch']"],
+        data=damaged_state(**{"ep\noch": 2}),
+    ),
+    # admin commands that write: a read-only root, a root too long for the file system
+    Case(
+        "champion-rollback-read-only-root",
+        ["champion", "rollback", "--root", "{data}", "--to", "k1"],
+        "root",
+        ["read-only is not writable by this user"],
+        data=lambda tmp: unwritable_folder(tmp, record=True),
+        undo=make_writable,
+    ),
+    Case(
+        "champion-repair-read-only-root",
+        ["champion", "repair", "--root", "{data}"],
+        "root",
+        ["read-only is not writable by this user"],
+        data=lambda tmp: unwritable_folder(tmp, record=True),
+        undo=make_writable,
+    ),
+    *[
+        Case(
+            f"{command[0]}-{'-'.join(command[1:2])}-root-{kind}".replace("--", "-"),
+            [*command, "--root", root],
+            "root",
+            words,
+        )
+        for command in (
+            ["local"],
+            ["gc"],
+            ["champion", "show"],
+            ["champion", "repair"],
+            ["champion", "rollback", "--to", "k1"],
+            ["weights", "fetch", "vgg16"],
+        )
+        for kind, root, words in (
+            ("name-too-long", f"/tmp/{'a' * 300}/runs", ["is 300 bytes long", "names of at most 255"]),
+            ("path-too-long", "/tmp/" + "/".join(["b" * 200] * 20), ["use a root of at most"]),
+            ("object-name-too-long", f"gs://{BUCKET}/{'c' * 900}", ["longer than gs:// object names"]),
+        )
+    ],
     # trainboard gc
     Case(
         "gc-default-root-missing",
@@ -820,7 +1005,9 @@ def test_bad_input_is_refused_naming_the_field_and_nothing_is_written_or_sent(
         out, err = capsys.readouterr()
         assert exit_.value.code == 2
         [message] = err.strip().splitlines()
-        option = case.field if case.field.isupper() else f"--{case.field.replace('_', '-')}"
+        # An environment variable or a positional by its name, a file (champion.json) as it is.
+        named_as_is = case.field.isupper() or "." in case.field
+        option = case.field if named_as_is else f"--{case.field.replace('_', '-')}"
         named = " ".join(command[:2]) if command[0] in WITH_ACTIONS else command[0]  # the command refused
         assert message.startswith(f"trainboard {named}: error: {option}: "), message
         assert out == ""
@@ -831,6 +1018,46 @@ def test_bad_input_is_refused_naming_the_field_and_nothing_is_written_or_sent(
     if case.gcs:
         assert [b.name for b in storage.gcs.client().list_buckets()] == [BUCKET], "no bucket may be created"
         assert storage.list_files(f"gs://{BUCKET}") == []
+
+
+REPO = Path(__file__).resolve().parents[1]
+AFTER_TENSORFLOW_LOADS = {
+    "tfds-not-prepared": (
+        ["local", "--no-serve", "--dataset", "tfds:mnist", "--tfds-data-dir", "{tmp}/tfds"],
+        "trainboard local: error: --dataset: tfds:mnist is not prepared in",
+    ),
+    "weights-of-another-architecture": (
+        ["local", "--no-serve", "--model", "vgg16", "--image-size", "32", "--weights", "{weights}"],
+        "trainboard local: error: --weights: ",
+    ),
+    "weights-fetch-offline": (
+        ["weights", "fetch", "vgg16", "--image-size", "32"],
+        "trainboard weights fetch: error: storage.googleapis.com cannot be reached from here",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", AFTER_TENSORFLOW_LOADS)
+def test_a_refusal_after_tensorflow_loads_is_the_one_line_on_stderr(tmp_path, case):
+    """TensorFlow's C++ log lines, absl's pre-init notice and absl's Python warnings stay out: stderr is
+    the refusal, one line (a real process: they are written by TensorFlow's C++ code, not Python's)."""
+    command, refusal = AFTER_TENSORFLOW_LOADS[case]
+    weights = mobilenet_weights_file(tmp_path) if "{weights}" in " ".join(command) else ""
+    args = [a.replace("{tmp}", str(tmp_path)).replace("{weights}", weights) for a in command]
+    env = {**os.environ, "TRAINBOARD_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    main_ = "import sys; from trainboard.app.cli import main; sys.exit(main())"
+    done = subprocess.run(
+        [sys.executable, "-c", main_, *args, "--root", str(tmp_path / "root")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode in (1, 2) and done.stdout == ""
+    [line] = done.stderr.splitlines()
+    assert line.startswith(refusal), done.stderr
 
 
 def test_the_matrix_covers_every_way_in():

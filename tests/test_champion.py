@@ -340,3 +340,51 @@ def test_a_root_from_before_the_history_gets_one_and_rolls_back_to_a_model_witho
     record_history(root, old)
     assert rollback(root, "r1").run == "r1" and champion_folder_run(root) == "r1"
     assert read_model_copy(layout.champion_model_dir(root), tmp_path / "served") == "r1"
+
+
+@pytest.mark.parametrize(
+    ("lost", "champion", "said"),
+    [
+        ([], "r2", "it was missing"),  # only champion.json gone
+        (["r2"], "r1", "the newer entries' models are not whole: r2"),  # and the newest model gone too
+        (["r2", "r1"], None, "nothing to repair"),  # no whole model to name: no champion, as before
+    ],
+    ids=["record", "record-and-newest-model", "every-model"],
+)
+def test_repair_writes_a_missing_record_again_from_the_history_and_says_what_it_did(
+    root, tmp_path, capsys, lost, champion, said
+):
+    """A champion.json lost with its history kept: without the repair the next run would be judged as if
+    there were no champion."""
+    promote_at(root, tmp_path, "r1", 0.8)
+    promote_at(root, tmp_path, "r2", 0.9)
+    storage.delete(layout.champion_record(root))
+    code, _, err = in_process(capsys, "champion", "show", "--root", root)
+    assert (
+        code == 0 and "missing, though the history names 2 promotion(s): `trainboard champion repair`" in err
+    )
+    for run in lost:
+        storage.delete(storage.join(layout.model_dir(root, run), "model.keras"))
+    code, _, err = in_process(capsys, "champion", "repair", "--root", root)
+    assert code == 0, err
+    assert said in err and all(line.startswith("trainboard champion: ") for line in err.splitlines()), err
+    record, _ = read_champion(root)
+    assert (record.run if record else None) == champion
+    if champion:
+        assert f"again from the history: champion {champion}" in err and champion_folder_run(root) == champion
+        recopied = f"copied the champion's model ({champion}, 3 files)"
+        assert (recopied in err) == (champion == "r1"), (
+            "models/champion/ held r2: copied only when it changes"
+        )
+        code, _, err = in_process(capsys, "champion", "repair", "--root", root)
+        assert code == 0 and "nothing to repair" in err, "done: the second repair finds nothing"
+
+
+@pytest.mark.parametrize("torn", ["model.keras", "trainboard_manifest.json"])
+def test_repair_says_what_it_recopied(root, tmp_path, capsys, torn):
+    promote_at(root, tmp_path, "r1", 0.8)
+    storage.delete(storage.join(layout.champion_model_dir(root), torn))
+    code, _, err = in_process(capsys, "champion", "repair", "--root", root)
+    assert code == 0, err
+    assert f"copied the champion's model (r1, 3 files) to {layout.champion_model_dir(root)}/" in err
+    assert champion_folder_run(root) == "r1"

@@ -4,7 +4,9 @@ runs still training stay, and nothing outside checkpoints/ is touched; on a loca
 from __future__ import annotations
 
 import json
+import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -134,3 +136,36 @@ def test_gc_json_is_a_line_of_json_a_run_saying_whether_it_goes(root, capsys, mo
     assert runs[0]["checkpoints"] == layout.checkpoint_dir(root, runs[0]["run"])
     assert runs[0]["bytes"] == checkpoint_bytes(root, runs[0]["run"]) and runs[0]["files"] > 0
     assert "would delete 2 of 8 runs' checkpoints" in err and storage.list_files(root) == before
+
+
+def test_gc_counts_a_link_as_a_link_and_reports_what_it_really_removed(tmp_path, capsys, monkeypatch):
+    """Symbolic links under checkpoints/ (to a model folder, to a folder outside the root): each is one
+    link, not its target's files, in the plan and in what --delete reports; the targets stay."""
+    root = str(tmp_path / "root")
+    monkeypatch.setattr(gc, "ACTIVE_SECONDS", 0)
+    checkpoint(root, RUNS[0], 2, 2, 100)
+    checkpoint(root, RUNS[7], 2, 2, 100)  # the newest: kept
+    outside = tmp_path / "elsewhere"
+    for name in ("a", "b", "c"):
+        storage.write_bytes(str(outside / name), b"x" * 1000)
+    storage.write_bytes(storage.join(layout.model_dir(root, "k1"), "model.keras"), b"m" * 5000)
+    checkpoints = tmp_path / "root" / "checkpoints"
+    (checkpoints / "to-a-model").symlink_to(layout.model_dir(root, "k1"))
+    (checkpoints / "to-elsewhere").symlink_to(outside)
+    old = time.time() - 86400
+    for path in [*outside.iterdir(), *Path(layout.model_dir(root, "k1")).iterdir()]:
+        os.utime(path, (old, old))  # a link is as old as what it points at
+    own = checkpoint_bytes(root, RUNS[0])
+
+    assert main(["gc", "--root", root, "--keep", "1"]) == 0
+    out, err = capsys.readouterr()
+    assert (
+        f"to-elsewhere  {checkpoints / 'to-elsewhere'}  a symbolic link to {outside} (only the link)" in out
+    )
+    assert f"would delete 3 of 4 runs' checkpoints, {own} bytes and 2 symbolic link(s)" in err
+
+    assert main(["gc", "--root", root, "--keep", "1", "--delete"]) == 0
+    _, err = capsys.readouterr()
+    assert f"deleted 3 of 4 runs' checkpoints, {own} bytes in 2 files and 2 symbolic link(s)" in err
+    assert sorted(p.name for p in checkpoints.iterdir()) == [RUNS[7]]
+    assert len(storage.list_files(str(outside))) == 3 and storage.list_files(layout.model_dir(root, "k1"))

@@ -72,6 +72,28 @@ def test_folder_with_all_splits_and_a_corrupt_file(tmp_path):
     assert builder.info.features["label"].names == info.class_names
 
 
+@pytest.mark.parametrize("by_split", [True, False], ids=["by-split", "classes-only"])
+def test_a_nested_image_is_reported_as_nested_not_as_not_an_image(tmp_path, by_split):
+    """Images in folders inside a class folder (one and two levels down) are not read, and said so as
+    nested, up front and in the card; a text file there is still "not an image file"."""
+    src = tmp_path / "images"
+    make_image_folder(src, {"train" if by_split else "": 4})
+    circle = src / "train" / "circle" if by_split else src / "circle"
+    image = (circle / "0001.jpg").read_bytes()
+    (circle / "more").mkdir()
+    (circle / "more" / "a.jpg").write_bytes(image)
+    (circle / "more" / "deeper").mkdir()
+    (circle / "more" / "deeper" / "b.jpg").write_bytes(image)
+    (circle / "more" / "notes.txt").write_text("not an image")
+    notes = check_source(f"folder:{src}", "", validation_fraction=0.25, test_fraction=0.25)
+    assert any("2 image(s) in folders inside class folders (nested" in note for note in notes), notes
+    info = prepare_data(
+        DataConfig(f"folder:{src}", validation_fraction=0.25, test_fraction=0.25), str(tmp_path / "d")
+    )
+    assert info.extra["skipped"] == {"not an image file": 1, "nested: in a folder inside a class folder": 2}
+    assert sum(info.examples.values()) == 12, "the class folders' own images, all of them"
+
+
 def test_every_format_and_jpeg_flavour_is_checked_and_stored_as_training_reads_it(tmp_path):
     """JPEG sizes come from their headers (baseline, progressive, greyscale, segments before the frame
     header, stray bytes between segments), GIF and BMP are stored as PNG, and the minimum side holds

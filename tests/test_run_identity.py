@@ -359,6 +359,26 @@ def test_damaged_records_are_refused_before_any_work_and_repaired(root, tmp_path
     assert code == 0 and "nothing to repair" in err
 
 
+@pytest.mark.parametrize("restart", [True, False])
+def test_a_promoted_run_whose_history_entry_was_moved_aside_is_refused_before_anything_is_deleted(
+    tmp_path, capsys, restart
+):
+    """champion repair moved k1's damaged history entry aside: its published model still makes the name
+    final, and --restart deletes nothing before it is refused."""
+    root = str(tmp_path / "root")
+    promote_at(root, tmp_path, "k1", 0.8)
+    promote_at(root, tmp_path, "k2", 0.9)
+    storage.write_bytes(history_entry(root, read_history(root)[0]), b'{"run": 7}')
+    assert in_process(capsys, "champion", "repair", "--root", root)[0] == 0
+    checkpoint = storage.join(layout.checkpoint_dir(root, "k1"), "epoch-0001.keras")
+    storage.write_bytes(checkpoint, b"k1's last epoch")
+    code, out, err = in_process(capsys, *local(root, "k1", *(["--restart"] if restart else [])))
+    assert (code, out) == (2, ""), err
+    assert f"--run-name: run k1 has a published model ({layout.model_dir(root, 'k1')})" in err
+    assert "give this run another name" in err and len(err.strip().splitlines()) == 1
+    assert storage.read_bytes(checkpoint) == b"k1's last epoch", "nothing deleted"
+
+
 def test_a_copied_root_finds_its_models(tmp_path, capsys):
     """Case 8: records name models relative to the root; an old absolute one is still read."""
     root, copy = tmp_path / "root", tmp_path / "restored"

@@ -45,16 +45,24 @@ def check_count(field: str, value: str) -> None:
         )
 
 
+def _is_hidden(c: str) -> bool:
+    return unicodedata.category(c)[0] == "C" or unicodedata.category(c) in ("Zl", "Zp")
+
+
 def hidden_characters(text: str) -> list[str]:
     """The code points (U+XXXX) in ``text`` that print as nothing or move what follows: controls (a
     newline, an escape sequence), formatting marks (right-to-left overrides, zero-width spaces),
     unassigned ones, line and paragraph separators (categories C*, Zl, Zp). In a name, a path or a
     reason they make logs and the UI lie: 'night\u202eylth' reads as another name."""
-    return [
-        f"U+{ord(c):04X}"
-        for c in text
-        if unicodedata.category(c)[0] == "C" or unicodedata.category(c) in ("Zl", "Zp")
-    ]
+    return [f"U+{ord(c):04X}" for c in text if _is_hidden(c)]
+
+
+def printable(text: str) -> str:
+    """``text`` as it may go to a terminal: each of its hidden_characters written as its Python escape
+    (a newline as \\n, an escape sequence's ESC as \\x1b, a right-to-left override as \\u202e), the rest
+    as it is. Every text read from a file (a lease, a record, a state) goes through it before it is
+    printed: raw, it could recolour the terminal, forge lines or reverse what follows."""
+    return "".join(c.encode("unicode_escape").decode("ascii") if _is_hidden(c) else c for c in text)
 
 
 def check_visible(field: str, value: str) -> None:

@@ -16,6 +16,7 @@ import os
 import shlex
 import socket
 import tempfile
+import warnings
 from pathlib import Path
 
 from trainboard import layout, storage
@@ -176,7 +177,13 @@ def check_weights_file(path: Path, weights: str, model: str, image_size: int) ->
     from trainboard.backbones import backbone
 
     try:
-        backbone(model, image_size, weights=str(path))
+        # Keras warns once per layer it skips, then raises: the refusal below says it in one line. A
+        # load that succeeds gives its warnings back.
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            backbone(model, image_size, weights=str(path))
+        for warning in said:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     except (ValueError, OSError, KeyError) as e:
         keras_says = " ".join(str(e).split())[:300]  # one line: Keras's message may run over several
         raise UsageError(

@@ -77,5 +77,9 @@ def _plan_folder(source: Source, validation_fraction: float, test_fraction: floa
         for label, cls in enumerate(folder.class_names)
         for uri in classes.get(cls, [])
     ]
-    skipped = {"not an image file": folder.not_images} if folder.not_images else {}
+    reasons = {
+        "not an image file": folder.not_images,
+        "nested: in a folder inside a class folder": folder.nested,
+    }
+    skipped = {reason: files for reason, files in reasons.items() if files}
     return Plan(examples, folder.class_names, skipped=skipped, notes=folder.notes)

@@ -11,12 +11,14 @@ symbolic link among them is deleted, not followed (storage.delete_folder). Tenso
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from trainboard import layout, storage
 from trainboard.artifacts.champion import ChampionRecord, read_champion, read_history
-from trainboard.artifacts.training_state import STATE_FILE, read_state
+from trainboard.artifacts.training_state import STATE_FILE, DamagedState, read_state
 from trainboard.checks import is_run_name
 
 ACTIVE_SECONDS = 3600  # a run with a file changed this recently may still be training
@@ -29,6 +31,9 @@ class RunCheckpoints:
     bytes: int
     modified: float  # the newest file's time, seconds since the epoch
     kept_because: str = ""  # "" : deleted (or would be)
+    link_to: str = (
+        ""  # a symbolic link where the run's folder should be: where it points (no files of its own)
+    )
 
 
 @dataclass
@@ -69,11 +74,11 @@ def _unfinished(root: str, run: str) -> str:
     """Why ``run``'s state says it is not done ("" when it is done or has no state)."""
     try:
         state = read_state(root, run)
-        if state is None:
-            return ""
-        done, epochs = int(state.epoch), state.started_with.get("epochs")
-    except (ValueError, TypeError, AttributeError):  # DamagedState, or a field of another type
+    except DamagedState:  # parsed: a field of another type is damage too
         return f"its {STATE_FILE} cannot be read"
+    if state is None:
+        return ""
+    done, epochs = state.epoch, state.started_with.get("epochs")
     if not (isinstance(epochs, int) and done < epochs):
         return ""
     # Short of its epochs: stopped early (early_stopping_patience) or cut off. One the pipeline went on to
@@ -81,6 +86,20 @@ def _unfinished(root: str, run: str) -> str:
     if storage.list_files(layout.evaluation_dir(root, run)):
         return ""
     return f"still training ({done} of {epochs} epochs done, not evaluated)"
+
+
+def _link(folder: str) -> str:
+    """Where ``folder`` points when it is a symbolic link ("" when it is not: always on gs://, which has
+    none). gc deletes the link, never what it points at, so the link counts none of those files."""
+    return "" if storage.is_gcs(folder) or not Path(folder).is_symlink() else os.readlink(folder)
+
+
+def _checkpoints(root: str, run: str, files: list[tuple[int, float]]) -> RunCheckpoints:
+    modified = max(m for _, m in files)  # a link's: its target's files' (kept or not by the same rules)
+    link = _link(layout.checkpoint_dir(root, run))
+    if link:  # none of those files is deleted: not counted
+        return RunCheckpoints(run, 0, 0, modified, link_to=link)
+    return RunCheckpoints(run, len(files), sum(s for s, _ in files), modified)
 
 
 def plan(root: str, keep: int, now: float | None = None) -> Plan:
@@ -93,10 +112,7 @@ def plan(root: str, keep: int, now: float | None = None) -> Plan:
         # called, is no run's (and is never deleted).
         if "/" in rel and is_run_name(rel.split("/", 1)[0]):
             per_run.setdefault(rel.split("/", 1)[0], []).append((size, modified))
-    runs = [
-        RunCheckpoints(run, len(files), sum(s for s, _ in files), max(m for _, m in files))
-        for run, files in per_run.items()
-    ]
+    runs = [_checkpoints(root, run, files) for run, files in per_run.items()]
     runs.sort(key=lambda r: (r.modified, r.run))
     champions = lineage(root)
     newest = {r.run for r in runs[-keep:]} if keep > 0 else set()
@@ -112,7 +128,31 @@ def plan(root: str, keep: int, now: float | None = None) -> Plan:
     return Plan(root, keep, runs)
 
 
-def execute(result: Plan) -> None:
-    """Delete the checkpoints of every run ``result`` does not keep, file by file."""
+@dataclass
+class Removed:
+    """What execute really removed: files and their bytes, symbolic links; and what it could not."""
+
+    files: int = 0
+    bytes: int = 0
+    links: int = 0
+    left: list[str] = field(default_factory=list)  # a run's folder still holding files afterwards
+
+
+def execute(result: Plan) -> Removed:
+    """Delete the checkpoints of every run ``result`` does not keep, file by file; what was removed, counted
+    from what is gone afterwards (a link is one link, not its target's files)."""
+    removed = Removed()
     for r in result.delete:
-        storage.delete_folder(layout.checkpoint_dir(result.root, r.run))
+        folder = layout.checkpoint_dir(result.root, r.run)
+        before = {} if r.link_to else storage.list_modified(folder)
+        storage.delete_folder(folder)
+        if r.link_to:
+            removed.links += 0 if Path(folder).is_symlink() else 1
+            continue
+        after = storage.list_modified(folder)
+        gone = set(before) - set(after)
+        removed.files += len(gone)
+        removed.bytes += sum(before[rel][0] for rel in gone)
+        if after:
+            removed.left.append(folder)
+    return removed

@@ -36,7 +36,7 @@ def rollback(root: str, to: str, reason: str = "") -> ChampionRecord:
     """Make run ``to``'s model (``<root>/models/<to>/``, whole by its manifest) the champion again, with its
     metrics of its last promotion: a recorded promotion (action rollback), by the same compare-and-swap
     as promote; then ``models/champion/`` is copied from it."""
-    root = check_root(root)
+    root = check_root(root, will_write=True)  # a read-only root: refused before anything is read
     check_run_name(to, "to")
     check_visible("reason", reason)  # it goes into the history and every listing of it
     promotions = [r for r in read_history(root) if r.run == to]
@@ -88,9 +88,27 @@ def _whole(root: str, run: str) -> bool:
 def repair(root: str) -> list[str]:
     """Mend what a crash or a hand edit damaged, saying what was done (nothing: []): every history entry
     that is not a record moved to ``<root>/champion-history-damaged/`` (kept, not deleted); a
-    champion.json that is not a record written again from the newest history entry whose model is whole
-    (or removed when there is none); then ``models/champion/`` copied from the record's model."""
-    root = check_root(root)
+    champion.json that is missing or not a record written again from the newest history entry whose model
+    is whole (a damaged one removed when there is none); then ``models/champion/`` copied from the
+    record's model where it is not that model, whole."""
+    root = check_root(root, will_write=True)  # a read-only root: refused before anything is moved
+    done = _move_damaged_history(root) + _rebuild_record(root)
+    serving = layout.champion_model_dir(root)
+    before = read_manifest(serving)
+    whole = matches_manifest(serving, before)
+    try:
+        sync_champion_model(root)
+    except IncompleteModel as e:
+        raise UsageError("root", f"{e}; roll back to a champion whose model is whole") from None
+    after = read_manifest(serving)
+    if after is not None and not (whole and after == before):
+        done.append(
+            f"copied the champion's model ({after['run']}, {len(after['files'])} files) to {serving}/"
+        )
+    return done
+
+
+def _move_damaged_history(root: str) -> list[str]:
     done = []
     for uri in storage.list_files(layout.champion_history_dir(root)):
         if not uri.endswith(".json"):  # a local root's lock files
@@ -102,23 +120,31 @@ def repair(root: str) -> list[str]:
             storage.copy_file(uri, aside)
             storage.delete(uri)
             done.append(f"moved the damaged history entry {uri} to {aside}")
+    return done
+
+
+def _rebuild_record(root: str) -> list[str]:
+    """champion.json written again from the history when it is missing or damaged. A missing one with a
+    history is a loss, not "no champion": without it the next run would be judged against none."""
     record_uri = layout.champion_record(root)
     data, generation = storage.read_versioned(record_uri)  # read once: the write below is at this version
     try:
         if data is not None:
             parse_record(data, record_uri)
+            return []
     except ChampionRecordError:
-        good = [r for r in read_history(root) if _whole(root, r.run)]
-        if good:
-            storage.write_if_generation(
-                record_uri, storage.read_bytes(history_entry(root, good[-1])), generation
-            )
-            done.append(f"wrote {record_uri} again from the history: champion {good[-1].run}")
-        else:
-            storage.delete(record_uri)
-            done.append(f"removed {record_uri}: no history entry names a whole model (no champion now)")
-    try:
-        sync_champion_model(root)
-    except IncompleteModel as e:
-        raise UsageError("root", f"{e}; roll back to a champion whose model is whole") from None
-    return done
+        pass
+    history = read_history(root)
+    good = [r for r in history if _whole(root, r.run)]
+    what = "missing" if data is None else "damaged"
+    if good:
+        entry = history_entry(root, good[-1])
+        storage.write_if_generation(record_uri, storage.read_bytes(entry), generation)
+        skipped = [r.run for r in history[history.index(good[-1]) + 1 :]]
+        newer = f"; the newer entries' models are not whole: {', '.join(skipped)}" if skipped else ""
+        champion = f"champion {good[-1].run} (it was {what}; from {entry}){newer}"
+        return [f"wrote {record_uri} again from the history: {champion}"]
+    if data is None:
+        return []  # no history entry names a whole model either: no champion, as before
+    storage.delete(record_uri)
+    return [f"removed {record_uri}: no history entry names a whole model (no champion now)"]

@@ -18,6 +18,7 @@ TensorFlow-free.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import getpass
 import hashlib
 import json
@@ -29,6 +30,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from trainboard import layout, storage
+from trainboard.artifacts.record_fields import record_problem
+from trainboard.checks import printable
 from trainboard.errors import UsageError
 from trainboard.faults import fault_pause
 from trainboard.invocation import command
@@ -72,15 +75,13 @@ def parse_record(data: bytes, uri: str) -> ChampionRecord:
     """The record in ``data``, or ChampionRecordError naming what is wrong and how to recover."""
     try:
         fields = json.loads(data)
+        problem = record_problem(fields, [f.name for f in dataclasses.fields(ChampionRecord)])
+        if problem:
+            raise ValueError(problem)
         record = ChampionRecord(**fields)
-        accuracy = record.accuracy
-        if not (isinstance(record.run, str) and isinstance(record.model_uri, str) and 0 <= accuracy <= 1):
-            raise ValueError(
-                f"run {record.run!r}, model_uri {record.model_uri!r}, test_accuracy {accuracy!r}"
-            )
-    except (ValueError, TypeError, KeyError) as e:
+    except ValueError as e:
         raise ChampionRecordError(
-            f"{uri} is not a valid champion record ({type(e).__name__}: {e}); nothing was overwritten. "
+            f"{uri} is not a valid champion record ({e}); nothing was overwritten. "
             f"Repair the records ({command('champion repair --root ROOT')}: the record written again from "
             "the history, damaged history entries moved aside), or restore the file by hand",
             uri,
@@ -112,6 +113,15 @@ def check_records(root: str, run: str = "") -> None:
             f"run {run} was promoted before ({history_entry(root, named[0])}): a promoted run's name and "
             "model are final, never trained again; give this run another name",
         )
+    # A promoted run whose history entry was moved aside (champion repair) still has its published model.
+    published = layout.model_dir(root, run) if run else ""
+    if published and storage.list_files(published):
+        raise UsageError(
+            "run_name",
+            f"run {run} has a published model ({published}), as a promoted run has, though no record "
+            "names it: a promoted run's name and model are final, never trained again; give this run "
+            "another name",
+        )
 
 
 def write_champion(root: str, record: ChampionRecord, generation: int) -> None:
@@ -127,7 +137,7 @@ def who() -> str:
         user = os.environ.get("TRAINBOARD_USER") or getpass.getuser()
     except (KeyError, OSError):  # a container user without a passwd entry
         user = str(os.getuid())
-    return f"{user}@{socket.gethostname()}"
+    return printable(f"{user}@{socket.gethostname()}")  # no control characters into a record
 
 
 # --- the history -------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -25,6 +26,7 @@ from datetime import UTC, datetime
 
 from trainboard import storage
 from trainboard.artifacts.champion import who
+from trainboard.checks import hidden_characters, printable
 from trainboard.errors import UsageError
 from trainboard.layout import lease_file
 
@@ -32,6 +34,9 @@ from trainboard.layout import lease_file
 # preparation, a GPU pod waiting for a node); a killed run's name is free again after it.
 LEASE_SECONDS = 1800.0
 RENEW_SECONDS = 60
+# A lease's expiry is at most LEASE_SECONDS after its last renewal; one further ahead than that (plus this
+# much for the clocks of two machines) was not written by a run: a hand edit, or a clock years off.
+CLOCK_SKEW_SECONDS = 300.0
 HOLDER_ENV = "TRAINBOARD_LEASE_HOLDER"
 log = logging.getLogger(__name__)
 
@@ -54,22 +59,52 @@ def holder_for(job_id: str) -> str:
     return os.environ.get(HOLDER_ENV) or f"kfp-run-{job_id}"
 
 
+class NotALease(ValueError):
+    """A lease file that no run wrote: not JSON, other fields or types, an expiry that cannot be real."""
+
+
+def parse_lease(data: bytes, run: str, now: float) -> Lease:
+    """The lease in ``data`` (the file of ``run``), or NotALease saying what is wrong with it."""
+    try:
+        fields = json.loads(data)
+    except ValueError as e:  # truncated, not JSON, not UTF-8
+        raise NotALease(f"not JSON ({e})") from None
+    if not isinstance(fields, dict) or set(fields) - {"run", "holder", "expires", "by"}:
+        raise NotALease("not a lease's fields (run, holder, expires, by)")
+    if fields.get("run") != run:
+        raise NotALease(f"run {printable(repr(fields.get('run')))}, not {run}")
+    holder, by, expires = fields.get("holder"), fields.get("by", ""), fields.get("expires")
+    for name, value in (("holder", holder), ("by", by)):
+        if not isinstance(value, str) or hidden_characters(value) or (name == "holder" and not value):
+            raise NotALease(f"{name} {printable(repr(value))} is not a holder's name")
+    if isinstance(expires, bool) or not isinstance(expires, int | float) or not math.isfinite(expires):
+        raise NotALease(f"expires {printable(repr(expires))} is not a time (seconds since the epoch)")
+    if expires > now + LEASE_SECONDS + CLOCK_SKEW_SECONDS:
+        days = (expires - now) / 86400
+        raise NotALease(f"it expires in {days:.1f} days, but a lease lasts {LEASE_SECONDS / 60:.0f} minutes")
+    return Lease(run, str(holder), float(expires), str(by))
+
+
 def _read(root: str, run: str) -> tuple[Lease | None, int]:
-    data, generation = storage.read_versioned(lease_file(root, run))
+    """The lease on ``run`` and its generation; a file that cannot be a lease holds nothing: it is treated
+    as expired, said on the log (stderr), and replaced by the next taker."""
+    uri = lease_file(root, run)
+    data, generation = storage.read_versioned(uri)
     if data is None:
         return None, 0
     try:
-        return Lease(**json.loads(data)), generation
-    except (ValueError, TypeError):  # a damaged lease holds nothing: it is replaced
+        return parse_lease(data, run, time.time()), generation
+    except NotALease as e:
+        log.warning("trainboard: %s is not a lease a run wrote (%s): treated as expired", uri, e)
         return None, generation
 
 
 def _in_use(lease: Lease, root: str) -> UsageError:
     return UsageError(
         "run_name",
-        f"run {lease.run} is in use by {lease.holder} ({lease.by}) until {lease.ends()} "
-        f"({lease_file(root, lease.run)}); its lease is renewed while it runs, and a run that was killed "
-        "frees the name then. Wait for it, or give this run another name",
+        f"run {lease.run} is in use by {printable(lease.holder)} ({printable(lease.by)}) until "
+        f"{lease.ends()} ({lease_file(root, lease.run)}); its lease is renewed while it runs, and a run "
+        "that was killed frees the name then. Wait for it, or give this run another name",
     )
 
 

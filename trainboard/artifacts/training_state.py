@@ -5,6 +5,7 @@ which checks it before any work."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import zipfile
@@ -13,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from trainboard import layout, storage
+from trainboard.checks import hidden_characters, printable
 from trainboard.config import DataConfig, TrainingConfig
 from trainboard.errors import UsageError
 from trainboard.invocation import command
@@ -74,18 +76,52 @@ def _way_out(run: str) -> str:
 
 
 class DamagedState(ValueError):
-    """A run's state.json that is not a state: truncated, not JSON, or not a state's fields."""
+    """A run's state.json that is not a state: truncated, not JSON, or not a state's fields and types."""
+
+
+def _problem(name: str, value: Any) -> str | None:
+    """What is wrong with the state's field ``name`` (as json.loads read it), None when nothing is."""
+    if name in ("epoch", "attempt"):
+        least = 0 if name == "epoch" else 1
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= least
+        return None if ok else f"is not a whole number {least} or more"
+    if name == "checkpoint":  # a file beside state.json, by name
+        ok = isinstance(value, str) and "/" not in value and value not in (".", "..")
+        return None if ok and not hidden_characters(value) else "is not a file name"
+    if not isinstance(value, dict) or any(not isinstance(k, str) or hidden_characters(k) for k in value):
+        return "is not an object of names"
+    if name == "logs":
+        counts = [v for v in value.values() if isinstance(v, int) and not isinstance(v, bool) and v >= 0]
+        return None if len(counts) == len(value) else "holds a length that is not a whole number 0 or more"
+    if name == "history":
+        series = [v for v in value.values() if isinstance(v, list)]
+        numbers = all(isinstance(x, int | float) and not isinstance(x, bool) for v in series for x in v)
+        whole = len(series) == len(value) and numbers
+        return None if whole else "holds a metric that is not a list of numbers"
+    return None
+
+
+def parse_state(data: bytes) -> TrainingState:
+    """The state in ``data``, or DamagedState naming the first field that is wrong and how."""
+    try:
+        fields = json.loads(data)
+    except ValueError as e:  # truncated, not JSON, not UTF-8
+        raise DamagedState(f"not JSON: {e}") from None
+    names = [f.name for f in dataclasses.fields(TrainingState)]
+    if not isinstance(fields, dict) or set(fields) - set(names):
+        unknown = sorted(set(fields) - set(names)) if isinstance(fields, dict) else []
+        raise DamagedState(f"not a state's fields {printable(repr(unknown or type(fields).__name__))}")
+    for name, value in fields.items():
+        problem = _problem(name, value)
+        if problem:
+            raise DamagedState(f"{name} {printable(repr(value))[:80]} {problem}")
+    return TrainingState(**fields)
 
 
 def read_state(root: str, run: str) -> TrainingState | None:
     """The run's commit, None when it has none; DamagedState (saying why) when it cannot be read."""
     data, _ = storage.read_versioned(state_uri(root, run))
-    if data is None:
-        return None
-    try:
-        return TrainingState(**json.loads(data))
-    except (ValueError, TypeError) as e:  # truncated, not JSON, not a state
-        raise DamagedState(str(e)) from None
+    return None if data is None else parse_state(data)
 
 
 def load_state(root: str, run: str) -> TrainingState:

@@ -28,6 +28,7 @@ class ImageFolder:
     class_names: list[str]
     not_images: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # how the layout was read where it may surprise
+    nested: list[str] = field(default_factory=list)  # images in a folder inside a class folder: not read
 
 
 def _is_image(uri: str) -> bool:
@@ -90,6 +91,20 @@ def _check_distinct_names(where: str, folders: set[str]) -> None:
                 "(composed and decomposed); they would be two classes that look alike: merge them into one",
             )
         seen[key] = rel
+
+
+def _check_same_form(where: str, split: str, unknown: list[str], class_names: list[str]) -> None:
+    """A class of ``split`` that train has not, but in another Unicode form (test/cafe + U+0301 beside
+    train/caf\u00e9, from two machines): name the two forms, not "a class train has not"."""
+    composed = {unicodedata.normalize("NFC", name): name for name in class_names}
+    for name in unknown:
+        same = composed.get(unicodedata.normalize("NFC", name))
+        if same is not None:
+            raise UsageError(
+                "dataset",
+                f"{where}: class folders train/{same!a} and {split}/{name!a} are the same name in two "
+                "Unicode forms (composed and decomposed); rename one so that both are written alike",
+            )
 
 
 def check_gcs_folder(uri: str) -> None:
@@ -193,7 +208,16 @@ def scan_folder(uri: str) -> ImageFolder:
     tree = _class_folders(folders, split_of)
     not_images, unsupported = _place_files(tree, uris, split_of)
     class_names = _check_classes(where, uri, tree, unsupported)
-    return ImageFolder(splits=tree, class_names=class_names, not_images=not_images, notes=notes)
+    # An image below a class folder's own (tea/more/1.jpg) is nested, not "not an image": say so up front.
+    depth = 3 if split_of else 2
+    nested = [rel for rel in not_images if rel.count("/") >= depth and _is_image(rel)]
+    if nested:
+        notes.append(
+            f"{len(nested)} image(s) in folders inside class folders (nested, such as {nested[0]}) are not "
+            "read: only a class folder's own images are; move them up into their class folder"
+        )
+    not_images = [rel for rel in not_images if rel not in set(nested)]
+    return ImageFolder(tree, class_names, not_images=not_images, notes=notes, nested=nested)
 
 
 def _listing(where: str, uri: str) -> dict[str, str]:
@@ -282,6 +306,7 @@ def _check_classes(
             problem = _unsupported(others.get(empty[0], [])) or "has no images"
             raise UsageError("dataset", f"{where}: class folder {split}/{empty[0]} {problem}")
         unknown = sorted(set(classes) - set(class_names))
+        _check_same_form(where, split, unknown, class_names)
         if unknown:
             raise UsageError(
                 "dataset",

@@ -23,6 +23,8 @@ from trainboard.app.cli import (
     tensorboard,
     weights,
 )
+from trainboard.app.cli.output import quiet_tensorflow
+from trainboard.checks import printable
 from trainboard.errors import OneLineParser, UsageError, stopped_by, stopped_code
 from trainboard.stopping import stop_on_sigterm
 
@@ -63,13 +65,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     stop_on_sigterm()  # as Ctrl-C: the lease given back, the resume hint, the processes below stopped
+    if not getattr(args, "verbose", False):
+        quiet_tensorflow()
     try:
         return args.handler(args)
     except UsageError as e:
         # An environment variable (TRAINBOARD_IMAGE) or a positional (MODEL) is named as it is; a field by
         # its option. A file (champion.json) is named as it is.
         option = e.field if e.field.isupper() or "." in e.field else "--" + e.field.replace("_", "-")
-        command.exit(2, f"{command.prog}: error: {option}: {e.problem}\n")
+        # What a file or a server said is in it: escaped, one line, whatever it held.
+        command.exit(2, f"{command.prog}: error: {printable(option)}: {printable(e.problem)}\n")
     except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM anywhere else (a check, a wait): no traceback
         command.exit(stopped_code(e), f"{command.prog}: {stopped_by(e)}\n")
     except BrokenPipeError:  # `trainboard champion history | head`: the reader has what it wanted

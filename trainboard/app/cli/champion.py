@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from trainboard.app.cli.output import add_json_option, print_fields, print_json, progress, server_error
 from trainboard.app.cli.root_option import add_root_option, no_root
+from trainboard.checks import printable
 from trainboard.roots import check_root, root_exists
 
 if TYPE_CHECKING:
@@ -109,7 +110,12 @@ def _show(root: str, args: argparse.Namespace) -> None:
 
     record, _ = read_champion(root)
     if record is None:
-        progress(f"trainboard champion: {layout.champion_record(root)}: no champion yet")
+        from trainboard.artifacts.champion import read_history
+
+        entries = len(read_history(root))  # champion.json lost: the history still names the champion
+        lost = f"missing, though the history names {entries} promotion(s): `trainboard champion repair`"
+        said = f"{lost} writes it again from them" if entries else "no champion yet"
+        progress(f"trainboard champion: {layout.champion_record(root)}: {said}")
         if args.json:
             print_json(None)
         return
@@ -134,11 +140,12 @@ def _history(root: str, args: argparse.Namespace) -> None:
             print_json(asdict(entry))
         else:
             accuracy = entry.metrics.get("test_accuracy", float("nan"))
-            print(
+            line = (
                 f"{entry.promoted_at}  {entry.action:<8} {entry.run}  "
                 f"(before: {entry.previous or '-'})  test_accuracy {accuracy:.4f}  "
                 f"by {entry.by or '-'}: {entry.reason}"
             )
+            print(printable(line))
 
 
 def _rollback(root: str, args: argparse.Namespace) -> None:

@@ -7,6 +7,7 @@ import argparse
 
 from trainboard.app.cli.output import add_json_option, print_json, progress
 from trainboard.app.cli.root_option import add_root_option, no_root
+from trainboard.checks import printable
 from trainboard.errors import UsageError
 from trainboard.roots import check_root, root_exists
 
@@ -66,15 +67,27 @@ def run(args: argparse.Namespace) -> int:
                     "bytes": r.bytes,
                     "delete": not r.kept_because,
                     "kept_because": r.kept_because or None,
+                    "link_to": r.link_to or None,  # a symbolic link: only it goes
                 }
             )
             continue
-        what = f"{checkpoints}  {r.files} files, {r.bytes} bytes ({_size(r.bytes)})"
-        print(f"{'keep: ' + r.kept_because if r.kept_because else verb}  {r.run}  {what}")
+        what = f"{r.files} files, {r.bytes} bytes ({_size(r.bytes)})"
+        if r.link_to:  # the link goes, never what it points at
+            what = f"a symbolic link to {printable(r.link_to)} (only the link)"
+        print(f"{'keep: ' + r.kept_because if r.kept_because else verb}  {r.run}  {checkpoints}  {what}")
+    links = sum(1 for r in result.delete if r.link_to)
     total = f"{len(result.delete)} of {len(result.runs)} runs' checkpoints, {result.delete_bytes} bytes"
     if not args.delete:
-        progress(f"trainboard gc: would delete {total}; run again with --delete to delete them")
+        also = f" and {links} symbolic link(s)" if links else ""
+        progress(f"trainboard gc: would delete {total}{also}; run again with --delete to delete them")
         return 0
-    execute(result)
-    progress(f"trainboard gc: deleted {total}")
+    removed = execute(result)
+    also = f" and {removed.links} symbolic link(s)" if removed.links else ""
+    progress(
+        f"trainboard gc: deleted {len(result.delete)} of {len(result.runs)} runs' checkpoints, "
+        f"{removed.bytes} bytes in {removed.files} files{also}"
+    )
+    if removed.left:  # another writer's file appeared, or one could not be deleted
+        progress(f"trainboard gc: still holding files after the delete: {', '.join(removed.left)}")
+        return 1
     return 0

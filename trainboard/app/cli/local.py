@@ -45,7 +45,7 @@ def add(commands) -> None:
     add_root_option(p)
     p.add_argument(
         "--run-name",
-        default="",
+        default=None,
         help="name of this run (default: UTC time + random suffix); an unfinished run of that name resumes "
         "from its last epoch, if started with the same settings and data",
     )
@@ -152,7 +152,8 @@ def _checked(args: argparse.Namespace) -> _Request:
     rule = PromotionRule(**field_values(PromotionRule, vars(args)))
     check_promotion_rule(rule)
     root = check_root(args.root, will_write=True)
-    run_name = args.run_name or layout.new_run_name()
+    # Given, it is checked as given: '' (an unset shell variable) is refused, not a generated name.
+    run_name = layout.new_run_name() if args.run_name is None else args.run_name
     check_run_name(run_name)
     data = DataConfig(**field_values(DataConfig, vars(args)))
     check_data_config(data)
@@ -164,7 +165,7 @@ def _checked(args: argparse.Namespace) -> _Request:
     )
     check_available(config.weights, config.model, config.image_size, root)  # a file: Keras loads it
     _check_champion(root, run_name, rule)  # what evaluate and promote would refuse after training
-    if args.restart and not args.run_name:
+    if args.restart and args.run_name is None:
         raise UsageError("restart", "needs --run-name: the run to start over")
     current = _started_with(config, data)
     if not args.restart:  # what the train task would refuse after data preparation, refused now

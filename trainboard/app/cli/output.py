@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from trainboard.checks import printable
 
 JSON_HELP = (
     "print each record as one line of JSON on stdout instead of readable lines (progress stays on stderr)"
@@ -26,20 +30,33 @@ def print_json(record: Any) -> None:
 
 
 def print_fields(fields: Iterable[tuple[str, object]]) -> None:
-    """A record a person reads: one `label: value` line a field, the values aligned."""
+    """A record a person reads: one `label: value` line a field, the values aligned; a value read from a
+    file is shown printable (escaped), never raw."""
     rows = list(fields)
     width = max(len(label) for label, _ in rows) + 1
     for label, value in rows:
-        print(f"{label + ':':<{width}} {value}")
+        print(f"{label + ':':<{width}} {printable(str(value))}")
+
+
+def quiet_tensorflow() -> None:
+    """Keep TensorFlow's and absl's log lines (the CPU's instruction sets, absl's "before
+    InitializeLog" notice, a missing dataset_info.json) out of the console, so that a command that loads
+    TensorFlow to check its input (a weights file, a TFDS dataset) still refuses in one line. Their errors
+    still show; kfp.local's tasks inherit the setting (their logs go to the run's log file); `local
+    --verbose` does not call this and shows everything. Before TensorFlow is imported: its C++ logging
+    reads TF_CPP_MIN_LOG_LEVEL (2: errors only; with TF 2.21 it also stops absl's pre-init notice, as
+    tests/test_bad_input.py checks on a subprocess's stderr)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.getLogger("absl").setLevel(logging.ERROR)
 
 
 def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def server_error(command: str, error: Exception) -> int:
+def server_error(command: str, error: Exception | str) -> int:
     """A request the server refused after the input was checked: one line, exit code 1."""
-    print(f"trainboard {command}: error: {error}", file=sys.stderr)
+    print(f"trainboard {command}: error: {printable(str(error))}", file=sys.stderr)
     return 1
 
 
@@ -47,7 +64,7 @@ def failed_with_log(command: str, message: str, tail: Iterable[str], log: Path |
     """A failure whose output went to ``log``: its last lines (``tail``), indented, then the error naming
     the log; with no log (--verbose) that output is on the terminal already, so the error alone. Exit 1."""
     if log is not None:
-        sys.stderr.writelines(f"    {line.rstrip()}\n" for line in tail)
+        sys.stderr.writelines(f"    {printable(line.rstrip())}\n" for line in tail)  # read from a log
     shown = f"; its last lines are above, the whole log is {log}" if log is not None else ""
-    print(f"trainboard {command}: error: {message}{shown}", file=sys.stderr)
+    print(f"trainboard {command}: error: {printable(message)}{shown}", file=sys.stderr)
     return 1

@@ -18,7 +18,7 @@ def add(commands) -> None:
         "under ROOT/tensorboard), and its KFP URL and team TensorBoard link are printed.",
     )
     add_cluster_options(p)
-    p.add_argument("--run-name", default="", help="name of the run (default: UTC time + random suffix)")
+    p.add_argument("--run-name", default=None, help="name of the run (default: UTC time + random suffix)")
     p.add_argument(
         "--wait",
         action="store_true",

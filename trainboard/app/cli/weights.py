@@ -43,11 +43,17 @@ def run(args: argparse.Namespace) -> int:
     root = check_root(args.root, will_write=True)
 
     from trainboard import layout
-    from trainboard.weights import DownloadFailed, fetch_imagenet, is_cached
+    from trainboard.weights import KERAS_WEIGHTS_HOST, DownloadFailed, fetch_imagenet, is_cached, online
 
     uri = layout.imagenet_weights(root, args.model, image_size)
     if is_cached(root, args.model, image_size):
         progress(f"trainboard weights: {uri} is cached already")
+    elif not online():  # one line, before the seconds TensorFlow takes to load
+        return server_error(
+            "weights fetch",
+            f"{KERAS_WEIGHTS_HOST} cannot be reached from here (no network, or TRAINBOARD_OFFLINE is set), "
+            f"and {uri} has no cached copy; run this on a machine with network, --root naming the same root",
+        )
     else:
         progress(f"trainboard weights: downloading {args.model}'s ImageNet weights (Keras) ...")
         try:

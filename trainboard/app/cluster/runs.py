@@ -31,12 +31,12 @@ class Submitted:
     notes: tuple[str, ...] = ()  # what the checks could not look at from here
 
 
-def submit(settings: ClusterSettings, pairs: list[str], run_name: str = "") -> Submitted:
+def submit(settings: ClusterSettings, pairs: list[str], run_name: str | None = None) -> Submitted:
     """One run of the pipeline; its KFP name is its run name under the root, unique unless given."""
     arguments, notes = checked_arguments(pairs, settings)
     if "run_name" in arguments:
         raise UsageError("param", "run_name is set with --run-name (the KFP run carries the same name)")
-    run = run_name or layout.new_run_name()
+    run = layout.new_run_name() if run_name is None else run_name  # "" given is refused, not generated
     check_run_name(run)
     check_root_records(arguments["root"], run)
     arguments["run_name"] = run
