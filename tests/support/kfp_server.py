@@ -33,7 +33,10 @@ class KFPServer:
     ``release`` and ``multi_user``: what healthz reports (tag_name, multi_user), as the real API server's
     handler does (backend/src/apiserver/main.go).
     ``delay``: seconds every route but healthz waits before it answers; ``math.inf``: no answer at all
-    until stop() (a server whose health check answers while the rest stalls)."""
+    until stop() (a server whose health check answers while the rest stalls).
+    ``wrong``: answers 200 OK with the given body, bytes as they are, anything else as JSON, to the
+    routes named (method, path under API), in place of the right answer: bytes that are not UTF-8,
+    JSON of the wrong shape, a run without its id."""
 
     token: str = ""
     release: str = "2.14.3"
@@ -41,6 +44,7 @@ class KFPServer:
     final_state: str = "SUCCEEDED"
     refusal: str = ""
     delay: float = 0.0
+    wrong: dict[tuple[str, str], object] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
     experiments: dict[str, dict] = field(default_factory=dict)
     runs: dict[str, dict] = field(default_factory=dict)
@@ -64,12 +68,14 @@ class KFPServer:
     def bodies(self, method: str, path: str) -> list[dict]:
         return [r.body for r in self.requests if r.method == method and r.path == API + path]
 
-    def answer(self, request: Request) -> tuple[int, dict]:
+    def answer(self, request: Request) -> tuple[int, object]:
         if self.token and request.headers.get("authorization") != f"Bearer {self.token}":
             return 401, {"error": "Unauthorized", "code": 16}
         route = (request.method, request.path.removeprefix(API))
         if self.refusal and route in (("POST", "/runs"), ("POST", "/recurringruns")):
             return 400, {"error": self.refusal, "code": 3}
+        if route in self.wrong:
+            return 200, self.wrong[route]
         if route == ("GET", "/healthz"):
             return 200, {"commit_sha": "0" * 40, "tag_name": self.release, "multi_user": self.multi_user}
         if route == ("GET", "/experiments"):
