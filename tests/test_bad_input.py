@@ -190,6 +190,20 @@ CASES = [
         gcs=True,
     ),
     Case("local-run-newline", ["local", "--run-name", "nightly\n"], "run_name", ["not a valid run name"]),
+    *(
+        Case(
+            f"local-webhook-{kind}",
+            ["local"],
+            "TRAINBOARD_WEBHOOK_URL",
+            [problem, "the value is not shown"],
+            env={"TRAINBOARD_WEBHOOK_URL": url},
+        )
+        for kind, url, problem in (
+            ("file", "file:///tmp/T000/secret", "is not an http:// or https:// URL"),
+            ("no-scheme", "hooks.slack.com/services/T000/secret", "is not an http:// or https:// URL"),
+            ("no-host", "https:///services/T000/secret", "has no host"),
+        )
+    ),
     Case("local-huge-seed", ["local", "--seed", "4294967296"], "seed", ["[0, 4294967295]"]),
     Case(
         "local-profile-backwards",
