@@ -328,7 +328,12 @@ def test_the_old_spellings_still_run_this_release_after_a_notice_naming_the_new(
         "@midnight",
         "@hourly",
         "@every 1h30m",
-        "@every 1s",
+        "@every 15m",  # MIN_INTERVAL_SECONDS
+        "@every 8784h",  # MAX_EVERY_SECONDS: 366 days
+        "0 */15 * * * *",
+        "0 0 */2 * * *",
+        "0 59 23,0 * * *",  # 00:59 and 23:59: an hour apart across midnight
+        "0 50,5 23,0 1 * *",  # 23:50 on the 1st, then 00:05 on the 1st of the next month
         "0 0 3 29 2 *",  # February 29: leap years
         "0 0 3 31 2 MON",  # day-of-month or day-of-week when both are set: every Monday in February
         "0 0 3 31 1-3 *",
@@ -353,6 +358,24 @@ def test_cron_takes_what_robfig_cron_v1_2_0_parses(expression):
         ("@every 0", ["1s or more"]),
         ("@every -1h", ["1s or more"]),
         ("@every 500ms", ["1s or more"]),  # robfig/cron's Every: anything under 1s runs every second
+        # back to back: firings closer than MIN_INTERVAL_SECONDS (15 min)
+        ("@every 1s", ["starts runs 1 s apart", "under the 15 min"]),
+        ("@every 14m59s", ["starts runs 14 min 59 s apart"]),
+        ("* * * * * *", ["starts runs 1 s apart (00:00:00 and 00:00:01 UTC)"]),
+        ("0 */5 * * * *", ["starts runs 5 min apart", "'0 */15 * * * *' or @hourly"]),
+        ("0 0,10 3 * * *", ["starts runs 10 min apart (03:00:00 and 03:10:00 UTC)"]),
+        ("0 59,0 23,0 * * *", ["starts runs 1 min apart (23:59:00 and 00:00:00 UTC)"]),  # across midnight
+        # never in the life of a deployment
+        ("@every 8785h", ["may never fire", "at most 8784h (366 days)", "@yearly"]),
+        ("@every 87600h", ["an interval of 3650 days may never fire"]),
+        # a step past its field's range: one value, not the interval it reads as
+        ("0 */90 * * * *", ["minute '*/90'", "minute 0 alone", "*/90 in minutes is hourly"]),
+        ("0 */60 * * * *", ["minute 0 alone"]),
+        ("0 5/90 * * * *", ["minute 5 alone"]),
+        ("0 0 */30 * * *", ["hour 0 alone"]),
+        ("0 0 3 */40 * *", ["day-of-month 1 alone"]),
+        ("0 0 3 * */13 *", ["month 1 alone"]),
+        ("0 0 3 * * MON/7", ["day-of-week 1 alone"]),
     ],
 )
 def test_cron_refuses_what_it_does_not_parse_or_would_misread(expression, words):

@@ -617,6 +617,24 @@ CASES = [
         ["never runs", "no month in '2' has a day '31'"],
     ),
     Case(
+        "schedule-cron-every-5-minutes",
+        ["schedule", "create", "--name", "n", "--cron", "0 */5 * * * *"],
+        "cron",
+        ["starts runs 5 min apart", "back to back"],
+    ),
+    Case(
+        "schedule-cron-every-10-years",
+        ["schedule", "create", "--name", "n", "--cron", "@every 87600h"],
+        "cron",
+        ["may never fire", "366 days"],
+    ),
+    Case(
+        "schedule-cron-step-past-range",
+        ["schedule", "create", "--name", "n", "--cron", "0 */90 * * * *"],
+        "cron",
+        ["a step of 90 reaches past the minute's range", "hourly"],
+    ),
+    Case(
         "schedule-cron-every-0s",
         ["schedule", "create", "--name", "n", "--cron", "@every 0s"],
         "cron",
