@@ -5,6 +5,7 @@ cron as robfig/cron v1.2.0 reads it, and `--wait` that ends in distinct exit cod
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from pathlib import Path
@@ -143,13 +144,13 @@ def test_the_service_account_token_and_kfps_saved_session_authenticate_every_req
 
 def test_exposed_credentials_are_warned_about_and_never_echoed(capsys, tmp_path):
     config = tmp_path / "config.toml"
-    config.write_text('endpoint = "http://admin:hunter2@kfp.invalid:8888"\ntoken = "t0ken"\n')
+    config.write_text('endpoint = "http://kfp.invalid:8888"\ntoken = "t0ken"\n')
     config.chmod(0o644)
     code, out, err = cli(capsys, "submit", "--config", str(config), "--param", f"root={ROOT}")
     assert code == 2 and out == ""
     assert "over plain http://" in err and f"chmod 600 {config}" in err
     assert "cannot reach http://kfp.invalid:8888" in err
-    assert "hunter2" not in err and "t0ken" not in err
+    assert "t0ken" not in err
 
     config.chmod(0o600)
     server = KFPServer()
@@ -159,6 +160,46 @@ def test_exposed_credentials_are_warned_about_and_never_echoed(capsys, tmp_path)
     finally:
         server.stop()
     assert code == 0 and "warning" not in err, "a loopback endpoint and a private file: nothing to warn of"
+
+
+def test_credentials_in_the_endpoint_url_are_sent_as_basic_auth_and_never_shown(capsys):
+    """https://USER:PASSWORD@HOST: every request (kfp.Client's own health check in its constructor
+    included) carries them as basic auth; no message or link shows them, whatever happens."""
+    server = KFPServer(basic="alice:s3cr@t:x")
+    endpoint = server.url.replace("http://", "http://alice:s3cr%40t%3Ax@")
+    said: list[str] = []
+
+    def trainboard(*args: str, at: str = endpoint) -> int:
+        code, out, err = cli(capsys, *args, "--endpoint", at)
+        said.append(out + err)
+        return code
+
+    try:
+        assert trainboard("submit", "--param", f"root={ROOT}", "--wait") == 0, said[-1]
+        assert f"KFP run:     {server.url}/#/runs/details/run-1" in said[-1]
+        assert trainboard("schedule", "create", *NIGHTLY) == 0, said[-1]
+        assert trainboard("schedule", "list") == 0 and "nightly" in said[-1]
+        assert {r.headers.get("authorization") for r in server.requests} == {
+            "Basic " + base64.b64encode(b"alice:s3cr@t:x").decode()
+        }
+        wrong = endpoint.replace("alice", "bob")
+        assert trainboard("schedule", "pause", "nightly", at=wrong) == 2
+        assert (
+            "--endpoint: " in said[-1]
+            and "refused the credentials (the endpoint URL's user and pass" in said[-1]
+        )
+        server.refusal = "Invalid input error: no such service account"
+        assert trainboard("submit", "--param", f"root={ROOT}") == 1
+        server.refusal, server.wrong = "", {("POST", "/runs"): b"\xff"}
+        assert trainboard("submit", "--param", f"root={ROOT}") == 3
+        assert trainboard("submit", "--param", f"root={ROOT}", "--token", "t0ken") == 2
+        assert "carries a user and password (basic auth) and a token is set too; keep one" in said[-1]
+    finally:
+        server.stop()
+    assert trainboard("submit", "--param", f"root={ROOT}") == 2 and "cannot reach" in said[-1]
+    shown = "".join(said)
+    for secret in ("alice", "s3cr", "%40", "bob"):
+        assert secret not in shown, shown
 
 
 # --- schedules ---------------------------------------------------------------------------------------------

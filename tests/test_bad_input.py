@@ -344,6 +344,12 @@ CASES = [
         data=a_file,
     ),
     Case(
+        "local-tfds-data-dir-s3",
+        ["local", "--dataset", "tfds:mnist", "--tfds-data-dir", "s3://bucket/tfds"],
+        "tfds_data_dir",
+        ["s3:// is not supported; expected a local folder or gs://BUCKET[/PREFIX]"],
+    ),
+    Case(
         "local-folder-missing-bucket",
         ["local", "--dataset", "folder:gs://missing-bucket/images"],
         "dataset",
@@ -545,6 +551,47 @@ CASES = [
         ["submit", "--param", "accelerator_count=0.5"],
         "param",
         ["accelerator_count='0.5': must be a whole number 0 or more"],
+    ),
+    *(
+        Case(
+            f"{command}-accelerator-type-{kind}",
+            [
+                command,
+                *(["create", *CRON] if command == "schedule" else []),
+                "--param",
+                f"accelerator_type={value}",
+            ],
+            "param",
+            [f"accelerator_type={value!r}: {value!r} is {problem}", "accelerator_count=0 for no accelerator"],
+        )
+        for command, kind, value, problem in (
+            ("submit", "empty", "", "empty"),
+            ("submit", "blank", "  ", "empty"),
+            ("schedule", "empty", "", "empty"),
+            ("submit", "spaced", "nvidia.com/ gpu", "not a resource name"),
+            ("submit", "two-slashes", "nvidia.com/gpu/a100", "not a resource name"),
+        )
+    ),
+    *(
+        Case(
+            f"{command}-tfds-data-dir-{kind}",
+            [
+                command,
+                *(["create", *CRON] if command == "schedule" else []),
+                "--param",
+                f"tfds_data_dir={value}",
+            ],
+            "param",
+            [f"tfds_data_dir={value!r}", *words],
+        )
+        for command, kind, value, words in (
+            ("submit", "local", "/data/tfds", ["is a local path", "gs://BUCKET[/PREFIX]"]),
+            ("submit", "relative", "tfds-cache", ["is a local path"]),
+            ("schedule", "local", "~/tensorflow_datasets", ["is a local path"]),
+            ("submit", "s3", "s3://bucket/tfds", ["s3:// is not supported", "gs://BUCKET[/PREFIX]"]),
+            ("submit", "file", "file:///data/tfds", ["file:// is not supported"]),
+            ("schedule", "https", "https://example.com/tfds", ["https:// is not supported"]),
+        )
     ),
     Case(
         "submit-unknown-model",

@@ -3,6 +3,7 @@ schedule, answering like the real server and recording every request for the tes
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import threading
@@ -27,7 +28,8 @@ class Request:
 
 @dataclass
 class KFPServer:
-    """``token``: when set, every route answers 401 unless the request carries ``Bearer <token>``.
+    """``token``: when set, every route answers 401 unless the request carries ``Bearer <token>``;
+    ``basic`` ("USER:PASSWORD"), the same unless it carries them as HTTP basic auth.
     ``final_state``: what GET runs/ID answers (the run has finished).
     ``refusal``: when set, creating a run or a recurring run answers 400 with it (a server-side check).
     ``release`` and ``multi_user``: what healthz reports (tag_name, multi_user), as the real API server's
@@ -39,6 +41,7 @@ class KFPServer:
     JSON of the wrong shape, a run without its id."""
 
     token: str = ""
+    basic: str = ""
     release: str = "2.14.3"
     multi_user: bool = False
     final_state: str = "SUCCEEDED"
@@ -70,6 +73,9 @@ class KFPServer:
 
     def answer(self, request: Request) -> tuple[int, object]:
         if self.token and request.headers.get("authorization") != f"Bearer {self.token}":
+            return 401, {"error": "Unauthorized", "code": 16}
+        basic = "Basic " + base64.b64encode(self.basic.encode()).decode()
+        if self.basic and request.headers.get("authorization") != basic:
             return 401, {"error": "Unauthorized", "code": 16}
         route = (request.method, request.path.removeprefix(API))
         if self.refusal and route in (("POST", "/runs"), ("POST", "/recurringruns")):

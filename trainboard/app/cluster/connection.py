@@ -79,9 +79,13 @@ def check_server(settings: ClusterSettings, creds: Credentials) -> Health:
     kfp.Client retries a failing health check for 25 s and then says little; this says which setting is
     wrong at once."""
     endpoint = without_userinfo(settings.endpoint)
-    url = settings.endpoint + HEALTHZ
+    url = endpoint + HEALTHZ  # a user:password@ in the URL is in creds (basic auth): urllib takes no userinfo
     request = urllib.request.Request(url, headers=creds.headers())
-    token_hint = f'set {ENVIRONMENT["token"]}, put token = "..." in the config file, or pass --token'
+    token_hint = (
+        "check the user and password in the endpoint URL (percent-encode @ : / in them)"
+        if creds.basic
+        else f'set {ENVIRONMENT["token"]}, put token = "..." in the config file, or pass --token'
+    )
     try:
         with urllib.request.urlopen(request, timeout=15) as response:
             body = response.read()
@@ -89,11 +93,12 @@ def check_server(settings: ClusterSettings, creds: Credentials) -> Health:
         if e.code in (401, 403):
             given = (
                 f"refused the credentials ({creds.source})"
-                if creds.token or creds.cookies
+                if creds.token or creds.cookies or creds.basic
                 else "needs a token"
             )
             raise UsageError(
-                "token", f"{endpoint} answered {e.code} {e.reason}: it {given}; {token_hint}"
+                "endpoint" if creds.basic else "token",
+                f"{endpoint} answered {e.code} {e.reason}: it {given}; {token_hint}",
             ) from None
         raise UsageError(
             "endpoint",
@@ -162,7 +167,7 @@ def connect(settings: ClusterSettings, total: float | None = None) -> Iterator[A
     import kfp_server_api
     import urllib3
 
-    creds = credentials(settings.token)
+    creds = credentials(settings.token, settings.endpoint)
     check_server(settings, creds)  # with the very credentials the client sends
     endpoint = without_userinfo(settings.endpoint)
     try:
@@ -171,9 +176,7 @@ def connect(settings: ClusterSettings, total: float | None = None) -> Iterator[A
                 # "This client only works with KFP v2.0.0-beta.2 and later": check_server checked more.
                 warnings.simplefilter("ignore", FutureWarning)
                 client = kfp.Client(
-                    host=settings.endpoint,
-                    namespace=settings.namespace or "kubeflow",
-                    **creds.client_arguments(),
+                    host=endpoint, namespace=settings.namespace or "kubeflow", **creds.client_arguments()
                 )
             # kfp prints "Run details: <link>" itself; the CLI prints its own summary.
             with contextlib.redirect_stdout(io.StringIO()):
