@@ -5,6 +5,7 @@ cron as robfig/cron v1.2.0 reads it, and `--wait` that ends in distinct exit cod
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from pathlib import Path
@@ -143,13 +144,13 @@ def test_the_service_account_token_and_kfps_saved_session_authenticate_every_req
 
 def test_exposed_credentials_are_warned_about_and_never_echoed(capsys, tmp_path):
     config = tmp_path / "config.toml"
-    config.write_text('endpoint = "http://admin:hunter2@kfp.invalid:8888"\ntoken = "t0ken"\n')
+    config.write_text('endpoint = "http://kfp.invalid:8888"\ntoken = "t0ken"\n')
     config.chmod(0o644)
     code, out, err = cli(capsys, "submit", "--config", str(config), "--param", f"root={ROOT}")
     assert code == 2 and out == ""
     assert "over plain http://" in err and f"chmod 600 {config}" in err
     assert "cannot reach http://kfp.invalid:8888" in err
-    assert "hunter2" not in err and "t0ken" not in err
+    assert "t0ken" not in err
 
     config.chmod(0o600)
     server = KFPServer()
@@ -159,6 +160,46 @@ def test_exposed_credentials_are_warned_about_and_never_echoed(capsys, tmp_path)
     finally:
         server.stop()
     assert code == 0 and "warning" not in err, "a loopback endpoint and a private file: nothing to warn of"
+
+
+def test_credentials_in_the_endpoint_url_are_sent_as_basic_auth_and_never_shown(capsys):
+    """https://USER:PASSWORD@HOST: every request (kfp.Client's own health check in its constructor
+    included) carries them as basic auth; no message or link shows them, whatever happens."""
+    server = KFPServer(basic="alice:s3cr@t:x")
+    endpoint = server.url.replace("http://", "http://alice:s3cr%40t%3Ax@")
+    said: list[str] = []
+
+    def trainboard(*args: str, at: str = endpoint) -> int:
+        code, out, err = cli(capsys, *args, "--endpoint", at)
+        said.append(out + err)
+        return code
+
+    try:
+        assert trainboard("submit", "--param", f"root={ROOT}", "--wait") == 0, said[-1]
+        assert f"KFP run:     {server.url}/#/runs/details/run-1" in said[-1]
+        assert trainboard("schedule", "create", *NIGHTLY) == 0, said[-1]
+        assert trainboard("schedule", "list") == 0 and "nightly" in said[-1]
+        assert {r.headers.get("authorization") for r in server.requests} == {
+            "Basic " + base64.b64encode(b"alice:s3cr@t:x").decode()
+        }
+        wrong = endpoint.replace("alice", "bob")
+        assert trainboard("schedule", "pause", "nightly", at=wrong) == 2
+        assert (
+            "--endpoint: " in said[-1]
+            and "refused the credentials (the endpoint URL's user and pass" in said[-1]
+        )
+        server.refusal = "Invalid input error: no such service account"
+        assert trainboard("submit", "--param", f"root={ROOT}") == 1
+        server.refusal, server.wrong = "", {("POST", "/runs"): b"\xff"}
+        assert trainboard("submit", "--param", f"root={ROOT}") == 3
+        assert trainboard("submit", "--param", f"root={ROOT}", "--token", "t0ken") == 2
+        assert "carries a user and password (basic auth) and a token is set too; keep one" in said[-1]
+    finally:
+        server.stop()
+    assert trainboard("submit", "--param", f"root={ROOT}") == 2 and "cannot reach" in said[-1]
+    shown = "".join(said)
+    for secret in ("alice", "s3cr", "%40", "bob"):
+        assert secret not in shown, shown
 
 
 # --- schedules ---------------------------------------------------------------------------------------------
@@ -328,7 +369,12 @@ def test_the_old_spellings_still_run_this_release_after_a_notice_naming_the_new(
         "@midnight",
         "@hourly",
         "@every 1h30m",
-        "@every 1s",
+        "@every 15m",  # MIN_INTERVAL_SECONDS
+        "@every 8784h",  # MAX_EVERY_SECONDS: 366 days
+        "0 */15 * * * *",
+        "0 0 */2 * * *",
+        "0 59 23,0 * * *",  # 00:59 and 23:59: an hour apart across midnight
+        "0 50,5 23,0 1 * *",  # 23:50 on the 1st, then 00:05 on the 1st of the next month
         "0 0 3 29 2 *",  # February 29: leap years
         "0 0 3 31 2 MON",  # day-of-month or day-of-week when both are set: every Monday in February
         "0 0 3 31 1-3 *",
@@ -353,6 +399,24 @@ def test_cron_takes_what_robfig_cron_v1_2_0_parses(expression):
         ("@every 0", ["1s or more"]),
         ("@every -1h", ["1s or more"]),
         ("@every 500ms", ["1s or more"]),  # robfig/cron's Every: anything under 1s runs every second
+        # back to back: firings closer than MIN_INTERVAL_SECONDS (15 min)
+        ("@every 1s", ["starts runs 1 s apart", "under the 15 min"]),
+        ("@every 14m59s", ["starts runs 14 min 59 s apart"]),
+        ("* * * * * *", ["starts runs 1 s apart (00:00:00 and 00:00:01 UTC)"]),
+        ("0 */5 * * * *", ["starts runs 5 min apart", "'0 */15 * * * *' or @hourly"]),
+        ("0 0,10 3 * * *", ["starts runs 10 min apart (03:00:00 and 03:10:00 UTC)"]),
+        ("0 59,0 23,0 * * *", ["starts runs 1 min apart (23:59:00 and 00:00:00 UTC)"]),  # across midnight
+        # never in the life of a deployment
+        ("@every 8785h", ["may never fire", "at most 8784h (366 days)", "@yearly"]),
+        ("@every 87600h", ["an interval of 3650 days may never fire"]),
+        # a step past its field's range: one value, not the interval it reads as
+        ("0 */90 * * * *", ["minute '*/90'", "minute 0 alone", "*/90 in minutes is hourly"]),
+        ("0 */60 * * * *", ["minute 0 alone"]),
+        ("0 5/90 * * * *", ["minute 5 alone"]),
+        ("0 0 */30 * * *", ["hour 0 alone"]),
+        ("0 0 3 */40 * *", ["day-of-month 1 alone"]),
+        ("0 0 3 * */13 *", ["month 1 alone"]),
+        ("0 0 3 * * MON/7", ["day-of-week 1 alone"]),
     ],
 )
 def test_cron_refuses_what_it_does_not_parse_or_would_misread(expression, words):

@@ -237,6 +237,20 @@ CASES = [
         ["'' is not a valid run name"],
     ),
     Case("submit-run-name-empty", ["submit", "--run-name", ""], "run_name", ["'' is not a valid run name"]),
+    *(
+        Case(
+            f"local-webhook-{kind}",
+            ["local"],
+            "TRAINBOARD_WEBHOOK_URL",
+            [problem, "the value is not shown"],
+            env={"TRAINBOARD_WEBHOOK_URL": url},
+        )
+        for kind, url, problem in (
+            ("file", "file:///tmp/T000/secret", "is not an http:// or https:// URL"),
+            ("no-scheme", "hooks.slack.com/services/T000/secret", "is not an http:// or https:// URL"),
+            ("no-host", "https:///services/T000/secret", "has no host"),
+        )
+    ),
     Case("local-huge-seed", ["local", "--seed", "4294967296"], "seed", ["[0, 4294967295]"]),
     Case(
         "local-profile-backwards",
@@ -375,6 +389,12 @@ CASES = [
         "tfds_data_dir",
         ["notes.txt is a file, not a folder"],
         data=a_file,
+    ),
+    Case(
+        "local-tfds-data-dir-s3",
+        ["local", "--dataset", "tfds:mnist", "--tfds-data-dir", "s3://bucket/tfds"],
+        "tfds_data_dir",
+        ["s3:// is not supported; expected a local folder or gs://BUCKET[/PREFIX]"],
     ),
     Case(
         "local-folder-missing-bucket",
@@ -717,6 +737,47 @@ CASES = [
         "param",
         ["accelerator_count='0.5': must be a whole number 0 or more"],
     ),
+    *(
+        Case(
+            f"{command}-accelerator-type-{kind}",
+            [
+                command,
+                *(["create", *CRON] if command == "schedule" else []),
+                "--param",
+                f"accelerator_type={value}",
+            ],
+            "param",
+            [f"accelerator_type={value!r}: {value!r} is {problem}", "accelerator_count=0 for no accelerator"],
+        )
+        for command, kind, value, problem in (
+            ("submit", "empty", "", "empty"),
+            ("submit", "blank", "  ", "empty"),
+            ("schedule", "empty", "", "empty"),
+            ("submit", "spaced", "nvidia.com/ gpu", "not a resource name"),
+            ("submit", "two-slashes", "nvidia.com/gpu/a100", "not a resource name"),
+        )
+    ),
+    *(
+        Case(
+            f"{command}-tfds-data-dir-{kind}",
+            [
+                command,
+                *(["create", *CRON] if command == "schedule" else []),
+                "--param",
+                f"tfds_data_dir={value}",
+            ],
+            "param",
+            [f"tfds_data_dir={value!r}", *words],
+        )
+        for command, kind, value, words in (
+            ("submit", "local", "/data/tfds", ["is a local path", "gs://BUCKET[/PREFIX]"]),
+            ("submit", "relative", "tfds-cache", ["is a local path"]),
+            ("schedule", "local", "~/tensorflow_datasets", ["is a local path"]),
+            ("submit", "s3", "s3://bucket/tfds", ["s3:// is not supported", "gs://BUCKET[/PREFIX]"]),
+            ("submit", "file", "file:///data/tfds", ["file:// is not supported"]),
+            ("schedule", "https", "https://example.com/tfds", ["https:// is not supported"]),
+        )
+    ),
     Case(
         "submit-unknown-model",
         ["submit", "--param", "model=alexnet"],
@@ -786,6 +847,24 @@ CASES = [
         ["schedule", "create", "--name", "n", "--cron", "0 0 3 31 2 *"],
         "cron",
         ["never runs", "no month in '2' has a day '31'"],
+    ),
+    Case(
+        "schedule-cron-every-5-minutes",
+        ["schedule", "create", "--name", "n", "--cron", "0 */5 * * * *"],
+        "cron",
+        ["starts runs 5 min apart", "back to back"],
+    ),
+    Case(
+        "schedule-cron-every-10-years",
+        ["schedule", "create", "--name", "n", "--cron", "@every 87600h"],
+        "cron",
+        ["may never fire", "366 days"],
+    ),
+    Case(
+        "schedule-cron-step-past-range",
+        ["schedule", "create", "--name", "n", "--cron", "0 */90 * * * *"],
+        "cron",
+        ["a step of 90 reaches past the minute's range", "hourly"],
     ),
     Case(
         "schedule-cron-every-0s",

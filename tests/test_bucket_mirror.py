@@ -5,6 +5,7 @@ from __future__ import annotations
 import filecmp
 import json
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -535,3 +536,47 @@ def test_objects_are_fetched_several_at_a_time_and_shown_in_name_order(tmp_path,
     assert max(most) > 1, "downloads overlap"
     # TensorBoard's Rust loader drops later steps when an earlier file shows after them: never out of order.
     assert shown == sorted(names)
+
+
+@pytest.mark.parametrize("where", ["gcs", "local"])
+def test_a_restarted_mirror_never_keeps_a_copy_of_an_object_rewritten_at_its_size(request, tmp_path, where):
+    """The mirror down, objects rewritten at the same size: the restarted one fetches those whole (GCS:
+    the listing's CRC32C against the copy's; a local root: its files' modification time, set on each copy)
+    and nothing else: not an object rewritten with the same bytes on GCS, not one left alone."""
+    if where == "gcs":
+        request.getfixturevalue("gcs")
+        source = f"gs://{BUCKET}/root/tensorboard"
+
+        def write(name: str, data: bytes) -> None:
+            _upload(name, data)
+
+    else:
+        source = str(tmp_path / "root" / "tensorboard")
+
+        def write(name: str, data: bytes) -> None:
+            path = Path(source, name)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            before = path.stat().st_mtime_ns if path.exists() else 0
+            path.write_bytes(data)
+            os.utime(path, ns=(before + 10**9, before + 10**9))  # a second later, whatever the clock's grain
+
+    names = {f"run-{i}/train/events.out.tfevents.{i}": f"epoch-{i};".encode() * 100 for i in range(4)}
+    for name, data in names.items():
+        write(name, data)
+    dest = tmp_path / "logs"
+    assert BucketMirror(source, dest).sync() == sum(map(len, names.values()))
+
+    rewritten = {  # the same sizes, other bytes: a champion's copy replaced, an event file written again
+        "run-0/train/events.out.tfevents.0": b"EPOCH-0;" * 100,
+        "run-1/train/events.out.tfevents.1": b"epoch-1;" * 99 + b"epoch-X;",  # only the last bytes differ
+    }
+    for name, data in rewritten.items():
+        write(name, data)
+    if where == "gcs":  # written again with its very bytes: a new generation, the same content
+        write("run-2/train/events.out.tfevents.2", names["run-2/train/events.out.tfevents.2"])
+    restarted = BucketMirror(source, dest)
+    assert restarted.sync() == sum(map(len, rewritten.values())), "the rewritten ones, whole; nothing else"
+    for name, data in {**names, **rewritten}.items():
+        assert (dest / name).read_bytes() == data, name
+    assert restarted.sync() == 0
+    assert BucketMirror(source, dest).sync() == 0, "restarted again with nothing changed: nothing fetched"

@@ -179,11 +179,54 @@ def test_no_url_sends_nothing_and_still_takes_the_record(root, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "url", ["not-a-url/secret-token", "http://127.0.0.1:9/secret-token", "http://[::1:secret-token/"]
+    ("url", "said"),
+    [
+        ("http://127.0.0.1:9/secret-token", "not sent (URLError)"),  # nothing listens there
+        ("http://[::1:secret-token/", "not sent: the webhook URL is not a valid URL"),
+        ("not-a-url/secret-token", "not sent: the webhook URL is not an http:// or https:// URL"),
+        (
+            "hooks.slack.com/services/T/B/secret-token",
+            "not sent: the webhook URL is not an http:// or https:// URL",
+        ),
+        ("file:///etc/hostname#secret-token", "not sent: the webhook URL is not an http:// or https:// URL"),
+        ("data:,secret-token", "not sent: the webhook URL is not an http:// or https:// URL"),
+        ("ftp://127.0.0.1/secret-token", "not sent: the webhook URL is not an http:// or https:// URL"),
+        ("https:///secret-token", "not sent: the webhook URL has no host"),
+    ],
+    ids=["refused", "bad-ipv6", "no-scheme", "no-scheme-host", "file", "data", "ftp", "no-host"],
 )
-def test_an_unusable_url_is_reported_by_kind_never_shown(url):
-    said = post(url, {"text": "x"}, seconds=2)
-    assert said.startswith("not sent (") and "secret-token" not in said, said
+def test_an_unusable_url_is_reported_by_kind_never_shown_nor_sent(url, said):
+    """urllib would open file:, data: and ftp: URLs, no POST made, and that read as "sent"."""
+    assert post(url, {"text": "x"}, seconds=2) == said
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_is_not_sent_and_not_followed(root, monkeypatch, status):
+    """urllib follows 301/302/303 as a GET without the body, which the receiver answers 200: that was
+    reported "sent" with nothing delivered. The POST reached the receiver once; nothing else did."""
+    with receiver(status) as got:
+        monkeypatch.setenv(WEBHOOK_ENV, got.url)
+        write_outcome(root, RunOutcome(RUN, PROMOTED, "first model", METRICS, champion=RUN))
+        said = notify_run(root, RUN, JOB, BOARD)
+    assert said == (
+        f"not sent: the receiver redirected it (HTTP {status}); set the webhook URL to where it redirects: "
+        f"run {RUN}, promoted"
+    )
+    assert len(got.bodies) == 1 and got.gets == [], "the redirect was not followed"
+
+
+@pytest.mark.parametrize("url", ["file:///tmp/secret-token", "hooks.example.com/secret-token", "https://"])
+def test_a_url_that_is_not_http_from_the_secret_sends_nothing_and_says_so(root, tmp_path, monkeypatch, url):
+    """On a cluster the URL comes from the Secret: the exit task's log says what is wrong, never the URL."""
+    from trainboard.components.notify import core
+
+    monkeypatch.delenv(WEBHOOK_ENV, raising=False)
+    (tmp_path / "secret").mkdir()
+    (tmp_path / "secret" / "webhook-url").write_text(url + "\n")
+    monkeypatch.setattr(core, "SECRET_DIR", str(tmp_path / "secret"))
+    said = notify_run(root, RUN, JOB, BOARD)
+    assert said.startswith(f"nothing sent: the webhook URL ({WEBHOOK_ENV} or the Secret trainboard-notify) ")
+    assert "secret-token" not in said and "example" not in said
 
 
 def test_the_url_comes_from_the_environment_else_the_mounted_secret(tmp_path, monkeypatch):
@@ -232,3 +275,18 @@ def test_trainboard_local_tells_the_team_which_step_failed(tmp_path):
     assert body["outcome"] == "failed" and body["step"] == "train"
     assert body["error"] == "ImportError: keras is broken on purpose (a test)"
     assert body["text"] == f"trainboard run {body['run']}: failed at step train: {body['error']}"
+
+
+@pytest.mark.parametrize(
+    "url", ["file:///tmp/secret-token", "slack.com/secret-token", "https://:1/secret-token"]
+)
+def test_trainboard_locals_check_names_the_setting_never_the_url(monkeypatch, url):
+    from trainboard.components.notify.core import check_webhook_setting
+    from trainboard.errors import UsageError
+
+    monkeypatch.setenv(WEBHOOK_ENV, url)
+    with pytest.raises(UsageError) as refused:
+        check_webhook_setting()
+    assert refused.value.field == WEBHOOK_ENV and "secret-token" not in str(refused.value)
+    monkeypatch.setenv(WEBHOOK_ENV, "https://hooks.slack.com/services/T/B/secret-token")
+    check_webhook_setting()  # an https:// URL with a host passes

@@ -131,6 +131,31 @@ def test_a_retried_task_finds_its_job_and_waits_on_it_instead_of_starting_anothe
         assert len(api.calls("GET")) >= 2 and api.jobs == {}
 
 
+@pytest.mark.parametrize(
+    ("answer", "words"),
+    [
+        (b"\xff\xfe<html>", "bytes that are not UTF-8 text"),
+        (
+            b"<html>Sign in</html>",
+            "not a TrainJob (status.conditions is not a list of objects; it answered str)",
+        ),
+        (["a", "list"], "it answered list"),
+        ({"status": "Running"}, "status.conditions is not a list of objects"),
+        ({"status": {"conditions": {"type": "Complete"}}}, "status.conditions is not a list of objects"),
+        ({"status": {"conditions": ["Complete"]}}, "status.conditions is not a list of objects"),
+    ],
+    ids=["not-utf8", "login-page", "a-list", "status-a-string", "conditions-an-object", "conditions-strings"],
+)
+def test_a_kubernetes_api_that_answers_wrongly_fails_the_task_in_one_line_and_deletes_the_job(answer, words):
+    with kube_api() as api:
+        api.wrong = answer
+        with pytest.raises(TrainJobError) as failed:
+            run_trainjob(api.clients()[0], NAMESPACE, body(), lambda: 0, epochs=3, **FAST_WAIT)
+        assert words in str(failed.value) and "\n" not in str(failed.value)
+        assert f"GET trainjobs/{trainjob_name('job-1')}" in str(failed.value)
+        assert api.jobs == {} and len(api.calls("DELETE")) == 1
+
+
 def test_a_job_that_never_ends_times_out_and_is_deleted():
     with kube_api() as api:
         with pytest.raises(TrainJobError, match=r"did not end within 0\.3 s"):

@@ -45,6 +45,28 @@ def check_count(field: str, value: str) -> None:
         )
 
 
+# A Kubernetes extended resource name (a qualified name: an optional DNS-subdomain prefix and a name,
+# k8s.io/apimachinery validation IsQualifiedName), which also covers Vertex AI's accelerator types
+# (NVIDIA_L4, TPU_V3): what `set_accelerator_type` compiles into the train task's resources.
+_ACCELERATOR_RE = re.compile(
+    r"(?:[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+)
+
+
+def check_accelerator_type(value: str, count: str) -> None:
+    """A resource name the train task can request, unless it requests none (count "0"): an empty or
+    spaced one would reach the cluster, where the pod asks for a resource no node has, or for none."""
+    if count != "0" and not _ACCELERATOR_RE.fullmatch(value):
+        shown = "empty" if not value.strip() else "not a resource name"
+        raise UsageError(
+            "accelerator_type",
+            f"{value!r} is {shown}; the train task requests accelerator_count={count} of it: use "
+            "nvidia.com/gpu (Kubeflow Pipelines), a machine accelerator such as NVIDIA_L4 (Vertex AI), "
+            "or accelerator_count=0 for no accelerator",
+        )
+
+
 def _is_hidden(c: str) -> bool:
     return unicodedata.category(c)[0] == "C" or unicodedata.category(c) in ("Zl", "Zp")
 

@@ -70,6 +70,13 @@ def check_data_config(data: DataConfig) -> Source:
     check_declared(data)
     if data.validation_fraction + data.test_fraction >= 1:
         raise UsageError("test_fraction", "validation_fraction + test_fraction must stay below 1")
+    scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", data.tfds_data_dir)
+    if scheme and scheme[1] != "gs":  # what the tasks and trainboard/storage read: local paths and gs://
+        raise UsageError(
+            "tfds_data_dir",
+            f"{scheme[1]}:// is not supported; expected a local folder or gs://BUCKET[/PREFIX] (a gs:// "
+            "prefix on a cluster)",
+        )
     return parse_source(data.dataset)
 
 

@@ -16,6 +16,7 @@ import os
 import re
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 
 from trainboard.artifacts.champion import read_champion
 from trainboard.artifacts.outcome import PROMOTED, STOPPED_EARLY, RunOutcome, read_outcome
+from trainboard.errors import UsageError
 from trainboard.job_runs import take_job
 from trainboard.links import kfp_run_url, tensorboard_run_url
 
@@ -46,13 +48,13 @@ class Failure:
     error: str = ""
 
 
-def setting(env: str, key: str, secret_dir: str = SECRET_DIR) -> str:
+def setting(env: str, key: str, secret_dir: str = "") -> str:
     """The environment's value, else the mounted Secret's key (its file is absent when the Secret or the
-    key is: the volume is optional)."""
+    key is: the volume is optional), in ``secret_dir`` (default: SECRET_DIR)."""
     value = os.environ.get(env, "")
     if not value:
         try:
-            value = Path(secret_dir, key).read_text()
+            value = Path(secret_dir or SECRET_DIR, key).read_text()
         except OSError:
             value = ""
     return value.strip()
@@ -112,9 +114,35 @@ def message(
     return body
 
 
+def url_problem(url: str) -> str:
+    """Why ``url`` cannot take the POST, or "": it must be http:// or https:// with a host. urllib would
+    open file://, ftp:// and data: URLs too, with no POST made, and call that a success. Never the URL,
+    nor its scheme (a URL pasted without one starts with whatever came first)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return "is not a valid URL"
+    if parts.scheme.lower() not in ("http", "https"):
+        return "is not an http:// or https:// URL"
+    return "" if host else "has no host"
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is not followed: urllib would resend the POST as a GET without its body (301, 302, 303:
+    urllib/request.py, redirect_request), which a receiver may answer 200 with nothing delivered. Not
+    followed, the 3xx is an HTTPError like any answer that is not 2xx."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
 def post(url: str, body: dict[str, Any], seconds: float = POST_SECONDS) -> str:
     """POST ``body`` as JSON, for ``seconds`` at most in all (a thread: urllib's timeout bounds each
-    socket wait, not a receiver that trickles bytes); returns what happened, never the URL, never raises."""
+    socket wait, not a receiver that trickles bytes); returns what happened, never the URL, never raises.
+    "sent" only for a 2xx answer to the POST itself."""
+    if problem := url_problem(url):
+        return f"not sent: the webhook URL {problem}"
     given_up = f"no answer within {seconds:g} s; given up"
     result = [given_up]
 
@@ -123,10 +151,15 @@ def post(url: str, body: dict[str, Any], seconds: float = POST_SECONDS) -> str:
             request = urllib.request.Request(
                 url, json.dumps(body).encode(), {"Content-Type": "application/json"}, method="POST"
             )
-            with urllib.request.urlopen(request, timeout=seconds) as response:
+            with urllib.request.build_opener(_NoRedirects).open(request, timeout=seconds) as response:
                 result[0] = f"sent (HTTP {response.status})"
         except urllib.error.HTTPError as e:
-            result[0] = f"refused by the receiver (HTTP {e.code})"
+            result[0] = (
+                f"not sent: the receiver redirected it (HTTP {e.code}); set the webhook URL to where it "
+                "redirects"
+                if 300 <= e.code < 400
+                else f"refused by the receiver (HTTP {e.code})"
+            )
         except Exception as e:  # any failure, reported by its kind only: never the URL
             timed_out = isinstance(e, TimeoutError) or isinstance(getattr(e, "reason", None), TimeoutError)
             result[0] = given_up if timed_out else f"not sent ({type(e).__name__})"
@@ -135,6 +168,17 @@ def post(url: str, body: dict[str, Any], seconds: float = POST_SECONDS) -> str:
     thread.start()
     thread.join(seconds)
     return result[0]
+
+
+def check_webhook_setting(env: str = WEBHOOK_ENV) -> None:
+    """UsageError naming ``env`` when it holds a URL the notification cannot POST to: `trainboard local`
+    refuses it before any work, as the run's end would only log it."""
+    url = os.environ.get(env, "").strip()
+    if url and (problem := url_problem(url)):
+        raise UsageError(
+            env,
+            f"{problem} (the value is not shown: it is a secret); e.g. https://hooks.slack.com/services/...",
+        )
 
 
 def notify_run(
@@ -148,6 +192,8 @@ def notify_run(
         url = setting(WEBHOOK_ENV, WEBHOOK_KEY)
         if not url:
             return f"no webhook ({WEBHOOK_ENV} or the Secret {SECRET_NAME}): nothing sent"
+        if problem := url_problem(url):  # read from the Secret on a cluster: the task's log says so
+            return f"nothing sent: the webhook URL ({WEBHOOK_ENV} or the Secret {SECRET_NAME}) {problem}"
         # A failure known here (`trainboard local`'s) is the run's state, whatever promote wrote.
         outcome = read_outcome(root, run) if run and not failure else None
         record = None if outcome else read_champion(root)[0]

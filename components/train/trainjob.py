@@ -130,8 +130,21 @@ def start(api: client.CustomObjectsApi, namespace: str, body: dict) -> dict:
     return api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body["metadata"]["name"])
 
 
-def _condition(job: dict, kind: str) -> dict | None:
-    conditions = job.get("status", {}).get("conditions", [])
+def _conditions(job: object, name: str) -> list[dict]:
+    """The TrainJob's status.conditions (none yet: []); an answer of another shape (a proxy's page, a
+    status that is not an object) is TrainJobError naming it, never a traceback: the task fails in one
+    line and its job is deleted, as for any other failure."""
+    status = (job.get("status") or {}) if isinstance(job, dict) else None
+    conditions = (status.get("conditions") or []) if isinstance(status, dict) else None
+    if not isinstance(conditions, list) or not all(isinstance(c, dict) for c in conditions):
+        raise TrainJobError(
+            f"the Kubernetes API answered GET trainjobs/{name} with something that is not a TrainJob "
+            f"(status.conditions is not a list of objects; it answered {type(job).__name__})"
+        )
+    return conditions
+
+
+def _condition(conditions: list[dict], kind: str) -> dict | None:
     return next((c for c in conditions if c.get("type") == kind and c.get("status") == "True"), None)
 
 
@@ -178,12 +191,17 @@ def wait(
             job = api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
         except ApiException as e:
             raise _refused(e, namespace) from None
+        except UnicodeDecodeError:  # the client decodes the body before it parses it
+            raise TrainJobError(
+                f"the Kubernetes API answered GET trainjobs/{name} with bytes that are not UTF-8 text"
+            ) from None
+        conditions = _conditions(job, name)
         if (done := progress()) != shown:
             shown = done
             task_events.emit("progress", unit="epochs committed by the chief", done=done, total=epochs)
-        if _condition(job, "Complete"):
+        if _condition(conditions, "Complete"):
             return
-        if failed := _condition(job, "Failed"):
+        if failed := _condition(conditions, "Failed"):
             worker = failed_worker(core, namespace, name) if core else ""
             raise TrainJobError(
                 f"TrainJob {name} failed: {failed.get('reason', '')}: {failed.get('message', '')}{worker}"

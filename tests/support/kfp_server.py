@@ -3,6 +3,7 @@ schedule, answering like the real server and recording every request for the tes
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import threading
@@ -27,20 +28,26 @@ class Request:
 
 @dataclass
 class KFPServer:
-    """``token``: when set, every route answers 401 unless the request carries ``Bearer <token>``.
+    """``token``: when set, every route answers 401 unless the request carries ``Bearer <token>``;
+    ``basic`` ("USER:PASSWORD"), the same unless it carries them as HTTP basic auth.
     ``final_state``: what GET runs/ID answers (the run has finished).
     ``refusal``: when set, creating a run or a recurring run answers 400 with it (a server-side check).
     ``release`` and ``multi_user``: what healthz reports (tag_name, multi_user), as the real API server's
     handler does (backend/src/apiserver/main.go).
     ``delay``: seconds every route but healthz waits before it answers; ``math.inf``: no answer at all
-    until stop() (a server whose health check answers while the rest stalls)."""
+    until stop() (a server whose health check answers while the rest stalls).
+    ``wrong``: answers 200 OK with the given body, bytes as they are, anything else as JSON, to the
+    routes named (method, path under API), in place of the right answer: bytes that are not UTF-8,
+    JSON of the wrong shape, a run without its id."""
 
     token: str = ""
+    basic: str = ""
     release: str = "2.14.3"
     multi_user: bool = False
     final_state: str = "SUCCEEDED"
     refusal: str = ""
     delay: float = 0.0
+    wrong: dict[tuple[str, str], object] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
     experiments: dict[str, dict] = field(default_factory=dict)
     runs: dict[str, dict] = field(default_factory=dict)
@@ -64,12 +71,17 @@ class KFPServer:
     def bodies(self, method: str, path: str) -> list[dict]:
         return [r.body for r in self.requests if r.method == method and r.path == API + path]
 
-    def answer(self, request: Request) -> tuple[int, dict]:
+    def answer(self, request: Request) -> tuple[int, object]:
         if self.token and request.headers.get("authorization") != f"Bearer {self.token}":
+            return 401, {"error": "Unauthorized", "code": 16}
+        basic = "Basic " + base64.b64encode(self.basic.encode()).decode()
+        if self.basic and request.headers.get("authorization") != basic:
             return 401, {"error": "Unauthorized", "code": 16}
         route = (request.method, request.path.removeprefix(API))
         if self.refusal and route in (("POST", "/runs"), ("POST", "/recurringruns")):
             return 400, {"error": self.refusal, "code": 3}
+        if route in self.wrong:
+            return 200, self.wrong[route]
         if route == ("GET", "/healthz"):
             return 200, {"commit_sha": "0" * 40, "tag_name": self.release, "multi_user": self.multi_user}
         if route == ("GET", "/experiments"):

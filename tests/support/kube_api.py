@@ -51,6 +51,9 @@ class KubeAPI:
     on_created: Callable[[dict], None] | None = None
     worker_pods: list[dict] = field(default_factory=list)  # the TrainJob's pods, as the list route shows them
     pod_logs: dict[str, str] = field(default_factory=dict)
+    wrong: object = (
+        None  # not None: every GET of a TrainJob answers 200 with it (bytes as they are, else JSON)
+    )
 
     def clients(self) -> tuple[client.CustomObjectsApi, client.CoreV1Api]:
         configuration = client.Configuration()
@@ -121,7 +124,7 @@ def kube_api() -> Iterator[KubeAPI]:
             if method == "DELETE":
                 del api.jobs[name]
                 return self.send_json(200, {"kind": "Status", "status": "Success"})
-            return self.send_json(200, api.jobs[name])
+            return self.send_json(200, api.jobs[name] if api.wrong is None else api.wrong)
 
         def do_GET(self) -> None:
             self._route("GET")

@@ -1,5 +1,6 @@
 """A webhook receiver on 127.0.0.1 for the notification tests: it answers as Slack does (200 ``ok``), or
-with an error status, or not at all (it hangs), and keeps every JSON body it got."""
+with an error status, or a redirect (3xx to ``/moved``, answered 200 to any method), or not at all (it
+hangs), and keeps every JSON body it got and the path of every GET."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ class Receiver:
     url: str
     status: int = 200  # 0: read the request, then never answer
     bodies: list[dict] = field(default_factory=list)
+    gets: list[str] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)  # ends a hang at the test's end
 
 
@@ -27,15 +29,29 @@ def receiver(status: int = 200) -> Iterator[Receiver]:
     class Handler(JSONHandler):
         def do_POST(self) -> None:
             got = box[0]
-            got.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            length = int(self.headers.get("Content-Length") or 0)
+            got.bodies.append(json.loads(self.rfile.read(length)) if length else {})
             if got.status == 0:
                 got.release.wait(60)
                 return
-            answer = b"ok" if got.status == 200 else b"internal_error"
-            self.send_response(got.status)
-            self.send_header("Content-Length", str(len(answer)))
+            if self.path.endswith("/moved") or got.status == 200:
+                self.answer(200, b"ok")
+            elif 300 <= got.status < 400:
+                self.answer(got.status, b"", location=f"{self.path}/moved")
+            else:
+                self.answer(got.status, b"internal_error")
+
+        def do_GET(self) -> None:  # where a followed redirect would turn the POST into
+            box[0].gets.append(self.path)
+            self.answer(200, b"ok")
+
+        def answer(self, status: int, text: bytes, location: str = "") -> None:
+            self.send_response(status)
+            if location:
+                self.send_header("Location", location)
+            self.send_header("Content-Length", str(len(text)))
             self.end_headers()
-            self.wfile.write(answer)
+            self.wfile.write(text)
 
     server = LoopbackServer(Handler)
     box.append(Receiver(f"{server.url}/services/T000/B000/secret-token", status))

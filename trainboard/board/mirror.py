@@ -62,8 +62,9 @@ class BucketMirror:
     has weighed it (it is the newest), and the next ``sync`` applies the budget.
 
     Robust for a long-lived pod: objects are streamed to disk in chunks (memory does not grow with an
-    object's size); what is already in ``dest`` counts as copied, so a restarted mirror (same volume)
-    fetches only the bytes it lacks (a download killed half-way included); an object whose name would
+    object's size); what is already in ``dest`` counts as copied once its content is known to be the
+    object's (a CRC32C, or a local source's modification time: volume.py), so a restarted mirror (same
+    volume) fetches only the bytes it lacks (a download killed half-way included); an object whose name would
     land outside ``dest``, or that the local file system cannot hold (a name too long), is refused, logged
     once, and skipped while it is listed: the other objects go on.
     """

@@ -19,7 +19,7 @@ from typing import BinaryIO, NamedTuple
 
 from trainboard.storage.backends import Backend
 from trainboard.storage.errors import PreconditionFailed
-from trainboard.storage.uris import join
+from trainboard.storage.uris import is_gcs, join
 
 # TensorBoard loads files whose name holds "tfevents": a file being downloaded must not look like one.
 PARTIAL_PREFIX = ".mirror-partial-"
@@ -93,7 +93,8 @@ class Volume:
     """The copies in ``dest`` of the objects below ``source``.
 
     What is already in ``dest`` counts as copied (event files only grow), so a restarted mirror fetches only
-    the bytes it lacks; a download killed half-way is resumed from its partial file."""
+    the bytes it lacks; a download killed half-way is resumed from its partial file. A copy as long as its
+    object is checked first (_same_content): the size says nothing of a rewrite at the same size."""
 
     source: str
     dest: Path
@@ -104,9 +105,14 @@ class Volume:
     _seeded: bool = False
     _partials: list[Path] = field(default_factory=list)
 
+    @property
+    def _local(self) -> bool:
+        return not is_gcs(self.source)
+
     def seed_from_disk(self) -> None:
-        """A restart: the files already in ``dest`` are copies of the objects' first bytes (event files
-        only grow); a partial download left by a killed mirror is resumed by _fetch_whole."""
+        """A restart: the files already in ``dest`` are taken for copies of the objects' first bytes (event
+        files only grow; a complete-looking one is checked by _same_content, a grown one by its CRC32C in
+        _fetch_tail); a partial download left by a killed mirror is resumed by _fetch_whole."""
         if self._seeded:
             return
         if self.dest.is_dir():
@@ -190,21 +196,43 @@ class Volume:
     def _publish(self, rel: str, staged: _Staged) -> _Staged:
         if staged.partial is not None:
             staged.partial.replace(self.dest / rel)
+        if self._local and staged.copy.version is not None:  # what a restart compares (_same_content)
+            os.utime(self.dest / rel, ns=(staged.copy.version, staged.copy.version))
         self._copied[rel] = staged.copy
         return staged
 
     def _download(self, source: Backend, rel: str, listed: Listed) -> _Staged:
         """The ``listed`` size and version of ``dest/rel``: appended to the copy, or in a partial file."""
-        size, version, _ = listed
+        size = listed[0]
         copied = self._copied.get(rel)
         path = self.dest / rel
         have = path.stat().st_size if path.is_file() else -1
-        if copied is not None and copied.version is None and have == size:
-            return _Staged(0, None, _Copy(size, version))  # seeded from disk after a restart: complete
+        if copied is not None and copied.version is None and have == size:  # seeded at a restart
+            if (same := self._same_content(path, listed)) is not None:
+                return _Staged(0, None, same)
+            log.warning(
+                "bucket mirror: %s below %s was rewritten at its size while no mirror ran: fetched whole",
+                rel, self.source,
+            )  # fmt: skip
+            return self._fetch_whole(source, rel, listed)
         grown = 0 < have < size and copied is not None and (copied.version is None or have >= copied.size)
         if grown and (tail := self._fetch_tail(source, rel, listed, have)) is not None:
             return tail
         return self._fetch_whole(source, rel, listed)
+
+    def _same_content(self, path: Path, listed: Listed) -> _Copy | None:
+        """The complete copy of the listed object that ``path``, found on the volume at a restart and as
+        long as the object, is; None when it holds other bytes (the size says nothing of an object
+        rewritten at its size while no mirror ran). On GCS, by the listing's CRC32C (of the whole object,
+        composed ones included) against the copy's, read once. A local source has no checksum without
+        reading both files at every listing: its version, the modification time in ns, is set on each
+        copy (_publish), and an equal one is the same write (rsync's rule: a rewrite moves it whatever
+        the size; a tool that puts an old time back on new bytes would hide them, from rsync too)."""
+        size, version, crc = listed
+        if crc is not None:
+            copy_crc = _file_crc32c(path)
+            return _Copy(size, version, copy_crc) if copy_crc == crc else None
+        return _Copy(size, version) if self._local and path.stat().st_mtime_ns == version else None
 
     def _fetch_tail(self, source: Backend, rel: str, listed: Listed, have: int) -> _Staged | None:
         """Append the object's bytes from ``have`` on to the copy; None, the copy left as it was, when the

@@ -61,6 +61,8 @@ def cluster_settings(args: argparse.Namespace) -> ClusterSettings:
     """The settings from the flags (each named like its setting), the environment and the config file."""
     settings = load_settings(args.config, **{name: getattr(args, name) for name in setting_names()})
     token_file = Path(settings.token_file) if settings.token_file else None
-    for warning in exposure_warnings(settings.endpoint, credentials(settings.token), token_file):
+    for warning in exposure_warnings(
+        settings.endpoint, credentials(settings.token, settings.endpoint), token_file
+    ):
         progress(f"trainboard: warning: {warning}")
     return replace(settings, skip_version_check=args.skip_version_check)

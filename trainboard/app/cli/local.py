@@ -143,10 +143,12 @@ def _checked(args: argparse.Namespace) -> _Request:
     """Every input checked before any work, in the order a person fixes them: the options, the root and
     run name, the data source, the weights, the champion records, then what a resume would refuse."""
     from trainboard.artifacts.training_state import check_resume
+    from trainboard.components.notify.core import check_webhook_setting
     from trainboard.sources import check_source, known_classes
     from trainboard.weights import check_available
 
     check_port(args.port)
+    check_webhook_setting()  # the notification at the end would only log it
     config = _training_config(args)
     check_config(config)
     rule = PromotionRule(**field_values(PromotionRule, vars(args)))

@@ -55,9 +55,10 @@ def progress(message: str) -> None:
 
 
 def server_error(command: str, error: Exception | str) -> int:
-    """A request the server refused after the input was checked: one line, exit code 1."""
+    """A request the server refused after the input was checked, or a server that stopped answering or
+    answered wrongly: one line, the error's exit code (``exit_code``: 1 unless it says otherwise)."""
     print(f"trainboard {command}: error: {printable(str(error))}", file=sys.stderr)
-    return 1
+    return int(getattr(error, "exit_code", 1))
 
 
 def failed_with_log(command: str, message: str, tail: Iterable[str], log: Path | None) -> int:

@@ -34,12 +34,12 @@ def add(commands) -> None:
     p.set_defaults(handler=run)
 
 
-EXIT_UNREACHABLE, EXIT_TIMEOUT = 3, 4
+EXIT_TIMEOUT = 4
 
 
 def run(args: argparse.Namespace) -> int:
     from trainboard.app.cluster import runs
-    from trainboard.app.cluster.connection import ServerError, Unreachable
+    from trainboard.app.cluster.connection import ServerError
 
     if args.timeout < 0:
         raise UsageError("timeout", f"must be 0 (no limit) or more seconds, got {args.timeout:g}")
@@ -56,10 +56,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.wait:
             return 0
         state = runs.wait(settings, submitted.run_id, args.timeout)
-    except Unreachable as e:
-        server_error("submit", e)
-        return EXIT_UNREACHABLE
-    except ServerError as e:
+    except ServerError as e:  # refused: 1; stopped answering or answered wrongly: 3
         return server_error("submit", e)
     except runs.WaitTimeout as e:
         server_error("submit", e)

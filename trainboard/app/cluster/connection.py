@@ -18,11 +18,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from trainboard.app.cluster.answers import not_a_json_object, shape_problem
 from trainboard.app.cluster.auth import Credentials, credentials, without_userinfo
 from trainboard.app.cluster.settings import ENVIRONMENT, ClusterSettings
 from trainboard.errors import UsageError
 
-HEALTHZ = "/apis/v2beta1/healthz"
+API = "/apis/v2beta1"
+HEALTHZ = API + "/healthz"
 # A server can answer its health check and stall on every other route (a wedged database behind it):
 # each request gets REQUEST_SECONDS to connect and as long again for each read, and the requests that
 # send one run or schedule get SEND_SECONDS in all.
@@ -33,9 +35,18 @@ SEND_SECONDS = 120.0
 class ServerError(RuntimeError):
     """The server refused or failed a request after the input was checked; the CLI exits 1 on it."""
 
+    exit_code = 1
+
 
 class Unreachable(ServerError):
     """The API stopped answering after the checks (the network, a restart); the CLI exits 3 on it."""
+
+    exit_code = 3
+
+
+class WrongAnswer(Unreachable):
+    """The API answered, but not as the KFP API does (bytes that are not UTF-8 JSON, JSON of another shape,
+    a run without its id): nothing it said can be trusted, as if it had not answered; the CLI exits 3."""
 
 
 # The first Kubeflow Pipelines backend release that runs the compiled pipeline as written, and why (each
@@ -68,9 +79,13 @@ def check_server(settings: ClusterSettings, creds: Credentials) -> Health:
     kfp.Client retries a failing health check for 25 s and then says little; this says which setting is
     wrong at once."""
     endpoint = without_userinfo(settings.endpoint)
-    url = settings.endpoint + HEALTHZ
+    url = endpoint + HEALTHZ  # a user:password@ in the URL is in creds (basic auth): urllib takes no userinfo
     request = urllib.request.Request(url, headers=creds.headers())
-    token_hint = f'set {ENVIRONMENT["token"]}, put token = "..." in the config file, or pass --token'
+    token_hint = (
+        "check the user and password in the endpoint URL (percent-encode @ : / in them)"
+        if creds.basic
+        else f'set {ENVIRONMENT["token"]}, put token = "..." in the config file, or pass --token'
+    )
     try:
         with urllib.request.urlopen(request, timeout=15) as response:
             body = response.read()
@@ -78,11 +93,12 @@ def check_server(settings: ClusterSettings, creds: Credentials) -> Health:
         if e.code in (401, 403):
             given = (
                 f"refused the credentials ({creds.source})"
-                if creds.token or creds.cookies
+                if creds.token or creds.cookies or creds.basic
                 else "needs a token"
             )
             raise UsageError(
-                "token", f"{endpoint} answered {e.code} {e.reason}: it {given}; {token_hint}"
+                "endpoint" if creds.basic else "token",
+                f"{endpoint} answered {e.code} {e.reason}: it {given}; {token_hint}",
             ) from None
         raise UsageError(
             "endpoint",
@@ -91,16 +107,20 @@ def check_server(settings: ClusterSettings, creds: Credentials) -> Health:
     except OSError as e:
         reason = getattr(e, "reason", e)
         raise UsageError("endpoint", f"cannot reach {endpoint}: {reason}") from None
-    try:
-        answer = json.loads(body)
-    except ValueError:
+    if problem := not_a_json_object(body):
         # A login page (Dex, oauth2-proxy, IAP) answers 200 with HTML when the request carries no valid token.
         raise UsageError(
             "endpoint",
-            f"{endpoint}{HEALTHZ} did not answer with JSON (a login page?); check the endpoint, or "
+            f"{endpoint}{HEALTHZ} answered {problem}, not the KFP API's health; check the endpoint, or "
             f"{token_hint}",
-        ) from None
-    health = Health(str(answer.get("tag_name") or "unknown"), bool(answer.get("multi_user")))
+        )
+    health = _health(json.loads(body))
+    if health is None:
+        raise UsageError(
+            "endpoint",
+            f"{endpoint}{HEALTHZ} answered JSON whose tag_name is not a string or multi_user not true or "
+            "false: not the KFP API's health; check the endpoint",
+        )
     _check_release(health, settings.skip_version_check)
     if health.multi_user and not settings.namespace:
         raise UsageError(
@@ -109,6 +129,16 @@ def check_server(settings: ClusterSettings, creds: Credentials) -> Health:
             f'--namespace NS, {ENVIRONMENT["namespace"]} or namespace = "NS" in the config file',
         )
     return health
+
+
+def _health(answer: dict[str, Any]) -> Health | None:
+    """healthz's fields (backend/src/apiserver/main.go, 2.17.0): a missing field is the API's default
+    (an old release reports no tag_name); a field of another type is not the API (a string "false"
+    would read as multi-user)."""
+    tag, multi_user = answer.get("tag_name") or "unknown", answer.get("multi_user", False)
+    if not isinstance(tag, str) or not isinstance(multi_user, bool):
+        return None
+    return Health(tag, multi_user)
 
 
 def _check_release(health: Health, skip: bool) -> None:
@@ -137,7 +167,7 @@ def connect(settings: ClusterSettings, total: float | None = None) -> Iterator[A
     import kfp_server_api
     import urllib3
 
-    creds = credentials(settings.token)
+    creds = credentials(settings.token, settings.endpoint)
     check_server(settings, creds)  # with the very credentials the client sends
     endpoint = without_userinfo(settings.endpoint)
     try:
@@ -146,9 +176,7 @@ def connect(settings: ClusterSettings, total: float | None = None) -> Iterator[A
                 # "This client only works with KFP v2.0.0-beta.2 and later": check_server checked more.
                 warnings.simplefilter("ignore", FutureWarning)
                 client = kfp.Client(
-                    host=settings.endpoint,
-                    namespace=settings.namespace or "kubeflow",
-                    **creds.client_arguments(),
+                    host=endpoint, namespace=settings.namespace or "kubeflow", **creds.client_arguments()
                 )
             # kfp prints "Run details: <link>" itself; the CLI prints its own summary.
             with contextlib.redirect_stdout(io.StringIO()):
@@ -173,10 +201,11 @@ def _deadlines(api_client: type[Any], endpoint: str, total: float) -> Iterator[N
 
     no_read_retries = urllib3.Retry(total=3, read=0)
     end = time.monotonic() + total
-    request = api_client.request
+    request, deserialize = api_client.request, api_client.deserialize
+    last = {"route": ""}  # the route of the answer being deserialized (one client, one thread)
 
     def with_deadline(self: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-        route = f"{method} {urllib.parse.urlsplit(url).path}"
+        route = last["route"] = f"{method} {urllib.parse.urlsplit(url).path}"
         left = end - time.monotonic()
         if left <= 0:
             raise Unreachable(f"{endpoint}: {route} not sent: the requests before it took {total:g} s in all")
@@ -184,7 +213,7 @@ def _deadlines(api_client: type[Any], endpoint: str, total: float) -> Iterator[N
         kwargs["_request_timeout"] = (seconds, seconds)  # connect, then each read
         self.rest_client.pool_manager.connection_pool_kw["retries"] = no_read_retries
         try:
-            return request(self, method, url, *args, **kwargs)
+            response = request(self, method, url, *args, **kwargs)
         except (urllib3.exceptions.MaxRetryError, urllib3.exceptions.TimeoutError) as e:
             error = e.reason if isinstance(e, urllib3.exceptions.MaxRetryError) else e
             # urllib3 2 makes a refused connection (NewConnectionError) a ConnectTimeoutError too.
@@ -192,23 +221,58 @@ def _deadlines(api_client: type[Any], endpoint: str, total: float) -> Iterator[N
                 error, urllib3.exceptions.NewConnectionError
             ):
                 raise
-        # A request that changes something may have done so before its answer was lost.
-        maybe_done = "" if method == "GET" else "; it may have taken effect: look in the KFP UI first"
+        else:
+            if problem := not_a_json_object(response.data):
+                raise WrongAnswer(f"{endpoint}: {route} answered {problem}{_NOT_KFP}{_maybe_done(method)}")
+            return response
         limit = (
             f"within {seconds:g} s" if seconds == REQUEST_SECONDS else f"before {total:g} s in all ran out"
         )
         raise Unreachable(
-            f"{endpoint}: {route} did not answer {limit}, though the health check did{maybe_done}"
+            f"{endpoint}: {route} did not answer {limit}, though the health check did{_maybe_done(method)}"
         )
 
-    api_client.request = with_deadline
+    def checked_deserialize(self: Any, response: Any, response_type: Any) -> Any:
+        """The generated client's model of the answer, once the JSON has that model's shape (the client
+        itself would make a string where a list of experiments belongs into one experiment a letter)."""
+        answer = json.loads(response.data)  # with_deadline checked it
+        if isinstance(response_type, str) and (problem := shape_problem(answer, response_type)):
+            route = last["route"]
+            raise WrongAnswer(
+                f"{endpoint}: {route} answered JSON where {problem}{_NOT_KFP}{_maybe_done(route)}"
+            )
+        return deserialize(self, response, response_type)
+
+    api_client.request, api_client.deserialize = with_deadline, checked_deserialize
     try:
         yield
     finally:
-        api_client.request = request
+        api_client.request, api_client.deserialize = request, deserialize
 
 
-def ensure_experiment(client: Any, settings: ClusterSettings) -> Any:
-    """The settings' experiment in its namespace, created when missing (create_experiment gets an existing
-    one)."""
-    return client.create_experiment(settings.experiment, namespace=settings.namespace or None)
+_NOT_KFP = ": not an answer of the Kubeflow Pipelines API (a proxy or another service at the endpoint?)"
+
+
+def _maybe_done(route: str) -> str:
+    """A request that changes something may have done so before its answer was lost or garbled."""
+    return "" if route.startswith("GET") else "; it may have taken effect: look in the KFP UI first"
+
+
+def identified(model: Any, field: str, route: str, endpoint: str) -> str:
+    """``model``'s id ``field`` (run_id, recurring_run_id, experiment_id) as the server gave it; a model
+    without one is a server that did not do what it said (a link to .../details/None): WrongAnswer."""
+    value = getattr(model, field, None)
+    if not isinstance(value, str) or not value.strip():
+        raise WrongAnswer(
+            f"{endpoint}: {route} answered with no {field} (it has {value!r}){_NOT_KFP}{_maybe_done(route)}"
+        )
+    return value
+
+
+def ensure_experiment(client: Any, settings: ClusterSettings) -> str:
+    """The id of the settings' experiment in its namespace, created when missing (create_experiment gets
+    an existing one)."""
+    experiment = client.create_experiment(settings.experiment, namespace=settings.namespace or None)
+    return identified(
+        experiment, "experiment_id", f"POST {API}/experiments", without_userinfo(settings.endpoint)
+    )

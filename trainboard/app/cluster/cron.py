@@ -45,6 +45,15 @@ _GO_UNITS = "|".join(_GO_UNIT_SECONDS)
 # time.ParseDuration: an optional sign and decimal numbers with units (1h30m, 90s, 1.5h), or a bare 0.
 _GO_DURATION_RE = re.compile(rf"^[+-]?(?:0|(?:\d+(?:\.\d+)?(?:{_GO_UNITS}))+)$")
 _DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # February 29 comes every leap year
+# The shortest time between two firings: a run is six pods one after another (start-run, prepare-data,
+# train, evaluate, promote, notify), each scheduled, its image pulled and started, before any training, so
+# no run takes less; a schedule firing more often runs back to back for ever (max concurrency 1 queues
+# each behind the last; more, and several runs race for one champion). docs/cli.md states it.
+MIN_INTERVAL_SECONDS = 15 * 60
+# The longest @every: a year. robfig/cron's Every counts from the moment the scheduler reads the schedule
+# (Next is the time given plus the interval), so a pause, resume or --replace restarts the count: an
+# interval of years may never fire in the life of a deployment. A yearly job is @yearly or a date.
+MAX_EVERY_SECONDS = 366 * 24 * 3600
 
 
 def _cron_item_values(item: str, low: int, high: int, names: list[str]) -> set[int]:
@@ -85,13 +94,39 @@ def _check_every(expression: str, duration: str) -> str:
         )
     sign = -1 if duration.startswith("-") else 1
     parts = re.findall(rf"(\d+(?:\.\d+)?)({_GO_UNITS})", duration)
-    if sign * sum(float(n) * _GO_UNIT_SECONDS[unit] for n, unit in parts) < 1:
+    seconds = sign * sum(float(n) * _GO_UNIT_SECONDS[unit] for n, unit in parts)
+    if seconds < 1:
         raise UsageError(
             "cron",
             f"{expression!r}: the interval must be 1s or more (the scheduler would start a run every "
             "second); e.g. @every 6h",
         )
+    if seconds < MIN_INTERVAL_SECONDS:
+        _too_often(expression, seconds)
+    if seconds > MAX_EVERY_SECONDS:
+        raise UsageError(
+            "cron",
+            f"{expression!r}: an interval of {seconds / 86400:.0f} days may never fire: the count restarts "
+            f"whenever the schedule is paused, resumed or replaced; @every takes at most 8784h (366 days). "
+            "For a yearly run use @yearly or a date, e.g. '0 0 3 1 1 *'",
+        )
     return f"@every {duration}"
+
+
+def _too_often(expression: str, seconds: float, example: str = "") -> None:
+    raise UsageError(
+        "cron",
+        f"{expression!r} starts runs {_duration(seconds)} apart{example}: under the "
+        f"{_duration(MIN_INTERVAL_SECONDS)} a run takes at the least (six pods one after another), so they "
+        "would run back to back; leave 15 min or more between firings, e.g. '0 */15 * * * *' or @hourly",
+    )
+
+
+def _duration(seconds: float) -> str:
+    whole = round(seconds)
+    return (
+        f"{whole // 60} min" + (f" {whole % 60} s" if whole % 60 else "") if whole >= 60 else f"{seconds:g} s"
+    )
 
 
 def _check_day_exists(expression: str, fields: list[str]) -> None:
@@ -144,5 +179,41 @@ def check_cron(expression: str) -> str:
                 f"{name} {text!r} in {expression!r} is not valid: use *, ?, N, N-M, */S or lists of them "
                 f"with N in {low}-{high}; {CRON_FORMAT}",
             )
+        for item in text.split(","):
+            _check_step(expression, name, item, _cron_item_values(item, low, high, names))
     _check_day_exists(expression, fields)
+    _check_interval(expression, fields)
     return " ".join(fields)
+
+
+def _check_step(expression: str, name: str, item: str, values: set[int]) -> None:
+    """Refuses a step that reaches past its field's range (*/90 in minutes is minute 0 alone: hourly,
+    not every 90 minutes): robfig/cron takes it, and steps only within one field."""
+    step = int(item.rsplit("/", 1)[1]) if "/" in item else 1
+    if step > 1 and len(values) == 1:
+        raise UsageError(
+            "cron",
+            f"{name} {item!r} in {expression!r}: a step of {step} reaches past the {name}'s range, so it "
+            f"is {name} {min(values)} alone (a step does not carry into the next field: */90 in minutes "
+            "is hourly); write the times, e.g. '0 0 */2 * * *' for every 2 hours",
+        )
+
+
+def _field_values(fields: list[str], i: int) -> list[int]:
+    _, low, high, names = _CRON_FIELDS[i]
+    return sorted(set().union(*(_cron_item_values(item, low, high, names) for item in fields[i].split(","))))
+
+
+def _check_interval(expression: str, fields: list[str]) -> None:
+    """Refuses firings closer than MIN_INTERVAL_SECONDS within a day, and across midnight where the
+    schedule fires every day."""
+    seconds, minutes, hours = (_field_values(fields, i) for i in range(3))
+    times = sorted(h * 3600 + m * 60 + s for h in hours for m in minutes for s in seconds)
+    every_day = all(
+        len(_field_values(fields, i)) == hi - lo + 1 for i, (_, lo, hi, _) in enumerate(_CRON_FIELDS[3:], 3)
+    )
+    after = times[1:] + ([times[0] + 86400] if every_day else [])
+    gap, at = min(((b - a, a) for a, b in zip(times, after, strict=False)), default=(86400, 0))
+    if gap < MIN_INTERVAL_SECONDS:
+        first, second = (f"{t // 3600 % 24:02d}:{t // 60 % 60:02d}:{t % 60:02d}" for t in (at, at + gap))
+        _too_often(expression, gap, f" ({first} and {second} UTC)")

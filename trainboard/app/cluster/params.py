@@ -14,6 +14,7 @@ from trainboard import storage
 from trainboard.app.cluster.pipeline_spec import PipelineParameter, compiled_pipeline, pipeline_parameters
 from trainboard.app.cluster.settings import ClusterSettings
 from trainboard.artifacts.champion import check_records
+from trainboard.checks import check_accelerator_type
 from trainboard.config_checks import check_pipeline_parameters
 from trainboard.errors import UsageError
 from trainboard.roots import check_root
@@ -94,6 +95,13 @@ def check_cluster_arguments(arguments: dict[str, Any], parameters: dict[str, Pip
                 "storage every task and the team TensorBoard can reach",
             )
         arguments["root"] = root
+    data_dir = arguments.get("tfds_data_dir", "")
+    if data_dir and not storage.is_gcs(data_dir) and "://" not in data_dir:  # a scheme: check_data_config
+        raise UsageError(
+            "param",
+            f"tfds_data_dir={data_dir!r} is a local path; the cluster's tasks read gs://BUCKET[/PREFIX] "
+            "(a local folder exists only on this machine)",
+        )
     weights = arguments.get("weights", "")
     if weights not in ("", NONE, IMAGENET) and not storage.is_gcs(weights):
         raise UsageError(
@@ -102,6 +110,7 @@ def check_cluster_arguments(arguments: dict[str, Any], parameters: dict[str, Pip
             "bucket)",
         )
     _check_config_values(arguments, parameters)
+    _check_accelerator(arguments, parameters)
     if "dataset" not in arguments:  # the default, tfds:caltech101: tests/test_prepare_data.py prepares it
         return []
     try:  # last: a tfds: source loads TensorFlow Datasets, seconds
@@ -118,6 +127,19 @@ def _check_config_values(arguments: dict[str, Any], parameters: dict[str, Pipeli
         check_pipeline_parameters(values)
     except UsageError as e:
         raise UsageError("param", f"{e.field}={values[e.field]!r}: {e.problem}") from None
+
+
+def _check_accelerator(arguments: dict[str, Any], parameters: dict[str, PipelineParameter]) -> None:
+    """The accelerator the train task requests: only the pipeline's resources carry it (no task takes it
+    as an input), so only here can it be checked before a pod asks for a resource no node has."""
+    values = {
+        name: arguments.get(name, parameters[name].default)
+        for name in ("accelerator_type", "accelerator_count")
+    }
+    try:
+        check_accelerator_type(values["accelerator_type"], values["accelerator_count"])
+    except UsageError as e:
+        raise UsageError("param", f"accelerator_type={values['accelerator_type']!r}: {e.problem}") from None
 
 
 def checked_arguments(pairs: list[str], settings: ClusterSettings) -> tuple[dict[str, Any], list[str]]:

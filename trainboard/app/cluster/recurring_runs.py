@@ -8,7 +8,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trainboard.app.cluster.auth import without_userinfo
-from trainboard.app.cluster.connection import connect, ensure_experiment
+from trainboard.app.cluster.connection import (
+    API,
+    WrongAnswer,
+    connect,
+    ensure_experiment,
+    identified,
+)
 from trainboard.app.cluster.cron import check_cron
 from trainboard.app.cluster.params import check_root_records, checked_arguments
 from trainboard.app.cluster.pipeline_spec import pipeline_package, sent_pipeline_spec
@@ -67,12 +73,15 @@ def check_schedule_name(name: str) -> None:
     check_visible("name", name)
 
 
-def _schedules(client: Any, experiment_id: str) -> list[Schedule]:
-    """Every recurring run of the experiment, oldest first."""
-    found, token = [], ""
+def _schedules(client: Any, experiment_id: str, endpoint: str) -> list[Schedule]:
+    """Every recurring run of the experiment, oldest first; each has an id and a name (pause, resume and
+    delete find them by name and act by id), or the answer is WrongAnswer."""
+    found, token, seen, route = [], "", {""}, f"GET {API}/recurringruns"
     while True:
         page = client.list_recurring_runs(page_token=token, page_size=100, experiment_id=experiment_id)
         for r in page.recurring_runs or []:
+            identified(r, "recurring_run_id", route, endpoint)
+            identified(r, "display_name", route, endpoint)
             cron = r.trigger.cron_schedule.cron if r.trigger and r.trigger.cron_schedule else ""
             parameters = (r.runtime_config.parameters if r.runtime_config else None) or {}
             found.append(
@@ -89,9 +98,12 @@ def _schedules(client: Any, experiment_id: str) -> list[Schedule]:
                     pipeline=r.pipeline_spec or {},
                 )
             )
+        if page.next_page_token in seen:  # the same page again: a loop, not a listing
+            raise WrongAnswer(f"{endpoint}: {route} answered the page token {token!r} twice")
         token = page.next_page_token
         if not token:
             return found
+        seen.add(token)
 
 
 def schedule(
@@ -131,8 +143,8 @@ def schedule(
     )
     endpoint = without_userinfo(settings.endpoint)
     with connect(settings) as client, pipeline_package() as package:
-        experiment = ensure_experiment(client, settings)
-        existing = [s for s in _schedules(client, experiment.experiment_id) if s.name == name]
+        experiment_id = ensure_experiment(client, settings)
+        existing = [s for s in _schedules(client, experiment_id, endpoint) if s.name == name]
         if existing and all(s.same_as(mine) for s in existing):
             first = existing[0]
             url = kfp_recurring_run_url(endpoint, first.recurring_run_id)
@@ -151,7 +163,7 @@ def schedule(
                 f"yours: {mine.describe()}. Replace it with --replace, or choose another --name",
             )
         created = client.create_recurring_run(
-            experiment_id=experiment.experiment_id,
+            experiment_id=experiment_id,
             job_name=name,
             cron_expression=cron,
             max_concurrency=max_concurrency,
@@ -161,25 +173,23 @@ def schedule(
             enabled=True,
             service_account=settings.service_account or None,
         )
+        created_id = identified(created, "recurring_run_id", f"POST {API}/recurringruns", endpoint)
         for old in existing:  # only now that the new one exists
             client.delete_recurring_run(old.recurring_run_id)
-    return Scheduled(
-        name=name,
-        recurring_run_id=created.recurring_run_id,
-        url=kfp_recurring_run_url(endpoint, created.recurring_run_id),
-    )
+    return Scheduled(name=name, recurring_run_id=created_id, url=kfp_recurring_run_url(endpoint, created_id))
 
 
 def list_schedules(settings: ClusterSettings) -> list[Schedule]:
     with connect(settings) as client:
-        return _schedules(client, ensure_experiment(client, settings).experiment_id)
+        return _schedules(client, ensure_experiment(client, settings), without_userinfo(settings.endpoint))
 
 
 def change_schedule(settings: ClusterSettings, name: str, action: str) -> list[Schedule]:
     """Pause (disable), resume (enable) or delete every schedule called ``name`` in the experiment;
     returns them. UsageError when there is none."""
     with connect(settings) as client:
-        schedules = _schedules(client, ensure_experiment(client, settings).experiment_id)
+        endpoint = without_userinfo(settings.endpoint)
+        schedules = _schedules(client, ensure_experiment(client, settings), endpoint)
         targets = [s for s in schedules if s.name == name]
         if not targets:
             names = ", ".join(sorted({s.name for s in schedules})) or "none"

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from trainboard import layout
 from trainboard.app.cluster.auth import without_userinfo
-from trainboard.app.cluster.connection import connect, ensure_experiment
+from trainboard.app.cluster.connection import API, connect, ensure_experiment, identified
 from trainboard.app.cluster.params import check_root_records, checked_arguments
 from trainboard.app.cluster.pipeline_spec import pipeline_package
 from trainboard.app.cluster.settings import ClusterSettings
@@ -41,19 +41,19 @@ def submit(settings: ClusterSettings, pairs: list[str], run_name: str | None = N
     check_root_records(arguments["root"], run)
     arguments["run_name"] = run
     with connect(settings) as client, pipeline_package() as package:
-        experiment = ensure_experiment(client, settings)
         created = client.run_pipeline(
-            experiment_id=experiment.experiment_id,
+            experiment_id=ensure_experiment(client, settings),
             job_name=run,
             pipeline_package_path=package,
             params=arguments,
             service_account=settings.service_account or None,
         )
+        run_id = identified(created, "run_id", f"POST {API}/runs", without_userinfo(settings.endpoint))
     tensorboard_url = arguments.get("tensorboard_url", "")
     return Submitted(
         run=run,
-        run_id=created.run_id,
-        run_url=kfp_run_url(without_userinfo(settings.endpoint), created.run_id),
+        run_id=run_id,
+        run_url=kfp_run_url(without_userinfo(settings.endpoint), run_id),
         tensorboard_url=tensorboard_url and tensorboard_run_url(tensorboard_url, run),
         notes=tuple(notes),
     )
@@ -68,7 +68,8 @@ def wait(settings: ClusterSettings, run_id: str, timeout: float = 0) -> str:
     seconds (0: no limit); Unreachable when the API stops answering."""
     deadline = time.monotonic() + timeout if timeout else math.inf
     with connect(settings, total=math.inf) as client:  # each poll has its deadline; --timeout bounds all
-        while (state := str(client.get_run(run_id).state)) not in FINAL_STATES:
+        route, endpoint = f"GET {API}/runs/{run_id}", without_userinfo(settings.endpoint)
+        while (state := identified(client.get_run(run_id), "state", route, endpoint)) not in FINAL_STATES:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise WaitTimeout(f"the run is still {state} after {timeout:g} s; it goes on")
