@@ -228,6 +228,11 @@ def run_local(
             _wait_for_tasks()
             raise
         _tell_the_team(root, run, output)
+    return _result(task, root, run)
+
+
+def _result(task: Any, root: str, run: str) -> LocalRunResult:
+    """What the finished pipeline run left: its outputs, the records' champion, the reports' copies."""
     metrics = task.outputs["metrics"].metadata
     # What the records say after the decision, not what was meant: promote's "promoted" is read back from
     # them (components/promote/core.py, _as_recorded); the champion is the record's now.
