@@ -976,6 +976,12 @@ CASES = [
         ["notes.txt is a file, not a folder"],
         data=a_file,
     ),
+    Case(
+        "compile-name-too-long",
+        ["compile", "-o", f"/tmp/{'a' * 300}/pipeline.yaml"],
+        "output",
+        ["File name too long", "give -o/--output a shorter path"],
+    ),
     Case("compile-onto-a-folder", ["compile", "-o", "{data}"], "output", ["is a folder"], data=str),
     # manifests
     Case(

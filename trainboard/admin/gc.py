@@ -31,9 +31,8 @@ class RunCheckpoints:
     bytes: int
     modified: float  # the newest file's time, seconds since the epoch
     kept_because: str = ""  # "" : deleted (or would be)
-    link_to: str = (
-        ""  # a symbolic link where the run's folder should be: where it points (no files of its own)
-    )
+    # Where a symbolic link standing for the run's folder points ("" for a folder): no files of its own.
+    link_to: str = ""
 
 
 @dataclass

@@ -108,14 +108,19 @@ def repair(root: str) -> list[str]:
     return done
 
 
+def _is_record(data: bytes, uri: str) -> bool:
+    try:
+        parse_record(data, uri)
+    except ChampionRecordError:
+        return False
+    return True
+
+
 def _move_damaged_history(root: str) -> list[str]:
     done = []
     for uri in storage.list_files(layout.champion_history_dir(root)):
-        if not uri.endswith(".json"):  # a local root's lock files
-            continue
-        try:
-            parse_record(storage.read_bytes(uri), uri)
-        except ChampionRecordError:
+        # Not .json: a local root's lock files.
+        if uri.endswith(".json") and not _is_record(storage.read_bytes(uri), uri):
             aside = storage.join(root, DAMAGED_HISTORY, uri.rsplit("/", 1)[-1])
             storage.copy_file(uri, aside)
             storage.delete(uri)
@@ -128,12 +133,8 @@ def _rebuild_record(root: str) -> list[str]:
     history is a loss, not "no champion": without it the next run would be judged against none."""
     record_uri = layout.champion_record(root)
     data, generation = storage.read_versioned(record_uri)  # read once: the write below is at this version
-    try:
-        if data is not None:
-            parse_record(data, record_uri)
-            return []
-    except ChampionRecordError:
-        pass
+    if data is not None and _is_record(data, record_uri):
+        return []
     history = read_history(root)
     good = [r for r in history if _whole(root, r.run)]
     what = "missing" if data is None else "damaged"

@@ -19,8 +19,7 @@ def add(commands) -> None:
     p.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    output = Path(args.output)
+def _check_output(output: Path) -> None:
     if output.is_dir():
         raise UsageError(
             "output", f"{output} is a folder; expected a file name, e.g. {output / 'pipeline.yaml'}"
@@ -29,6 +28,16 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("output", f"{output.parent} is a file, not a folder; write elsewhere")
     if not output.parent.is_dir():
         raise UsageError("output", f"folder {output.parent} does not exist; create it or write elsewhere")
+
+
+def run(args: argparse.Namespace) -> int:
+    output = Path(args.output)
+    try:
+        _check_output(output)
+    except OSError as e:  # a path the file system cannot even look up: a name too long (ENAMETOOLONG)
+        raise UsageError(
+            "output", f"cannot use {str(output)[:60]}...: {e.strerror or e}; give -o/--output a shorter path"
+        ) from None
 
     from trainboard.app.cluster.pipeline_spec import compiled_pipeline
 
