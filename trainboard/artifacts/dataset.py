@@ -220,10 +220,10 @@ def _records(dataset_dir: str | Path, split: str) -> tf.data.Dataset:
     return tf.data.TFRecordDataset(files, num_parallel_reads=tf.data.AUTOTUNE)  # deterministic order
 
 
-def read_encoded(dataset_dir: str | Path, split: str) -> list[bytes]:
-    """The encoded images of ``split`` as stored (JPEG or PNG), in read_split's order: what a client of
-    the serving export sends."""
-    return [encoded.numpy() for encoded, _ in _records(dataset_dir, split).map(_parse)]
+def read_encoded(dataset_dir: str | Path, split: str, limit: int = -1) -> list[bytes]:
+    """The encoded images of ``split`` as stored (JPEG or PNG), in read_split's order (the first
+    ``limit``; -1: all): what a client of the serving export sends."""
+    return [encoded.numpy() for encoded, _ in _records(dataset_dir, split).map(_parse).take(limit)]
 
 
 def read_split(dataset_dir: str | Path, split: str, image_size: int) -> tf.data.Dataset:

@@ -3,6 +3,8 @@
     <model dir>/serving/1/saved_model.pb   KServe's layout: <storageUri>/<integer version>/ (its
                                            `tensorflow` runtime runs TF Serving, which loads the
                                            highest integer version under the base path)
+    <model dir>/serving_example.png|jpg    the first image of the run's test split, as stored: what
+                                           `trainboard serve`'s printed curl sends
 
 Its ``serving_default`` takes a batch of encoded images (``image_bytes``, JPEG or PNG; in TF Serving's
 REST JSON ``{"b64": "..."}``), decodes and resizes them inside the graph exactly as the test split is read
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
 
 SERVING_DIR = "serving"
 SERVING_VERSION = 1
+EXAMPLE_IMAGE = "serving_example"
 INPUT_NAME = "image_bytes"  # TF Serving's REST API: a string input whose JSON values are {"b64": ...}
 # The largest difference of any class probability between the export and the Keras model on the test
 # split that evaluate accepts: the same float32 graph run by another caller differs by rounding only
@@ -70,6 +73,25 @@ def write_serving_export(model: keras.Model, class_names: list[str], image_size:
     version_dir = out / SERVING_DIR / str(SERVING_VERSION)
     archive.write_out(str(version_dir), verbose=False)
     return version_dir
+
+
+def write_example_image(dataset_dir: str, out: Path) -> Path:
+    """The first test image of ``dataset_dir`` as its file (PNG or JPEG), beside the export."""
+    from trainboard.artifacts.dataset import read_encoded
+
+    encoded = read_encoded(dataset_dir, "test", limit=1)[0]
+    path = out / (EXAMPLE_IMAGE + (".png" if encoded.startswith(b"\x89PNG") else ".jpg"))
+    path.write_bytes(encoded)
+    return path
+
+
+def example_image(model_dir: str) -> str | None:
+    """Where the model's example image is (local or gs://), or None (a model from before it was kept)."""
+    for suffix in (".png", ".jpg"):
+        uri = storage.join(model_dir, EXAMPLE_IMAGE + suffix)
+        if storage.exists(uri):
+            return uri
+    return None
 
 
 def check_serving_export(model_dir: str | Path, encoded_images: list[bytes], expected: np.ndarray) -> float:
