@@ -64,3 +64,66 @@ def test_a_model_without_an_export_is_not_promotable(demo_data, trained, tmp_pat
     shutil.rmtree(bare / "serving")
     with pytest.raises(ServingExportMismatch, match=r"no saved_model\.pb: the model has no serving export"):
         evaluate(demo_data, str(bare), str(tmp_path / "root"), RUN)
+
+
+# Every op the serving export of this project's small_cnn uses, each registered in TensorFlow 2.20 (TF
+# Serving 2.20.0, the runtimeVersion of manifests/components/serving): a new op here means checking that
+# release still loads the export before this list grows.
+OPS_TF_SERVING_2_20_HAS = {
+    "AddV2",
+    "AssignVariableOp",
+    "BiasAdd",
+    "Cast",
+    "Const",
+    "Conv2D",
+    "DecodeImage",
+    "DisableCopyOnRead",
+    "ExpandDims",
+    "Identity",
+    "Less",
+    "LogicalAnd",
+    "MatMul",
+    "MaxPool",
+    "Mean",
+    "MergeV2Checkpoints",
+    "Mul",
+    "NoOp",
+    "Pack",
+    "Placeholder",
+    "ReadVariableOp",
+    "Relu",
+    "Reshape",
+    "ResizeBilinear",
+    "RestoreV2",
+    "Round",
+    "Rsqrt",
+    "SaveV2",
+    "Select",
+    "Shape",
+    "ShardedFilename",
+    "Softmax",
+    "Squeeze",
+    "StatefulPartitionedCall",
+    "StatelessWhile",
+    "StaticRegexFullMatch",
+    "StridedSlice",
+    "StringJoin",
+    "Sub",
+    "TensorListFromTensor",
+    "TensorListGetItem",
+    "TensorListReserve",
+    "TensorListSetItem",
+    "TensorListStack",
+    "Tile",
+    "VarHandleOp",
+    "VarIsInitializedOp",
+}
+
+
+def test_the_export_uses_only_ops_the_pinned_tf_serving_release_has(trained):
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved = saved_model_pb2.SavedModel.FromString((Path(trained) / "serving/1/saved_model.pb").read_bytes())
+    graph = saved.meta_graphs[0].graph_def
+    ops = {n.op for n in graph.node} | {n.op for f in graph.library.function for n in f.node_def}
+    assert ops <= OPS_TF_SERVING_2_20_HAS, sorted(ops - OPS_TF_SERVING_2_20_HAS)
