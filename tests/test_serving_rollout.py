@@ -56,3 +56,45 @@ def test_without_the_serving_component_serving_is_off_and_nothing_is_patched(for
         api.forbidden = forbidden
         assert roll_out(api.client(), NAMESPACE, NEW, poll=0.01) == Rollout("off")
         assert api.patches == []
+
+
+def test_a_promotion_rolls_the_service_out_and_a_failed_rollout_leaves_the_record_and_is_shown(
+    tmp_path, monkeypatch, capsys
+):
+    from tests.support.cli import in_process
+    from tests.support.promotion import metrics_with_accuracy, model_folder
+    from trainboard import serving_rollout
+    from trainboard.artifacts.champion import read_champion
+    from trainboard.components.promote.core import promote
+    from trainboard.config import PromotionRule
+
+    root = str(tmp_path / "root")
+    with serving_api() as api:
+        api.services[NAME] = the_components_service()
+        api.on_patched = lambda service: ready(service, "r2")
+        monkeypatch.setattr(serving_rollout, "cluster_serving", lambda: (api.client(), NAMESPACE))
+        promote(
+            root, "first", model_folder(tmp_path, "first"), metrics_with_accuracy(0.5), rule=PromotionRule()
+        )
+        assert api.patches[-1]["spec"]["predictor"]["model"]["storageUri"] == f"{root}/models/first/serving"
+        api.on_patched = lambda service: failed(service, "RevisionFailed", "image pull back-off")
+        promote(
+            root, "second", model_folder(tmp_path, "second"), metrics_with_accuracy(0.9), rule=PromotionRule()
+        )
+        assert read_champion(root)[0].run == "second", "the record stays the truth"
+        code, out, _ = in_process(capsys, "champion", "show", "--root", root)
+    assert code == 0
+    assert f"does not serve the record's {root}/models/second/serving: the new revision failed" in out, out
+
+
+def test_without_a_cluster_promotion_and_show_say_nothing_of_serving(tmp_path, capsys):
+    from tests.support.cli import in_process
+    from tests.support.promotion import metrics_with_accuracy, model_folder
+    from trainboard.components.promote.core import promote
+    from trainboard.config import PromotionRule
+
+    root = str(tmp_path / "root")
+    first = model_folder(tmp_path, "first")
+    promote(root, "first", first, metrics_with_accuracy(0.5), rule=PromotionRule())
+    code, out, _ = in_process(capsys, "champion", "show", "--root", root)
+    assert code == 0 and "served" not in out
