@@ -98,3 +98,11 @@ def test_without_a_cluster_promotion_and_show_say_nothing_of_serving(tmp_path, c
     promote(root, "first", first, metrics_with_accuracy(0.5), rule=PromotionRule())
     code, out, _ = in_process(capsys, "champion", "show", "--root", root)
     assert code == 0 and "served" not in out
+
+
+def test_the_run_card_links_the_export_the_inferenceservice_rolls_to():
+    from trainboard.components.start_run.core import run_card
+
+    card = run_card("r1", "gs://team-bucket/trainboard", "")
+    row = "InferenceService `trainboard-champion` (manifests/components/serving) rolls to it"
+    assert f"{row} | `gs://team-bucket/trainboard/models/r1/serving/` |" in card
