@@ -170,3 +170,20 @@ def test_serve_on_a_root_without_a_champion_exits_2_with_one_line(capsys, tmp_pa
     code, out, err = in_process(capsys, "serve", "--root", str(tmp_path / "root"))
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and "has no champion yet: nothing to serve" in err, err
+
+
+def test_serve_on_a_port_in_use_exits_2_naming_it(capsys, tmp_path):
+    import socket
+
+    from tests.support.promotion import model_folder
+
+    root = str(tmp_path / "root")
+    promote(root, "a", model_folder(tmp_path, "a"), metrics_with_accuracy(0.5), rule=PromotionRule())
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, out, err = in_process(capsys, "serve", "--root", root, "--port", str(port))
+    assert code == 2 and out == ""
+    says = f"--port: {port} cannot be listened on (Address already in use); give another"
+    assert err == f"trainboard serve: error: {says}\n"
