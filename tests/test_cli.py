@@ -160,6 +160,7 @@ def test_every_root_option_is_the_one_declaration():
         "champion rollback",
         "champion repair",
         "gc",
+        "serve",
     }
     for name, action in roots.items():
         assert action.help.startswith(ROOT_HELP), name
@@ -258,7 +259,7 @@ def test_cli_and_pipeline_do_not_import_tensorflow():
         "import trainboard.app.cluster.pipeline_spec as spec; spec.compiled_pipeline();"
         # the promote task needs no TensorFlow
         "import trainboard.components.promote.core, trainboard.artifacts.model;"
-        "heavy = [m for m in ('tensorflow', 'keras', 'tensorflow_datasets') if m in sys.modules];"
+        "heavy = [m for m in ('tensorflow', 'keras', 'tensorflow_datasets', 'kserve') if m in sys.modules];"
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -238,6 +238,7 @@ def check_what_the_summary_names(lines: list[str], root: Path, run: str) -> None
     assert (Path(paths["model"]) / "model.keras").is_file()
     assert paths["champion's model"] == str(root / "models" / "champion")
     assert paths["watch it live"] == f"{BIN / 'trainboard'} tensorboard --logdir {root / 'tensorboard'}"
+    assert paths["serve the champion"] == f"{BIN / 'trainboard'} serve --root {root}"
     helped = subprocess.run(
         ["bash", "-c", paths["watch it live"] + " --help"], capture_output=True, text=True, env=NEW_SHELL
     )

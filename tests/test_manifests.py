@@ -347,3 +347,46 @@ def test_the_multi_worker_component_validates_and_grants_what_the_hand_off_calls
     assert next(r for r in rules if r["apiGroups"] == [GROUP])["resources"] == [PLURAL]
     assert {"resources": ["pods"], "verbs": ["get", "list"], "apiGroups": [""]} in rules
     assert {"resources": ["pods/log"], "verbs": ["get"], "apiGroups": [""]} in rules
+
+
+def test_the_serving_component_validates_and_grants_exactly_the_rollout(tmp_path):
+    """manifests/components/serving, turned on in a team's kustomization: the InferenceService against
+    KServe v0.20.0's CRD schema (strict), the ServiceAccount and RBAC strictly; the tensorflow runtime
+    at a pinned TF Serving, storageUri at the champion's export in KServe's layout, and the rollout's
+    rights on that one object only."""
+    from tests.support.crd import strict_schema
+
+    component = Path(MANIFESTS_DIR) / "components" / "serving"
+    (tmp_path / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+        f"components:\n  - {os.path.relpath(component, tmp_path)}\n"
+    )
+    built = subprocess.run(
+        ["kubectl", "kustomize", str(tmp_path)], capture_output=True, text=True, check=True
+    )
+    objects = list(yaml.safe_load_all(built.stdout))
+    service = named(objects, "InferenceService", "trainboard-champion")
+    schema = strict_schema("inferenceservices.serving.kserve.io")
+    jsonschema.validate(service, schema)
+    with pytest.raises(jsonschema.ValidationError, match="storageURI"):  # a misspelt field is refused
+        model = {**service["spec"]["predictor"]["model"], "storageURI": "gs://x"}
+        jsonschema.validate({**service, "spec": {"predictor": {"model": model}}}, schema)
+    for obj in (
+        of_kind(objects, "Role") + of_kind(objects, "RoleBinding") + of_kind(objects, "ServiceAccount")
+    ):
+        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+    predictor = service["spec"]["predictor"]
+    model = predictor["model"]
+    assert model["modelFormat"] == {"name": "tensorflow"} and model["runtimeVersion"] == "2.20.0"
+    assert model["storageUri"].endswith("/models/champion/serving"), "the champion's export, not .keras"
+    assert {"requests", "limits"} <= set(model["resources"])
+    assert predictor["serviceAccountName"] == "trainboard-serving"
+    account = named(objects, "ServiceAccount", "trainboard-serving")
+    assert "iam.gke.io/gcp-service-account" in account["metadata"]["annotations"], "Workload Identity"
+    [rule] = named(objects, "Role", "trainboard-serving-rollout")["rules"]
+    assert rule == {
+        "apiGroups": ["serving.kserve.io"],
+        "resources": ["inferenceservices"],
+        "resourceNames": ["trainboard-champion"],
+        "verbs": ["get", "patch"],
+    }

@@ -13,9 +13,10 @@ import tensorflow as tf
 
 from trainboard import layout, storage
 from trainboard.artifacts.champion import ChampionRecordError, champion_model_problem, read_champion
-from trainboard.artifacts.dataset import read_info, read_split
+from trainboard.artifacts.dataset import read_encoded, read_info, read_split
 from trainboard.artifacts.evaluation import Evaluation, RescoredChampion
 from trainboard.artifacts.model import ModelInfo, load_trained
+from trainboard.artifacts.serving_export import TOLERANCE, check_serving_export
 from trainboard.checks import check_run_name
 from trainboard.components.evaluate.metrics import compute_metrics
 from trainboard.components.evaluate.summaries import write_evaluation_logs
@@ -96,6 +97,14 @@ def rescore_champion(
     return rescored
 
 
+def check_served_as_evaluated(model_dir: str, dataset_dir: str, probabilities: np.ndarray) -> None:
+    """What is served is what was evaluated: the serving export, given the test split's encoded images,
+    returns the Keras model's probabilities within TOLERANCE; else ServingExportMismatch, which stops the
+    run before the gate, so a broken export is never promoted."""
+    worst = check_serving_export(model_dir, read_encoded(dataset_dir, "test"), probabilities)
+    log.info("serving export predicts as the Keras model (largest difference %.2g <= %g)", worst, TOLERANCE)
+
+
 def evaluate(
     dataset_dir: str,
     model_dir: str,
@@ -117,6 +126,7 @@ def evaluate(
     if not info.examples.get("test"):
         raise ValueError(f"{dataset_dir}: the test split is empty: there is nothing to evaluate")
     labels, probabilities = predict_test_split(model, model_info, dataset_dir, batch_size)
+    check_served_as_evaluated(model_dir, dataset_dir, probabilities)
     result = compute_metrics(labels, probabilities, info.class_names)
     result.champion_rescored = rescore_champion(
         root,

@@ -40,6 +40,7 @@ from trainboard.components.promote.trend import TrendIndexError, record_trend
 from trainboard.config import PromotionRule
 from trainboard.config_checks import check_promotion_rule
 from trainboard.roots import check_root
+from trainboard.serving_rollout import roll_out_champion
 
 log = logging.getLogger(__name__)
 # Accuracies are ratios of counts; compare them with a tolerance so 0.9 - 0.8 counts as an improvement of 0.1.
@@ -183,6 +184,8 @@ def promote(root: str, run: str, model_dir: str, metrics: Evaluation, *, rule: P
         root, run, model_dir, metrics=metrics, rule=rule, stopped=stopped_reason(stop)
     )
     _sync_champion_copy(root, decision)
+    if decision.promoted:  # with manifests/components/serving on: the InferenceService to the new export
+        roll_out_champion(root)
     if not decision.promoted and copied:
         # Lost the race to a better or equal model: models/ keeps promoted runs only (no record names it).
         storage.delete_folder(layout.model_dir(root, run))

@@ -20,6 +20,8 @@ from trainboard.errors import UsageError
 from trainboard.job_runs import record_job
 from trainboard.links import tensorboard_run_url
 from trainboard.roots import check_root
+from trainboard.serving_rollout import NAME as SERVICE
+from trainboard.serving_rollout import export_uri
 
 # What a backend older than 2.5.0 passes on unresolved (kubeflow/pipelines #11599 added the placeholder).
 JOB_ID_PLACEHOLDER = "{{$.pipeline_job_uuid}}"
@@ -77,6 +79,8 @@ def run_card(run: str, root: str, tensorboard_url: str, champion: str = "") -> s
         f"| what | where |\n|---|---|\n"
         f"| TensorBoard logs | `{logdir}/` |\n"
         f"| checkpoints | `{layout.checkpoint_dir(root, run)}/` |\n"
+        f"| serving export, once promoted: InferenceService `{SERVICE}` (manifests/components/serving) "
+        f"rolls to it | `{export_uri(layout.model_dir(root, run))}/` |\n"
     )
 
 

@@ -20,6 +20,7 @@ from trainboard import layout, storage, task_events
 from trainboard.artifacts.dataset import read_info
 from trainboard.artifacts.model import ModelInfo, save_model, steady_images_per_second
 from trainboard.artifacts.race_stop import RaceStop
+from trainboard.artifacts.serving_export import write_example_image
 from trainboard.artifacts.training_state import (
     TrainingState,
     check_archive,
@@ -186,6 +187,7 @@ def train(
             shutil.copytree(attempt.logs, keep_logs, dirs_exist_ok=True)
         result = _model_info(attempt, state, tensorboard, gpus)
         save_model(model, result, Path(model_dir))
+        write_example_image(attempt.dataset_dir, Path(model_dir))
         return result
 
 

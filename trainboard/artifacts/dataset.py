@@ -213,12 +213,22 @@ def _parse(serialized: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     return parsed["image"], parsed["label"]
 
 
-def read_split(dataset_dir: str | Path, split: str, image_size: int) -> tf.data.Dataset:
-    """(uint8 image resized to image_size x image_size x 3, int label) of every example of ``split``,
-    records read and decoded in parallel. Batching, caching and shuffling are the reader's to choose."""
+def _records(dataset_dir: str | Path, split: str) -> tf.data.Dataset:
     files = sorted(str(p) for p in Path(dataset_dir).glob(f"{_TFDS_NAME}-{split}.tfrecord-*"))
     if not files:
         raise ValueError(f"{dataset_dir}: no {split} split")
+    return tf.data.TFRecordDataset(files, num_parallel_reads=tf.data.AUTOTUNE)  # deterministic order
+
+
+def read_encoded(dataset_dir: str | Path, split: str, limit: int = -1) -> list[bytes]:
+    """The encoded images of ``split`` as stored (JPEG or PNG), in read_split's order (the first
+    ``limit``; -1: all): what a client of the serving export sends."""
+    return [encoded.numpy() for encoded, _ in _records(dataset_dir, split).map(_parse).take(limit)]
+
+
+def read_split(dataset_dir: str | Path, split: str, image_size: int) -> tf.data.Dataset:
+    """(uint8 image resized to image_size x image_size x 3, int label) of every example of ``split``,
+    records read and decoded in parallel. Batching, caching and shuffling are the reader's to choose."""
 
     def decode(serialized: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         encoded, label = _parse(serialized)
@@ -226,7 +236,7 @@ def read_split(dataset_dir: str | Path, split: str, image_size: int) -> tf.data.
         image = tf.image.resize(image, (image_size, image_size))
         return tf.cast(tf.round(image), tf.uint8), label
 
-    ds = tf.data.TFRecordDataset(files, num_parallel_reads=tf.data.AUTOTUNE)
+    ds = _records(dataset_dir, split)
     # The count from dataset.json: a TFRecord file's is unknown, and Keras, not knowing an epoch's steps,
     # begins one step more per epoch (keras/src/trainers/epoch_iterator.py, _enumerate_iterator's
     # open-ended loop, and keras/src/backend/tensorflow/trainer.py, fit calling on_train_batch_begin

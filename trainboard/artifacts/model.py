@@ -1,7 +1,9 @@
 """The Model artifact: written by train, read by evaluate (this run's model and the champion's).
 
     <dir>/model.keras             the Keras model (architecture, weights, optimizer state)
-    <dir>/saved_model/            a SavedModel for serving
+    <dir>/saved_model/            a SavedModel of the Keras model (float pixels at the model's size)
+    <dir>/serving/1/              the serving export: encoded images in, probabilities and class names out
+                                  (trainboard/artifacts/serving_export.py)
     <dir>/trainboard_model.json   ModelInfo: architecture, image size, class names, epochs, run
 
 Keras is imported when a model is saved or loaded, not with this module: ModelInfo reads without it.
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trainboard import storage
+from trainboard.artifacts.serving_export import write_serving_export
 
 if TYPE_CHECKING:
     import keras
@@ -54,10 +57,11 @@ def steady_images_per_second(train_examples: int, epoch_seconds: list[float]) ->
 
 
 def save_model(model: keras.Model, info: ModelInfo, out: Path) -> None:
-    """The Model artifact: ``model.keras``, a SavedModel for serving, and trainboard_model.json."""
+    """The Model artifact: ``model.keras``, its SavedModel, the serving export and trainboard_model.json."""
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / MODEL_FILE)
     model.export(str(out / SAVED_MODEL_DIR), verbose=False)
+    write_serving_export(model, info.class_names, info.image_size, out)
     (out / MODEL_INFO_FILE).write_text(json.dumps(asdict(info), indent=2))
 
 

@@ -1,7 +1,7 @@
 """trainboard: train Keras image classifiers on Kubeflow Pipelines and watch them learn, live.
 
-One module per command (local, compile, tensorboard, submit, schedule, manifests, weights, champion, gc),
-each with ``add(commands)`` that declares its options and a handler that runs it. Starts fast and needs
+One module per command (local, compile, tensorboard, serve, submit, schedule, manifests, weights, champion,
+gc), each with ``add(commands)`` that declares its options and a handler that runs it. Starts fast and needs
 no TensorFlow: each command imports what it uses when it runs.
 """
 
@@ -19,6 +19,7 @@ from trainboard.app.cli import (
     local,
     manifests,
     schedule,
+    serve,
     submit,
     tensorboard,
     weights,
@@ -28,7 +29,7 @@ from trainboard.checks import printable
 from trainboard.errors import OneLineParser, UsageError, stopped_by, stopped_code
 from trainboard.stopping import stop_on_sigterm
 
-COMMANDS = (local, compile_, tensorboard, submit, schedule, manifests, weights, champion, gc)
+COMMANDS = (local, compile_, tensorboard, serve, submit, schedule, manifests, weights, champion, gc)
 
 
 def build_parser() -> argparse.ArgumentParser:

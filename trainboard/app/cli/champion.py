@@ -107,6 +107,7 @@ def _show(root: str, args: argparse.Namespace) -> None:
         read_champion,
         read_manifest,
     )
+    from trainboard.serving_rollout import served_versus_record
 
     record, _ = read_champion(root)
     if record is None:
@@ -123,11 +124,15 @@ def _show(root: str, args: argparse.Namespace) -> None:
     manifest = read_manifest(folder)
     whole = manifest is not None and manifest["run"] == record.run and matches_manifest(folder, manifest)
     problem = champion_model_problem(root)  # None: its model is there
+    served = served_versus_record(root)  # None: serving is off (no InferenceService, or not in a cluster)
     if args.json:
-        print_json({**asdict(record), "serving_copy_whole": whole, "model_problem": problem})
+        print_json(
+            {**asdict(record), "serving_copy_whole": whole, "model_problem": problem, "served": served}
+        )
         return
     serving = f"{folder} is whole" if whole else f"{folder} is not whole: run `trainboard champion repair`"
-    print_fields([*_fields(record), ("serving copy", serving), ("model problem", problem or "none")])
+    fields = [*_fields(record), ("serving copy", serving), ("model problem", problem or "none")]
+    print_fields(fields + ([("served", served)] if served else []))
 
 
 def _history(root: str, args: argparse.Namespace) -> None:
@@ -151,9 +156,13 @@ def _history(root: str, args: argparse.Namespace) -> None:
 def _rollback(root: str, args: argparse.Namespace) -> None:
     """--to's run made the champion again, recorded; its new record, readable or (--json) as JSON."""
     from trainboard.admin.rollback import rollback
+    from trainboard.serving_rollout import roll_out_champion
 
     record = rollback(root, args.to, args.reason)
     progress(f"trainboard champion: {record.run} is the champion again ({record.reason})")
+    rollout = roll_out_champion(root)  # with manifests/components/serving on, in the cluster
+    if rollout.state != "off":
+        progress(f"trainboard champion: serving: {rollout.state} {rollout.message or rollout.storage_uri}")
     if args.json:
         print_json(asdict(record))
     else:

@@ -184,6 +184,8 @@ def _report(run: str, result: LocalRunResult, *, as_json: bool) -> None:
     progress(f"trainboard: model:            {result.model_uri} (this run's)")
     if result.promoted:
         progress(f"trainboard: champion's model: {result.champion_model_uri} (a copy of this run's)")
+    if result.champion:  # `trainboard serve` prints a curl to try, and follows promotions
+        progress(f"trainboard: serve the champion: {command(f'serve --root {shlex.quote(result.root)}')}")
     if as_json:
         print(json.dumps(result.as_json()), flush=True)
 

@@ -1,0 +1,89 @@
+"""`trainboard serve`: the current champion behind KServe's model server (V1 and V2 predict), following
+the champion record: a promotion or a rollback is served without a restart."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import getpass
+import json
+import socket
+import tempfile
+from pathlib import Path
+
+from trainboard.app.cli.output import progress
+from trainboard.app.cli.root_option import add_root_option, no_root
+from trainboard.app.cli.tensorboard import check_port
+from trainboard.errors import UsageError
+from trainboard.invocation import command
+from trainboard.roots import check_root, root_exists
+
+DEFAULT_PORT = 8080  # KServe's model server's own default
+
+
+def add(commands) -> None:
+    p = commands.add_parser(
+        "serve",
+        help="serve the champion over KServe's V1 and V2 predict APIs; follows promotions and rollbacks",
+        description="Serve ROOT's champion (its serving export) with KServe's Python model server: "
+        'POST /v1/models/champion:predict with {"instances": [{"b64": ...}]}, or V2 '
+        "(/v2/models/champion/infer). A new champion is served within a second or two, without a restart.",
+    )
+    add_root_option(p)
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on (default: %(default)s)")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    check_port(args.port)
+    root = check_root(args.root)
+    if not root_exists(root):
+        raise no_root(root, "no champion to serve")
+    from trainboard.artifacts.champion import read_champion
+
+    record, _ = read_champion(root)
+    if record is None:
+        raise UsageError(
+            "root", f"{root} has no champion yet: nothing to serve; a run that passes the gate makes one"
+        )
+    _check_free(args.port)
+    from trainboard.app.serving.server import load_served, serve_forever
+
+    progress(f"trainboard serve: loading champion {record.run}")
+    served = load_served(record.run, record.model_in(root))
+    for line in ready_lines(record.model_in(root), args.port):
+        print(line, flush=True)
+    serve_forever(root, served, args.port)
+    return 0
+
+
+def _check_free(port: int) -> None:
+    with socket.socket() as s:
+        try:
+            s.bind(("0.0.0.0", port))
+        except OSError as e:
+            raise UsageError("port", f"{port} cannot be listened on ({e.strerror}); give another") from None
+
+
+def ready_lines(model_dir: str, port: int) -> list[str]:
+    """The predict URL and a curl line that works as printed: its body, the run's example test image in
+    TF Serving's {"b64": ...} form, written to a file."""
+    from trainboard import storage
+    from trainboard.artifacts.serving_export import example_image
+
+    url = f"http://127.0.0.1:{port}/v1/models/champion:predict"
+    lines = [
+        f"trainboard serve: predict: POST {url}",
+        f"  V2: http://127.0.0.1:{port}/v2/models/champion/infer",
+    ]
+    image = example_image(model_dir)
+    if image is not None:
+        folder = Path(tempfile.gettempdir()) / f"trainboard-serve-{getpass.getuser()}"
+        folder.mkdir(exist_ok=True)
+        body = folder / "request.json"
+        encoded = base64.b64encode(storage.read_bytes(image)).decode()
+        body.write_text(json.dumps({"instances": [{"b64": encoded}]}))
+        lines.append(f"  try it (a test image of the run, {image}):")
+        lines.append(f"  curl -s -H 'Content-Type: application/json' -d @{body} {url}")
+    lines.append(f"  Ctrl-C stops it; `{command('champion show')}` says which run is champion")
+    return lines
