@@ -18,9 +18,10 @@ from trainboard.artifacts.evaluation import Evaluation, RescoredChampion
 from trainboard.artifacts.model import ModelInfo, load_trained
 from trainboard.checks import check_run_name
 from trainboard.components.evaluate.metrics import compute_metrics
-from trainboard.components.evaluate.summaries import write_evaluation_logs
+from trainboard.components.evaluate.summaries import confusion_matrix_image, write_evaluation_logs
 from trainboard.errors import UsageError
 from trainboard.invocation import command
+from trainboard.mlflow_log import MlflowLog
 from trainboard.roots import check_root
 
 log = logging.getLogger(__name__)
@@ -129,4 +130,16 @@ def evaluate(
     )
     # Step: the epochs trained, so the point sits at the end of the run's training curves.
     write_evaluation_logs(layout.tensorboard_dir(root, run), result, step=model_info.epochs)
+    _log_to_mlflow(run, result, step=model_info.epochs)
     return result
+
+
+def _log_to_mlflow(run: str, result: Evaluation, step: int) -> None:
+    """The test metrics (as TensorBoard's ``evaluation`` run names them) and the confusion matrix's
+    picture to the MLflow run, where MLFLOW_TRACKING_URI is set (trainboard/mlflow_log.py)."""
+    mlflow = MlflowLog.from_environment(run)
+    if mlflow:
+        mlflow.log_metrics({f"{layout.EVALUATION}/{k}": v for k, v in result.headline().items()}, step=step)
+        picture = confusion_matrix_image(result.confusion_matrix, result.class_names)
+        mlflow.log_image(picture, "confusion_matrix.png")
+        mlflow.close()

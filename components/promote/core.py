@@ -39,6 +39,7 @@ from trainboard.checks import check_run_name
 from trainboard.components.promote.trend import TrendIndexError, record_trend
 from trainboard.config import PromotionRule
 from trainboard.config_checks import check_promotion_rule
+from trainboard.mlflow_log import tag_run
 from trainboard.roots import check_root
 
 log = logging.getLogger(__name__)
@@ -193,6 +194,8 @@ def promote(root: str, run: str, model_dir: str, metrics: Evaluation, *, rule: P
     write_outcome(
         root, RunOutcome(run, outcome, decision.reason, metrics.headline(), decision.champion, stopped)
     )
+    tags = {"trainboard.decision": outcome, "trainboard.reason": decision.reason}
+    tag_run(run, {**tags, "trainboard.champion": decision.champion}, finish=True)
     return decision
 
 
