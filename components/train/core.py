@@ -170,7 +170,7 @@ def train(
         race = Race(attempt.logs, champion_curve(root, run), config, classes=attempt.classes, state=state)
         # The race's verdict before the commit (which records it), the epoch's event after the commit.
         callbacks = [tensorboard, race, commit] + ([EpochEvents(config.epochs)] if chief else [])
-        with live_feeds(run, chief=chief) as feeds:
+        with live_feeds(run, config.epochs, chief=chief) as feeds:
             train_phases(attempt, model, state, data, tensorboard=tensorboard, callbacks=callbacks + feeds)
         race.close()  # its events were flushed each epoch: a failure above loses none
         keep_logs = os.environ.get(KEEP_LOGS_ENV)

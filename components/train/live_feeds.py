@@ -1,5 +1,6 @@
 """Where else the chief reports each epoch as it ends, besides TensorBoard: an MLflow run where
-MLFLOW_TRACKING_URI is set (trainboard/mlflow_log.py). Each feed sends from its own thread and gives up
+MLFLOW_TRACKING_URI is set (trainboard/mlflow_log.py), Kubeflow Trainer's TrainJob status inside a TrainJob
+that reports it (trainer_progress.py). Each feed sends from its own thread and gives up
 after its first failure: the training's pace and outcome never depend on it."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from contextlib import contextmanager
 
 import keras
 
+from trainboard.components.train.trainer_progress import TrainerProgress
 from trainboard.mlflow_log import MlflowLog
 
 
@@ -36,12 +38,15 @@ class MlflowEpochs(keras.callbacks.Callback):
 
 
 @contextmanager
-def live_feeds(run: str, *, chief: bool) -> Iterator[list[keras.callbacks.Callback]]:
-    """The callbacks that feed the chief's epochs elsewhere (none on the other workers), closed when
-    training ends, however it ends, each within its bounded wait."""
+def live_feeds(run: str, epochs: int, *, chief: bool) -> Iterator[list[keras.callbacks.Callback]]:
+    """The callbacks that feed the chief's epochs (of ``epochs``) elsewhere (none on the other workers),
+    closed when training ends, however it ends, each within its bounded wait."""
     mlflow = MlflowLog.from_environment(run) if chief else None
+    progress = TrainerProgress.from_environment(epochs, names=tensorboard_names) if chief else None
     try:
-        yield [MlflowEpochs(mlflow)] if mlflow else []
+        yield ([MlflowEpochs(mlflow)] if mlflow else []) + ([progress] if progress else [])
     finally:
         if mlflow:
             mlflow.close()
+        if progress:
+            progress.close()
