@@ -15,6 +15,7 @@ from importlib.metadata import version
 from trainboard.app.cli import (
     champion,
     compile_,
+    doctor,
     gc,
     local,
     manifests,
@@ -25,7 +26,7 @@ from trainboard.app.cli import (
 )
 from trainboard.errors import OneLineParser, UsageError
 
-COMMANDS = (local, compile_, tensorboard, submit, schedule, manifests, weights, champion, gc)
+COMMANDS = (local, compile_, tensorboard, submit, schedule, doctor, manifests, weights, champion, gc)
 
 
 def build_parser() -> argparse.ArgumentParser:
