@@ -10,7 +10,8 @@ after the pipeline, found again by its tag ``trainboard.run`` in each step.
 Never at training's expense: every call goes through one background thread; a request waits at most
 REQUEST_SECONDS and is not retried; the first failure is one warning and the rest of this process's
 logging is dropped; ``close`` waits at most CLOSE_SECONDS. mlflow (the slim client, mlflow-skinny) is
-imported in that thread, so a process that logs nothing never imports it.
+imported in that thread as soon as a step makes its log (a step makes it when it starts, and logs as it
+goes), so a process that logs nothing never imports it.
 """
 
 from __future__ import annotations
@@ -81,17 +82,13 @@ class MlflowLog:
             self._calls.put(call)
 
     def _send(self) -> None:
-        client, run_id = None, ""
-        while (call := self._calls.get()) is not _CLOSE:
-            if self.failed:
-                continue
-            try:
-                if client is None:
-                    client = _client(self.tracking_uri)
-                    run_id = self.run_id or _trainboard_run_id(client, self.run)
+        try:  # at once, while the step works: importing mlflow alone takes seconds
+            client = _client(self.tracking_uri)
+            run_id = self.run_id or _trainboard_run_id(client, self.run)
+            while (call := self._calls.get()) is not _CLOSE and not self.failed:
                 call(client, run_id)
-            except Exception as e:  # whatever the server or the network did: training goes on without it
-                self._fail(f"{type(e).__name__}: {str(e)[:300]}")
+        except Exception as e:  # whatever the server or the network did: training goes on without it
+            self._fail(f"{type(e).__name__}: {str(e)[:300]}")
 
     def _fail(self, reason: str) -> None:
         if self.failed:  # one warning
@@ -137,9 +134,8 @@ def _tags(values: Mapping[str, str]) -> list:
     return [RunTag(name, value) for name, value in values.items()]
 
 
-def tag_run(run: str, tags: Mapping[str, str], *, finish: bool = False) -> None:
-    """Set ``tags`` on the MLflow run (and end it with ``finish``) where MLFLOW_TRACKING_URI is set."""
-    mlflow = MlflowLog.from_environment(run)
+def tag_run(mlflow: MlflowLog | None, tags: Mapping[str, str], *, finish: bool = False) -> None:
+    """Set ``tags`` on the MLflow run (and end it with ``finish``), then close the log; None: nothing."""
     if mlflow:
         mlflow.set_tags(tags)
         if finish:

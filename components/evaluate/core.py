@@ -108,6 +108,7 @@ def evaluate(
 ) -> Evaluation:
     root = check_root(root)
     check_run_name(run)
+    mlflow = MlflowLog.from_environment(run)  # connects while the model is measured
     model, model_info = load_trained(model_dir)
     info = read_info(dataset_dir)
     if info.class_names != model_info.class_names:
@@ -130,16 +131,16 @@ def evaluate(
     )
     # Step: the epochs trained, so the point sits at the end of the run's training curves.
     write_evaluation_logs(layout.tensorboard_dir(root, run), result, step=model_info.epochs)
-    _log_to_mlflow(run, result, step=model_info.epochs)
+    if mlflow:
+        _log_to_mlflow(mlflow, result, step=model_info.epochs)
     return result
 
 
-def _log_to_mlflow(run: str, result: Evaluation, step: int) -> None:
+def _log_to_mlflow(mlflow: MlflowLog, result: Evaluation, step: int) -> None:
     """The test metrics (as TensorBoard's ``evaluation`` run names them) and the confusion matrix's
-    picture to the MLflow run, where MLFLOW_TRACKING_URI is set (trainboard/mlflow_log.py)."""
-    mlflow = MlflowLog.from_environment(run)
-    if mlflow:
-        mlflow.log_metrics({f"{layout.EVALUATION}/{k}": v for k, v in result.headline().items()}, step=step)
-        picture = confusion_matrix_image(result.confusion_matrix, result.class_names)
-        mlflow.log_image(picture, "confusion_matrix.png")
-        mlflow.close()
+    picture to the MLflow run (trainboard/mlflow_log.py)."""
+    mlflow.log_metrics({f"{layout.EVALUATION}/{k}": v for k, v in result.headline().items()}, step=step)
+    mlflow.log_image(
+        confusion_matrix_image(result.confusion_matrix, result.class_names), "confusion_matrix.png"
+    )
+    mlflow.close()

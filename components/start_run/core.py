@@ -19,7 +19,7 @@ from trainboard.config_checks import check_pipeline_parameters
 from trainboard.errors import UsageError
 from trainboard.job_runs import record_job
 from trainboard.links import tensorboard_run_url
-from trainboard.mlflow_log import TENSORBOARD_TAG, tag_run
+from trainboard.mlflow_log import TENSORBOARD_TAG, MlflowLog, tag_run
 from trainboard.roots import check_root
 
 # What a backend older than 2.5.0 passes on unresolved (kubeflow/pipelines #11599 added the placeholder).
@@ -86,4 +86,4 @@ def write_run_card(path: str | Path, run: str, root: str, tensorboard_url: str) 
     record, _ = read_champion(root)  # start_run checked it (check_records)
     Path(path).write_text(run_card(run, root, tensorboard_url, record.run if record else ""))
     if tensorboard_url:  # the same deep link on the MLflow run, where there is one
-        tag_run(run, {TENSORBOARD_TAG: tensorboard_run_url(tensorboard_url, run)})
+        tag_run(MlflowLog.from_environment(run), {TENSORBOARD_TAG: tensorboard_run_url(tensorboard_url, run)})
