@@ -115,3 +115,19 @@ def test_a_failing_status_server_never_holds_an_epoch_and_warns_once(
 def test_outside_a_trainjob_nothing_is_sent(monkeypatch):
     monkeypatch.delenv(trainer_progress.URL_ENV, raising=False)
     assert TrainerProgress.from_environment(3) is None
+
+
+def test_a_trainjobs_chief_reports_its_epochs_and_ends_at_100_percent(receiver, demo_data, tmp_path):
+    from dataclasses import replace
+
+    from tests.support.training import FAST
+    from trainboard.components.train.core import train
+
+    server, _ = receiver
+    info = train(
+        demo_data, str(tmp_path / "model"), str(tmp_path / "root"), "progress", config=replace(FAST, epochs=2)
+    )
+    statuses = [r.body["trainerStatus"] for r in server.received]
+    assert info.epochs == 2 and statuses, "the first epoch's update goes at once"
+    assert statuses[-1]["progressPercentage"] == 100 and statuses[-1]["estimatedRemainingSeconds"] == 0
+    assert "validation/epoch_accuracy" in {m["name"] for m in statuses[-1]["metrics"]}
