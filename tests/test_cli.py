@@ -161,6 +161,7 @@ def test_every_root_option_is_the_one_declaration():
         "champion repair",
         "gc",
         "serve",
+        "doctor",
     }
     for name, action in roots.items():
         assert action.help.startswith(ROOT_HELP), name
@@ -181,6 +182,7 @@ def test_every_command_that_prints_records_takes_the_one_json_option():
         "champion rollback",
         "gc",
         "schedule list",
+        "doctor",
     }
     for name, action in jsons.items():
         assert (action.help, action.default) == (JSON_HELP, False), name

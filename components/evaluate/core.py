@@ -19,9 +19,10 @@ from trainboard.artifacts.model import ModelInfo, load_trained
 from trainboard.artifacts.serving_export import TOLERANCE, check_serving_export
 from trainboard.checks import check_run_name
 from trainboard.components.evaluate.metrics import compute_metrics
-from trainboard.components.evaluate.summaries import write_evaluation_logs
+from trainboard.components.evaluate.summaries import confusion_matrix_image, write_evaluation_logs
 from trainboard.errors import UsageError
 from trainboard.invocation import command
+from trainboard.mlflow_log import MlflowLog
 from trainboard.roots import check_root
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,7 @@ def evaluate(
 ) -> Evaluation:
     root = check_root(root)
     check_run_name(run)
+    mlflow = MlflowLog.from_environment(run)  # connects while the model is measured
     model, model_info = load_trained(model_dir)
     info = read_info(dataset_dir)
     if info.class_names != model_info.class_names:
@@ -139,4 +141,16 @@ def evaluate(
     )
     # Step: the epochs trained, so the point sits at the end of the run's training curves.
     write_evaluation_logs(layout.tensorboard_dir(root, run), result, step=model_info.epochs)
+    if mlflow:
+        _log_to_mlflow(mlflow, result, step=model_info.epochs)
     return result
+
+
+def _log_to_mlflow(mlflow: MlflowLog, result: Evaluation, step: int) -> None:
+    """The test metrics (as TensorBoard's ``evaluation`` run names them) and the confusion matrix's
+    picture to the MLflow run (trainboard/mlflow_log.py)."""
+    mlflow.log_metrics({f"{layout.EVALUATION}/{k}": v for k, v in result.headline().items()}, step=step)
+    mlflow.log_image(
+        confusion_matrix_image(result.confusion_matrix, result.class_names), "confusion_matrix.png"
+    )
+    mlflow.close()

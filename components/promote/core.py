@@ -39,6 +39,7 @@ from trainboard.checks import check_run_name
 from trainboard.components.promote.trend import TrendIndexError, record_trend
 from trainboard.config import PromotionRule
 from trainboard.config_checks import check_promotion_rule
+from trainboard.mlflow_log import MlflowLog, tag_run
 from trainboard.roots import check_root
 from trainboard.serving_rollout import roll_out_champion
 
@@ -178,6 +179,7 @@ def promote(root: str, run: str, model_dir: str, metrics: Evaluation, *, rule: P
     root = check_root(root)
     check_run_name(run)
     check_promotion_rule(rule)
+    mlflow = MlflowLog.from_environment(run)  # connects while the gate decides
     model = model_metadata(model_dir)  # what train recorded: throughput, and a stop by the race
     stop = RaceStop.from_json(model.get("stopped"))
     decision, copied = _decide_and_record(
@@ -196,6 +198,8 @@ def promote(root: str, run: str, model_dir: str, metrics: Evaluation, *, rule: P
     write_outcome(
         root, RunOutcome(run, outcome, decision.reason, metrics.headline(), decision.champion, stopped)
     )
+    tags = {"trainboard.decision": outcome, "trainboard.reason": decision.reason}
+    tag_run(mlflow, {**tags, "trainboard.champion": decision.champion}, finish=True)
     return decision
 
 

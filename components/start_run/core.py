@@ -19,6 +19,7 @@ from trainboard.config_checks import check_pipeline_parameters
 from trainboard.errors import UsageError
 from trainboard.job_runs import record_job
 from trainboard.links import tensorboard_run_url
+from trainboard.mlflow_log import TENSORBOARD_TAG, MlflowLog, tag_run
 from trainboard.roots import check_root
 from trainboard.serving_rollout import NAME as SERVICE
 from trainboard.serving_rollout import export_uri
@@ -88,3 +89,5 @@ def write_run_card(path: str | Path, run: str, root: str, tensorboard_url: str) 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     record, _ = read_champion(root)  # start_run checked it (check_records)
     Path(path).write_text(run_card(run, root, tensorboard_url, record.run if record else ""))
+    if tensorboard_url:  # the same deep link on the MLflow run, where there is one
+        tag_run(MlflowLog.from_environment(run), {TENSORBOARD_TAG: tensorboard_run_url(tensorboard_url, run)})

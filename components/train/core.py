@@ -37,6 +37,7 @@ from trainboard.components.train.checkpoints import TRAIN_SECONDS, CommitEpoch, 
 from trainboard.components.train.cluster_spec import worker_index
 from trainboard.components.train.devices import check_gpus
 from trainboard.components.train.input_pipeline import Epochs, fit_split, load_split, worker_share
+from trainboard.components.train.live_feeds import live_feeds
 from trainboard.components.train.models import build_model, synchronize_batch_norm
 from trainboard.components.train.phases import TrainingEpochs, train_phases
 from trainboard.components.train.race import Race, champion_curve
@@ -180,7 +181,8 @@ def train(
         # The race's verdict before the commit (which records it), the epoch's event after the commit.
         seeds = EpochSeeds(config.seed, steps_per_epoch)
         callbacks = [seeds, tensorboard, race, commit] + ([EpochEvents(config.epochs)] if chief else [])
-        train_phases(attempt, model, state, data, tensorboard=tensorboard, callbacks=callbacks)
+        with live_feeds(run, config.epochs, chief=chief) as feeds:
+            train_phases(attempt, model, state, data, tensorboard=tensorboard, callbacks=callbacks + feeds)
         race.close()  # its events were flushed each epoch: a failure above loses none
         keep_logs = os.environ.get(KEEP_LOGS_ENV)
         if keep_logs and chief and attempt.logs.is_dir():  # to compare the bucket with what was written

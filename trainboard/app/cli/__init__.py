@@ -15,6 +15,7 @@ from importlib.metadata import version
 from trainboard.app.cli import (
     champion,
     compile_,
+    doctor,
     gc,
     local,
     manifests,
@@ -29,7 +30,7 @@ from trainboard.checks import printable
 from trainboard.errors import OneLineParser, UsageError, stopped_by, stopped_code
 from trainboard.stopping import stop_on_sigterm
 
-COMMANDS = (local, compile_, tensorboard, serve, submit, schedule, manifests, weights, champion, gc)
+COMMANDS = (local, compile_, tensorboard, serve, submit, schedule, doctor, manifests, weights, champion, gc)
 
 
 def build_parser() -> argparse.ArgumentParser:
