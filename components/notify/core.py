@@ -23,6 +23,7 @@ from typing import Any
 
 from trainboard.artifacts.champion import read_champion
 from trainboard.artifacts.outcome import PROMOTED, STOPPED_EARLY, RunOutcome, read_outcome
+from trainboard.artifacts.tournament import read_tournament
 from trainboard.job_runs import take_job
 from trainboard.links import kfp_run_url, tensorboard_run_url
 
@@ -148,8 +149,12 @@ def notify_run(
         url = setting(WEBHOOK_ENV, WEBHOOK_KEY)
         if not url:
             return f"no webhook ({WEBHOOK_ENV} or the Secret {SECRET_NAME}): nothing sent"
+        # A sweep's outcome is its chosen trial's (the run evaluate and promote judged).
+        tournament = read_tournament(root, run) if run else None
         # A failure known here (`trainboard local`'s) is the run's state, whatever promote wrote.
-        outcome = read_outcome(root, run) if run and not failure else None
+        outcome = (
+            read_outcome(root, tournament.chosen if tournament else run) if run and not failure else None
+        )
         record = None if outcome else read_champion(root)[0]
         kfp_url = setting(KFP_URL_ENV, KFP_URL_KEY)
         body = message(
@@ -160,6 +165,8 @@ def notify_run(
             tensorboard_url=tensorboard_url,
             kfp_run=kfp_run_url(kfp_url, job_id) if kfp_url and job_id else "",
         )
+        if tournament:
+            body |= {"text": "\n".join([body["text"], *tournament.lines()]), "trials": tournament.trials}
     except Exception as e:  # telling the team must never fail the run it tells about
         return f"nothing sent: the run's records could not be read ({type(e).__name__}: {e})"
     return f"{post(url, body)}: run {run or '(not named)'}, {body['outcome']}"

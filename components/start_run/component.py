@@ -40,6 +40,7 @@ def start_run(
     race_margin: float,
     race_patience: int,
     race_warmup: int,
+    sweep: str,
     min_accuracy: float,
     min_improvement: float,
     min_significance: float,

@@ -20,6 +20,7 @@ from trainboard.errors import UsageError
 from trainboard.job_runs import record_job
 from trainboard.links import tensorboard_run_url
 from trainboard.roots import check_root
+from trainboard.sweep import trials
 
 # What a backend older than 2.5.0 passes on unresolved (kubeflow/pipelines #11599 added the placeholder).
 JOB_ID_PLACEHOLDER = "{{$.pipeline_job_uuid}}"
@@ -38,6 +39,7 @@ def start_run(root: str, run_name: str, job_id: str, parameters: Mapping[str, An
         )
     run = run_name or layout.new_run_name(job_id.replace("-", ""))
     check_run_name(run)
+    trials(run, parameters["sweep"])  # each trial's run name too (<run>-t<N>)
     if not run_name:  # the exit task's notification finds a generated name here (trainboard/job_runs.py)
         record_job(root, job_id, run)
     check_records(root, run)  # a damaged record stops the run now, not after training

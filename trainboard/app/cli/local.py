@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO, cast
 
 from trainboard import layout
+from trainboard.app.cli.local_sweep import add_parallelism_option, check_sweep_run, report_tournament
 from trainboard.app.cli.output import add_json_option, failed_with_log, progress
 from trainboard.app.cli.root_option import add_root_option
 from trainboard.app.cli.tensorboard import check_port, serve
-from trainboard.checks import check_run_name
 from trainboard.config import DataConfig, PromotionRule, TrainingConfig, field_values, model_spec
 from trainboard.config_checks import check_config, check_data_config, check_promotion_rule
 from trainboard.errors import UsageError
@@ -62,6 +62,7 @@ def add(commands) -> None:
     p.add_argument(
         "--port", type=int, default=6006, help="TensorBoard port, or the next free one (default: 6006)"
     )
+    add_parallelism_option(p)
     add_json_option(p)  # the run's result, the last line of stdout
     p.add_argument(
         "--verbose",
@@ -152,7 +153,7 @@ def _checked(args: argparse.Namespace) -> _Request:
     check_promotion_rule(rule)
     root = check_root(args.root, will_write=True)
     run_name = args.run_name or layout.new_run_name()
-    check_run_name(run_name)
+    check_sweep_run(run_name, config, args.parallelism)  # the run's name, its trials' and how many at once
     data = DataConfig(**field_values(DataConfig, vars(args)))
     check_data_config(data)
     notes = check_source(  # a tfds: source loads TensorFlow Datasets; a folder's classes meet the fractions
@@ -215,8 +216,8 @@ def run(args: argparse.Namespace) -> int:
         from trainboard.app.local_run import log_path
 
         log = None if args.verbose else log_path(request.root, request.run)
-        tensorboard_root = layout.tensorboard_root(request.root)
-        return serve("local", tensorboard_root, args.port, run=request.run, log=log, champion=result.champion)
+        return serve("local", layout.tensorboard_root(request.root), args.port, run=request.run, log=log,
+                     champion=result.champion, trials=result.trials)  # fmt: skip
     return 0
 
 
@@ -248,9 +249,8 @@ def _run_holding_its_name(args: argparse.Namespace, request: _Request) -> LocalR
         console = RunConsole(sys.stderr)
         try:
             with _task_output(args, log, console) as output:
-                return run_local(
-                    root, run_name, data=request.data, config=request.config, rule=request.rule, output=output
-                )
+                return run_local(root, run_name, data=request.data, config=request.config, rule=request.rule,
+                                 output=output, parallelism=args.parallelism)  # fmt: skip
         except TaskFailed as e:
             console.end_line()
             return failed_with_log("local", str(e), e.tail, None if args.verbose else log)
@@ -282,6 +282,7 @@ def _report(run: str, result: LocalRunResult, *, as_json: bool) -> None:
     progress(f"trainboard: model:            {result.model_uri} (this run's)")
     if result.promoted:
         progress(f"trainboard: champion's model: {result.champion_model_uri} (a copy of this run's)")
+    report_tournament(result)
     if as_json:
         print(json.dumps(result.as_json()), flush=True)
 
