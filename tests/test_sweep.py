@@ -126,6 +126,25 @@ def test_chance_level_where_a_sibling_is_well_above_stops_without_any_margin():
     assert sibling_verdict(broken, {"weak": [0.3, 0.3, 0.4]}, off, classes=4) is None, "no one well above"
 
 
+def test_a_diverged_trial_stops_where_a_sibling_learned_without_any_margin():
+    """The issue's hopeless trial: lr=10 on the demo data (4 classes), its measured losses 2160.7, 303.7,
+    64.3, 14.5 and accuracy at chance, beside lr=0.003's 1.82, 1.36, 1.12, 0.97 (2026-12-07)."""
+    off = TrainingConfig(epochs=4, race_warmup=1)
+    accuracy, siblings = [0.19, 0.26], {"good": [0.26, 0.38]}
+    losses = ([2160.7, 303.7], {"good": [1.82, 1.36]})
+    stop = sibling_verdict(accuracy, siblings, off, classes=4, losses=losses)
+    assert (
+        stop["rule"] == BROKEN
+        and stop["epoch"] == 2
+        and "over twice a uniform guess's (2.7726" in stop["reason"]
+    )
+    assert sibling_verdict(accuracy[:1], siblings, off, classes=4, losses=losses) is None, "the warm-up"
+    not_learned = ([2160.7, 303.7], {"good": [1.82, 1.50]})  # no sibling below ln 4 = 1.386 yet
+    assert sibling_verdict(accuracy, siblings, off, classes=4, losses=not_learned) is None
+    slow = ([1.6, 1.49], {"good": [1.82, 1.36]})  # a slow trial, not a diverged one
+    assert sibling_verdict(accuracy, siblings, off, classes=4, losses=slow) is None
+
+
 def _model(folder: Path, run: str, best: float, stopped: dict | None = None) -> str:
     folder.mkdir(parents=True)
     info = ModelInfo("small_cnn", 16, ["a", "b"], 3 if stopped else 6, best, run, stopped=stopped or {})
@@ -170,7 +189,9 @@ def test_a_tie_goes_to_the_earlier_trial(tmp_path):
 def test_a_local_sweep_prepares_once_trains_three_stops_the_hopeless_and_judges_only_the_best(tmp_path):
     """The issue's "done when": three trials on one board, lr=10 stopped early, one model tested and gated."""
     root = tmp_path / "root"
-    args = ["local", "--no-serve", "--json", "--root", str(root), "--epochs", "4", "--image-size", "16"]
+    # Six epochs at the local default 32 px: the good trials get well above chance (the broken rule's
+    # bar) within a few epochs; no race_margin: the hopeless trial is stopped by the always-on rules.
+    args = ["local", "--no-serve", "--json", "--root", str(root), "--epochs", "6"]
     sweep = ["--race-warmup", "1", "--sweep", "learning_rate=0.0003,0.003,10"]
     done = trainboard(*args, "--run-name", "night", *sweep, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -182,7 +203,7 @@ def test_a_local_sweep_prepares_once_trains_three_stops_the_hopeless_and_judges_
     assert all((root / "tensorboard" / t).is_dir() for t in result["trials"]), "every trial on the board"
     tournament = read_tournament(str(root), "night")
     hopeless = next(t for t in tournament.trials if t["run"] == "night-t3")
-    assert hopeless["stopped"] and hopeless["epochs"] < 4, tournament.trials
+    assert hopeless["stopped"] and hopeless["epochs"] < 6, tournament.trials
     assert read_outcome(str(root), result["chosen"]).outcome == "promoted"
     assert "night-t3" in Path(result["tournament"]).read_text()
     assert not math.isnan(result["metrics"]["test_accuracy"])
