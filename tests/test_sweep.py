@@ -13,14 +13,17 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import in_process, last_json_line, trainboard
+from tests.support.webhook import receiver
 from trainboard.artifacts.model import MODEL_INFO_FILE, ModelInfo
-from trainboard.artifacts.outcome import read_outcome
-from trainboard.artifacts.tournament import read_tournament
+from trainboard.artifacts.outcome import PROMOTED, RunOutcome, read_outcome, write_outcome
+from trainboard.artifacts.tournament import Tournament, read_tournament, write_tournament
 from trainboard.components.choose_trial.core import choose, tournament_report
+from trainboard.components.notify.core import WEBHOOK_ENV, notify_run
 from trainboard.components.train.sibling_race import BEHIND, BROKEN, sibling_verdict
 from trainboard.config import TrainingConfig
 from trainboard.config_checks import check_config
 from trainboard.errors import UsageError
+from trainboard.links import tensorboard_run_url
 from trainboard.sweep import MAX_TRIALS, Trial, parse_sweep, trials
 
 
@@ -183,6 +186,37 @@ def test_a_tie_goes_to_the_earlier_trial(tmp_path):
     dirs = [_model(tmp_path / "b", "n-t2", 0.8), _model(tmp_path / "a", "n-t1", 0.8)]
     _, chosen = choose(dirs, str(tmp_path / "c"), root=str(tmp_path / "r"), run="n", sweep="seed=1,2")
     assert chosen == "n-t1"
+
+
+def test_the_notification_of_a_sweep_tells_the_chosen_trials_outcome_and_the_table(tmp_path, monkeypatch):
+    root = str(tmp_path / "root")
+    reason = "first model: no champion yet"
+    write_outcome(root, RunOutcome("n-t2", PROMOTED, reason, {"test_accuracy": 0.95}, champion="n-t2"))
+    rows = [
+        {"run": "n-t1", "settings": "learning_rate=0.0003", "best_val_accuracy": 0.5, "epochs": 6},
+        {"run": "n-t2", "settings": "learning_rate=0.003", "best_val_accuracy": 0.9, "epochs": 6},
+        {"run": "n-t3", "settings": "learning_rate=10.0", "best_val_accuracy": 0.26, "epochs": 2},
+    ]
+    for row in rows:
+        row |= {
+            "planned": 6,
+            "stopped": "broken: diverged" if row["epochs"] == 2 else "",
+            "seconds_saved": 8.0,
+        }
+    write_tournament(root, Tournament("n", "n-t2", rows))
+    with receiver() as got:
+        monkeypatch.setenv(WEBHOOK_ENV, got.url)
+        assert notify_run(root, "n", "", "https://tb.example.com").startswith("sent (HTTP 200)")
+    [body] = got.bodies
+    assert body["outcome"] == PROMOTED and body["trials"] == rows
+    assert body["links"]["tensorboard"] == tensorboard_run_url(
+        "https://tb.example.com", "n-t1", "n-t2", "n-t3"
+    )
+    assert body["text"].splitlines()[-3:] == [
+        "n-t1: learning_rate=0.0003, best val accuracy 0.5000, 6/6 epochs",
+        "n-t2 (chosen): learning_rate=0.003, best val accuracy 0.9000, 6/6 epochs",
+        "n-t3: learning_rate=10.0, best val accuracy 0.2600, 2/6 epochs, stopped (broken), 8 s saved",
+    ]
 
 
 @pytest.mark.slow

@@ -23,7 +23,7 @@ from typing import Any
 
 from trainboard.artifacts.champion import read_champion
 from trainboard.artifacts.outcome import PROMOTED, STOPPED_EARLY, RunOutcome, read_outcome
-from trainboard.artifacts.tournament import read_tournament
+from trainboard.artifacts.tournament import Tournament, read_tournament
 from trainboard.job_runs import take_job
 from trainboard.links import kfp_run_url, tensorboard_run_url
 
@@ -138,6 +138,18 @@ def post(url: str, body: dict[str, Any], seconds: float = POST_SECONDS) -> str:
     return result[0]
 
 
+def _with_tournament(body: dict[str, Any], tournament: Tournament, tensorboard_url: str) -> dict[str, Any]:
+    """A sweep's message: the table of trials, a line each, and the board on every trial beside the
+    champion (the night's own name has no TensorBoard run: its trials have)."""
+    lines = body["text"].split("\n")
+    if tensorboard_url:
+        old = body["links"].get("tensorboard", "")
+        runs = [t["run"] for t in tournament.trials] + ([body["champion"]] if body.get("champion") else [])
+        body["links"]["tensorboard"] = tensorboard_run_url(tensorboard_url, *runs)
+        lines = [line.replace(old, body["links"]["tensorboard"]) if old else line for line in lines]
+    return body | {"text": "\n".join([*lines, *tournament.lines()]), "trials": tournament.trials}
+
+
 def notify_run(
     root: str, run_name: str, job_id: str, tensorboard_url: str, *, failure: Failure | None = None
 ) -> str:
@@ -166,7 +178,7 @@ def notify_run(
             kfp_run=kfp_run_url(kfp_url, job_id) if kfp_url and job_id else "",
         )
         if tournament:
-            body |= {"text": "\n".join([body["text"], *tournament.lines()]), "trials": tournament.trials}
+            body = _with_tournament(body, tournament, tensorboard_url)
     except Exception as e:  # telling the team must never fail the run it tells about
         return f"nothing sent: the run's records could not be read ({type(e).__name__}: {e})"
     return f"{post(url, body)}: run {run or '(not named)'}, {body['outcome']}"
