@@ -30,7 +30,7 @@ def run(work: Path, sweep: str, epochs: int, parallelism: int, race: list[str]) 
     command = [
         *(sys.executable, "-c", "import sys; from trainboard.app.cli import main; sys.exit(main())"),
         *("local", "--no-serve", "--json", "--root", str(root), "--run-name", "bench"),
-        *("--epochs", str(epochs), "--image-size", "16", "--sweep", sweep, "--parallelism", str(parallelism)),
+        *("--epochs", str(epochs), "--sweep", sweep, "--parallelism", str(parallelism)),
         *race,
     ]
     started = time.monotonic()

@@ -19,6 +19,7 @@ from trainboard.artifacts.outcome import PROMOTED, RunOutcome, read_outcome, wri
 from trainboard.artifacts.tournament import Tournament, read_tournament, write_tournament
 from trainboard.components.choose_trial.core import choose, tournament_report
 from trainboard.components.notify.core import WEBHOOK_ENV, notify_run
+from trainboard.components.start_run.core import run_card
 from trainboard.components.train.sibling_race import BEHIND, BROKEN, sibling_verdict
 from trainboard.config import TrainingConfig
 from trainboard.config_checks import check_config
@@ -146,6 +147,13 @@ def test_a_diverged_trial_stops_where_a_sibling_learned_without_any_margin():
     assert sibling_verdict(accuracy, siblings, off, classes=4, losses=not_learned) is None
     slow = ([1.6, 1.49], {"good": [1.82, 1.36]})  # a slow trial, not a diverged one
     assert sibling_verdict(accuracy, siblings, off, classes=4, losses=slow) is None
+
+
+def test_the_run_card_of_a_sweep_opens_the_board_on_its_trials_beside_the_champion():
+    card = run_card("n", "gs://b/tb", "https://tb.example.com/", champion="champ", sweep="seed=1,2")
+    link = tensorboard_run_url("https://tb.example.com/", "n-t1", "n-t2", "champ")
+    assert f"**[Open this run beside the champion `champ`]({link})**" in card
+    assert "`gs://b/tb/tensorboard/n-t<N>/`" in card
 
 
 def _model(folder: Path, run: str, best: float, stopped: dict | None = None) -> str:

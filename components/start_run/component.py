@@ -51,5 +51,5 @@ def start_run(
     from trainboard.components.start_run.core import write_run_card
 
     run = start(root, run_name, job_id, locals())
-    write_run_card(card.path, run, root, tensorboard_url)
+    write_run_card(card.path, run, root, tensorboard_url, sweep=sweep)
     return run

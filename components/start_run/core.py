@@ -55,17 +55,19 @@ def start_run(root: str, run_name: str, job_id: str, parameters: Mapping[str, An
     return run
 
 
-def run_card(run: str, root: str, tensorboard_url: str, champion: str = "") -> str:
-    """The Markdown the KFP UI shows for the run: where its curves are, live while it trains, beside the
-    ``champion``'s run first (the race: who is ahead, epoch by epoch), then alone."""
-    logdir = layout.tensorboard_dir(root, run)
+def run_card(run: str, root: str, tensorboard_url: str, champion: str = "", *, sweep: str = "") -> str:
+    """The Markdown the KFP UI shows for the run: where its curves are (its sweep's trials', when it has
+    one), live while it trains, beside the ``champion``'s run first (the race: who is ahead, epoch by
+    epoch), then alone."""
+    runs = [trial.run for trial in trials(run, sweep)]
+    each = "-t<N>" if sweep else ""  # a sweep's trials are runs <run>-t1, <run>-t2, ...
     if tensorboard_url:
         beside = ""
         if champion and champion != run:
-            link = tensorboard_run_url(tensorboard_url, run, champion)
+            link = tensorboard_run_url(tensorboard_url, *runs, champion)
             beside = f"**[Open this run beside the champion `{champion}`]({link})**\n\n"
         watch = (
-            f"{beside}**[Open this run in TensorBoard]({tensorboard_run_url(tensorboard_url, run)})**: "
+            f"{beside}**[Open this run in TensorBoard]({tensorboard_run_url(tensorboard_url, *runs)})**: "
             "its curves appear there epoch by epoch while training runs.\n\n"
             f"All the team's runs: [{tensorboard_url}]({tensorboard_url})"
         )
@@ -77,12 +79,12 @@ def run_card(run: str, root: str, tensorboard_url: str, champion: str = "") -> s
     return (
         f"# trainboard run `{run}`\n\n{watch}\n\n"
         f"| what | where |\n|---|---|\n"
-        f"| TensorBoard logs | `{logdir}/` |\n"
-        f"| checkpoints | `{layout.checkpoint_dir(root, run)}/` |\n"
+        f"| TensorBoard logs | `{layout.tensorboard_dir(root, run)}{each}/` |\n"
+        f"| checkpoints | `{layout.checkpoint_dir(root, run)}{each}/` |\n"
     )
 
 
-def write_run_card(path: str | Path, run: str, root: str, tensorboard_url: str) -> None:
+def write_run_card(path: str | Path, run: str, root: str, tensorboard_url: str, *, sweep: str = "") -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     record, _ = read_champion(root)  # start_run checked it (check_records)
-    Path(path).write_text(run_card(run, root, tensorboard_url, record.run if record else ""))
+    Path(path).write_text(run_card(run, root, tensorboard_url, record.run if record else "", sweep=sweep))
