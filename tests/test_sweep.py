@@ -156,6 +156,21 @@ def test_the_run_card_of_a_sweep_opens_the_board_on_its_trials_beside_the_champi
     assert "`gs://b/tb/tensorboard/n-t<N>/`" in card
 
 
+def test_trainboard_local_trains_as_many_trials_at_once_as_asked_and_never_retries():
+    from trainboard.app.local_run import _for_this_machine
+    from trainboard.pipelines.training_pipeline import SWEEP_PARALLELISM, training_pipeline
+
+    spec = _for_this_machine(training_pipeline, 3).pipeline_spec
+    dags = [spec.root.dag, *(c.dag for c in spec.components.values() if c.HasField("dag"))]
+    tasks = [task for dag in dags for task in dag.tasks.values()]
+    assert [t.iterator_policy.parallelism_limit for t in tasks if t.HasField("parameter_iterator")] == [3]
+    assert not any(t.HasField("retry_policy") for t in tasks), "the train task inside the loop too"
+    loop = next(
+        t for t in training_pipeline.pipeline_spec.root.dag.tasks.values() if t.HasField("parameter_iterator")
+    )
+    assert loop.iterator_policy.parallelism_limit == SWEEP_PARALLELISM, "the pipeline itself unchanged"
+
+
 def _model(folder: Path, run: str, best: float, stopped: dict | None = None) -> str:
     folder.mkdir(parents=True)
     info = ModelInfo("small_cnn", 16, ["a", "b"], 3 if stopped else 6, best, run, stopped=stopped or {})
