@@ -138,7 +138,8 @@ def train(
     ``gpus``: how many the task asked for; with none visible it stops before any work (NoGPU).
     With ``config.workers`` > 1 this is one worker of them (TF_CONFIG): each reads the root, trains on its
     share of the data, and only the chief (worker 0) writes there and to ``model_dir``. ``siblings``: the
-    runs of the night's other trials, which this one races too (sibling_race.py)."""
+    runs of the night's other trials, which this one races too (sibling_race.py); a single worker's only:
+    the workers must stop at the same epoch, and siblings' curves move while they read them."""
     check_config(config)
     check_run_name(run)
     root = check_root(root, will_write=True)
@@ -176,7 +177,8 @@ def train(
         tensorboard = _tensorboard(attempt)
         commit = CommitEpoch(layout.checkpoint_dir(out_root, run), attempt.scratch, tensorboard, state)
         race = Race(attempt.logs, champion_curve(root, run), config, classes=attempt.classes, state=state)
-        siblings_race = SiblingRace(root, siblings, config, classes=attempt.classes, state=state)
+        raced = siblings if config.workers == 1 else ()  # workers must agree: see the docstring
+        siblings_race = SiblingRace(root, raced, config, classes=attempt.classes, state=state)
         # The races' verdicts before the commit (which records them), the epoch's event after the commit.
         callbacks = [tensorboard, race, siblings_race, commit] + (
             [EpochEvents(config.epochs)] if chief else []
