@@ -1,5 +1,5 @@
-"""The trainboard pipeline: start_run, fingerprint_source -> prepare_data -> train (GPU) -> evaluate
--> promote.
+"""The trainboard pipeline: start_run, fingerprint_source -> prepare_data -> plan_trials -> train (GPU, a
+task per trial of the sweep, dsl.ParallelFor) -> choose_trial (dsl.Collected) -> evaluate -> promote.
 
 TensorFlow-free to import: compile, submit and schedule load this module on a laptop.
 
@@ -20,10 +20,12 @@ from typing import Any, NamedTuple
 from kfp import dsl, kubernetes
 from kfp.dsl import Markdown, Metrics, Model
 
+from trainboard.components.choose_trial.component import choose_trial
 from trainboard.components.evaluate.component import evaluate
 from trainboard.components.fingerprint_source.component import fingerprint_source
 from trainboard.components.notify.component import notify
 from trainboard.components.notify.core import SECRET_DIR, SECRET_NAME
+from trainboard.components.plan_trials.component import plan_trials
 from trainboard.components.prepare_data.component import prepare_data
 from trainboard.components.promote.component import promote
 from trainboard.components.start_run.component import start_run
@@ -37,6 +39,10 @@ RETRY_BACKOFF = {"backoff_duration": "60s", "backoff_factor": 2.0, "backoff_max_
 # GKE and the NVIDIA GPU operator taint GPU nodes with nvidia.com/gpu:NoSchedule; without this toleration
 # the train pod waits forever on such clusters. Harmless where GPU nodes are not tainted.
 GPU_TOLERATIONS = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+# Trials of a sweep that train at once on a cluster (a GPU each): KFP takes ParallelFor's parallelism
+# when the pipeline is compiled (kfp/dsl/tasks_group.py, 2.17.3: an int, not a parameter), so it is the
+# compiled pipeline's; `trainboard local --parallelism` sets its own (trainboard/app/local_run.py).
+SWEEP_PARALLELISM = 4
 
 
 def _settle(task: dsl.PipelineTask, name: str, cache: bool) -> None:
@@ -49,7 +55,9 @@ def _settle(task: dsl.PipelineTask, name: str, cache: bool) -> None:
 
 class Outputs(NamedTuple):
     run: str
-    model: Model
+    model: Model  # the chosen trial's (the run's own without a sweep)
+    chosen: str  # the chosen trial's run: the run itself without a sweep, <run>-t<N> with one
+    tournament: Markdown  # the table of trials
     metrics: Metrics
     promoted: bool  # whether this run's model is now the champion
     champion: str  # the champion's run after this run ("" when there is none)
@@ -94,12 +102,13 @@ def _prepare_data(parameters: dict[str, Any], *, run: dsl.PipelineTask) -> dsl.P
     return data
 
 
-def _train(parameters: dict[str, Any], *, data: dsl.PipelineTask, run: dsl.PipelineTask) -> dsl.PipelineTask:
-    """The train task, on the accelerator and the nodes the parameters say."""
+def _train(parameters: dict[str, Any], *, data: dsl.PipelineTask, trial: Any) -> dsl.PipelineTask:
+    """The train task of one ``trial`` (a ParallelFor item), on the accelerator and the nodes the
+    parameters say."""
     trained = train(
         data=data.outputs["data"],
         root=parameters["root"],
-        run=run.outputs["Output"],
+        trial=trial,
         job_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,  # the lease's holder: a retried task holds it already
         accelerator_type=parameters["accelerator_type"],
         accelerator_count=parameters["accelerator_count"],
@@ -117,15 +126,34 @@ def _train(parameters: dict[str, Any], *, data: dsl.PipelineTask, run: dsl.Pipel
     return trained
 
 
-def _evaluate(
-    parameters: dict[str, Any], *, data: dsl.PipelineTask, trained: dsl.PipelineTask, run: dsl.PipelineTask
+def _tournament(
+    parameters: dict[str, Any], *, data: dsl.PipelineTask, run: dsl.PipelineTask
 ) -> dsl.PipelineTask:
-    """The trained model measured on the test split, and against the champion's."""
-    evaluated = evaluate(
-        data=data.outputs["data"],
-        trained_model=trained.outputs["trained_model"],
+    """The night's trials trained (one without a sweep), each on its GPU, SWEEP_PARALLELISM at once, and
+    the one chosen on validation (components/choose_trial): the task whose model and run the rest judge."""
+    planned = plan_trials(run=run.outputs["Output"], sweep=parameters["sweep"])
+    _settle(planned, "plan-trials", cache=False)
+    with dsl.ParallelFor(planned.output, parallelism=SWEEP_PARALLELISM, name="trials") as trial:
+        trained = _train(parameters, data=data, trial=trial)
+    chosen = choose_trial(
+        trained_models=dsl.Collected(trained.outputs["trained_model"]),
         root=parameters["root"],
         run=run.outputs["Output"],
+        sweep=parameters["sweep"],
+    )
+    _settle(chosen, "choose-trial", cache=False)
+    return chosen
+
+
+def _evaluate(
+    parameters: dict[str, Any], *, data: dsl.PipelineTask, chosen: dsl.PipelineTask
+) -> dsl.PipelineTask:
+    """The chosen trial's model measured on the test split, and against the champion's."""
+    evaluated = evaluate(
+        data=data.outputs["data"],
+        trained_model=chosen.outputs["chosen_model"],
+        root=parameters["root"],
+        run=chosen.outputs["Output"],
         job_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
         # A champion whose model is gone is not re-measured, but replaced.
         force_promote=parameters["force_promote"],
@@ -138,16 +166,15 @@ def _evaluate(
 def _promote(
     parameters: dict[str, Any],
     *,
-    trained: dsl.PipelineTask,
+    chosen: dsl.PipelineTask,
     evaluated: dsl.PipelineTask,
-    run: dsl.PipelineTask,
 ) -> dsl.PipelineTask:
-    """The decision whether the trained model becomes the champion, and its promotion."""
+    """The decision whether the chosen trial's model becomes the champion, and its promotion."""
     promoted = promote(
-        trained_model=trained.outputs["trained_model"],
+        trained_model=chosen.outputs["chosen_model"],
         evaluation=evaluated.outputs["evaluation"],
         root=parameters["root"],
-        run=run.outputs["Output"],
+        run=chosen.outputs["Output"],
         job_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
         **field_values(PromotionRule, parameters),
     )
@@ -231,6 +258,7 @@ def training_pipeline(
     race_margin: float = 0.0,
     race_patience: int = 3,
     race_warmup: int = 2,
+    sweep: str = "",
     run_name: str = "",
     accelerator_type: str = "nvidia.com/gpu",
     accelerator_count: str = "1",
@@ -260,14 +288,16 @@ def training_pipeline(
     parameters = dict(locals())  # the config parameters go to the components by name
     run = _start_run(parameters)
     data = _prepare_data(parameters, run=run)
-    trained = _train(parameters, data=data, run=run)
-    evaluated = _evaluate(parameters, data=data, trained=trained, run=run)
-    promoted = _promote(parameters, trained=trained, evaluated=evaluated, run=run)
+    chosen = _tournament(parameters, data=data, run=run)
+    evaluated = _evaluate(parameters, data=data, chosen=chosen)
+    promoted = _promote(parameters, chosen=chosen, evaluated=evaluated)
     # Steps for promoted models only (a deploy step) go under
     #     with dsl.If(promoted.outputs["promoted"] == True):
     return Outputs(
         run=run.outputs["Output"],
-        model=trained.outputs["trained_model"],
+        model=chosen.outputs["chosen_model"],
+        chosen=chosen.outputs["Output"],
+        tournament=chosen.outputs["tournament"],
         metrics=evaluated.outputs["metrics"],
         promoted=promoted.outputs["promoted"],
         champion=promoted.outputs["champion"],

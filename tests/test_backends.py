@@ -37,7 +37,7 @@ def created(server: KFPServer) -> list[str]:
 # --- supported releases ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("release", ["2.4.1", "2.0.5", "1.8.5"])
+@pytest.mark.parametrize("release", ["2.5.0", "2.4.1", "2.0.5", "1.8.5"])
 def test_a_server_below_the_minimum_release_is_refused_naming_both(capsys, release):
     server = KFPServer(release=release)
     try:
@@ -45,8 +45,8 @@ def test_a_server_below_the_minimum_release_is_refused_naming_both(capsys, relea
     finally:
         server.stop()
     assert code == 2 and out == ""
-    assert f"runs Kubeflow Pipelines {release}; trainboard needs 2.5.0 or later" in err
-    assert "tolerationJson" in err and "pipeline_job_uuid" in err
+    assert f"runs Kubeflow Pipelines {release}; trainboard needs 2.14.0 or later" in err
+    assert "tolerationJson" in err and "pipeline_job_uuid" in err and "dsl.Collected" in err
     assert created(server) == []
 
 
@@ -65,7 +65,7 @@ def test_a_server_without_a_release_needs_skip_version_check(capsys, release):
     assert created(server) == [f"{API}/experiments", f"{API}/runs"]
 
 
-@pytest.mark.parametrize("release", ["2.5.0", "v2.14.3", "2.17.0-rc.1"])
+@pytest.mark.parametrize("release", ["2.14.0", "v2.14.3", "2.17.0-rc.1"])
 def test_supported_releases_are_accepted(capsys, release):
     server = KFPServer(release=release)
     try:

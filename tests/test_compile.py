@@ -24,9 +24,12 @@ GOLDEN = {
         }
     },
     "executors with an accelerator": ["exec-train"],
+    # Inside the trials' loop the pipeline's parameters reach train as the loop's inputs (pipelinechannel--).
     "train kubernetes": {
-        "nodeSelector": {"nodeSelectorJson": {"componentInputParameter": "gpu_node_selector"}},
-        "tolerations": [{"tolerationJson": {"componentInputParameter": "gpu_tolerations"}}],
+        "nodeSelector": {
+            "nodeSelectorJson": {"componentInputParameter": "pipelinechannel--gpu_node_selector"}
+        },
+        "tolerations": [{"tolerationJson": {"componentInputParameter": "pipelinechannel--gpu_tolerations"}}],
     },
     # Caching only where it is safe: data preparation, keyed on its inputs, which include the fingerprint
     # of the source's listing taken (uncached) at every execution: changed images are prepared again.
@@ -34,7 +37,9 @@ GOLDEN = {
         "start-run": False,
         "fingerprint-source": False,
         "prepare-data": True,
+        "plan-trials": False,
         "train": False,
+        "choose-trial": False,
         "evaluate": False,
         "promote": False,
     },
@@ -45,13 +50,36 @@ GOLDEN = {
         "start-run": None,
         "fingerprint-source": RETRY,
         "prepare-data": RETRY,
+        "plan-trials": RETRY,
         "train": RETRY,
+        "choose-trial": RETRY,
         "evaluate": RETRY,
         "promote": RETRY,
     },
-    # The run card is written by start_run, which train waits for: the link exists before training.
+    # The run card is written by start_run, which the trials wait for (through plan-trials): the link
+    # exists before training.
     "start-run outputs": {"card": "system.Markdown"},
-    "train waits for": ["prepare-data", "start-run"],
+    "trials wait for": ["plan-trials", "prepare-data"],
+    "plan-trials waits for": ["start-run"],
+    # The tournament: a train task per trial of plan-trials' list, SWEEP_PARALLELISM at once (a GPU
+    # each), their models collected (dsl.Collected) by choose-trial, whose one model evaluate and promote
+    # judge. Without a sweep the list holds one trial: the run as before.
+    "trials": {
+        "iteratorPolicy": {"parallelismLimit": 4},
+        "parameterIterator": {
+            "itemInput": "pipelinechannel--plan-trials-Output-loop-item",
+            "items": {"inputParameter": "pipelinechannel--plan-trials-Output"},
+        },
+    },
+    "choose-trial collects": {
+        "taskOutputArtifact": {
+            "outputArtifactKey": "pipelinechannel--train-trained_model",
+            "producerTask": "for-loop-1",
+        }
+    },
+    "evaluate judges": {
+        "taskOutputArtifact": {"outputArtifactKey": "chosen_model", "producerTask": "choose-trial"}
+    },
     # start-run checks every parameter first (never retried): nothing else starts before it.
     "tasks with no upstream": ["start-run"],
     "parameters": {  # name: (type, default); None: required
@@ -71,12 +99,13 @@ GOLDEN = {
         "min_significance": ("NUMBER_DOUBLE", 0.0),
         "force_promote": ("BOOLEAN", False),
         "workers": ("NUMBER_INTEGER", 1),
+        "sweep": ("STRING", ""),
     },
     # One YAML for one node and for many: the train task reads workers at run time and, above 1, hands off
     # to a TrainJob (components/train/handoff.py); its GPU request, retries and lease stay the one task's.
-    "train gets workers": {"componentInputParameter": "workers"},
+    "train gets workers": {"componentInputParameter": "pipelinechannel--workers"},
     # The decision and why are pipeline outputs, for a `with dsl.If(...)` deploy step or a caller.
-    "outputs": {"promoted": "BOOLEAN", "champion": "STRING", "reason": "STRING"},
+    "outputs": {"promoted": "BOOLEAN", "champion": "STRING", "reason": "STRING", "chosen": "STRING"},
 }
 
 
@@ -97,8 +126,13 @@ def compiled(tmp_path_factory) -> Path:
 
 def training_tasks(pipeline: dict) -> dict:
     """The training pipeline's tasks: the compiled pipeline nests it inside the exit handler's DAG
-    (pipelines/training_pipeline.py, cluster_pipeline)."""
-    return pipeline["components"][TRAINING]["dag"]["tasks"]
+    (pipelines/training_pipeline.py, cluster_pipeline), and the train task inside the trials' loop (its
+    task named "trials" there, and train named here)."""
+    tasks = dict(pipeline["components"][TRAINING]["dag"]["tasks"])
+    loop = next(name for name, task in tasks.items() if "parameterIterator" in task)
+    tasks["trials"] = tasks.pop(loop)
+    loop_tasks = pipeline["components"][tasks["trials"]["componentRef"]["name"]]["dag"]["tasks"]
+    return {**tasks, **loop_tasks}
 
 
 def what_matters(path: Path) -> dict:
@@ -120,9 +154,15 @@ def what_matters(path: Path) -> dict:
             name: a["artifactType"]["schemaTitle"]
             for name, a in pipeline["components"]["comp-start-run"]["outputDefinitions"]["artifacts"].items()
         },
-        "train waits for": sorted(tasks["train"]["dependentTasks"]),
+        "trials wait for": sorted(tasks["trials"]["dependentTasks"]),
+        "plan-trials waits for": sorted(tasks["plan-trials"]["dependentTasks"]),
+        "trials": {k: tasks["trials"][k] for k in ("iteratorPolicy", "parameterIterator")},
+        "choose-trial collects": tasks["choose-trial"]["inputs"]["artifacts"]["trained_models"],
+        "evaluate judges": tasks["evaluate"]["inputs"]["artifacts"]["trained_model"],
         "train gets workers": tasks["train"]["inputs"]["parameters"]["workers"],
-        "tasks with no upstream": sorted(name for name, t in tasks.items() if not t.get("dependentTasks")),
+        "tasks with no upstream": sorted(
+            name for name, t in tasks.items() if not t.get("dependentTasks") and name != "train"
+        ),
         "parameters": {
             name: (parameters[name]["parameterType"], parameters[name].get("defaultValue"))
             for name in GOLDEN["parameters"]
@@ -283,7 +323,8 @@ def test_the_exit_task_tells_the_team_once_every_other_task_has_ended(compiled):
     }
     assert inputs["job_id"]["runtimeValue"]["constant"] == "{{$.pipeline_job_uuid}}"
     assert not exit_task["cachingOptions"].get("enableCache") and "retryPolicy" not in exit_task
-    # No PipelineTaskFinalStatus input: backends before 2.14.0 refuse it (MIN_RELEASE stays 2.5.0).
+    # No PipelineTaskFinalStatus input: backends before 2.14.0 refuse it (the exit task was written when the
+    # minimum was 2.5.0; the trials' dsl.Collected has moved it to 2.14.0 since).
     assert "taskFinalStatus" not in json.dumps(exit_task)
 
 

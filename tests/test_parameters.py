@@ -94,14 +94,27 @@ def test_each_component_takes_its_configs_fields_as_declared(name, component, co
     assert component_drift(name, component.component_spec.inputs, configs) == []
 
 
+def _task_arguments(name: str) -> dict[str, str]:
+    """The pipeline parameter each input of task ``name`` comes from, by input name. A task inside the
+    trials' loop (train) gets the loop's input ``pipelinechannel--NAME``, which the loop task takes from
+    the pipeline parameter NAME."""
+    spec = training_pipeline.pipeline_spec
+    root = spec.root.dag.tasks
+    if name in root:
+        return {k: v.component_input_parameter for k, v in root[name].inputs.parameters.items()}
+    loop = next(t for t in root.values() if t.HasField("parameter_iterator"))
+    task = spec.components[loop.component_ref.name].dag.tasks[name]
+    through = {k: v.component_input_parameter for k, v in loop.inputs.parameters.items()}
+    return {k: through.get(v.component_input_parameter, "") for k, v in task.inputs.parameters.items()}
+
+
 def test_the_pipeline_passes_each_component_the_same_parameter():
     """Wiring by name: each config input of a task is the pipeline parameter of that name."""
-    dag = training_pipeline.pipeline_spec.root.dag.tasks
     for task, _, configs in COMPONENTS:
-        arguments = dag[task.replace("_", "-")].inputs.parameters
+        arguments = _task_arguments(task.replace("_", "-"))
         for config in configs:
             for f in fields(config):
-                assert arguments[f.name].component_input_parameter == f.name, (task, f.name)
+                assert arguments[f.name] == f.name, (task, f.name)
 
 
 def test_local_options_are_the_configs_fields_with_their_local_defaults_and_help():

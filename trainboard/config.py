@@ -186,6 +186,13 @@ class TrainingConfig:
     race_warmup: int = _option(
         2, "Epochs trained before the race may stop a run (a slow start is no verdict).", bounds=NON_NEGATIVE
     )
+    sweep: str = _option(
+        "",
+        "The nightly tournament: trials that override these training settings, NAME=V1,V2[;NAME=V3,...] "
+        "(e.g. learning_rate=0.001,0.003;model=small_cnn,mobilenet_v3_small), every combination a trial, "
+        "at most 16; each trains as run <run>-t<N>, races the champion and its siblings, and only the best "
+        "on validation is tested and may be promoted. Empty: one run as given.",
+    )
 
 
 @dataclass(frozen=True)

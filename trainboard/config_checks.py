@@ -12,6 +12,8 @@ from trainboard.checks import check_choice, check_count, check_http_url
 from trainboard.config import Bounds, DataConfig, PromotionRule, TrainingConfig, field_values, model_spec
 from trainboard.errors import UsageError
 from trainboard.sources.spec import Source, parse_source
+from trainboard.sweep import FIELD as SWEEP
+from trainboard.sweep import parse_sweep, settings_of, trial_config
 from trainboard.weights import NONE, check_weights
 
 
@@ -112,6 +114,18 @@ def check_config(config: TrainingConfig) -> None:
             "freeze_epochs",
             "freezing an untrained backbone trains nothing; use it with --weights imagenet or a file",
         )
+    if config.sweep:
+        check_trials(config)
+
+
+def check_trials(config: TrainingConfig) -> None:
+    """Every trial of ``config.sweep`` checked as a single run's settings are, before any work: a bad
+    trial refuses the whole sweep, naming it."""
+    for number, overrides in enumerate(parse_sweep(config.sweep), 1):
+        try:
+            check_config(trial_config(config, overrides))
+        except UsageError as e:
+            raise UsageError(SWEEP, f"trial {number} ({settings_of(overrides)}): {e}") from None
 
 
 def check_pipeline_parameters(values: Mapping[str, Any]) -> None:

@@ -51,6 +51,7 @@ PIPELINE_ROOT = "pipeline-root"
 REPORTS = "reports"
 DATASET_CARD = "dataset-card.md"
 PROMOTION_REPORT = "promotion-report.md"
+TOURNAMENT_REPORT = "tournament.md"  # a sweep's table of trials
 
 
 def tensorboard_root(root: str) -> str:

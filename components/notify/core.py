@@ -24,6 +24,7 @@ from typing import Any
 
 from trainboard.artifacts.champion import read_champion
 from trainboard.artifacts.outcome import PROMOTED, STOPPED_EARLY, RunOutcome, read_outcome
+from trainboard.artifacts.tournament import Tournament, read_tournament
 from trainboard.errors import UsageError
 from trainboard.job_runs import take_job
 from trainboard.links import kfp_run_url, tensorboard_run_url
@@ -181,6 +182,18 @@ def check_webhook_setting(env: str = WEBHOOK_ENV) -> None:
         )
 
 
+def _with_tournament(body: dict[str, Any], tournament: Tournament, tensorboard_url: str) -> dict[str, Any]:
+    """A sweep's message: the table of trials, a line each, and the board on every trial beside the
+    champion (the night's own name has no TensorBoard run: its trials have)."""
+    lines = body["text"].split("\n")
+    if tensorboard_url:
+        old = body["links"].get("tensorboard", "")
+        runs = [t["run"] for t in tournament.trials] + ([body["champion"]] if body.get("champion") else [])
+        body["links"]["tensorboard"] = tensorboard_run_url(tensorboard_url, *runs)
+        lines = [line.replace(old, body["links"]["tensorboard"]) if old else line for line in lines]
+    return body | {"text": "\n".join([*lines, *tournament.lines()]), "trials": tournament.trials}
+
+
 def notify_run(
     root: str, run_name: str, job_id: str, tensorboard_url: str, *, failure: Failure | None = None
 ) -> str:
@@ -194,8 +207,12 @@ def notify_run(
             return f"no webhook ({WEBHOOK_ENV} or the Secret {SECRET_NAME}): nothing sent"
         if problem := url_problem(url):  # read from the Secret on a cluster: the task's log says so
             return f"nothing sent: the webhook URL ({WEBHOOK_ENV} or the Secret {SECRET_NAME}) {problem}"
+        # A sweep's outcome is its chosen trial's (the run evaluate and promote judged).
+        tournament = read_tournament(root, run) if run else None
         # A failure known here (`trainboard local`'s) is the run's state, whatever promote wrote.
-        outcome = read_outcome(root, run) if run and not failure else None
+        outcome = (
+            read_outcome(root, tournament.chosen if tournament else run) if run and not failure else None
+        )
         record = None if outcome else read_champion(root)[0]
         kfp_url = setting(KFP_URL_ENV, KFP_URL_KEY)
         body = message(
@@ -206,6 +223,8 @@ def notify_run(
             tensorboard_url=tensorboard_url,
             kfp_run=kfp_run_url(kfp_url, job_id) if kfp_url and job_id else "",
         )
+        if tournament:
+            body = _with_tournament(body, tournament, tensorboard_url)
     except Exception as e:  # telling the team must never fail the run it tells about
         return f"nothing sent: the run's records could not be read ({type(e).__name__}: {e})"
     return f"{post(url, body)}: run {run or '(not named)'}, {body['outcome']}"

@@ -40,6 +40,7 @@ def start_run(
     race_margin: float,
     race_patience: int,
     race_warmup: int,
+    sweep: str,
     min_accuracy: float,
     min_improvement: float,
     min_significance: float,
@@ -50,5 +51,5 @@ def start_run(
     from trainboard.components.start_run.core import write_run_card
 
     run = start(root, run_name, job_id, locals())
-    write_run_card(card.path, run, root, tensorboard_url)
+    write_run_card(card.path, run, root, tensorboard_url, sweep=sweep)
     return run

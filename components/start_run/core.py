@@ -23,6 +23,7 @@ from trainboard.mlflow_log import TENSORBOARD_TAG, MlflowLog, tag_run
 from trainboard.roots import check_root
 from trainboard.serving_rollout import NAME as SERVICE
 from trainboard.serving_rollout import export_uri
+from trainboard.sweep import trials
 
 # What a backend older than 2.5.0 passes on unresolved (kubeflow/pipelines #11599 added the placeholder).
 JOB_ID_PLACEHOLDER = "{{$.pipeline_job_uuid}}"
@@ -41,6 +42,7 @@ def start_run(root: str, run_name: str, job_id: str, parameters: Mapping[str, An
         )
     run = run_name or layout.new_run_name(job_id.replace("-", ""))
     check_run_name(run)
+    trials(run, parameters["sweep"])  # each trial's run name too (<run>-t<N>)
     if not run_name:  # the exit task's notification finds a generated name here (trainboard/job_runs.py)
         record_job(root, job_id, run)
     check_records(root, run)  # a damaged record stops the run now, not after training
@@ -56,17 +58,19 @@ def start_run(root: str, run_name: str, job_id: str, parameters: Mapping[str, An
     return run
 
 
-def run_card(run: str, root: str, tensorboard_url: str, champion: str = "") -> str:
-    """The Markdown the KFP UI shows for the run: where its curves are, live while it trains, beside the
-    ``champion``'s run first (the race: who is ahead, epoch by epoch), then alone."""
-    logdir = layout.tensorboard_dir(root, run)
+def run_card(run: str, root: str, tensorboard_url: str, champion: str = "", *, sweep: str = "") -> str:
+    """The Markdown the KFP UI shows for the run: where its curves are (its sweep's trials', when it has
+    one), live while it trains, beside the ``champion``'s run first (the race: who is ahead, epoch by
+    epoch), then alone."""
+    runs = [trial.run for trial in trials(run, sweep)]
+    each = "-t<N>" if sweep else ""  # a sweep's trials are runs <run>-t1, <run>-t2, ...
     if tensorboard_url:
         beside = ""
         if champion and champion != run:
-            link = tensorboard_run_url(tensorboard_url, run, champion)
+            link = tensorboard_run_url(tensorboard_url, *runs, champion)
             beside = f"**[Open this run beside the champion `{champion}`]({link})**\n\n"
         watch = (
-            f"{beside}**[Open this run in TensorBoard]({tensorboard_run_url(tensorboard_url, run)})**: "
+            f"{beside}**[Open this run in TensorBoard]({tensorboard_run_url(tensorboard_url, *runs)})**: "
             "its curves appear there epoch by epoch while training runs.\n\n"
             f"All the team's runs: [{tensorboard_url}]({tensorboard_url})"
         )
@@ -78,16 +82,16 @@ def run_card(run: str, root: str, tensorboard_url: str, champion: str = "") -> s
     return (
         f"# trainboard run `{run}`\n\n{watch}\n\n"
         f"| what | where |\n|---|---|\n"
-        f"| TensorBoard logs | `{logdir}/` |\n"
-        f"| checkpoints | `{layout.checkpoint_dir(root, run)}/` |\n"
+        f"| TensorBoard logs | `{layout.tensorboard_dir(root, run)}{each}/` |\n"
+        f"| checkpoints | `{layout.checkpoint_dir(root, run)}{each}/` |\n"
         f"| serving export, once promoted: InferenceService `{SERVICE}` (manifests/components/serving) "
         f"rolls to it | `{export_uri(layout.model_dir(root, run))}/` |\n"
     )
 
 
-def write_run_card(path: str | Path, run: str, root: str, tensorboard_url: str) -> None:
+def write_run_card(path: str | Path, run: str, root: str, tensorboard_url: str, *, sweep: str = "") -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     record, _ = read_champion(root)  # start_run checked it (check_records)
-    Path(path).write_text(run_card(run, root, tensorboard_url, record.run if record else ""))
+    Path(path).write_text(run_card(run, root, tensorboard_url, record.run if record else "", sweep=sweep))
     if tensorboard_url:  # the same deep link on the MLflow run, where there is one
         tag_run(MlflowLog.from_environment(run), {TENSORBOARD_TAG: tensorboard_run_url(tensorboard_url, run)})

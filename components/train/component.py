@@ -8,7 +8,6 @@ from trainboard.component_image import IMAGE
 def train(
     data: Input[Dataset],
     root: str,
-    run: str,
     job_id: str,
     model: str,
     epochs: int,
@@ -33,6 +32,8 @@ def train(
     race_margin: float,
     race_patience: int,
     race_warmup: int,
+    sweep: str,
+    trial: str,
     accelerator_type: str,
     accelerator_count: str,
     trained_model: Output[Model],
@@ -43,20 +44,33 @@ def train(
     from trainboard.components.train.core import train as fit
     from trainboard.components.train.devices import gpus_requested
     from trainboard.config import TrainingConfig, field_values
+    from trainboard.sweep import Trial, trial_config
 
-    config = TrainingConfig(**field_values(TrainingConfig, locals()))
+    # One trial of the night (a ParallelFor item): its own run, settings and siblings to race.
+    this = Trial.from_json(trial)
+    config = trial_config(TrainingConfig(**field_values(TrainingConfig, locals())), this.overrides)
     gpus = gpus_requested(accelerator_type, accelerator_count)
-    with held(root, run, holder_for(job_id)):  # renewed while it trains; a retry of this run holds it
+    with held(root, this.run, holder_for(job_id)):  # renewed while it trains; a retry of this run holds it
         if config.workers == 1:
-            info = fit(data.path, trained_model.path, root, run, config=config, gpus=gpus)
+            info = fit(
+                data.path,
+                trained_model.path,
+                root,
+                this.run,
+                config=config,
+                gpus=gpus,
+                siblings=this.siblings,
+            )
         elif data.uri.startswith("gs://"):  # on a cluster (its artifacts in a bucket): a TrainJob trains
             from trainboard.components.train.handoff import train_on_trainjob
 
             info = train_on_trainjob(
-                data.uri, trained_model.path, root, run, config=config, job_id=job_id, gpus=gpus
+                data.uri, trained_model.path, root, this.run, config=config, job_id=job_id, gpus=gpus
             )
         else:  # kfp.local: worker processes here; the task holds the lease and waits for them
             from trainboard.components.train.local_workers import train_on_local_workers
 
-            info = train_on_local_workers(data.path, trained_model.path, root, run, config=config, gpus=gpus)
+            info = train_on_local_workers(
+                data.path, trained_model.path, root, this.run, config=config, gpus=gpus
+            )
     trained_model.metadata.update(asdict(info))

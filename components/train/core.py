@@ -41,6 +41,7 @@ from trainboard.components.train.live_feeds import live_feeds
 from trainboard.components.train.models import build_model, synchronize_batch_norm
 from trainboard.components.train.phases import TrainingEpochs, train_phases
 from trainboard.components.train.race import Race, champion_curve
+from trainboard.components.train.sibling_race import SiblingRace
 from trainboard.components.train.summaries import write_note, write_run_summaries
 from trainboard.config import TrainingConfig
 from trainboard.config_checks import check_config
@@ -134,13 +135,22 @@ def _stop_record(state: TrainingState, config: TrainingConfig, gpus: int) -> dic
 
 
 def train(
-    dataset_dir: str, model_dir: str, root: str, run: str, *, config: TrainingConfig, gpus: int = 0
+    dataset_dir: str,
+    model_dir: str,
+    root: str,
+    run: str,
+    *,
+    config: TrainingConfig,
+    gpus: int = 0,
+    siblings: tuple[str, ...] = (),
 ) -> ModelInfo:
     """Train ``config.model`` on ``dataset_dir``; the model goes to ``model_dir``, logs and checkpoints to
     the root. Run again with the same ``run`` after a kill, it resumes from the last completed epoch.
     ``gpus``: how many the task asked for; with none visible it stops before any work (NoGPU).
     With ``config.workers`` > 1 this is one worker of them (TF_CONFIG): each reads the root, trains on its
-    share of the data, and only the chief (worker 0) writes there and to ``model_dir``."""
+    share of the data, and only the chief (worker 0) writes there and to ``model_dir``. ``siblings``: the
+    runs of the night's other trials, which this one races too (sibling_race.py); a single worker's only:
+    the workers must stop at the same epoch, and siblings' curves move while they read them."""
     check_config(config)
     check_run_name(run)
     root = check_root(root, will_write=True)
@@ -178,9 +188,12 @@ def train(
         tensorboard = _tensorboard(attempt)
         commit = CommitEpoch(layout.checkpoint_dir(out_root, run), attempt.scratch, tensorboard, state)
         race = Race(attempt.logs, champion_curve(root, run), config, classes=attempt.classes, state=state)
-        # The race's verdict before the commit (which records it), the epoch's event after the commit.
+        raced = siblings if config.workers == 1 else ()  # workers must agree: see the docstring
+        siblings_race = SiblingRace(root, raced, config, classes=attempt.classes, state=state)
+        # The races' verdicts before the commit (which records them), the epoch's event after the commit.
         seeds = EpochSeeds(config.seed, steps_per_epoch)
-        callbacks = [seeds, tensorboard, race, commit] + ([EpochEvents(config.epochs)] if chief else [])
+        callbacks = [seeds, tensorboard, race, siblings_race, commit]
+        callbacks += [EpochEvents(config.epochs)] if chief else []
         with live_feeds(run, config.epochs, chief=chief) as feeds:
             train_phases(attempt, model, state, data, tensorboard=tensorboard, callbacks=callbacks + feeds)
         race.close()  # its events were flushed each epoch: a failure above loses none

@@ -32,6 +32,7 @@ from trainboard.app.cluster.settings import ENVIRONMENT
 from trainboard.artifacts.champion import read_champion
 from trainboard.components.notify.core import Failure, first_error_line, notify_run
 from trainboard.config import DataConfig, PromotionRule, TrainingConfig
+from trainboard.sweep import trials as sweep_trials
 
 Event = dict[str, Any]
 # How much of a failed task's output `trainboard local` shows: its error and the lines that led to it.
@@ -44,13 +45,16 @@ class LocalRunResult:
     root: str
     logdir: str
     metrics: dict[str, float]
-    model_uri: str  # the model this run trained: the train step's output, promoted or not
+    model_uri: str  # the model this run judged (the chosen trial's with a sweep), promoted or not
     promoted: bool
     champion: str
     champion_model_uri: str  # the champion's model after this run (models/champion/), "" when none
     reason: str  # why the model was promoted or not
     card: str  # the dataset card, a .md file (reports/<run>/)
     report: str  # the promotion report, a .md file (reports/<run>/)
+    chosen: str = ""  # the trial evaluate and promote judged: the run itself without a sweep
+    trials: tuple[str, ...] = ()  # the sweep's trials' runs (empty without a sweep)
+    tournament: str = ""  # the table of trials, a .md file (reports/<run>/), "" without a sweep
 
     def as_json(self) -> dict:
         return {
@@ -66,6 +70,9 @@ class LocalRunResult:
             "reason": self.reason,
             "card": self.card,
             "report": self.report,
+            "chosen": self.chosen,
+            "trials": list(self.trials),
+            "tournament": self.tournament,
         }
 
 
@@ -148,13 +155,20 @@ class TaskOutput(io.TextIOBase):
             self._tail.append(plain.removeprefix(_TASK_INDENT))
 
 
-def _without_retries(pipeline: Any) -> Any:
-    """A copy of the pipeline whose tasks stop at their first failure. Its retry policy (2 retries, 60 s
-    backoff doubling) is for a cluster's preempted nodes; kfp.local honours it (kfp/local/orchestrator/
-    task_executor.py), so a task failing on a laptop would otherwise fail three times over three minutes."""
+def _for_this_machine(pipeline: Any, parallelism: int) -> Any:
+    """A copy of the pipeline whose tasks stop at their first failure, and whose trials train
+    ``parallelism`` at once. Its retry policy (2 retries, 60 s backoff doubling) is for a cluster's
+    preempted nodes; kfp.local honours it (kfp/local/orchestrator/task_executor.py), so a task failing on
+    a laptop would otherwise fail three times over three minutes. The trials' ParallelFor limit is the
+    compiled one (a GPU each on a cluster); kfp.local runs that many at once (kfp/local/orchestrator/
+    enhanced_dag_orchestrator.py, iterator_policy.parallelism_limit)."""
     local = copy.deepcopy(pipeline)
-    for task in local.pipeline_spec.root.dag.tasks.values():
-        task.ClearField("retry_policy")
+    spec = local.pipeline_spec
+    for dag in [spec.root.dag, *(c.dag for c in spec.components.values() if c.HasField("dag"))]:
+        for task in dag.tasks.values():
+            task.ClearField("retry_policy")
+            if task.HasField("parameter_iterator"):
+                task.iterator_policy.parallelism_limit = parallelism
     return local
 
 
@@ -186,9 +200,10 @@ def run_local(
     rule: PromotionRule,
     output: TaskOutput,
     pipeline_root: str | None = None,
+    parallelism: int = 1,
 ) -> LocalRunResult:
-    """Run the pipeline with kfp.local, its output into ``output``; inputs are assumed checked
-    (trainboard.config). TaskFailed when a task fails."""
+    """Run the pipeline with kfp.local, its output into ``output``, a sweep's trials ``parallelism`` at
+    once; inputs are assumed checked (trainboard.config). TaskFailed when a task fails."""
     from kfp import local
 
     from trainboard.pipelines.training_pipeline import training_pipeline
@@ -199,7 +214,7 @@ def run_local(
         runner=local.SubprocessRunner(use_venv=False),
         pipeline_root=pipeline_root or default_pipeline_root(root),
     )
-    pipeline = _without_retries(training_pipeline)
+    pipeline = _for_this_machine(training_pipeline, parallelism)
     # The tasks suggest commands too (a resume, a rollback): as this program was started, not as kfp.local's.
     # And each task ends with this command, even one killed outright (trainboard.stopping).
     named = mock.patch.dict(
@@ -228,16 +243,17 @@ def run_local(
             _wait_for_tasks()
             raise
         _tell_the_team(root, run, output)
-    return _result(task, root, run)
+    return _result(task, root, run, config.sweep)
 
 
-def _result(task: Any, root: str, run: str) -> LocalRunResult:
+def _result(task: Any, root: str, run: str, sweep: str) -> LocalRunResult:
     """What the finished pipeline run left: its outputs, the records' champion, the reports' copies."""
     metrics = task.outputs["metrics"].metadata
     # What the records say after the decision, not what was meant: promote's "promoted" is read back from
     # them (components/promote/core.py, _as_recorded); the champion is the record's now.
     record, _ = read_champion(root)
     reports = reports_dir(root, run)
+    trials, table = _tournament(task, run, sweep, reports)
     return LocalRunResult(
         run=task.outputs["run"],
         root=root,
@@ -250,7 +266,18 @@ def _result(task: Any, root: str, run: str) -> LocalRunResult:
         reason=task.outputs["reason"],
         card=readable_copy(task.outputs["card"].path, reports / layout.DATASET_CARD),
         report=readable_copy(task.outputs["report"].path, reports / layout.PROMOTION_REPORT),
+        chosen=task.outputs["chosen"],
+        trials=trials,
+        tournament=table,
     )
+
+
+def _tournament(task: Any, run: str, sweep: str, reports: Path) -> tuple[tuple[str, ...], str]:
+    """A sweep's trials' runs and its table of trials as a .md file; none without a sweep."""
+    if not sweep:
+        return (), ""
+    trials = tuple(trial.run for trial in sweep_trials(run, sweep))
+    return trials, readable_copy(task.outputs["tournament"].path, reports / layout.TOURNAMENT_REPORT)
 
 
 # An inline image of trainboard.markdown.image: ](data:image/png;base64,...)

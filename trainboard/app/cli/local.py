@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, TextIO, cast
 
 from trainboard import layout
 from trainboard.app.cli.local_request import Request, checked_request
+from trainboard.app.cli.local_sweep import add_parallelism_option
 from trainboard.app.cli.output import add_json_option, failed_with_log, progress
 from trainboard.app.cli.root_option import add_root_option
 from trainboard.app.cli.tensorboard import serve
@@ -60,6 +61,7 @@ def add(commands) -> None:
     p.add_argument(
         "--port", type=int, default=6006, help="TensorBoard port, or the next free one (default: 6006)"
     )
+    add_parallelism_option(p)
     add_json_option(p)  # the run's result, the last line of stdout
     p.add_argument(
         "--verbose",
@@ -118,7 +120,15 @@ def run(args: argparse.Namespace) -> int:
 
         log = None if args.verbose else log_path(request.root, request.run)
         tensorboard_root = layout.tensorboard_root(request.root)
-        return serve("local", tensorboard_root, args.port, run=request.run, log=log, champion=result.champion)
+        return serve(
+            "local",
+            tensorboard_root,
+            args.port,
+            run=request.run,
+            log=log,
+            champion=result.champion,
+            trials=result.trials,
+        )
     return 0
 
 
@@ -151,7 +161,13 @@ def _run_holding_its_name(args: argparse.Namespace, request: Request) -> LocalRu
         try:
             with _task_output(args, log, console) as output:
                 return run_local(
-                    root, run_name, data=request.data, config=request.config, rule=request.rule, output=output
+                    root,
+                    run_name,
+                    data=request.data,
+                    config=request.config,
+                    rule=request.rule,
+                    output=output,
+                    parallelism=args.parallelism,
                 )
         except TaskFailed as e:
             console.end_line()

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from functools import partial
 
 from trainboard import layout
+from trainboard.app.cli.local_sweep import check_sweep_run
 from trainboard.app.cli.tensorboard import check_port
-from trainboard.checks import check_run_name
 from trainboard.config import DataConfig, PromotionRule, TrainingConfig, field_values, model_spec
 from trainboard.config_checks import check_config, check_data_config, check_promotion_rule
 from trainboard.errors import UsageError
@@ -61,7 +61,7 @@ def checked_request(args: argparse.Namespace) -> Request:
     root = check_root(args.root, will_write=True)
     # Given, it is checked as given: '' (an unset shell variable) is refused, not a generated name.
     run_name = layout.new_run_name() if args.run_name is None else args.run_name
-    check_run_name(run_name)
+    check_sweep_run(run_name, config, args.parallelism)  # the run's name, its trials' and how many at once
     data = DataConfig(**field_values(DataConfig, vars(args)))
     check_data_config(data)
     notes = check_source(  # a tfds: source loads TensorFlow Datasets; a folder's classes meet the fractions

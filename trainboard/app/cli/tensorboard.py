@@ -108,9 +108,11 @@ def serve(
     host: str = "127.0.0.1",
     log: Path | None = None,
     champion: str = "",
+    trials: tuple[str, ...] = (),
 ) -> int:
     """TensorBoard over ``logdir`` on ``port`` or the next free one, until Ctrl-C; with ``run``, also the
-    links that show it beside the ``champion``'s run (when another run is the champion) and alone. Each
+    links that show it (its sweep's ``trials``, when it had one) beside the ``champion``'s run (when another
+    run is the champion) and alone. Each
     link opens on the curves (links.CURVES), and a line says where the images are.
     TensorBoard's own output goes to ``log`` (None: here). The exit code: 0 when stopped by Ctrl-C, 1 when
     TensorBoard failed (said as ``command``'s error)."""
@@ -123,7 +125,12 @@ def serve(
     # Ctrl-C from the first line on is the way to stop it (a Ctrl-C right after the link is printed too).
     with contextlib.suppress(KeyboardInterrupt):
         progress(f"trainboard: TensorBoard over {logdir} at {tensorboard_run_url(url)} (Ctrl-C to stop)")
-        if run and champion and champion != run:
+        if trials:
+            runs = (*trials, champion) if champion else trials
+            progress(
+                f"trainboard: the tournament's trials, beside the champion: {tensorboard_run_url(url, *runs)}"
+            )
+        elif run and champion and champion != run:
             progress(f"trainboard: beside champion {champion}: {tensorboard_run_url(url, run, champion)}")
         if run:
             progress(f"trainboard: this run only: {tensorboard_run_url(url, run)}")

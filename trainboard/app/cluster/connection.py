@@ -51,12 +51,14 @@ class WrongAnswer(Unreachable):
 
 # The first Kubeflow Pipelines backend release that runs the compiled pipeline as written, and why (each
 # checked against kubeflow/pipelines' CHANGELOG.md and code; docs/cluster.md "Supported backends").
-MIN_RELEASE = (2, 5, 0)
+MIN_RELEASE = (2, 14, 0)
 NEEDS = (
     "2.4.0: the GPU type and count from pipeline parameters (#11501)",
     "2.5.0: nodeSelectorJson / tolerationJson (#11770; an older driver fails the train task on the "
     "unknown field), the task retry policy (#11673; older: no retries, silently) and "
     "{{$.pipeline_job_uuid}} (#11599; older: the literal reaches start_run, which refuses it)",
+    "2.14.0: dsl.Collected of the trials' models after their ParallelFor (#11725; older backends cannot "
+    "collect a loop's outputs, and every run, with a sweep or not, collects its trials)",
 )
 
 
