@@ -10,6 +10,9 @@ import pytest
 from tests.support.cli import in_process
 from tests.support.gcs import BUCKET, free_port
 from tests.support.kfp_server import KFPServer
+from trainboard.app.cluster.connection import MIN_RELEASE
+
+NEEDED = ".".join(map(str, MIN_RELEASE))
 
 
 def _doctor(capsys, kfp: KFPServer, root: str, *more: str) -> tuple[int, dict[str, dict]]:
@@ -22,7 +25,7 @@ def test_a_ready_cluster_passes_every_check_and_says_what_it_found(capsys, kfp, 
     code, out, _ = in_process(capsys, "doctor", "--endpoint", kfp.url, "--root", str(tmp_path / "root"))
     assert code == 0, out
     assert out.splitlines() == [
-        f"ok   Kubeflow Pipelines: {kfp.url} answers: release 2.14.3 (trainboard needs >= 2.5.0)",
+        f"ok   Kubeflow Pipelines: {kfp.url} answers: release 2.14.3 (trainboard needs >= {NEEDED})",
         f"ok   root: {tmp_path / 'root'} is writable from here",
     ]
     assert not list((tmp_path / "root").iterdir()), "the probe is gone again"
@@ -32,8 +35,8 @@ def test_a_ready_cluster_passes_every_check_and_says_what_it_found(capsys, kfp, 
     ("server", "expected", "fix"),
     [
         (
-            dict(release="2.4.0"),
-            "runs Kubeflow Pipelines 2.4.0; trainboard needs 2.5.0 or later",
+            dict(release="2.13.0"),  # the release before the oldest trainboard runs on
+            f"runs Kubeflow Pipelines 2.13.0; trainboard needs {NEEDED} or later",
             "upgrade an older",
         ),
         (dict(token="secret"), "answered 401", "--token"),
