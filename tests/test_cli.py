@@ -444,10 +444,11 @@ def test_a_local_run_prints_a_watch_command_that_runs_and_says_what_each_path_is
     helped = _runs_with_help(watch, _without_this_environment())
     assert helped.returncode == 0 and helped.stdout.startswith("usage: trainboard tensorboard")
 
-    summary = err.splitlines()[-5 if promoted else -4 :]
+    summary = err.splitlines()[-6 if promoted else -5 :]
     labels = [line.split(": ", 2)[1] for line in summary[1:]]
-    assert labels == ["dataset card", "promotion report", "model", "champion's model"][: len(labels)]
-    assert len({line.index("/") for line in summary[1:]}) == 1, "the paths start in one column"
+    paths = ["dataset card", "promotion report", "model", "champion's model"][: len(labels) - 1]
+    assert labels == [*paths, "serve the champion"]
+    assert len({line.index("/") for line in summary[1:-1]}) == 1, "the paths start in one column"
     assert f"dataset card:     {root}/reports/r1/dataset-card.md\n" in err
     assert f"promotion report: {root}/reports/r1/promotion-report.md (both Markdown" in err
     assert f"model:            {root}/pipeline-root/trainboard-x/train/trained_model (this run's)\n" in err

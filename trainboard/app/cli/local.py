@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, TextIO, cast
 
 from trainboard import layout
 from trainboard.app.cli.local_request import Request, checked_request
-from trainboard.app.cli.local_sweep import add_parallelism_option
+from trainboard.app.cli.local_sweep import add_parallelism_option, report_tournament
 from trainboard.app.cli.output import add_json_option, failed_with_log, progress
 from trainboard.app.cli.root_option import add_root_option
 from trainboard.app.cli.tensorboard import serve
@@ -200,6 +200,7 @@ def _report(run: str, result: LocalRunResult, *, as_json: bool) -> None:
     progress(f"trainboard: model:            {result.model_uri} (this run's)")
     if result.promoted:
         progress(f"trainboard: champion's model: {result.champion_model_uri} (a copy of this run's)")
+    report_tournament(result)
     if result.champion:  # `trainboard serve` prints a curl to try, and follows promotions
         progress(f"trainboard: serve the champion: {command(f'serve --root {shlex.quote(result.root)}')}")
     if as_json:
