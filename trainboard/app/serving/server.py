@@ -181,6 +181,32 @@ class BodyLimit:
         return await self.app(scope, counted, send)
 
 
+class V2NeedsJson:
+    """A V2 infer request sent without ``Content-Type: application/json`` (curl -d's default is a form) is
+    refused with a 400 saying so: KServe reads such a body as the binary extension's and answers that an
+    ``inference-header-content-length`` header is missing (kserve 0.21.0, protocol/dataplane.py,
+    decode_inference_request), which tells a JSON client nothing."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and _is_v2_infer(scope["path"]):
+            headers = dict(scope["headers"])
+            media = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+            if media != b"application/json" and b"inference-header-content-length" not in headers:
+                await _discard(receive, DISCARD_BYTES)
+                named = media.decode("latin-1") or "none"
+                return await _refuse(
+                    send, f"a V2 request is JSON: send it with Content-Type: application/json (got {named})"
+                )
+        return await self.app(scope, receive, send)
+
+
+def _is_v2_infer(path: str) -> bool:
+    return path.startswith("/v2/models/") and path.endswith("/infer")
+
+
 async def _discard(receive: Any, most: int) -> None:
     """Read (and drop) up to ``most`` bytes of a refused body: a client that sends its whole body before
     it reads the answer (urllib, requests) would see the connection reset instead of the 400."""
@@ -209,6 +235,7 @@ def serve_forever(root: str, served: Served, port: int) -> None:
     """Serve ``served`` on ``port`` (all addresses, as KServe's RESTServer binds) until stopped, following
     the champion record of ``root``."""
     model = ChampionModel(served)
+    app.add_middleware(V2NeedsJson)
     app.add_middleware(BodyLimit)
     app.add_exception_handler(RequestValidationError, _malformed_v2)
     ChampionWatch(model, root).start()
