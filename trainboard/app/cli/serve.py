@@ -52,9 +52,8 @@ def run(args: argparse.Namespace) -> int:
 
     progress(f"trainboard serve: loading champion {record.run}")
     served = load_served(record.run, record.model_in(root))
-    for line in ready_lines(record.model_in(root), args.port):
-        print(line, flush=True)
-    serve_forever(root, served, args.port)
+    lines = ready_lines(record.model_in(root), args.port)
+    serve_forever(root, served, args.port, on_listening=lambda: print("\n".join(lines), flush=True))
     return 0
 
 

@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -231,12 +233,25 @@ async def _malformed_v2(_: Any, exc: RequestValidationError) -> JSONResponse:
     return JSONResponse({"error": f"{where}: {first.get('msg', 'not an inference request')}"}, 400)
 
 
-def serve_forever(root: str, served: Served, port: int) -> None:
+def serve_forever(root: str, served: Served, port: int, on_listening: Callable[[], None]) -> None:
     """Serve ``served`` on ``port`` (all addresses, as KServe's RESTServer binds) until stopped, following
-    the champion record of ``root``."""
+    the champion record of ``root``; ``on_listening`` is called once the port takes connections (what it
+    prints then works at once)."""
     model = ChampionModel(served)
     app.add_middleware(V2NeedsJson)
     app.add_middleware(BodyLimit)
     app.add_exception_handler(RequestValidationError, _malformed_v2)
     ChampionWatch(model, root).start()
+    threading.Thread(target=_when_listening, args=(port, on_listening), daemon=True).start()
     ModelServer(http_port=port, enable_grpc=False, workers=1).start([model])
+
+
+def _when_listening(port: int, then: Callable[[], None]) -> None:
+    """``then()`` once ``port`` on loopback accepts a connection (uvicorn's own start is in its loop)."""
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            time.sleep(0.1)
+            continue
+        return then()
