@@ -23,7 +23,6 @@ import yaml
 from trainboard import layout, storage
 from trainboard.errors import UsageError
 from trainboard.roots import checked_uri
-from trainboard.serving_rollout import export_uri
 
 # manifests/ is a package of data installed beside trainboard/: in the wheel, the image and an editable
 # install alike.
@@ -140,7 +139,9 @@ def _turn_on_serving(tree: Path, overlay: str, root: str) -> None:
     _edit(kustomization, lambda doc: doc.update(components=[_SERVING, *doc.get("components", [])]))
     # models/champion/ holds the champion's model, serving export included, so this serves the
     # champion as applied; the next promotion or rollback patches it to models/<run>/serving, a folder
-    # that never changes (trainboard/serving_rollout.py).
+    # that never changes (trainboard/serving_rollout.py; imported here: the CLI's startup imports this).
+    from trainboard.serving_rollout import export_uri
+
     uri = export_uri(layout.champion_model_dir(root))
     _edit(tree / _INFERENCE_SERVICE, lambda doc: doc["spec"]["predictor"]["model"].update(storageUri=uri))
 
