@@ -381,8 +381,7 @@ def test_the_serving_component_validates_and_grants_exactly_the_rollout(tmp_path
     assert model["storageUri"].endswith("/models/champion/serving"), "the champion's export, not .keras"
     assert {"requests", "limits"} <= set(model["resources"])
     assert predictor["serviceAccountName"] == "trainboard-serving"
-    account = named(objects, "ServiceAccount", "trainboard-serving")
-    assert "iam.gke.io/gcp-service-account" in account["metadata"]["annotations"], "Workload Identity"
+    named(objects, "ServiceAccount", "trainboard-serving")
     [rule] = named(objects, "Role", "trainboard-serving-rollout")["rules"]
     assert rule == {
         "apiGroups": ["serving.kserve.io"],
@@ -390,3 +389,66 @@ def test_the_serving_component_validates_and_grants_exactly_the_rollout(tmp_path
         "resourceNames": ["trainboard-champion"],
         "verbs": ["get", "patch"],
     }
+
+
+# What each overlay needs (the CLI refuses placeholders).
+COMPLETE_OPTIONS = {
+    "gke": {"project": "team-project-1", "domain": "tb.team.example"},
+    "kubeflow": {"project": "team-project-1"},
+    "basic": {},
+}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_serving_turned_on_renders_the_inference_service_over_the_roots_champion_and_validates(overlay):
+    """`trainboard manifests --serving`: the serving component in the overlay, strictly valid, its
+    storageUri the root's champion export (the bucket set once, by --bucket), and in the Workload Identity
+    overlays the serving ServiceAccount acting as trainboard-serving@PROJECT; no placeholder left."""
+    from tests.support.crd import strict_schema
+
+    objects = list(
+        yaml.safe_load_all(render(BUCKET_ROOT, overlay, serving=True, **COMPLETE_OPTIONS[overlay]))
+    )
+    service = named(objects, "InferenceService", "trainboard-champion")
+    jsonschema.validate(service, strict_schema("inferenceservices.serving.kserve.io"))
+    schemas = crd_schemas()
+    for obj in objects:
+        if (obj["apiVersion"], obj["kind"]) in schemas:
+            jsonschema.validate(obj, schemas[obj["apiVersion"], obj["kind"]])
+        else:
+            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+    model = service["spec"]["predictor"]["model"]
+    assert model["storageUri"] == f"{BUCKET_ROOT}/models/champion/serving"
+    account = named(objects, "ServiceAccount", service["spec"]["predictor"]["serviceAccountName"])
+    annotations = account["metadata"].get("annotations", {})
+    if overlay == "basic":
+        assert "iam.gke.io/gcp-service-account" not in annotations, "no Workload Identity there"
+    else:
+        assert annotations["iam.gke.io/gcp-service-account"] == (
+            "trainboard-serving@team-project-1.iam.gserviceaccount.com"
+        )
+        tensorboard = named(objects, "ServiceAccount", "trainboard-tensorboard")["metadata"]["annotations"]
+        assert tensorboard["iam.gke.io/gcp-service-account"].startswith(
+            "trainboard-tensorboard@team-project-1"
+        )
+    text = yaml.safe_dump_all(objects)
+    assert "YOUR-" not in text
+    assert named(objects, "Role", "trainboard-serving-rollout")["rules"][0]["resourceNames"] == [
+        service["metadata"]["name"]
+    ]
+
+
+def test_serving_is_off_unless_asked(overlay):
+    _, objects = overlay
+    assert of_kind(objects, "InferenceService") == []
+    assert all(o["metadata"]["name"] != "trainboard-serving" for o in objects)
+
+
+def test_cli_serving_prints_what_render_renders(tmp_path):
+    options = ["--project", "team-project-1"]
+    result = trainboard(
+        "manifests", "--bucket", BUCKET_ROOT, "--overlay", "kubeflow", *options, "--serving", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == render(BUCKET_ROOT, "kubeflow", project="team-project-1", serving=True)
+    assert "kind: InferenceService" in result.stdout

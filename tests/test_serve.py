@@ -88,6 +88,28 @@ def test_v2_takes_the_images_as_base64_bytes_and_returns_probabilities_and_class
     assert outputs["classes"]["data"][:4] == ["circle", "square", "triangle", "cross"]
 
 
+@pytest.mark.slow
+def test_v2_sent_without_a_json_content_type_gets_a_400_saying_to_send_one(served):
+    import urllib.error
+    import urllib.request
+
+    _, _, port, _ = served
+    url = f"http://127.0.0.1:{port}/v2/models/champion/infer"
+    image = base64.b64encode(png(40)).decode()
+    one = {"name": "image_bytes", "shape": [1], "datatype": "BYTES", "data": [image]}
+    body = json.dumps({"inputs": [one]})
+    # urllib, like curl -d, sends a body as a form unless told otherwise.
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(urllib.request.Request(url, body.encode()), timeout=60)
+    assert refused.value.code == 400
+    error = json.loads(refused.value.read())["error"]
+    assert error == (
+        "a V2 request is JSON: send it with Content-Type: application/json "
+        "(got application/x-www-form-urlencoded)"
+    )
+    assert post(url, body.encode())[0] == 200
+
+
 def bad_requests() -> dict[str, tuple[bytes, str]]:
     whole = png(40)
     b64 = base64.b64encode

@@ -27,6 +27,11 @@ log = logging.getLogger(__name__)
 GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
 NAME = "trainboard-champion"  # manifests/components/serving/inferenceservice.yaml
 _NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"  # the pod's own namespace
+# How long a rollout is waited for: the progress deadline Kubeflow's manifests give Knative
+# (kubeflow/manifests common/knative/README.md: config-deployment progressDeadline 600s, upstream's 120s
+# being too short for large models). Past it Knative fails the revision and KServe's Ready condition says
+# why; a shorter wait would report a slow start as failed while Knative still lets it come up.
+ROLLOUT_TIMEOUT_SECONDS = 600.0
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,13 @@ def served_uri(api: Any, namespace: str, name: str = NAME) -> str | None:
 
 
 def roll_out(
-    api: Any, namespace: str, storage_uri: str, *, name: str = NAME, timeout: float = 600, poll: float = 5
+    api: Any,
+    namespace: str,
+    storage_uri: str,
+    *,
+    name: str = NAME,
+    timeout: float = ROLLOUT_TIMEOUT_SECONDS,
+    poll: float = 5,
 ) -> Rollout:
     """Patch the InferenceService to ``storage_uri`` and wait for its new revision to be ready."""
     from kubernetes.client.rest import ApiException

@@ -50,8 +50,8 @@ def free_port() -> int:
 
 
 def start_serve(root: str, port: int, log: Path) -> tuple[subprocess.Popen, list[str]]:
-    """`trainboard serve --root ROOT --port PORT` as a person runs it; returns once it answers, with the
-    lines it printed (stdout)."""
+    """`trainboard serve --root ROOT --port PORT` as a person runs it; returns once it answers and has
+    printed what to run, with the lines it printed (stdout)."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}  # this checkout's trainboard, whatever is installed
     out = log.with_suffix(".out")
     with out.open("w") as stdout, log.open("w") as stderr:
@@ -68,9 +68,12 @@ def start_serve(root: str, port: int, log: Path) -> tuple[subprocess.Popen, list
             raise AssertionError(f"trainboard serve exited {proc.returncode}:\n{log.read_text()[-3000:]}")
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models/champion", timeout=2)
-            return proc, out.read_text().splitlines()
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             time.sleep(0.5)
+            continue
+        if "Ctrl-C stops it" in out.read_text():  # its last line, printed once the port listens
+            return proc, out.read_text().splitlines()
+        time.sleep(0.1)
     proc.kill()
     raise AssertionError(f"trainboard serve did not answer in 180 s:\n{log.read_text()[-3000:]}")
 

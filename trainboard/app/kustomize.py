@@ -1,9 +1,11 @@
-"""Render ``manifests/`` (kustomize) for one bucket: ready-to-apply YAML for the team TensorBoard.
+"""Render ``manifests/`` (kustomize) for one bucket: ready-to-apply YAML for the team TensorBoard, and with
+``serving`` the champion's InferenceService (``manifests/components/serving``) beside it.
 
-The bucket is set in one place, ``manifests/base/settings.yaml``; rendering copies ``manifests/`` (package
-data, read through importlib.resources: a wheel or a zip holds it as well as a checkout) to a temporary
-folder, sets it (and the optional namespace, Google project and host name) there and runs
-``kubectl kustomize`` on the chosen overlay. Nothing here imports TensorFlow.
+The bucket is set in one place, ``manifests/base/settings.yaml`` (and, with serving, the
+InferenceService's storageUri); rendering copies ``manifests/`` (package data, read through
+importlib.resources: a wheel or a zip holds it as well as a checkout) to a temporary folder, sets them
+(and the optional namespace, Google project and host name) there and runs ``kubectl kustomize`` on the
+chosen overlay. Nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ OVERLAYS = ("gke", "kubeflow", "basic")
 _SETTINGS = "base/settings.yaml"
 _GCP_SERVICE_ACCOUNT = "components/workload-identity/gcp-service-account.yaml"
 _CERTIFICATE = "overlays/gke/managedcertificate.yaml"
+_SERVING = "../../components/serving"  # as an overlay's kustomization names it
+_INFERENCE_SERVICE = "components/serving/inferenceservice.yaml"
 _WORKLOAD_IDENTITY_OVERLAYS = ("gke", "kubeflow")
 
 # What each overlay renders as a placeholder (YOUR-PROJECT, tensorboard.example.com) unless given: the
@@ -92,11 +96,12 @@ def render(
     project: str = "",
     domain: str = "",
     kubectl: str = "kubectl",
-    manifests_dir: Traversable = MANIFESTS_DIR,
+    serving: bool = False,
     placeholders: bool = True,
 ) -> str:
-    """The overlay's YAML for ``bucket`` (``gs://BUCKET/PREFIX``, the pipeline's root). ``placeholders``:
-    what the overlay needs and was not given stays the template's placeholder; False (the CLI): refused."""
+    """The overlay's YAML for ``bucket`` (``gs://BUCKET/PREFIX``, the pipeline's root); ``serving``: with
+    the serving component on. ``placeholders``: what the overlay needs and was not given stays the
+    template's placeholder; False (the CLI): refused."""
     logdir = check_options(bucket, overlay, namespace=namespace, project=project, domain=domain)
     if not placeholders:
         check_complete(overlay, project, domain)
@@ -105,11 +110,12 @@ def render(
         raise UsageError("kubectl", f"{kubectl!r} not found; install kubectl (1.27 or newer: kustomize v5)")
     with tempfile.TemporaryDirectory(prefix="trainboard-manifests-") as tmp:
         tree = Path(tmp) / "manifests"
-        _copy_tree(manifests_dir, tree)
+        _copy_tree(MANIFESTS_DIR, tree)
         _edit(tree / _SETTINGS, lambda doc: doc["data"].update(logdir=logdir))
+        if serving:
+            _turn_on_serving(tree, overlay, checked_uri(bucket, "bucket"))
         if project:
-            account = f"trainboard-tensorboard@{project}.iam.gserviceaccount.com"
-            _edit(tree / _GCP_SERVICE_ACCOUNT, lambda doc: doc["data"].update(serviceAccount=account))
+            _edit(tree / _GCP_SERVICE_ACCOUNT, lambda doc: doc["data"].update(_google_accounts(project)))
         if domain:
             _edit(tree / _CERTIFICATE, lambda doc: doc["spec"].update(domains=[domain]))
         if namespace:
@@ -124,6 +130,29 @@ def render(
     if result.returncode != 0:
         raise RuntimeError(f"kubectl kustomize failed: {result.stderr.strip()}")
     return result.stdout
+
+
+def _turn_on_serving(tree: Path, overlay: str, root: str) -> None:
+    """The serving component in ``overlay``, its storageUri at ``root``'s champion copy. First in the
+    list: the workload-identity component's replacement then finds its ServiceAccount to annotate."""
+    kustomization = tree / "overlays" / overlay / "kustomization.yaml"
+    _edit(kustomization, lambda doc: doc.update(components=[_SERVING, *doc.get("components", [])]))
+    # models/champion/ holds the champion's model, serving export included, so this serves the
+    # champion as applied; the next promotion or rollback patches it to models/<run>/serving, a folder
+    # that never changes (trainboard/serving_rollout.py; imported here: the CLI's startup imports this).
+    from trainboard.serving_rollout import export_uri
+
+    uri = export_uri(layout.champion_model_dir(root))
+    _edit(tree / _INFERENCE_SERVICE, lambda doc: doc["spec"]["predictor"]["model"].update(storageUri=uri))
+
+
+def _google_accounts(project: str) -> dict[str, str]:
+    """The Google service accounts the Workload Identity component names: the team TensorBoard's, and
+    the InferenceService's (used where serving is on)."""
+    return {
+        "serviceAccount": f"trainboard-tensorboard@{project}.iam.gserviceaccount.com",
+        "servingServiceAccount": f"trainboard-serving@{project}.iam.gserviceaccount.com",
+    }
 
 
 def _copy_tree(source: Traversable, dest: Path) -> None:

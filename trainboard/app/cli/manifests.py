@@ -29,6 +29,13 @@ def add(commands) -> None:
         "trainboard-tensorboard@PROJECT.iam.gserviceaccount.com (required by gke and kubeflow)",
     )
     p.add_argument("--domain", default="", help="host name of the HTTPS front door (required by gke)")
+    p.add_argument(
+        "--serving",
+        action="store_true",
+        help="also the champion's KServe InferenceService over BUCKET/PREFIX/models/champion/serving, "
+        "its read-only ServiceAccount (Workload Identity trainboard-serving@PROJECT with --project) and "
+        "the rollout's rights (manifests/components/serving; needs KServe: docs/serving.md)",
+    )
     p.add_argument("--kubectl", default="kubectl", help="kubectl to render with (default: %(default)s)")
     p.set_defaults(handler=run)
 
@@ -43,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
         project=args.project,
         domain=args.domain,
         kubectl=args.kubectl,
+        serving=args.serving,
         placeholders=False,
     )
     print(yaml, end="")

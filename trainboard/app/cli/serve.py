@@ -7,6 +7,7 @@ import argparse
 import base64
 import getpass
 import json
+import shlex
 import socket
 import tempfile
 from pathlib import Path
@@ -51,9 +52,8 @@ def run(args: argparse.Namespace) -> int:
 
     progress(f"trainboard serve: loading champion {record.run}")
     served = load_served(record.run, record.model_in(root))
-    for line in ready_lines(record.model_in(root), args.port):
-        print(line, flush=True)
-    serve_forever(root, served, args.port)
+    lines = ready_lines(record.model_in(root), args.port)
+    serve_forever(root, served, args.port, on_listening=lambda: print("\n".join(lines), flush=True))
     return 0
 
 
@@ -67,7 +67,8 @@ def _check_free(port: int) -> None:
 
 def ready_lines(model_dir: str, port: int) -> list[str]:
     """The predict URL and a curl line that works as printed: its body, the run's example test image in
-    TF Serving's {"b64": ...} form, written to a file."""
+    TF Serving's {"b64": ...} form, written to a file of this port's (two servers on two ports never
+    share it), its path quoted for a shell."""
     from trainboard import storage
     from trainboard.artifacts.serving_export import example_image
 
@@ -80,10 +81,11 @@ def ready_lines(model_dir: str, port: int) -> list[str]:
     if image is not None:
         folder = Path(tempfile.gettempdir()) / f"trainboard-serve-{getpass.getuser()}"
         folder.mkdir(exist_ok=True)
-        body = folder / "request.json"
+        body = folder / f"request-{port}.json"
         encoded = base64.b64encode(storage.read_bytes(image)).decode()
         body.write_text(json.dumps({"instances": [{"b64": encoded}]}))
         lines.append(f"  try it (a test image of the run, {image}):")
-        lines.append(f"  curl -s -H 'Content-Type: application/json' -d @{body} {url}")
+        data = shlex.quote(f"@{body}")
+        lines.append(f"  curl -s -H 'Content-Type: application/json' -d {data} {url}")
     lines.append(f"  Ctrl-C stops it; `{command('champion show')}` says which run is champion")
     return lines

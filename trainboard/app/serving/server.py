@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -181,6 +183,32 @@ class BodyLimit:
         return await self.app(scope, counted, send)
 
 
+class V2NeedsJson:
+    """A V2 infer request sent without ``Content-Type: application/json`` (curl -d's default is a form) is
+    refused with a 400 saying so: KServe reads such a body as the binary extension's and answers that an
+    ``inference-header-content-length`` header is missing (kserve 0.21.0, protocol/dataplane.py,
+    decode_inference_request), which tells a JSON client nothing."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and _is_v2_infer(scope["path"]):
+            headers = dict(scope["headers"])
+            media = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+            if media != b"application/json" and b"inference-header-content-length" not in headers:
+                await _discard(receive, DISCARD_BYTES)
+                named = media.decode("latin-1") or "none"
+                return await _refuse(
+                    send, f"a V2 request is JSON: send it with Content-Type: application/json (got {named})"
+                )
+        return await self.app(scope, receive, send)
+
+
+def _is_v2_infer(path: str) -> bool:
+    return path.startswith("/v2/models/") and path.endswith("/infer")
+
+
 async def _discard(receive: Any, most: int) -> None:
     """Read (and drop) up to ``most`` bytes of a refused body: a client that sends its whole body before
     it reads the answer (urllib, requests) would see the connection reset instead of the 400."""
@@ -205,11 +233,25 @@ async def _malformed_v2(_: Any, exc: RequestValidationError) -> JSONResponse:
     return JSONResponse({"error": f"{where}: {first.get('msg', 'not an inference request')}"}, 400)
 
 
-def serve_forever(root: str, served: Served, port: int) -> None:
+def serve_forever(root: str, served: Served, port: int, on_listening: Callable[[], None]) -> None:
     """Serve ``served`` on ``port`` (all addresses, as KServe's RESTServer binds) until stopped, following
-    the champion record of ``root``."""
+    the champion record of ``root``; ``on_listening`` is called once the port takes connections (what it
+    prints then works at once)."""
     model = ChampionModel(served)
+    app.add_middleware(V2NeedsJson)
     app.add_middleware(BodyLimit)
     app.add_exception_handler(RequestValidationError, _malformed_v2)
     ChampionWatch(model, root).start()
+    threading.Thread(target=_when_listening, args=(port, on_listening), daemon=True).start()
     ModelServer(http_port=port, enable_grpc=False, workers=1).start([model])
+
+
+def _when_listening(port: int, then: Callable[[], None]) -> None:
+    """``then()`` once ``port`` on loopback accepts a connection (uvicorn's own start is in its loop)."""
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            time.sleep(0.1)
+            continue
+        return then()
