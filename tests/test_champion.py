@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cli import in_process, last_json_line, trainboard
+from tests.support.cli import PROMOTABLE_EPOCHS, in_process, last_json_line, trainboard
 from tests.support.gcs import BUCKET
 from tests.support.kill import kill_at_pause
 from tests.support.promotion import champion_folder_run, metrics_with_accuracy, model_folder, promote_command
@@ -293,7 +293,7 @@ def test_two_local_runs_a_forced_promotion_and_a_rollback_as_a_user_would(tmp_pa
     """The real pipeline (kfp.local): the second run's report has the paired test against the first on the
     same test split; the history has both; a rollback makes the first the champion again, whole."""
     root = tmp_path / "root"
-    local = ["local", "--no-serve", "--json", "--root", str(root), "--epochs", "1"]
+    local = ["local", "--no-serve", "--json", "--root", str(root), "--epochs", PROMOTABLE_EPOCHS]
     first = trainboard(*local, cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     first_run = last_json_line(first.stdout)["run"]

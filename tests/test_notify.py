@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cli import last_json_line, trainboard
+from tests.support.cli import PROMOTABLE_EPOCHS, last_json_line, trainboard
 from tests.support.webhook import receiver
 from trainboard.artifacts.outcome import (
     NOT_PROMOTED,
@@ -245,7 +245,7 @@ def test_trainboard_local_tells_the_team_how_the_run_ended(tmp_path):
     with receiver() as got:
         env = {**os.environ, WEBHOOK_ENV: got.url, "TRAINBOARD_TENSORBOARD_URL": BOARD}
         result = trainboard(
-            "local", "--no-serve", "--json", "--epochs", "1", "--root", "root", env=env, cwd=tmp_path
+            "local", "--no-serve", "--json", "--epochs", PROMOTABLE_EPOCHS, "--root", "root", env=env, cwd=tmp_path
         )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = last_json_line(result.stdout)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cli import BIN, last_json_line, trainboard
+from tests.support.cli import BIN, PROMOTABLE_EPOCHS, last_json_line, trainboard
 from tests.support.events import epoch_steps, event_files
 from tests.support.promotion import metrics_with_accuracy, model_folder
 from trainboard import faults, layout, storage
@@ -32,7 +32,7 @@ from trainboard.config import PromotionRule
 
 def local_run(root: Path, tmp_path: Path, *flags: str) -> dict:
     done = trainboard(
-        "local", "--no-serve", "--json", "--root", str(root), "--epochs", "1", *flags, cwd=tmp_path
+        "local", "--no-serve", "--json", "--root", str(root), "--epochs", PROMOTABLE_EPOCHS, *flags, cwd=tmp_path
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return last_json_line(done.stdout)
