@@ -245,7 +245,15 @@ def test_trainboard_local_tells_the_team_how_the_run_ended(tmp_path):
     with receiver() as got:
         env = {**os.environ, WEBHOOK_ENV: got.url, "TRAINBOARD_TENSORBOARD_URL": BOARD}
         result = trainboard(
-            "local", "--no-serve", "--json", "--epochs", PROMOTABLE_EPOCHS, "--root", "root", env=env, cwd=tmp_path
+            "local",
+            "--no-serve",
+            "--json",
+            "--epochs",
+            PROMOTABLE_EPOCHS,
+            "--root",
+            "root",
+            env=env,
+            cwd=tmp_path,
         )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = last_json_line(result.stdout)

@@ -32,7 +32,15 @@ from trainboard.config import PromotionRule
 
 def local_run(root: Path, tmp_path: Path, *flags: str) -> dict:
     done = trainboard(
-        "local", "--no-serve", "--json", "--root", str(root), "--epochs", PROMOTABLE_EPOCHS, *flags, cwd=tmp_path
+        "local",
+        "--no-serve",
+        "--json",
+        "--root",
+        str(root),
+        "--epochs",
+        PROMOTABLE_EPOCHS,
+        *flags,
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return last_json_line(done.stdout)
