@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 from kfp import dsl, kubernetes
 from kfp.dsl import Markdown, Metrics, Model
 
+from trainboard import model_registry
 from trainboard.components.evaluate.component import evaluate
 from trainboard.components.fingerprint_source.component import fingerprint_source
 from trainboard.components.notify.component import notify
@@ -149,7 +150,13 @@ def _promote(
         root=parameters["root"],
         run=run.outputs["Output"],
         job_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+        tensorboard_url=parameters["tensorboard_url"],  # the Model Registry version's link
         **field_values(PromotionRule, parameters),
+    )
+    # The Model Registry's token, as the notification's webhook (an optional volume: without the Secret,
+    # registration goes without a token, and a registry that wants one says so in the report).
+    kubernetes.use_secret_as_volume(
+        promoted, model_registry.SECRET_NAME, mount_path=model_registry.SECRET_DIR, optional=True
     )
     # No cache: it reads and writes the champion record. Safe to retry: an attempt that finds its own run
     # in the record takes the same decision again.
@@ -241,6 +248,7 @@ def training_pipeline(
     min_improvement: float = 0.0,
     min_significance: float = 0.0,
     force_promote: bool = False,
+    model_registry: str = "",
 ) -> Outputs:
     """Train a Keras image classifier; TensorBoard logs stream to <root>/tensorboard/<run>/ while it trains.
 
