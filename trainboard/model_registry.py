@@ -38,6 +38,7 @@ REGISTRY_SECONDS = 20.0
 CHAMPION = "champion"
 AUTHOR = "trainboard"
 MODEL_FORMAT = "tensorflow"
+API_PATH = "/api/model_registry/v1alpha3"  # the client's (model-registry 0.3.8) and the server's v0.3.8
 KFP_URL_ENV = "TRAINBOARD_KFP_URL"  # the notification's (components/notify)
 
 
