@@ -40,10 +40,13 @@ def _doctor(capsys, kfp: KFPServer, root: str, *more: str) -> tuple[int, dict[st
     return code, {check["name"]: check for check in map(json.loads, out.splitlines())}
 
 
-def test_a_ready_cluster_passes_every_check_and_says_what_it_found(capsys, kfp, tmp_path, monkeypatch):
+def test_a_ready_cluster_passes_every_check_and_says_what_it_found(
+    capsys, kfp, tmp_path, monkeypatch, cluster
+):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     code, out, _ = in_process(capsys, "doctor", "--endpoint", kfp.url, "--root", str(tmp_path), *FULL)
     assert code == 0, out
+    assert cluster.problems == [], "the objects and reviews as Kubernetes 1.30's schemas say"
     assert out.splitlines() == [
         f"ok   Kubeflow Pipelines: {kfp.url} answers: release 2.14.3 (trainboard needs >= 2.5.0)",
         f"ok   root: {tmp_path} is writable from here",

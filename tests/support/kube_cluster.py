@@ -1,8 +1,10 @@
 """A loopback stand-in of the Kubernetes API routes `trainboard doctor` reads (trainboard/app/cluster/
 doctor_kubernetes.py, through the `kubernetes` client 30.1.0, Kubernetes 1.30's API): objects by their
 API path (GET: the object or a 404 Status), the node list with its labelSelector, and
-SelfSubjectAccessReviews answered from ``allowed``. A kubeconfig for it makes the client find it as
-kubectl would. ``ready_cluster`` holds everything a run needs; a test takes a piece away."""
+SelfSubjectAccessReviews answered from ``allowed``. Each built-in object it serves and each review it is
+sent is validated against Kubernetes 1.30's schemas (kubernetes-validate), a mismatch recorded in
+``problems``. A kubeconfig for it makes the client find it as kubectl would. ``ready_cluster`` holds
+everything a run needs; a test takes a piece away."""
 
 from __future__ import annotations
 
@@ -13,9 +15,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import kubernetes_validate
+
 from tests.support.loopback import JSONHandler, LoopbackServer
 
 NAMESPACE = "team"
+KUBERNETES_VERSION = "1.30"  # the API of the kubernetes client 30.1.0 that trainboard uses
+BUILT_IN = ("v1", "apps/v1", "apiextensions.k8s.io/v1", "authorization.k8s.io/v1")
 GPU_LABEL = {"cloud.google.com/gke-accelerator": "nvidia-l4"}
 
 
@@ -72,6 +78,14 @@ class KubeCluster:
     objects: dict[str, dict] = field(default_factory=dict)  # API path -> object
     nodes: list[dict] = field(default_factory=list)
     allowed: set[tuple[str, str]] = field(default_factory=set)  # (verb, resource) this account may
+    problems: list[str] = field(default_factory=list)
+
+    def check(self, obj: dict) -> None:
+        if obj.get("apiVersion") in BUILT_IN:
+            try:
+                kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+            except kubernetes_validate.ValidationError as e:
+                self.problems.append(f"{obj['kind']}: {e.message}")
 
     def kubeconfig(self, folder: Path) -> Path:
         config = {
@@ -134,6 +148,8 @@ def kube_cluster() -> Iterator[KubeCluster]:
             if parts.path == "/api/v1/nodes":
                 selector = dict(urllib.parse.parse_qsl(parts.query)).get("labelSelector", "")
                 items = [n for n in cluster.nodes if _matches(n["metadata"]["labels"], selector)]
+                for item in items:
+                    cluster.check(item)
                 return self.send_json(
                     200, {"apiVersion": "v1", "kind": "NodeList", "metadata": {}, "items": items}
                 )
@@ -142,12 +158,14 @@ def kube_cluster() -> Iterator[KubeCluster]:
                 return self.send_json(
                     404, {"kind": "Status", "status": "Failure", "reason": "NotFound", "code": 404}
                 )
+            cluster.check(found)
             self.send_json(200, found)
 
         def do_POST(self) -> None:
             cluster = box[0]
             assert self.path == "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", self.path
             review = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            cluster.check(review)
             attributes = review["spec"]["resourceAttributes"]
             allowed = (attributes["verb"], attributes["resource"]) in cluster.allowed
             self.send_json(201, {**review, "status": {"allowed": allowed}})
