@@ -5,21 +5,18 @@ TensorFlow-free to import: compile, submit and schedule load this module on a la
 
 The signature is written out (KFP's UI shows it); the config parameters among it are declared in
 trainboard/config.py, defaults from its CLUSTER_DEFAULTS, and tests/test_parameters.py fails on any drift.
-Their descriptions, the docstring's Args, are made from its help texts (_args_from_config), and they
+Their descriptions, the docstring's Args, are made from its help texts (pipelines/parameter_docs.py), and they
 reach the components by name (field_values), so a parameter is written once more here only where it is
 the pipeline's own.
 """
 
 import inspect
-import re
-import textwrap
-from collections.abc import Callable
-from dataclasses import fields
 from typing import Any, NamedTuple
 
 from kfp import dsl, kubernetes
 from kfp.dsl import Markdown, Metrics, Model
 
+from trainboard import model_registry
 from trainboard.components.choose_trial.component import choose_trial
 from trainboard.components.evaluate.component import evaluate
 from trainboard.components.fingerprint_source.component import fingerprint_source
@@ -30,7 +27,8 @@ from trainboard.components.prepare_data.component import prepare_data
 from trainboard.components.promote.component import promote
 from trainboard.components.start_run.component import start_run
 from trainboard.components.train.component import train
-from trainboard.config import CONFIGS, DataConfig, PromotionRule, TrainingConfig, field_values
+from trainboard.config import DataConfig, PromotionRule, TrainingConfig, field_values
+from trainboard.pipelines.parameter_docs import args_from_config
 
 PIPELINE_NAME = "trainboard"
 # Transient failures (a preempted GPU node, a storage hiccup) should not cost the nightly run.
@@ -176,7 +174,13 @@ def _promote(
         root=parameters["root"],
         run=chosen.outputs["Output"],
         job_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+        tensorboard_url=parameters["tensorboard_url"],  # the Model Registry version's link
         **field_values(PromotionRule, parameters),
+    )
+    # The Model Registry's token, as the notification's webhook (an optional volume: without the Secret,
+    # registration goes without a token, and a registry that wants one says so in the report).
+    kubernetes.use_secret_as_volume(
+        promoted, model_registry.SECRET_NAME, mount_path=model_registry.SECRET_DIR, optional=True
     )
     # No cache: it reads and writes the champion record. Safe to retry: an attempt that finds its own run
     # in the record takes the same decision again.
@@ -184,50 +188,13 @@ def _promote(
     return promoted
 
 
-# An entry of a docstring's Args section (first line): 8 spaces, NAME, ": ".
-_ARGS_ENTRY = re.compile(r"\n(?= {8}\w+: )")
-
-
-def _config_entry(name: str, help: str) -> str:
-    """The Args entry of config parameter ``name``: its help, wrapped as the rest of the docstring."""
-    return "\n".join(
-        textwrap.wrap(
-            f"{name}: {help}",
-            width=110,  # the line length: as if written out here
-            initial_indent=" " * 8,
-            subsequent_indent=" " * 12,
-            break_long_words=False,
-            break_on_hyphens=False,
-        )
-    )
-
-
-def _args_from_config(pipeline_func: Callable[..., Any]) -> Callable[..., Any]:
-    """``pipeline_func`` with its docstring's Args completed: one entry a parameter, in the signature's
-    order, a config parameter's from its help in trainboard/config.py, the pipeline's own as written out
-    in the docstring. KFP reads them as the parameters' descriptions when @dsl.pipeline decorates, so
-    this decorator goes under it. ValueError when a parameter has no entry or an entry no parameter."""
-    head, written_args = (pipeline_func.__doc__ or "").split("\n    Args:\n")
-    written = {entry.split(":")[0].strip(): entry for entry in _ARGS_ENTRY.split(written_args.rstrip())}
-    helps = {f.name: f.metadata["help"] for config in CONFIGS for f in fields(config)}
-    names = inspect.signature(pipeline_func).parameters
-    if set(names) != set(written) | set(helps) or set(written) & set(helps):
-        raise ValueError(
-            f"{pipeline_func.__name__}: Args written out for {sorted(written)}, config parameters "
-            f"{sorted(helps)}: each parameter needs one entry"
-        )
-    entries = [written[name] if name in written else _config_entry(name, helps[name]) for name in names]
-    pipeline_func.__doc__ = head + "\n    Args:\n" + "\n".join(entries) + "\n    "
-    return pipeline_func
-
-
 @dsl.pipeline(
     name=PIPELINE_NAME,
     description="Train a Keras image classifier with live TensorBoard logs in <root>/tensorboard/<run>/.",
 )
 # The docstring's Args below are the pipeline's own parameters; each config parameter's entry is its help
-# in trainboard/config.py, added by _args_from_config.
-@_args_from_config
+# in trainboard/config.py, added by args_from_config (pipelines/parameter_docs.py).
+@args_from_config
 def training_pipeline(
     root: str,
     dataset: str = "tfds:caltech101",
@@ -269,6 +236,7 @@ def training_pipeline(
     min_improvement: float = 0.0,
     min_significance: float = 0.0,
     force_promote: bool = False,
+    model_registry: str = "",
 ) -> Outputs:
     """Train a Keras image classifier; TensorBoard logs stream to <root>/tensorboard/<run>/ while it trains.
 

@@ -347,8 +347,24 @@ def test_the_webhook_url_comes_from_an_optional_secret_never_a_parameter(compile
         ]
     }
     assert [name for name, e in executors.items() if "secretAsVolume" in e or "secretAsEnv" in e] == [
-        "exec-notify"
+        "exec-notify",
+        "exec-promote",  # the Model Registry's token: the test below
     ]
     parameters = pipeline["root"]["inputDefinitions"]["parameters"]
     assert not [name for name in parameters if "webhook" in name or "secret" in name]
     assert WEBHOOK_ENV not in compiled.read_text()
+
+
+def test_the_model_registrys_token_comes_from_an_optional_secret_on_promote_never_a_parameter(compiled):
+    from trainboard import model_registry
+
+    pipeline, platform = yaml.safe_load_all(compiled.read_text())
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    [volume] = executors["exec-promote"]["secretAsVolume"]
+    assert (volume["secretName"], volume["mountPath"], volume["optional"]) == (
+        model_registry.SECRET_NAME,
+        model_registry.SECRET_DIR,
+        True,
+    )
+    parameters = pipeline["root"]["inputDefinitions"]["parameters"]
+    assert "model_registry" in parameters and not [name for name in parameters if "token" in name]

@@ -178,3 +178,45 @@ def test_a_local_run_shows_its_epochs_test_metrics_picture_and_decision_in_mlflo
     assert found.data.tags["trainboard.champion"] == out["run"]
     assert found.info.status == "FINISHED"
     assert "confusion_matrix.png" in [a.path for a in client.list_artifacts(found.info.run_id)]
+
+
+@pytest.mark.parametrize(
+    ("option", "environment", "named"),
+    [
+        ("ftp://mlflow.example.com", "", "--mlflow-tracking-uri"),
+        ("", "mlflow.example.com:5000", "MLFLOW_TRACKING_URI"),
+    ],
+    ids=["option", "environment"],
+)
+def test_a_local_run_with_a_tracking_uri_that_is_not_http_is_refused_before_any_work(
+    option, environment, named, tmp_path, monkeypatch, capsys
+):
+    from tests.support.cli import in_process
+
+    monkeypatch.setenv(mlflow_log.TRACKING_URI_ENV, environment)
+    root = tmp_path / "root"
+    given = ["--mlflow-tracking-uri", option] if option else []
+    code, _, err = in_process(capsys, "local", "--no-serve", "--root", str(root), *given)
+    assert code == 2 and named in err and "http:// or https://" in err
+    assert len(err.strip().splitlines()) == 1 and not root.exists()
+
+
+def test_a_local_runs_tracking_uri_option_reaches_its_steps_over_the_environments(
+    tmp_path, monkeypatch, capsys
+):
+    from tests.support.cli import in_process
+    from trainboard.app import local_run
+
+    seen = []
+
+    def stand_in_for_the_pipeline(*_args, **_kwargs):
+        seen.append(__import__("os").environ.get(mlflow_log.TRACKING_URI_ENV))
+        raise KeyboardInterrupt  # the pipeline's steps inherit this environment (kfp.local's subprocesses)
+
+    monkeypatch.setenv(mlflow_log.TRACKING_URI_ENV, "http://elsewhere.example.com")
+    monkeypatch.setattr(local_run, "run_local", stand_in_for_the_pipeline)
+    root = str(tmp_path / "root")
+    in_process(
+        capsys, "local", "--no-serve", "--root", root, "--mlflow-tracking-uri", "http://127.0.0.1:5000"
+    )
+    assert seen == ["http://127.0.0.1:5000"]

@@ -92,7 +92,7 @@ def test_a_run_not_promoted_says_why_and_shows_it_beside_the_champion(webhook, r
 
 def test_a_run_stopped_early_says_where_and_what_it_saved(webhook, root):
     stopped = {"epoch": 4, "epochs": 30, "rule": "cannot win", "seconds_saved": 1234.5, "gpus": 1}
-    reason = (  # as promote writes it (components/promote/core.py, stopped_reason)
+    reason = (  # as promote writes it (trainboard/artifacts/race_stop.py, stopped_reason)
         "stopped early: the race stopped it after epoch 4 of 30 (cannot win: validation accuracy trailed "
         "champion's by more than race_margin 0.05 for 3 epochs in a row); 1234.5 s of training saved on "
         "1 GPU(s)"

@@ -32,7 +32,8 @@ from trainboard.config import (
 )
 from trainboard.config_checks import check_pipeline_parameters
 from trainboard.errors import UsageError
-from trainboard.pipelines.training_pipeline import _args_from_config, cluster_pipeline, training_pipeline
+from trainboard.pipelines.parameter_docs import args_from_config
+from trainboard.pipelines.training_pipeline import cluster_pipeline, training_pipeline
 
 CONFIG_FIELDS = {f.name: f for config in CONFIGS for f in fields(config)}
 # The KFP SDK's names of Python parameter types, as a compiled component spec states them.
@@ -182,7 +183,7 @@ def documented(pipeline_func: Any) -> list[str]:
 @pytest.mark.parametrize("pipeline", [training_pipeline, cluster_pipeline], ids=["training", "cluster"])
 def test_the_docstring_describes_exactly_the_signatures_parameters(pipeline):
     """Its Args, from which KFP takes each parameter's description: the config parameters' entries are
-    made from their help (pipelines/training_pipeline.py, _args_from_config), the others written out."""
+    made from their help (pipelines/parameter_docs.py, args_from_config), the others written out."""
     assert documented(pipeline.pipeline_func) == list(inspect.signature(pipeline.pipeline_func).parameters)
     assert [name for name, spec in pipeline.component_spec.inputs.items() if not spec.description] == []
 
@@ -209,12 +210,12 @@ def test_a_docstring_that_drifts_from_the_signature_is_refused():
         gpu_tolerations: The tolerations.
         tensorboard_url: The URL.
     """
-    assert documented(_args_from_config(stand_in(written))) == documented(training_pipeline.pipeline_func)
+    assert documented(args_from_config(stand_in(written))) == documented(training_pipeline.pipeline_func)
     without_root = written.replace("        root: The root.\n", "")
     with pytest.raises(ValueError, match="each parameter needs one entry"):
-        _args_from_config(stand_in(without_root))
+        args_from_config(stand_in(without_root))
     with pytest.raises(ValueError, match="each parameter needs one entry"):  # written out twice
-        _args_from_config(stand_in(written + "    epochs: Epochs.\n    "))
+        args_from_config(stand_in(written + "    epochs: Epochs.\n    "))
 
 
 BOUNDS = {name: f.metadata["bounds"] for name, f in CONFIG_FIELDS.items() if f.metadata["bounds"]}

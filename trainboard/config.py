@@ -221,6 +221,13 @@ class PromotionRule:
     force_promote: bool = _option(
         False, "Promote whatever the metrics; the evaluation report says it was forced."
     )
+    model_registry: str = _option(
+        "",
+        "The Kubeflow Model Registry's URL (http(s)://HOST[:PORT]): a promotion registers the model as a "
+        "version (the run) there, a rollback moves its champion mark; empty: none. Its token comes from "
+        "the Kubernetes Secret trainboard-model-registry (key token) or TRAINBOARD_MODEL_REGISTRY_TOKEN, "
+        "never a parameter. A registry that fails never blocks a promotion: the report says so.",
+    )
 
 
 CONFIGS = (DataConfig, TrainingConfig, PromotionRule)

@@ -83,8 +83,10 @@ def check_data_config(data: DataConfig) -> Source:
 
 
 def check_promotion_rule(rule: PromotionRule) -> None:
-    """The rule's declared bounds: each threshold in [0, 1]."""
+    """The rule's declared bounds: each threshold in [0, 1]; the Model Registry's URL is http(s)."""
     check_declared(rule)
+    if rule.model_registry:
+        check_http_url("model_registry", rule.model_registry)
 
 
 def check_config(config: TrainingConfig) -> None:

@@ -106,10 +106,13 @@ def message(
         f"{name.replace('_', ' ')} {metrics[name]:.4f}" for name in SHOWN_METRICS if name in metrics
     ]:
         lines.append(", ".join(shown))
+    if outcome and outcome.registry:  # the promotion stands; the Model Registry did not take it
+        lines.append(outcome.registry)
     lines += [f"{'TensorBoard' if k == 'tensorboard' else 'KFP run'}: {url}" for k, url in links.items()]
     body = {"text": "\n".join(lines), "run": run, "outcome": state, "metrics": metrics, "links": links}
     if outcome:
         body |= {"reason": outcome.reason, "champion": champion, "stopped": outcome.stopped}
+        body |= {"registry": outcome.registry}
     else:
         body |= {"step": (failure or Failure()).step, "error": (failure or Failure()).error}
     return body

@@ -17,6 +17,8 @@ def promote(
     min_improvement: float,
     min_significance: float,
     force_promote: bool,
+    model_registry: str,
+    tensorboard_url: str,
     report: Output[Markdown],
 ) -> NamedTuple("Promotion", promoted=bool, champion=str, reason=str):
     from collections import namedtuple
@@ -31,7 +33,7 @@ def promote(
     metrics = read_evaluation(evaluation.path)
     rule = PromotionRule(**field_values(PromotionRule, locals()))
     with held(root, run, holder_for(job_id), release_at_end=True):  # the run's last step frees its name
-        decision = gate(root, run, trained_model.path, metrics, rule=rule)
+        decision = gate(root, run, trained_model.path, metrics, rule=rule, links=(job_id, tensorboard_url))
     Path(report.path).write_text(write_report(run, metrics, decision, root, model_dir=trained_model.path))
     promotion = namedtuple("Promotion", ["promoted", "champion", "reason"])
     return promotion(decision.promoted, decision.champion, decision.reason)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from trainboard import layout, storage
 from trainboard.artifacts.champion import (
@@ -34,12 +34,13 @@ from trainboard.artifacts.champion_model import MAX_ATTEMPTS, now, sync_champion
 from trainboard.artifacts.evaluation import Evaluation
 from trainboard.artifacts.model import model_metadata
 from trainboard.artifacts.outcome import NOT_PROMOTED, PROMOTED, STOPPED_EARLY, RunOutcome, write_outcome
-from trainboard.artifacts.race_stop import RaceStop
+from trainboard.artifacts.race_stop import RaceStop, stopped_reason
 from trainboard.checks import check_run_name
 from trainboard.components.promote.trend import TrendIndexError, record_trend
 from trainboard.config import PromotionRule
 from trainboard.config_checks import check_promotion_rule
 from trainboard.mlflow_log import MlflowLog, tag_run
+from trainboard.model_registry import register_promoted
 from trainboard.roots import check_root
 from trainboard.serving_rollout import roll_out_champion
 
@@ -56,6 +57,7 @@ class Decision:
     champion: str  # the champion's run after this decision ("" when there is none)
     previous: ChampionRecord | None  # the champion this run was measured against
     p_value: float | None = None  # McNemar's exact test against the champion, where it could be counted
+    registry: str = ""  # why the Model Registry did not take the promotion (one line); "": it did, or none
 
 
 def mcnemar_p_value(only_this_right: int, only_champion_right: int) -> float:
@@ -173,9 +175,18 @@ def _significantly(better: str, rule: PromotionRule, p_value: float | None) -> t
     return True, f"{better}, significant: McNemar p = {p_value:.4g} <= {rule.min_significance:g}"
 
 
-def promote(root: str, run: str, model_dir: str, metrics: Evaluation, *, rule: PromotionRule) -> Decision:
+def promote(
+    root: str,
+    run: str,
+    model_dir: str,
+    metrics: Evaluation,
+    *,
+    rule: PromotionRule,
+    links: tuple[str, str] = ("", ""),
+) -> Decision:
     """Decide, and when promoted: copy the model to ``<root>/models/<run>/``, point the record at it (a
-    compare-and-swap, decided again after each lost race), then refresh ``<root>/models/champion/``."""
+    compare-and-swap, decided again after each lost race), then refresh ``<root>/models/champion/`` and
+    register it in the Model Registry (``links``: the KFP job id and the team TensorBoard's URL)."""
     root = check_root(root)
     check_run_name(run)
     check_promotion_rule(rule)
@@ -192,12 +203,15 @@ def promote(root: str, run: str, model_dir: str, metrics: Evaluation, *, rule: P
         # Lost the race to a better or equal model: models/ keeps promoted runs only (no record names it).
         storage.delete_folder(layout.model_dir(root, run))
     decision = _as_recorded(root, run, model_dir, decision)
+    if decision.promoted:  # where model_registry is set; bounded, a failure is one line of the report
+        decision.registry = register_promoted(
+            root, run, rule, links, model=model, accuracy=metrics.accuracy, previous=decision.previous
+        )
     trend(root, run, metrics, decision, model=model)
     outcome = PROMOTED if decision.promoted else STOPPED_EARLY if stop else NOT_PROMOTED
     stopped = stop.to_json() if stop else {}
-    write_outcome(
-        root, RunOutcome(run, outcome, decision.reason, metrics.headline(), decision.champion, stopped)
-    )
+    result = RunOutcome(run, outcome, decision.reason, metrics.headline(), decision.champion, stopped)
+    write_outcome(root, replace(result, registry=decision.registry))
     tags = {"trainboard.decision": outcome, "trainboard.reason": decision.reason}
     tag_run(mlflow, {**tags, "trainboard.champion": decision.champion}, finish=True)
     return decision
@@ -281,19 +295,6 @@ def _sync_champion_copy(root: str, decision: Decision) -> None:
         sync_champion_model(root)
     except IncompleteModel as e:
         log.warning("%s", e)
-
-
-def stopped_reason(stop: RaceStop | None) -> str:
-    """Why the race stopped the run early (``stop``: the model's record of it), with the time it saved
-    ("" when it did not)."""
-    if stop is None:
-        return ""
-    saved = f"{stop.seconds_saved or 0:g} s of training saved"
-    if stop.gpus:
-        saved += f" on {stop.gpus} GPU(s)"
-    return (
-        f"the race stopped it after epoch {stop.epoch} of {stop.epochs} ({stop.rule}: {stop.reason}); {saved}"
-    )
 
 
 def _as_recorded(root: str, run: str, model_dir: str, decision: Decision) -> Decision:

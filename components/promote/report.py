@@ -34,6 +34,7 @@ def report(run: str, metrics: Evaluation, decision: Decision, root: str, *, mode
         champion_line + f"; champion now: `{decision.champion or 'none'}` "
         f"(record `{layout.champion_record(root)}`, model `{layout.champion_model_dir(root)}/`).",
         *_significance(decision, metrics),
+        *(["", decision.registry] if decision.registry else []),  # the Model Registry did not take it
         "",
         *(changes_since_champion(run, model_dir, metrics, champion=previous, root=root) if model_dir else []),
         "",

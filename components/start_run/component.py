@@ -45,6 +45,7 @@ def start_run(
     min_improvement: float,
     min_significance: float,
     force_promote: bool,
+    model_registry: str,
     card: Output[Markdown],
 ) -> str:
     from trainboard.components.start_run.core import start_run as start

@@ -25,6 +25,7 @@ class RunOutcome:
     champion: str = ""  # the champion's run after the decision
     # Why the race stopped it, the model's record (RaceStop.to_json(), race_stop.py); empty: it was not.
     stopped: dict[str, Any] = field(default_factory=dict)
+    registry: str = ""  # why the Model Registry did not take the promotion; "": it did, or none is set
 
 
 def outcome_uri(root: str, run: str) -> str:

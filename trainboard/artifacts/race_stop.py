@@ -31,3 +31,16 @@ class RaceStop:
         if not data:
             return None
         return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+
+
+def stopped_reason(stop: RaceStop | None) -> str:
+    """Why the race stopped the run early (``stop``: the model's record of it), with the time it saved
+    ("" when it did not)."""
+    if stop is None:
+        return ""
+    saved = f"{stop.seconds_saved or 0:g} s of training saved"
+    if stop.gpus:
+        saved += f" on {stop.gpus} GPU(s)"
+    return (
+        f"the race stopped it after epoch {stop.epoch} of {stop.epochs} ({stop.rule}: {stop.reason}); {saved}"
+    )

@@ -33,6 +33,13 @@ def add(commands) -> None:
     back = actions.add_parser("rollback", help="make an earlier champion the champion again (recorded)")
     back.add_argument("--to", required=True, metavar="RUN", help="the run to make the champion again")
     back.add_argument("--reason", default="", help="why, for the history")
+    back.add_argument(
+        "--model-registry",
+        default="",
+        metavar="URL",
+        help="the Kubeflow Model Registry the promotions registered in: its champion mark moves too "
+        "(token: TRAINBOARD_MODEL_REGISTRY_TOKEN)",
+    )
     repair = actions.add_parser(
         "repair",
         help="move damaged history entries aside, write champion.json again from the history, recopy "
@@ -156,13 +163,20 @@ def _history(root: str, args: argparse.Namespace) -> None:
 def _rollback(root: str, args: argparse.Namespace) -> None:
     """--to's run made the champion again, recorded; its new record, readable or (--json) as JSON."""
     from trainboard.admin.rollback import rollback
+    from trainboard.checks import check_http_url
+    from trainboard.model_registry import mark_champion
     from trainboard.serving_rollout import roll_out_champion
 
+    if args.model_registry:
+        check_http_url("model_registry", args.model_registry)
     record = rollback(root, args.to, args.reason)
     progress(f"trainboard champion: {record.run} is the champion again ({record.reason})")
     rollout = roll_out_champion(root)  # with manifests/components/serving on, in the cluster
     if rollout.state != "off":
         progress(f"trainboard champion: serving: {rollout.state} {rollout.message or rollout.storage_uri}")
+    if args.model_registry:  # the rollback stands whatever the registry says
+        problem = mark_champion(args.model_registry, root, record.run, record.previous)
+        progress(f"trainboard champion: {problem or f'Model Registry: version {record.run} marked champion'}")
     if args.json:
         print_json(asdict(record))
     else:

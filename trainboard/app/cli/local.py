@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import secrets
 import shlex
 import sys
@@ -23,6 +24,7 @@ from trainboard.app.cli.tensorboard import serve
 from trainboard.config import DataConfig, PromotionRule, TrainingConfig
 from trainboard.errors import stopped_by, stopped_code
 from trainboard.invocation import command
+from trainboard.mlflow_log import TRACKING_URI_ENV
 
 if TYPE_CHECKING:
     from trainboard.app.local_run import LocalRunResult, TaskOutput
@@ -62,6 +64,13 @@ def add(commands) -> None:
         "--port", type=int, default=6006, help="TensorBoard port, or the next free one (default: 6006)"
     )
     add_parallelism_option(p)
+    p.add_argument(
+        "--mlflow-tracking-uri",
+        default="",
+        metavar="URL",
+        help="log the run to this MLflow tracking server as it trains, http(s)://HOST[:PORT] "
+        "(default: $MLFLOW_TRACKING_URI; neither: no MLflow)",
+    )
     add_json_option(p)  # the run's result, the last line of stdout
     p.add_argument(
         "--verbose",
@@ -111,6 +120,8 @@ def _delete_run(root: str, run: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     request = checked_request(args)
+    if request.mlflow_tracking_uri:  # kfp.local's tasks share this environment: each step logs there
+        os.environ[TRACKING_URI_ENV] = request.mlflow_tracking_uri
     result = _run_holding_its_name(args, request)
     if isinstance(result, int):
         return result

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass
 from functools import partial
 
 from trainboard import layout
 from trainboard.app.cli.local_sweep import check_sweep_run
 from trainboard.app.cli.tensorboard import check_port
+from trainboard.checks import check_http_url
 from trainboard.config import DataConfig, PromotionRule, TrainingConfig, field_values, model_spec
 from trainboard.config_checks import check_config, check_data_config, check_promotion_rule
 from trainboard.errors import UsageError
+from trainboard.mlflow_log import TRACKING_URI_ENV
 from trainboard.roots import check_root
 
 
@@ -41,6 +44,7 @@ class Request:
     config: TrainingConfig
     rule: PromotionRule
     notes: list[str]  # how a folder source was read, for the console
+    mlflow_tracking_uri: str  # the option, else the environment's; "" for none
     same_as: str  # the champion's run when this run starts with everything it started with; else ""
 
 
@@ -54,6 +58,7 @@ def checked_request(args: argparse.Namespace) -> Request:
 
     check_port(args.port)
     check_webhook_setting()  # the notification at the end would only log it
+    mlflow_tracking_uri = _mlflow_tracking_uri(args.mlflow_tracking_uri)
     config = _training_config(args)
     check_config(config)
     rule = PromotionRule(**field_values(PromotionRule, vars(args)))
@@ -79,7 +84,25 @@ def checked_request(args: argparse.Namespace) -> Request:
         resume = {"image": current["image"], "source_fingerprint": current["source_fingerprint"]}
         check_resume(root, run_name, config, data, **resume, classes=partial(known_classes, data.dataset))
     same_as = _same_as_champion(root, run_name, current)
-    return Request(root=root, run=run_name, data=data, config=config, rule=rule, notes=notes, same_as=same_as)
+    return Request(
+        root=root,
+        run=run_name,
+        data=data,
+        config=config,
+        rule=rule,
+        notes=notes,
+        same_as=same_as,
+        mlflow_tracking_uri=mlflow_tracking_uri,
+    )
+
+
+def _mlflow_tracking_uri(option: str) -> str:
+    """The MLflow server the steps log to: the option, else MLFLOW_TRACKING_URI; an http(s) URL, else
+    refused before any work (a typo would only be a warning once the run trained)."""
+    if option:
+        return check_http_url("mlflow_tracking_uri", option)
+    uri = os.environ.get(TRACKING_URI_ENV, "")
+    return check_http_url(TRACKING_URI_ENV, uri) if uri else ""
 
 
 def _started_with(config: TrainingConfig, data: DataConfig) -> dict:

@@ -1,10 +1,9 @@
 """`trainboard doctor`'s checks: a team's first day on a cluster, one line per piece that a run needs, each
 with what to do when it fails. Each check is a function of what the command was given; none raises.
 
-Checks of the Kubernetes side (the team TensorBoard Deployment and its mirror, the Trainer CRD and
-trainboard's runtime for workers > 1, the notification Secret, GPU nodes, KServe's CRD and the
-InferenceService with serving on, the Model Registry) are not written yet: KUBERNETES_CHECKS is where
-they go, each a function of DoctorInput like the ones here.
+The Kubernetes side (the team TensorBoard Deployment and its mirror, the Trainer CRD and trainboard's
+runtime for workers > 1, the notification Secret, GPU nodes, KServe's CRD and the InferenceService with
+serving on, the Model Registry) is doctor_kubernetes.py's, through KUBERNETES_CHECKS.
 """
 
 from __future__ import annotations
@@ -14,44 +13,19 @@ import os
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 
 from trainboard import storage
-from trainboard.app.cluster.settings import ClusterSettings
+from trainboard.app.cluster.doctor_check import HTTP_SECONDS, Check, DoctorInput
+from trainboard.app.cluster.doctor_kubernetes import kubernetes_checks
 from trainboard.errors import UsageError
 from trainboard.mlflow_log import TRACKING_URI_ENV
 
-HTTP_SECONDS = 10
 KFP_FIXES = {
     "endpoint": "pass --endpoint the KFP API's URL as reachable from here (e.g. after `kubectl port-forward "
     "-n kubeflow svc/ml-pipeline-ui 8080:80`: http://127.0.0.1:8080), or upgrade an older backend",
     "token": "pass a token the API accepts: --token, KF_PIPELINES_TOKEN or the config file",
     "namespace": "pass --namespace, the profile namespace the runs go to",
 }
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    ok: bool
-    detail: str  # what was found
-    fix: str = ""  # what to do, when not ok
-    required: bool = True  # a failed optional check is reported and does not fail the command
-
-    def line(self) -> str:
-        mark = "ok  " if self.ok else "FAIL" if self.required else "warn"
-        fix = f"\n      -> {self.fix}" if not self.ok and self.fix else ""
-        return f"{mark} {self.name}: {self.detail}{fix}"
-
-    def as_json(self) -> dict:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class DoctorInput:
-    settings: ClusterSettings
-    root: str
-    mlflow_tracking_uri: str = ""
 
 
 def kfp_endpoint(given: DoctorInput) -> Check:
@@ -110,12 +84,15 @@ def mlflow_answers(given: DoctorInput) -> Check | None:
 
 
 CHECKS: tuple[Callable[[DoctorInput], Check | None], ...] = (kfp_endpoint, root_writable, mlflow_answers)
-KUBERNETES_CHECKS: tuple[Callable[[DoctorInput], Check | None], ...] = ()
+# The Kubernetes side: one connection, then a line per piece that applies (doctor_kubernetes.py).
+KUBERNETES_CHECKS: tuple[Callable[[DoctorInput], list[Check]], ...] = (kubernetes_checks,)
 
 
 def run_checks(given: DoctorInput) -> list[Check]:
-    found = (check(given) for check in CHECKS + KUBERNETES_CHECKS)
-    return [check for check in found if check is not None]
+    found = [check(given) for check in CHECKS]
+    return [check for check in found if check is not None] + [
+        check for checks in KUBERNETES_CHECKS for check in checks(given)
+    ]
 
 
 def report(checks: list[Check], as_json: bool) -> str:
