@@ -8,26 +8,16 @@ from __future__ import annotations
 import base64
 import json
 import threading
-from pathlib import Path
 
 import pytest
 
 from tests.support.cli import in_process as cli
-from tests.support.kfp_server import API, KFPServer
+from tests.support.kfp_server import API, KFPServer, clean_environment  # noqa: F401 (autouse)
 from trainboard.app.cluster.cron import check_cron
 from trainboard.errors import UsageError
 
 ROOT = "gs://team-bucket/trainboard"
 NIGHTLY = ["--name", "nightly", "--cron", "0 0 3 * * *", "--param", f"root={ROOT}"]
-
-
-@pytest.fixture(autouse=True)
-def clean_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setenv("KF_PIPELINES_SA_TOKEN_PATH", str(tmp_path / "no-sa-token"))
-    for name in ("KF_PIPELINES_ENDPOINT", "KF_PIPELINES_TOKEN", "TRAINBOARD_CONFIG", "TRAINBOARD_NAMESPACE"):
-        monkeypatch.delenv(name, raising=False)
 
 
 def created(server: KFPServer) -> list[str]:

@@ -6,12 +6,10 @@ exit 2, before anything is sent. The loopback server answers wrongly on the rout
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from tests.support.cli import in_process as cli
-from tests.support.kfp_server import API, KFPServer
+from tests.support.kfp_server import API, KFPServer, clean_environment  # noqa: F401 (autouse)
 
 ROOT = "gs://team-bucket/trainboard"
 NIGHTLY = ["--name", "nightly", "--cron", "0 0 3 * * *", "--param", f"root={ROOT}"]
@@ -20,15 +18,6 @@ NOT_KFP = ": not an answer of the Kubeflow Pipelines API"
 NOT_UTF8 = (b"\xff\xfe\x00{\x1b[31m", "answered bytes that are not UTF-8 text")
 LOGIN_PAGE = (b"<html><body>Sign in</body></html>", "answered text that is not JSON")
 A_LIST = ([{"run_id": "run-1"}], "answered a JSON list where an object belongs")
-
-
-@pytest.fixture(autouse=True)
-def clean_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setenv("KF_PIPELINES_SA_TOKEN_PATH", str(tmp_path / "no-sa-token"))
-    for name in ("KF_PIPELINES_ENDPOINT", "KF_PIPELINES_TOKEN", "TRAINBOARD_CONFIG", "TRAINBOARD_NAMESPACE"):
-        monkeypatch.delenv(name, raising=False)
 
 
 def with_nightly(server: KFPServer) -> KFPServer:

@@ -10,11 +10,25 @@ import threading
 import urllib.parse
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+
+import pytest
 
 from tests.support.loopback import JSONHandler, LoopbackServer
 
 API = "/apis/v2beta1"
 CREATED_AT = "2026-01-01T00:00:00Z"
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No KFP settings from the developer's machine (kfp's context file, a service-account token, the
+    endpoint): an autouse fixture of each test module that imports it."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("KF_PIPELINES_SA_TOKEN_PATH", str(tmp_path / "no-sa-token"))
+    for name in ("KF_PIPELINES_ENDPOINT", "KF_PIPELINES_TOKEN", "TRAINBOARD_CONFIG", "TRAINBOARD_NAMESPACE"):
+        monkeypatch.delenv(name, raising=False)
 
 
 @dataclass

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import json
 import os
-import urllib.error
 import urllib.request
 from collections.abc import Callable
 
 from trainboard import storage
-from trainboard.app.cluster.doctor_check import HTTP_SECONDS, Check, DoctorInput
+from trainboard.app.cluster.doctor_check import Check, DoctorInput, optional_server_answers
 from trainboard.app.cluster.doctor_kubernetes import kubernetes_checks
 from trainboard.errors import UsageError
 from trainboard.mlflow_log import TRACKING_URI_ENV
@@ -71,16 +70,8 @@ def mlflow_answers(given: DoctorInput) -> Check | None:
         return None
     if not uri.startswith(("http://", "https://")):
         return Check("MLflow", True, f"{uri} is not a server (a local store): nothing to reach")
-    try:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=HTTP_SECONDS) as response:
-            answer = response.read(100).decode(errors="replace").strip()
-    except (OSError, urllib.error.URLError) as e:
-        reason = getattr(e, "reason", e)
-        fix = (
-            f"start the tracking server or correct {TRACKING_URI_ENV} (runs go on without it, with a warning)"
-        )
-        return Check("MLflow", False, f"{uri}/health: {reason}", fix, required=False)
-    return Check("MLflow", True, f"{uri} answers /health ({answer})")
+    fix = f"start the tracking server or correct {TRACKING_URI_ENV} (runs go on without it, with a warning)"
+    return optional_server_answers("MLflow", urllib.request.Request(uri.rstrip("/") + "/health"), fix=fix)
 
 
 CHECKS: tuple[Callable[[DoctorInput], Check | None], ...] = (kfp_endpoint, root_writable, mlflow_answers)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import urllib.error
+import urllib.request
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -34,3 +36,15 @@ class DoctorInput:
     mlflow_tracking_uri: str = ""
     parameters: dict[str, Any] = field(default_factory=dict)  # --param's, typed: workers, model_registry...
     serving: bool = False  # manifests/components/serving applied: KServe's InferenceService is checked
+
+
+def optional_server_answers(name: str, request: urllib.request.Request, *, fix: str) -> Check:
+    """An optional server (MLflow, the Model Registry: runs go on without it) answers ``request`` within
+    HTTP_SECONDS; its first 100 bytes are in the line."""
+    try:
+        with urllib.request.urlopen(request, timeout=HTTP_SECONDS) as response:
+            answer = response.read(100).decode(errors="replace").strip()
+    except (OSError, urllib.error.URLError) as e:
+        reason = getattr(e, "reason", e)
+        return Check(name, False, f"{request.full_url}: {reason}", fix, required=False)
+    return Check(name, True, f"{request.full_url} answers ({answer})")

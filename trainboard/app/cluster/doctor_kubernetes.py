@@ -10,13 +10,12 @@ else kubectl's kubeconfig ($KUBECONFIG or ~/.kube/config, its current context), 
 from __future__ import annotations
 
 import os
-import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 from trainboard import layout
-from trainboard.app.cluster.doctor_check import HTTP_SECONDS, Check, DoctorInput
+from trainboard.app.cluster.doctor_check import Check, DoctorInput, optional_server_answers
 
 DEPLOYMENT, MIRROR, MIRROR_ROOT_ENV = "trainboard-tensorboard", "bucket-mirror", "TRAINBOARD_LOGDIR"
 TRAINER_CRD = "trainjobs.trainer.kubeflow.org"
@@ -202,13 +201,5 @@ def model_registry_answers(url: str) -> Check:
     )
     if token := model_registry.token():
         request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=HTTP_SECONDS):
-            pass
-    except (OSError, urllib.error.URLError) as e:
-        reason = getattr(e, "reason", e)
-        fix = (
-            f"check model_registry and the Secret {model_registry.SECRET_NAME} (promotions go on without it)"
-        )
-        return Check("Model Registry", False, f"{url}: {reason}", fix, required=False)
-    return Check("Model Registry", True, f"{url} answers {model_registry.API_PATH}")
+    fix = f"check model_registry and the Secret {model_registry.SECRET_NAME} (promotions go on without it)"
+    return optional_server_answers("Model Registry", request, fix=fix)
