@@ -28,6 +28,7 @@ from trainboard.components.promote.component import promote
 from trainboard.components.start_run.component import start_run
 from trainboard.components.train.component import train
 from trainboard.config import DataConfig, PromotionRule, TrainingConfig, field_values
+from trainboard.config_checks import cluster_parallelism
 from trainboard.pipelines.parameter_docs import args_from_config
 
 PIPELINE_NAME = "trainboard"
@@ -37,10 +38,9 @@ RETRY_BACKOFF = {"backoff_duration": "60s", "backoff_factor": 2.0, "backoff_max_
 # GKE and the NVIDIA GPU operator taint GPU nodes with nvidia.com/gpu:NoSchedule; without this toleration
 # the train pod waits forever on such clusters. Harmless where GPU nodes are not tainted.
 GPU_TOLERATIONS = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
-# Trials of a sweep that train at once on a cluster (a GPU each): KFP takes ParallelFor's parallelism
-# when the pipeline is compiled (kfp/dsl/tasks_group.py, 2.17.3: an int, not a parameter), so it is the
-# compiled pipeline's; `trainboard local --parallelism` sets its own (trainboard/app/local_run.py).
-SWEEP_PARALLELISM = 4
+# Trials of a sweep that train at once on a cluster (a GPU each), fixed when the pipeline is compiled
+# (trainboard/sweep.py, PARALLELISM_ENV); `trainboard local --parallelism` sets its own (app/local_run.py).
+SWEEP_PARALLELISM = cluster_parallelism()
 
 
 def _settle(task: dsl.PipelineTask, name: str, cache: bool) -> None:

@@ -263,6 +263,32 @@ def test_every_task_runs_the_pinned_image(compiled, tmp_path):
     assert images(tmp_path / "digest.yaml") == {digest}
 
 
+def test_a_cluster_trains_the_sweeps_trials_as_many_at_once_as_compiled(compiled, tmp_path):
+    """KFP fixes a loop's parallelism when it compiles (an int, not a parameter): TRAINBOARD_SWEEP_PARALLELISM
+    sets it, as TRAINBOARD_IMAGE sets the image; 4 without it."""
+
+    def limit(path: Path) -> int:
+        tasks = training_tasks(next(yaml.safe_load_all(path.read_text())))
+        return tasks["trials"]["iteratorPolicy"]["parallelismLimit"]
+
+    assert limit(compiled) == 4
+    code, stderr = compile_to(tmp_path / "eight.yaml", TRAINBOARD_SWEEP_PARALLELISM="8")
+    assert code == 0, stderr
+    assert limit(tmp_path / "eight.yaml") == 8
+
+
+@pytest.mark.parametrize(
+    ("given", "problem"),
+    [("0", "must be greater than 0"), ("17", "must be at most 16"), ("four", "'four' is not a whole number")],
+)
+def test_a_sweep_parallelism_that_cannot_be_is_refused(tmp_path, given, problem):
+    code, stderr = compile_to(tmp_path / "pipeline.yaml", TRAINBOARD_SWEEP_PARALLELISM=given)
+    assert code == 2
+    [line] = stderr.strip().splitlines()
+    assert line.startswith("trainboard compile: error: TRAINBOARD_SWEEP_PARALLELISM: ") and problem in line
+    assert not (tmp_path / "pipeline.yaml").exists()
+
+
 @pytest.mark.parametrize(
     "image", ["registry.example.com/trainboard:latest", "registry.example.com:5000/trainboard"]
 )

@@ -3,6 +3,7 @@ runs them before it writes or submits anything, and each task again (start_run a
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import fields
@@ -12,8 +13,15 @@ from trainboard.checks import check_choice, check_count, check_http_url
 from trainboard.config import Bounds, DataConfig, PromotionRule, TrainingConfig, field_values, model_spec
 from trainboard.errors import UsageError
 from trainboard.sources.spec import Source, parse_source
+from trainboard.sweep import (
+    CLUSTER_PARALLELISM,
+    PARALLELISM,
+    PARALLELISM_ENV,
+    parse_sweep,
+    settings_of,
+    trial_config,
+)
 from trainboard.sweep import FIELD as SWEEP
-from trainboard.sweep import parse_sweep, settings_of, trial_config
 from trainboard.weights import NONE, check_weights
 
 
@@ -139,3 +147,17 @@ def check_pipeline_parameters(values: Mapping[str, Any]) -> None:
     check_count("accelerator_count", values["accelerator_count"])
     if values["tensorboard_url"]:
         check_http_url("tensorboard_url", values["tensorboard_url"])
+
+
+def cluster_parallelism() -> int:
+    """The compiled pipeline's limit of trials at once: TRAINBOARD_SWEEP_PARALLELISM when set, else
+    CLUSTER_PARALLELISM; UsageError naming the variable when it is not a whole number within PARALLELISM."""
+    given = os.environ.get(PARALLELISM_ENV, "").strip()
+    if not given:
+        return CLUSTER_PARALLELISM
+    try:
+        value = int(given)
+    except ValueError:
+        raise UsageError(PARALLELISM_ENV, f"{given!r} is not a whole number of trials at once") from None
+    check_bounds(PARALLELISM_ENV, value, PARALLELISM)
+    return value

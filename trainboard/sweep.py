@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from trainboard.checks import check_run_name
-from trainboard.config import TrainingConfig
+from trainboard.config import Bounds, TrainingConfig
 from trainboard.errors import UsageError
 
 # At most this many trials a night. Each is a GPU job for the whole night and a run on the team board;
@@ -25,6 +25,13 @@ from trainboard.errors import UsageError
 # nobody meant, keeps the board's run list and the report's table readable, and keeps the night a night
 # at a parallelism of 4 (four rounds). A wider search is a search service's job (Katib), not a nightly run's.
 MAX_TRIALS = 16
+# Trials training at once: `trainboard local --parallelism` here; on a cluster the compiled pipeline's
+# ParallelFor limit, a GPU each: KFP takes it when the pipeline is compiled (kfp/dsl/tasks_group.py,
+# 2.17.3: an int, not a pipeline parameter), from TRAINBOARD_SWEEP_PARALLELISM (default 4) as the image
+# comes from TRAINBOARD_IMAGE.
+PARALLELISM = Bounds(above=0, at_most=MAX_TRIALS, note="trials training at once")
+PARALLELISM_ENV = "TRAINBOARD_SWEEP_PARALLELISM"
+CLUSTER_PARALLELISM = 4
 # What a trial may not set: the sweep itself, and settings a trial must share with its siblings to race
 # them (the same epochs: the same points of training compared).
 NOT_SWEPT = ("sweep", "epochs")

@@ -12,7 +12,12 @@ from trainboard.app.cli.local_sweep import check_sweep_run
 from trainboard.app.cli.tensorboard import check_port
 from trainboard.checks import check_http_url
 from trainboard.config import DataConfig, PromotionRule, TrainingConfig, field_values, model_spec
-from trainboard.config_checks import check_config, check_data_config, check_promotion_rule
+from trainboard.config_checks import (
+    check_config,
+    check_data_config,
+    check_promotion_rule,
+    cluster_parallelism,
+)
 from trainboard.errors import UsageError
 from trainboard.mlflow_log import TRACKING_URI_ENV
 from trainboard.roots import check_root
@@ -57,6 +62,7 @@ def checked_request(args: argparse.Namespace) -> Request:
     from trainboard.weights import check_available
 
     check_port(args.port)
+    cluster_parallelism()  # the pipeline reads it as it loads (its cluster limit): refused here, not then
     check_webhook_setting()  # the notification at the end would only log it
     mlflow_tracking_uri = _mlflow_tracking_uri(args.mlflow_tracking_uri)
     config = _training_config(args)

@@ -9,14 +9,12 @@ from typing import TYPE_CHECKING
 
 from trainboard.app.cli.output import progress
 from trainboard.checks import check_run_name
-from trainboard.config import Bounds, TrainingConfig
+from trainboard.config import TrainingConfig
 from trainboard.config_checks import check_bounds
-from trainboard.sweep import MAX_TRIALS, trials
+from trainboard.sweep import PARALLELISM, trials
 
 if TYPE_CHECKING:
     from trainboard.app.local_run import LocalRunResult
-
-PARALLELISM = Bounds(above=0, at_most=MAX_TRIALS, note="trials training at once")
 
 
 def add_parallelism_option(p: argparse.ArgumentParser) -> None:
