@@ -10,6 +10,7 @@ import json
 import shlex
 import subprocess
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -72,6 +73,25 @@ def test_the_printed_curl_answers_with_the_champions_probabilities_and_class_nam
     )
     assert prediction["classes"] == ["circle", "square", "triangle", "cross"]
     assert answer["model_version"] == "a"
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The IPv4 addresses a socket listens on at ``port`` (/proc/net/tcp: hex address:port, state 0A)."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, hex_port = local.split(":")
+        if state == "0A" and int(hex_port, 16) == port:
+            found.add(".".join(str(b) for b in reversed(bytes.fromhex(address))))
+    return found
+
+
+@pytest.mark.slow
+def test_serve_listens_on_this_machine_only_unless_told(served):
+    """KServe's own server binds every address; `trainboard serve` binds --host, loopback by default: a
+    model with no authentication in front is not offered to the network by a laptop command."""
+    _, _, port, _ = served
+    assert listening_addresses(port) == {"127.0.0.1"}
 
 
 @pytest.mark.slow
@@ -209,3 +229,20 @@ def test_serve_on_a_port_in_use_exits_2_naming_it(capsys, tmp_path):
     assert code == 2 and out == ""
     says = f"--port: {port} cannot be listened on (Address already in use); give another"
     assert err == f"trainboard serve: error: {says}\n"
+
+
+@pytest.mark.parametrize(
+    ("host", "says"),
+    [
+        ("192.0.2.1", "--host: 192.0.2.1 cannot be listened on (Cannot assign requested address)"),
+        ("no-such-host.invalid", "--host: 'no-such-host.invalid' is not an address of this machine"),
+    ],
+)
+def test_serve_on_an_address_not_of_this_machine_exits_2_naming_it(capsys, tmp_path, host, says):
+    from tests.support.promotion import model_folder
+
+    root = str(tmp_path / "root")
+    promote(root, "a", model_folder(tmp_path, "a"), metrics_with_accuracy(0.5), rule=PromotionRule())
+    code, out, err = in_process(capsys, "serve", "--root", root, "--host", host, "--port", str(free_port()))
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert err.startswith(f"trainboard serve: error: {says}"), err

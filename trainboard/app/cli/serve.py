@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import errno
 import getpass
 import json
 import shlex
@@ -32,6 +33,12 @@ def add(commands) -> None:
     )
     add_root_option(p)
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on (default: %(default)s)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: %(default)s, this machine only; 0.0.0.0: every address, "
+        "with no authentication)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -47,35 +54,40 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             "root", f"{root} has no champion yet: nothing to serve; a run that passes the gate makes one"
         )
-    _check_free(args.port)
+    _check_free(args.host, args.port)
     from trainboard.app.serving.server import load_served, serve_forever
 
     progress(f"trainboard serve: loading champion {record.run}")
     served = load_served(record.run, record.model_in(root))
-    lines = ready_lines(record.model_in(root), args.port)
-    serve_forever(root, served, args.port, on_listening=lambda: print("\n".join(lines), flush=True))
+    lines = ready_lines(record.model_in(root), args.port, host=args.host)
+    listening = (args.host, args.port)
+    serve_forever(root, served, listening, on_listening=lambda: print("\n".join(lines), flush=True))
     return 0
 
 
-def _check_free(port: int) -> None:
+def _check_free(host: str, port: int) -> None:
     with socket.socket() as s:
         try:
-            s.bind(("0.0.0.0", port))
+            s.bind((host, port))
+        except socket.gaierror as e:
+            raise UsageError("host", f"{host!r} is not an address of this machine ({e.strerror})") from None
         except OSError as e:
-            raise UsageError("port", f"{port} cannot be listened on ({e.strerror}); give another") from None
+            field, value = ("host", host) if e.errno == errno.EADDRNOTAVAIL else ("port", port)
+            raise UsageError(field, f"{value} cannot be listened on ({e.strerror}); give another") from None
 
 
-def ready_lines(model_dir: str, port: int) -> list[str]:
+def ready_lines(model_dir: str, port: int, *, host: str = "127.0.0.1") -> list[str]:
     """The predict URL and a curl line that works as printed: its body, the run's example test image in
     TF Serving's {"b64": ...} form, written to a file of this port's (two servers on two ports never
     share it), its path quoted for a shell."""
     from trainboard import storage
     from trainboard.artifacts.serving_export import example_image
 
-    url = f"http://127.0.0.1:{port}/v1/models/champion:predict"
+    address = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # every address: loopback is one
+    url = f"http://{address}:{port}/v1/models/champion:predict"
     lines = [
         f"trainboard serve: predict: POST {url}",
-        f"  V2: http://127.0.0.1:{port}/v2/models/champion/infer",
+        f"  V2: http://{address}:{port}/v2/models/champion/infer",
     ]
     image = example_image(model_dir)
     if image is not None:

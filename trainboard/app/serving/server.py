@@ -233,24 +233,44 @@ async def _malformed_v2(_: Any, exc: RequestValidationError) -> JSONResponse:
     return JSONResponse({"error": f"{where}: {first.get('msg', 'not an inference request')}"}, 400)
 
 
-def serve_forever(root: str, served: Served, port: int, on_listening: Callable[[], None]) -> None:
-    """Serve ``served`` on ``port`` (all addresses, as KServe's RESTServer binds) until stopped, following
-    the champion record of ``root``; ``on_listening`` is called once the port takes connections (what it
-    prints then works at once)."""
+def serve_forever(
+    root: str, served: Served, listening: tuple[str, int], on_listening: Callable[[], None]
+) -> None:
+    """Serve ``served`` on ``listening`` (host, port) until stopped, following the champion record of
+    ``root``; ``on_listening`` is called once the port takes connections (what it prints then works at
+    once)."""
+    host, port = listening
     model = ChampionModel(served)
     app.add_middleware(V2NeedsJson)
     app.add_middleware(BodyLimit)
     app.add_exception_handler(RequestValidationError, _malformed_v2)
     ChampionWatch(model, root).start()
-    threading.Thread(target=_when_listening, args=(port, on_listening), daemon=True).start()
+    reached = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    threading.Thread(target=_when_listening, args=(reached, port, on_listening), daemon=True).start()
+    _rest_server_on(host)
     ModelServer(http_port=port, enable_grpc=False, workers=1).start([model])
 
 
-def _when_listening(port: int, then: Callable[[], None]) -> None:
-    """``then()`` once ``port`` on loopback accepts a connection (uvicorn's own start is in its loop)."""
+def _rest_server_on(host: str) -> None:
+    """KServe 0.21.0's RESTServer binds every address (kserve/protocol/rest/server.py: uvicorn.Config(
+    host="0.0.0.0")), and ModelServer.start builds it by its name in kserve/model_server.py: that name
+    becomes a RESTServer whose uvicorn config binds ``host`` (read when uvicorn starts listening)."""
+    from kserve import model_server
+    from kserve.protocol.rest.server import RESTServer
+
+    class RESTServerOnHost(RESTServer):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.config.host = host
+
+    model_server.RESTServer = RESTServerOnHost
+
+
+def _when_listening(host: str, port: int, then: Callable[[], None]) -> None:
+    """``then()`` once ``host``:``port`` accepts a connection (uvicorn's own start is in its loop)."""
     while True:
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            socket.create_connection((host, port), timeout=1).close()
         except OSError:
             time.sleep(0.1)
             continue
