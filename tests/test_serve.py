@@ -73,6 +73,8 @@ def test_the_printed_curl_answers_with_the_champions_probabilities_and_class_nam
     )
     assert prediction["classes"] == ["circle", "square", "triangle", "cross"]
     assert answer["model_version"] == "a"
+    log = (Path(served[0]).parent / "serve.log").read_text()  # its stderr: quiet unless --verbose
+    assert "INFO" not in log and "kserve.trace" not in log and "Warning" not in log, log[-2000:]
 
 
 def listening_addresses(port: int) -> set[str]:

@@ -8,9 +8,11 @@ import base64
 import errno
 import getpass
 import json
+import os
 import shlex
 import socket
 import tempfile
+import warnings
 from pathlib import Path
 
 from trainboard.app.cli.output import progress
@@ -39,6 +41,11 @@ def add(commands) -> None:
         help="address to listen on (default: %(default)s, this machine only; 0.0.0.0: every address, "
         "with no authentication)",
     )
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="KServe's and uvicorn's own logs (a line per request among them)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -55,14 +62,24 @@ def run(args: argparse.Namespace) -> int:
             "root", f"{root} has no champion yet: nothing to serve; a run that passes the gate makes one"
         )
     _check_free(args.host, args.port)
+    if not args.verbose:
+        _quiet_kserve()
     from trainboard.app.serving.server import load_served, serve_forever
 
     progress(f"trainboard serve: loading champion {record.run}")
     served = load_served(record.run, record.model_in(root))
-    lines = ready_lines(record.model_in(root), args.port, host=args.host)
+    lines = ready_lines(root, record.model_in(root), args.port, host=args.host)
     listening = (args.host, args.port)
     serve_forever(root, served, listening, on_listening=lambda: print("\n".join(lines), flush=True))
     return 0
+
+
+def _quiet_kserve() -> None:
+    """Quiet by default: KServe logs at INFO, a trace line or two per request (kserve/logging.py reads
+    KSERVE_LOGLEVEL as kserve is imported, which is after this), and its handlers use FastAPI's
+    ORJSONResponse, which FastAPI 0.165 warns about on the first request."""
+    os.environ.setdefault("KSERVE_LOGLEVEL", "WARNING")
+    warnings.filterwarnings("ignore", message="ORJSONResponse is deprecated")
 
 
 def _check_free(host: str, port: int) -> None:
@@ -76,7 +93,7 @@ def _check_free(host: str, port: int) -> None:
             raise UsageError(field, f"{value} cannot be listened on ({e.strerror}); give another") from None
 
 
-def ready_lines(model_dir: str, port: int, *, host: str = "127.0.0.1") -> list[str]:
+def ready_lines(root: str, model_dir: str, port: int, *, host: str = "127.0.0.1") -> list[str]:
     """The predict URL and a curl line that works as printed: its body, the run's example test image in
     TF Serving's {"b64": ...} form, written to a file of this port's (two servers on two ports never
     share it), its path quoted for a shell."""
@@ -99,5 +116,6 @@ def ready_lines(model_dir: str, port: int, *, host: str = "127.0.0.1") -> list[s
         lines.append(f"  try it (a test image of the run, {image}):")
         data = shlex.quote(f"@{body}")
         lines.append(f"  curl -s -H 'Content-Type: application/json' -d {data} {url}")
-    lines.append(f"  Ctrl-C stops it; `{command('champion show')}` says which run is champion")
+    show = command(f"champion show --root {shlex.quote(root)}")
+    lines.append(f"  Ctrl-C stops it; `{show}` says which run is champion")
     return lines

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import socket
 import tempfile
 import threading
@@ -248,7 +249,11 @@ def serve_forever(
     reached = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     threading.Thread(target=_when_listening, args=(reached, port, on_listening), daemon=True).start()
     _rest_server_on(host)
-    ModelServer(http_port=port, enable_grpc=False, workers=1).start([model])
+    server = ModelServer(http_port=port, enable_grpc=False, workers=1)
+    # kserve/logging.py gives uvicorn's loggers INFO whatever KSERVE_LOGLEVEL says: they follow it here.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).setLevel(os.environ.get("KSERVE_LOGLEVEL", "INFO").upper())
+    server.start([model])
 
 
 def _rest_server_on(host: str) -> None:
