@@ -317,6 +317,28 @@ def test_the_image_has_the_profile_plugin_pinned_to_match_tensorboard():
     assert f"xprof=={plugin}" in dockerfile, "the plugin's implementation, pinned to the same version"
 
 
+def test_the_image_pins_agree_with_the_locks():
+    """A pin of the image's pip line that a lock also pins is the lock's version: pip refuses a constraint
+    and a requirement that disagree, so a relock that forgets the Dockerfile breaks the image build."""
+    from tests.support.image_env import image_pip_arguments
+
+    requirements = Path(__file__).parents[1] / "requirements"
+    locked = dict(
+        line.split("==", 1)
+        for lock in ("runtime.lock", "test.lock")
+        for line in (requirements / lock).read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    )
+    pins = dict(a.split("==", 1) for a in image_pip_arguments() if "==" in a)
+    assert pins, "the Dockerfile's pip line is read"
+    differing = {
+        name: (version, locked[name])
+        for name, version in pins.items()
+        if locked.get(name, version) != version
+    }
+    assert not differing, f"Dockerfile pin vs lock: {differing}"
+
+
 def test_the_multi_worker_component_validates_and_grants_what_the_hand_off_calls(tmp_path):
     """manifests/components/multi-worker, turned on in a team's kustomization: the ClusterTrainingRuntime
     against Trainer v2.3.0's CRD schema (unknown fields refused: the API server would drop them), the
