@@ -99,11 +99,11 @@ def core_run(root: str, tmp_path: Path, accuracy: float, **rule) -> tuple[str, b
 
 @pytest.mark.slow
 def test_ten_scheduled_runs_a_killed_promotion_and_a_rollback_leave_a_consistent_root(tmp_path):
-    """Four nights run the whole pipeline (`trainboard local --epochs 1` on the demo data): the first is
-    promoted, the second not (--min-improvement 1), the third forced, the fourth forced and SIGKILLed while
-    models/champion/ is copied. Ten full runs take too long for the suite on 2 cores, so the other six
-    nights go through the promote core directly (stand-in models, chosen accuracies: below the floor,
-    forced, worse, better, under the margin, better); they have no event files. Then
+    """Four nights run the whole pipeline (`trainboard local` on the demo data, 3 epochs, the killed one 1):
+    the first is promoted, the second not (--min-improvement 1), the third forced, the fourth forced and
+    SIGKILLed while models/champion/ is copied. Ten full runs take too long for the suite on 2 cores, so the
+    other six nights go through the promote core directly (stand-in models, chosen accuracies: below the
+    floor, forced, worse, better, under the margin, better); they have no event files. Then
     `trainboard champion rollback` to the third night."""
     root = tmp_path / "root"
     uri = str(root)
@@ -166,12 +166,13 @@ def test_ten_scheduled_runs_a_killed_promotion_and_a_rollback_leave_a_consistent
 
     # The board: every full night's train, validation and evaluation event files, readable.
     board = layout.tensorboard_root(uri)
-    full = [a["run"], b["run"], c["run"], d]
+    full = {a["run"]: PROMOTABLE_EPOCHS, b["run"]: PROMOTABLE_EPOCHS, c["run"]: PROMOTABLE_EPOCHS, d: "1"}
     listed = {rel.split("/", 1)[0] for rel in storage.list_versions(board) if "/" in rel}
     assert set(full) <= listed
-    for run in full:
+    for run, epochs in full.items():
         run_dir = layout.tensorboard_dir(uri, run)
-        assert epoch_steps(run_dir, "train") == [0] and epoch_steps(run_dir, "validation") == [0], run
+        steps = list(range(int(epochs)))
+        assert epoch_steps(run_dir, "train") == steps and epoch_steps(run_dir, "validation") == steps, run
         assert event_files(run_dir, "evaluation"), run
 
     # And `trainboard gc` keeps every champion's checkpoints: only the unpromoted full night's may go.

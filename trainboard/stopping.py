@@ -23,13 +23,17 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 from trainboard.errors import Terminated
 
 COMMAND_ENV = "TRAINBOARD_LOCAL_COMMAND"
 POLL_SECONDS = 0.5
 _watching = threading.Event()
+Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None  # signal.signal's
 
 
 def start_time(pid: int) -> str | None:
@@ -95,6 +99,7 @@ def _terminated(signum, frame) -> None:
     raise Terminated
 
 
-def stop_on_sigterm() -> None:
-    """From now on SIGTERM stops this command as Ctrl-C does, its processes below it included."""
-    signal.signal(signal.SIGTERM, _terminated)
+def stop_on_sigterm() -> Handler:
+    """From now on SIGTERM stops this command as Ctrl-C does, its processes below it included; the handler
+    it replaces is returned, to be put back."""
+    return signal.signal(signal.SIGTERM, _terminated)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from importlib.metadata import version
 
@@ -66,9 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:  # `trainboard` alone: what it can do, not an error
         parser.print_help()
         return 0
-    stop_on_sigterm()  # as Ctrl-C: the lease given back, the resume hint, the processes below stopped
     if not getattr(args, "verbose", False):
         quiet_tensorflow()
+    # As Ctrl-C: the lease given back, the resume hint, the processes below stopped. The caller's handler
+    # comes back when main returns (a test or a program that calls main keeps its own).
+    previous = stop_on_sigterm()
     try:
         return args.handler(args)
     except UsageError as e:
@@ -82,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `trainboard champion history | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 141  # 128 + SIGPIPE, as a shell reports it
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":
