@@ -1145,6 +1145,33 @@ def test_a_refusal_after_tensorflow_loads_is_the_one_line_on_stderr(tmp_path, ca
     assert line.startswith(refusal), done.stderr
 
 
+START_UP_LINES = (
+    "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+    "I0000 00:00:1796652542.487955    3225 port.cc:153] oneDNN custom operations are on.\n"
+    "I1207 14:09:02.020961    3225 cpu_feature_guard.cc:227] This TensorFlow binary is optimized\n"
+)
+KEPT_LINES = "W0000 00:00:1796652542.5 3225 op_kernel.cc:1] a warning\nE1207 a native error\nplain text\n"
+
+
+def test_tensorflow_start_up_lines_written_past_python_are_dropped_and_the_rest_kept():
+    """What C++ writes to file descriptor 2 during TensorFlow's first import (oneDNN's notice ignores
+    TF_CPP_MIN_LOG_LEVEL on AVX-512 CPUs): INFO lines and absl's notice dropped, warnings, errors and
+    anything else back on stderr in order, on every CPU (the lines written here as TensorFlow writes them)."""
+    program = (
+        "import os, sys\n"
+        "from trainboard.app.cli.tensorflow_logs import start_up_lines_filtered\n"
+        "with start_up_lines_filtered():\n"
+        f"    os.write(2, {(START_UP_LINES + KEPT_LINES).encode()!r})\n"
+        "    print('from python', file=sys.stderr)\n"
+        "print('after', file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, cwd=REPO, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == KEPT_LINES + "from python\nafter\n"
+
+
 def test_the_matrix_covers_every_way_in():
     assert len(CASES) >= 25
     assert {case.command[0] for case in CASES} == {

@@ -288,8 +288,8 @@ def test_a_first_run_on_a_terminal_is_a_screenful_and_says_where_everything_is(t
         assert f"Executing task \x1b[96m'{step}'" in logged, step
     assert f"Epoch {EPOCHS}/{EPOCHS}" in logged and '"kind": "epoch"' in logged
     # TensorFlow's INFO lines are not: the tasks inherit TF_CPP_MIN_LOG_LEVEL=2 from the command
-    # (trainboard/app/cli/output.py); cpu_feature_guard's list is one (oneDNN's notice, printed before the
-    # level is read on AVX-512 machines, may be there or not: it depends on the CPU, so nothing is said).
+    # (trainboard/app/cli/tensorflow_logs.py); cpu_feature_guard's list is one (oneDNN's notice ignores the
+    # level on AVX-512 machines and is there or not by the CPU, so nothing is said of it).
     assert "cpu_feature_guard" not in logged
     assert f"TensorBoard {importlib.metadata.version('tensorboard')} at http://127.0.0.1:{port}/" in logged
 

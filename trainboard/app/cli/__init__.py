@@ -26,7 +26,7 @@ from trainboard.app.cli import (
     tensorboard,
     weights,
 )
-from trainboard.app.cli.output import quiet_tensorflow
+from trainboard.app.cli.tensorflow_logs import quiet_tensorflow
 from trainboard.checks import printable
 from trainboard.errors import OneLineParser, UsageError, stopped_by, stopped_code
 from trainboard.stopping import stop_on_sigterm

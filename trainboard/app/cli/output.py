@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -36,18 +34,6 @@ def print_fields(fields: Iterable[tuple[str, object]]) -> None:
     width = max(len(label) for label, _ in rows) + 1
     for label, value in rows:
         print(f"{label + ':':<{width}} {printable(str(value))}")
-
-
-def quiet_tensorflow() -> None:
-    """Keep TensorFlow's and absl's log lines (the CPU's instruction sets, absl's "before
-    InitializeLog" notice, a missing dataset_info.json) out of the console, so that a command that loads
-    TensorFlow to check its input (a weights file, a TFDS dataset) still refuses in one line. Their errors
-    still show; kfp.local's tasks inherit the setting (their logs go to the run's log file); `local
-    --verbose` does not call this and shows everything. Before TensorFlow is imported: its C++ logging
-    reads TF_CPP_MIN_LOG_LEVEL (2: errors only; with TF 2.21 it also stops absl's pre-init notice, as
-    tests/test_bad_input.py checks on a subprocess's stderr)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    logging.getLogger("absl").setLevel(logging.ERROR)
 
 
 def progress(message: str) -> None:
