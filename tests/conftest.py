@@ -3,6 +3,7 @@ demo dataset per session. The helpers behind them are in tests/support/, shared 
 
 from __future__ import annotations
 
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,12 @@ from tests.support.tensorboard_http import TensorBoard
 from trainboard.storage import gcs as gcs_backend
 
 LEFT_OUT_BROWSER_TESTS = pytest.StashKey[list[str]]()
+
+# A suite started in the background by a non-interactive shell (`make test &`, `nohup bash -c ... &`)
+# inherits SIGINT ignored, and every process a test starts would too: Ctrl-C's tests would then time out.
+# A terminal gives a command SIGINT as Python's default; so do the tests.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.hookimpl(tryfirst=True)
