@@ -320,16 +320,17 @@ def test_the_image_has_the_profile_plugin_pinned_to_match_tensorboard():
 def test_the_image_pins_agree_with_the_locks():
     """A pin of the image's pip line that a lock also pins is the lock's version: pip refuses a constraint
     and a requirement that disagree, so a relock that forgets the Dockerfile breaks the image build."""
-    from tests.support.image_env import image_pip_arguments
+    from packaging.utils import canonicalize_name
 
-    requirements = Path(__file__).parents[1] / "requirements"
-    locked = dict(
-        line.split("==", 1)
-        for lock in ("runtime.lock", "test.lock")
-        for line in (requirements / lock).read_text().splitlines()
-        if "==" in line and not line.startswith("#")
-    )
-    pins = dict(a.split("==", 1) for a in image_pip_arguments() if "==" in a)
+    from tests.support.image_env import image_pip_arguments
+    from tests.support.locks import locked_versions
+
+    locked = locked_versions()
+    pins = {
+        canonicalize_name(name): version
+        for name, _, version in (a.partition("==") for a in image_pip_arguments())
+        if version
+    }
     assert pins, "the Dockerfile's pip line is read"
     differing = {
         name: (version, locked[name])

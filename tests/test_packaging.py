@@ -23,6 +23,7 @@ from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from tests.support.locks import locked_versions
 from trainboard.app.cluster.pipeline_spec import compiled_pipeline
 
 REPO = Path(__file__).resolve().parent.parent
@@ -177,19 +178,10 @@ def test_a_fresh_venv_without_tensorflow_runs_the_cli(fresh_venv, tmp_path):
     assert "gs://team/tb/tensorboard" in manifests.stdout and "kind: Deployment" in manifests.stdout
 
 
-def _locked() -> dict[str, str]:
-    versions = {}
-    for lock in ("runtime.lock", "test.lock"):
-        for line in (REPO / "requirements" / lock).read_text().splitlines():
-            name, _, version = line.partition("==")
-            versions[canonicalize_name(name)] = version
-    return versions
-
-
 def test_dependencies_are_ranges_that_hold_the_locked_versions():
     """Exact pins in pyproject would refuse any other version of kfp or numpy a user already has; the
     lock files keep the exact versions `make` installs, and they must lie within the ranges."""
-    locked = _locked()
+    locked = locked_versions()
     declared = PYPROJECT["project"]["dependencies"] + [
         line for extra in ("train", "test") for line in PYPROJECT["project"]["optional-dependencies"][extra]
     ]
