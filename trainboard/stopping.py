@@ -2,7 +2,7 @@
 started it, however the command ends.
 
 SIGTERM (`kill`, `timeout`, a container runtime) reaches the command alone, where Ctrl-C in a terminal
-reaches its whole process group: stop_on_sigterm passes it on to the processes below as SIGINT (each ends
+reaches its whole process group: sigterm_as_ctrl_c passes it on to the processes below as SIGINT (each ends
 as on Ctrl-C: train sends its last logs) and raises errors.Terminated, a KeyboardInterrupt, so that the
 command stops as on Ctrl-C (the lease given back, the resume hint) with its own exit code.
 
@@ -23,17 +23,14 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType
-from typing import Any
 
 from trainboard.errors import Terminated
 
 COMMAND_ENV = "TRAINBOARD_LOCAL_COMMAND"
 POLL_SECONDS = 0.5
 _watching = threading.Event()
-Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None  # signal.signal's
 
 
 def start_time(pid: int) -> str | None:
@@ -99,7 +96,12 @@ def _terminated(signum, frame) -> None:
     raise Terminated
 
 
-def stop_on_sigterm() -> Handler:
-    """From now on SIGTERM stops this command as Ctrl-C does, its processes below it included; the handler
-    it replaces is returned, to be put back."""
-    return signal.signal(signal.SIGTERM, _terminated)
+@contextlib.contextmanager
+def sigterm_as_ctrl_c() -> Iterator[None]:
+    """Meanwhile SIGTERM stops this command as Ctrl-C does, its processes below it included; the handler it
+    replaced comes back after (a test or a program that calls the CLI's main keeps its own)."""
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 from importlib.metadata import version
 
@@ -29,7 +28,7 @@ from trainboard.app.cli import (
 from trainboard.app.cli.tensorflow_logs import quiet_tensorflow
 from trainboard.checks import printable
 from trainboard.errors import OneLineParser, UsageError, stopped_by, stopped_code
-from trainboard.stopping import stop_on_sigterm
+from trainboard.stopping import sigterm_as_ctrl_c
 
 COMMANDS = (local, compile_, tensorboard, serve, submit, schedule, doctor, manifests, weights, champion, gc)
 
@@ -69,9 +68,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not getattr(args, "verbose", False):
         quiet_tensorflow()
-    # As Ctrl-C: the lease given back, the resume hint, the processes below stopped. The caller's handler
-    # comes back when main returns (a test or a program that calls main keeps its own).
-    previous = stop_on_sigterm()
+    # SIGTERM as Ctrl-C: the lease given back, the resume hint, the processes below stopped.
+    with sigterm_as_ctrl_c():
+        return _handled(command, args)
+
+
+def _handled(command: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """The command run, a user's mistake or a stop said in one line, not a traceback."""
     try:
         return args.handler(args)
     except UsageError as e:
@@ -85,8 +88,6 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `trainboard champion history | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 141  # 128 + SIGPIPE, as a shell reports it
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":
