@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import importlib.abc
 import importlib.machinery
-import importlib.util
 import logging
 import os
 import re
@@ -65,7 +64,7 @@ def start_up_lines_filtered() -> Iterator[None]:
 
 
 class _QuietImport(importlib.abc.MetaPathFinder):
-    """Finds `tensorflow` as the other finders do, its module to run under start_up_lines_filtered; leaves
+    """Finds `tensorflow` on sys.path, its module to run under start_up_lines_filtered; leaves
     sys.meta_path once it has run (a find_spec alone, as a check whether TensorFlow is installed, is no
     import: it stays for the real one)."""
 
@@ -74,12 +73,7 @@ class _QuietImport(importlib.abc.MetaPathFinder):
     ) -> importlib.machinery.ModuleSpec | None:
         if fullname != "tensorflow":
             return None
-        position = sys.meta_path.index(self)
-        sys.meta_path.remove(self)
-        try:
-            spec = importlib.util.find_spec(fullname)
-        finally:
-            sys.meta_path.insert(position, self)
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)  # on sys.path, as pip installs it
         if spec is None or spec.loader is None:
             return spec
         run_module = spec.loader.exec_module
