@@ -27,8 +27,9 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from types import ModuleType
 
-# absl's notice, and an INFO line in absl's format: I<mmdd> <time> <thread> <file>:<line>] (before absl is
-# initialised the date is 0000 and the time is 00:00:<seconds since the epoch>).
+# absl's notice, and an INFO line in absl's prefix (abseil-cpp absl/log/internal/log_format.cc,
+# FormatLogPrefix): I<mmdd> <time> <thread> <file>:<line>]. Before absl is initialised TF 2.21.0 writes the
+# date as 0000 and the time as 00:00:<seconds since the epoch>, as seen on this project's machines.
 START_UP_LINE = re.compile(
     r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
     r"|I\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] "
