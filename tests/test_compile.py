@@ -60,7 +60,7 @@ GOLDEN = {
     # exists before training.
     "start-run outputs": {"card": "system.Markdown"},
     "trials wait for": ["plan-trials", "prepare-data"],
-    "plan-trials waits for": ["start-run"],
+    "plan-trials waits for": ["prepare-data", "start-run"],
     # The tournament: a train task per trial of plan-trials' list, SWEEP_PARALLELISM at once (a GPU
     # each), their models collected (dsl.Collected) by choose-trial, whose one model evaluate and promote
     # judge. Without a sweep the list holds one trial: the run as before.
