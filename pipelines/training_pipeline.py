@@ -129,8 +129,9 @@ def _tournament(
 ) -> dsl.PipelineTask:
     """The night's trials trained (one without a sweep), each on its GPU, SWEEP_PARALLELISM at once, and
     the one chosen on validation (components/choose_trial): the task whose model and run the rest judge."""
-    # After the data, though it does not read it: kfp.local runs ready tasks in an order of its own (a
-    # protobuf map's), and one chain keeps a run's steps in the same order on every screen.
+    # After the data, though it does not read it: kfp.local (kfp 2.17.3, kfp/local/graph_utils.py,
+    # topological_sort) runs ready tasks in its protobuf task map's order, which changes with the hash
+    # seed; one chain keeps a run's steps in one order (tests/test_compile.py holds it).
     planned = plan_trials(run=run.outputs["Output"], sweep=parameters["sweep"]).after(data)
     _settle(planned, "plan-trials", cache=False)
     with dsl.ParallelFor(planned.output, parallelism=SWEEP_PARALLELISM, name="trials") as trial:

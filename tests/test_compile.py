@@ -179,6 +179,19 @@ def test_compiled_pipeline_matches_the_golden(compiled):
     assert what_matters(compiled) == GOLDEN
 
 
+def test_the_training_tasks_run_in_one_order_wherever_they_run(compiled):
+    """kfp.local (kfp 2.17.3, kfp/local/graph_utils.py, topological_sort) starts the tasks in a DFS over the
+    DAG's protobuf task map, whose order changes with the process's hash seed: two tasks that do not wait
+    for one another run in either order, and a run's screen (the README's sample) with them. One chain
+    leaves one order: at each step exactly one task has all it waits for done."""
+    tasks = dict(next(yaml.safe_load_all(compiled.read_text()))["components"][TRAINING]["dag"]["tasks"])
+    done: list[str] = []
+    while len(done) < len(tasks):
+        ready = [n for n, t in tasks.items() if n not in done and set(t.get("dependentTasks", [])) <= {*done}]
+        assert len(ready) == 1, f"after {done}, these run in either order: {sorted(ready)}"
+        done += ready
+
+
 PLACEHOLDER = re.compile(r"\{\{\$\.inputs\.parameters\['pipelinechannel--([^']+)'\]\}\}")
 
 
